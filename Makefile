@@ -1,0 +1,42 @@
+# vegw: the two commands a newcomer needs are `make sim` and `make test`.
+# Both create .venv and install what they need (PyPI packages into .venv,
+# Debian's mosquitto with apt-get when it is missing).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: test sim bench lint deps mosquitto clean
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -e .
+	touch $@
+
+deps: $(STAMP) mosquitto
+
+# The integration tests and the simulator talk to a real broker on loopback.
+mosquitto:
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+	  echo "installing Debian's mosquitto (integration tests start it on loopback)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients; \
+	  $(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1 || true; \
+	fi
+
+test: deps
+	$(PY) -m pytest -q -p no:randomly tests
+
+sim: deps
+	$(VENV)/bin/vegw sim
+
+bench: deps
+	$(PY) bench/run.py
+
+lint: deps
+	$(PY) -m pip install -q micropython-esp32-stubs mypy
+	$(PY) -m mypy --config-file mypy.ini firmware
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

@@ -1,0 +1,66 @@
+"""`vegw`: one table maps each verb to the module that implements it.
+
+Each module `vegw.cmd_<verb>` defines `add_arguments(parser)` and
+`run(args) -> int`. Modules import lazily so `vegw --help` stays fast and a
+missing optional dependency only affects its own verb.
+"""
+import argparse
+import importlib
+import sys
+
+# verb: (module, one-line help)
+_COMMANDS = {
+    "decode": ("cmd_decode", "decode a VE.Direct capture (file, stdin or serial port) to JSON lines"),
+    "ble-decode": ("cmd_ble_decode", "decrypt and decode one Victron BLE instant-readout advert"),
+    "sim": ("cmd_sim", "run the firmware under the MicroPython unix port with simulated devices"),
+    "monitor": ("cmd_monitor", "live table of gateways and devices on a broker"),
+    "alarms": ("cmd_alarms", "check alarm rules, replay history through them"),
+    "config": ("cmd_config", "write a starter config, validate a config"),
+    "modem": ("cmd_modem", "talk to a cellular modem: probe SIM, registration, signal"),
+    "deploy": ("cmd_deploy", "compile and copy the firmware to a board over USB"),
+    "provision": ("cmd_provision", "interactive first setup producing a validated config"),
+    "logs": ("cmd_logs", "export the ring buffer of a gateway as CSV, Parquet or JSON lines"),
+    "plot": ("cmd_plot", "plot voltage, current, SoC and PV from exported history to a PNG"),
+    "ota": ("cmd_ota", "update firmware files on a remote gateway over MQTT"),
+    "gen": ("cmd_gen", "generate byte-exact VE.Direct streams for a simulated device"),
+}
+
+
+def build_parser(only=None):
+    parser = argparse.ArgumentParser(prog="vegw", description="vegw: Victron VE.Direct/BLE to MQTT gateway tools")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    modules = {}
+    for verb, (modname, helptext) in _COMMANDS.items():
+        if only is not None and verb != only:
+            sub.add_parser(verb, help=helptext, add_help=False)
+            continue
+        try:
+            mod = importlib.import_module("vegw." + modname)
+        except ImportError as e:
+            if only is not None:
+                raise SystemExit("vegw %s: not available (%s)" % (verb, e))
+            continue
+        p = sub.add_parser(verb, help=helptext, description=helptext)
+        mod.add_arguments(p)
+        modules[verb] = mod
+    return parser, modules
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser, modules = build_parser(only=verb if verb in _COMMANDS else None)
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_help()
+        return 2
+    try:
+        return modules[args.verb].run(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

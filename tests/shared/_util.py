@@ -1,0 +1,60 @@
+# Helpers for shared tests: these files run under CPython (pytest) and under
+# the MicroPython unix port (tests/mprun.py), so they use plain asserts and
+# only the language subset both runtimes share.
+import sys
+
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+
+try:
+    import pytest
+
+    SkipTest = pytest.skip.Exception
+except ImportError:
+
+    class SkipTest(Exception):
+        pass
+
+
+def skip(reason):
+    raise SkipTest(reason)
+
+
+def raises(exc, fn, *args, **kw):
+    """Call fn and return the exception of type exc it raised; fail otherwise."""
+    try:
+        fn(*args, **kw)
+    except exc as e:
+        return e
+    raise AssertionError("did not raise " + exc.__name__)
+
+
+def fixture_path(name):
+    # Both runners start in the repository root.
+    return "tests/fixtures/" + name
+
+
+def read_fixture(name):
+    with open(fixture_path(name), "rb") as f:
+        return f.read()
+
+
+class Rng:
+    """Small seeded PRNG (xorshift32) giving the same sequence on both runtimes,
+    so a fuzz case that fails on one runtime can be replayed on the other."""
+
+    def __init__(self, seed=1):
+        self.s = (seed or 1) & 0xFFFFFFFF
+
+    def next(self):
+        x = self.s
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.s = x
+        return x
+
+    def below(self, n):
+        return self.next() % n
+
+    def bytes(self, n):
+        return bytes(self.next() & 0xFF for _ in range(n))
