@@ -1,0 +1,592 @@
+# Config schema shared by the firmware (config.json on the device) and the
+# host CLI (`vegw config validate`, `vegw provision`). Written as data plus
+# small checks so it runs unchanged on MicroPython and CPython.
+#
+#   check(cfg, board=None)    -> (normalized, errors, warnings)
+#   validate(cfg, board=None) -> (normalized, errors)
+#   masked(cfg)               -> copy with secrets replaced by "***"
+#
+# errors/warnings are lists of (path, message), e.g.
+#   ("devices[2].key", "must be 32 hex characters, got 31")
+# Every problem is reported (up to _MAX_ERRORS, then one summary entry), never
+# raised: the config is outside input. `normalized` has every default filled
+# in and "_comment" keys removed, and is returned even when there are errors
+# (best effort, so a caller can still show what it understood).
+#
+# `board` is the parsed boards/<name>/board.json (a dict) or None to skip pin
+# checks. Pin, BLE key/MAC and alarm-rule checks go through boardinfo,
+# ble_readout and alarm_rules when those modules are present (imported
+# lazily), with small local fallbacks otherwise.
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_MAX_ERRORS = const(64)  # errors kept per check(); the rest are counted
+_MAX_DEVICES = const(16)  # VE.Direct + BLE devices per gateway
+_MAX_WIFI = const(4)  # networks tried in order
+_MAX_RULES = const(32)  # alarm rules (each compiled rule costs heap)
+
+REQUIRED = "\x00required"  # sentinel default: key must be present
+MASK = "***"
+
+_LOWER = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+_TOPIC = _LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ/"
+_HEX = "0123456789abcdefABCDEF"
+_SECRETS = ("password", "key", "pin")
+
+DEVICE_TYPES = ("vedirect", "ble")
+MODEM_MODELS = ("sim7600", "sim7080", "sim7000", "sim800", "a7670", "bg95", "bg96", "generic")
+
+# Field spec: (key, kind, default, a, b)
+#   kinds: "str" (a..b characters), "name" ([a-z0-9_-], a..b chars),
+#   "topic" (MQTT topic prefix, a..b chars), "int" (a..b), "num" (a..b),
+#   "bool", "enum" (a = choices), "pin" (GPIO number or null),
+#   "mac", "key" (checked by ble_readout), "strs" (list of strings, b max)
+#   A default of None means null is accepted.
+_GATEWAY = (
+    ("id", "name", REQUIRED, 1, 32),
+    ("board", "str", "esp32-devkit", 1, 32),
+)
+_WIFI = (
+    ("ssid", "str", REQUIRED, 1, 32),
+    ("password", "str", "", 0, 63),
+)
+_MODEM = (
+    ("model", "enum", "sim7600", MODEM_MODELS, 0),
+    ("apn", "str", REQUIRED, 1, 63),
+    ("user", "str", "", 0, 63),
+    ("password", "str", "", 0, 63),
+    ("pin", "str", "", 0, 8),
+)
+_MQTT = (
+    ("host", "str", REQUIRED, 1, 253),
+    ("port", "int", None, 1, 65535),  # null -> 8883 with TLS, 1883 without
+    ("username", "str", "", 0, 64),
+    ("password", "str", "", 0, 128),
+    ("tls", "bool", False, 0, 0),
+    ("ca", "str", "", 0, 64),
+    ("prefix", "topic", "vegw", 1, 32),
+    ("discovery", "bool", True, 0, 0),
+    ("discovery_prefix", "topic", "homeassistant", 1, 32),
+    ("keepalive", "int", 60, 10, 3600),
+    ("heartbeat", "int", 300, 10, 86400),
+    ("per_value_topics", "bool", False, 0, 0),
+)
+_DEVICE = (
+    ("name", "name", REQUIRED, 1, 24),
+    ("type", "enum", REQUIRED, DEVICE_TYPES, 0),
+)
+_VEDIRECT = (
+    ("uart", "int", REQUIRED, 1, 2),  # UART0 carries the REPL on stock firmware
+    ("rx", "pin", REQUIRED, 0, 48),
+    ("tx", "pin", None, 0, 48),  # optional: text protocol is receive-only
+)
+_BLE_DEV = (
+    ("mac", "mac", REQUIRED, 0, 0),
+    ("key", "key", REQUIRED, 0, 0),
+)
+_BLE = (
+    ("scan_window_ms", "int", 100, 10, 10240),
+    ("scan_interval_ms", "int", 100, 10, 10240),
+)
+_ALARMS = (
+    ("rules", "strs", (), 1, _MAX_RULES),
+    ("stale_timeout", "int", 60, 5, 86400),
+)
+_BUILTIN = (
+    ("stale", "bool", True, 0, 0),
+    ("error", "bool", True, 0, 0),
+    ("device_alarm", "bool", True, 0, 0),
+)
+_LOG = (("interval", "int", 60, 1, 3600),)
+
+# Names people reach for (other gateways, older drafts) -> ours.
+_RENAMED = (
+    ("ble_key", "key"), ("bindkey", "key"), ("bind_key", "key"), ("encryption_key", "key"),
+    ("advertisement_key", "key"), ("address", "mac"), ("mac_address", "mac"),
+    ("user", "username"), ("pass", "password"), ("broker", "host"), ("server", "host"),
+    ("ssl", "tls"), ("topic_prefix", "prefix"), ("base_topic", "prefix"),
+    ("rx_pin", "rx"), ("tx_pin", "tx"), ("uart_num", "uart"), ("psk", "password"),
+    ("sim_pin", "pin"), ("ca_cert", "ca"), ("cafile", "ca"), ("client_id", None),
+)
+
+
+def _typename(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, (list, tuple)):
+        return "list"
+    if isinstance(v, dict):
+        return "object"
+    return type(v).__name__
+
+
+def _distance(a, b):
+    # Levenshtein, two rows; names are short (< 30 chars).
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            c = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + c)
+        prev = cur
+    return prev[len(b)]
+
+
+def _hint(key, known):
+    low = key.lower()
+    for old, new in _RENAMED:
+        if old == low:
+            if new is None:
+                return "unknown key, not configurable here"
+            if new in known:
+                return "unknown key; use '%s' instead" % new
+    best = None
+    for k in known:
+        d = _distance(low, k)
+        if len(k) > 2 and (low.startswith(k) or k.startswith(low)):
+            d = 1  # "logging" -> "log", "dev" -> "devices"
+        if d <= 2 and (best is None or d < best[0]):
+            best = (d, k)
+    if best is not None:
+        return "unknown key; did you mean '%s'?" % best[1]
+    known = sorted(known)
+    return "unknown key (known: %s)" % ", ".join(known)
+
+
+def _mac_problem(text):
+    if not isinstance(text, str):
+        return "must be a string like AA:BB:CC:DD:EE:FF, got " + _typename(text)
+    try:
+        import ble_readout
+
+        return ble_readout.mac_problem(text)
+    except (ImportError, AttributeError):
+        pass
+    parts = text.split(":")
+    if len(text) != 17 or len(parts) != 6:
+        return "must be 6 hex byte pairs like AA:BB:CC:DD:EE:FF, got '%s'" % text
+    for p in parts:
+        if len(p) != 2 or p[0] not in _HEX or p[1] not in _HEX:
+            return "must be 6 hex byte pairs like AA:BB:CC:DD:EE:FF, got '%s'" % text
+    return None
+
+
+def _key_problem(text):
+    if not isinstance(text, str):
+        return "must be a string of 32 hex characters, got " + _typename(text)
+    try:
+        import ble_readout
+
+        return ble_readout.key_problem(text)
+    except (ImportError, AttributeError):
+        pass
+    if len(text) != 32:
+        return "must be 32 hex characters, got %d" % len(text)
+    for i in range(32):
+        if text[i] not in _HEX:
+            return "must be 32 hex characters, got %r at position %d" % (text[i], i + 1)
+    return None
+
+
+def _chars_ok(text, allowed):
+    for c in text:
+        if c not in allowed:
+            return c
+    return None
+
+
+class _Ctx:
+    def __init__(self):
+        self.errors = []
+        self.warnings = []
+        self.dropped = 0  # errors beyond _MAX_ERRORS
+
+    def err(self, path, msg):
+        if len(self.errors) < _MAX_ERRORS:
+            self.errors.append((path, msg))
+        else:
+            self.dropped += 1
+
+    def warn(self, path, msg):
+        if len(self.warnings) < _MAX_ERRORS:
+            self.warnings.append((path, msg))
+
+
+def _value(ctx, path, kind, v, a, b, nullable):
+    """Check one value; return the normalized value (or None when wrong)."""
+    if v is None:
+        if nullable:
+            return None
+        ctx.err(path, "must not be null")
+        return None
+    if kind == "bool":
+        if not isinstance(v, bool):
+            ctx.err(path, "must be true or false, got " + _typename(v))
+            return None
+        return v
+    if kind == "int" or kind == "pin":
+        if isinstance(v, bool) or not isinstance(v, int):
+            ctx.err(path, "must be an integer, got " + _typename(v))
+            return None
+        if v < a or v > b:
+            ctx.err(path, "must be between %d and %d, got %d" % (a, b, v))
+            return None
+        return v
+    if kind == "num":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            ctx.err(path, "must be a number, got " + _typename(v))
+            return None
+        if v < a or v > b:
+            ctx.err(path, "must be between %s and %s, got %s" % (a, b, v))
+            return None
+        return v
+    if kind == "obj":
+        if not isinstance(v, dict):
+            ctx.err(path, "must be an object, got " + _typename(v))
+            return None
+        return v
+    if kind == "enum":
+        if v not in a:
+            ctx.err(path, "must be one of %s, got %s" % (", ".join(a), _show(v)))
+            return None
+        return v
+    if kind == "mac":
+        p = _mac_problem(v)
+        if p:
+            ctx.err(path, p)
+            return None
+        return v.upper()
+    if kind == "key":
+        p = _key_problem(v)
+        if p:
+            ctx.err(path, p)
+            return None
+        return v.lower()
+    if kind == "strs":
+        if not isinstance(v, list):
+            ctx.err(path, "must be a list of strings, got " + _typename(v))
+            return None
+        if len(v) > b:
+            ctx.err(path, "at most %d entries, got %d" % (b, len(v)))
+        out = []
+        for i in range(len(v)):
+            s = v[i]
+            if not isinstance(s, str):
+                ctx.err("%s[%d]" % (path, i), "must be a string, got " + _typename(s))
+            elif len(s) < a:
+                ctx.err("%s[%d]" % (path, i), "must not be empty")
+            else:
+                out.append(s)
+        return out
+    # string kinds
+    if not isinstance(v, str):
+        ctx.err(path, "must be a string, got " + _typename(v))
+        return None
+    if len(v) < a or len(v) > b:
+        if a == 1 and not v:
+            ctx.err(path, "must not be empty")
+        else:
+            ctx.err(path, "must be %d to %d characters, got %d" % (a, b, len(v)))
+        return None
+    if kind == "name":
+        bad = _chars_ok(v, _LOWER)
+        if bad is not None:
+            ctx.err(path, "only a-z, 0-9, '_' and '-' allowed (used in MQTT topics and rules), got %r" % bad)
+            return None
+    elif kind == "topic":
+        bad = _chars_ok(v, _TOPIC)
+        if bad is not None or v[0] == "/" or v[-1] == "/" or "//" in v:
+            ctx.err(path, "must be topic levels of A-Z, a-z, 0-9, '_', '-' joined by '/', got '%s'" % v)
+            return None
+    return v
+
+
+def _show(v):
+    return ("'%s'" % v) if isinstance(v, str) else str(v)
+
+
+def _object(ctx, path, obj, specs, extra=None, other=None):
+    """Check a JSON object against specs (+ extra specs); return normalized dict.
+    `other` names keys that are valid elsewhere, for a better message."""
+    if not isinstance(obj, dict):
+        ctx.err(path or "(top)", "must be an object, got " + _typename(obj))
+        obj = {}
+    allspecs = specs + (extra or ())
+    known = [s[0] for s in allspecs]
+    out = {}
+    for k in obj:
+        if k in known or (isinstance(k, str) and k.startswith("_comment")):
+            continue
+        kp = _join(path, k)
+        if other and k in other[0]:
+            if other[1]:
+                ctx.err(kp, other[1])
+        else:
+            ctx.err(kp, _hint(str(k), known))
+    for key, kind, default, a, b in allspecs:
+        kp = _join(path, key)
+        if key not in obj:
+            if default is REQUIRED:
+                ctx.err(kp, "required")
+                out[key] = None
+            else:
+                out[key] = list(default) if isinstance(default, tuple) else default
+            continue
+        out[key] = _value(ctx, kp, kind, obj[key], a, b, default is None)
+    return out
+
+
+def _join(path, key):
+    return ("%s.%s" % (path, key)) if path else str(key)
+
+
+def _list(ctx, path, v, maxn):
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        ctx.err(path, "must be a list, got " + _typename(v))
+        return []
+    if len(v) > maxn:
+        ctx.err(path, "at most %d entries, got %d" % (maxn, len(v)))
+    return v
+
+
+_TOP = ("gateway", "wifi", "modem", "mqtt", "devices", "ble", "alarms", "log")
+
+
+def check(cfg, board=None):
+    ctx = _Ctx()
+    if not isinstance(cfg, dict):
+        ctx.err("(top)", "config must be a JSON object, got " + _typename(cfg))
+        return {}, ctx.errors, ctx.warnings
+    for k in cfg:
+        if k not in _TOP and not (isinstance(k, str) and k.startswith("_comment")):
+            ctx.err(str(k), _hint(str(k), _TOP))
+    out = {}
+    out["gateway"] = _object(ctx, "gateway", cfg.get("gateway", {}), _GATEWAY)
+    out["mqtt"] = _object(ctx, "mqtt", cfg.get("mqtt", {}), _MQTT)
+    wifi = _list(ctx, "wifi", cfg.get("wifi"), _MAX_WIFI)
+    out["wifi"] = [_object(ctx, "wifi[%d]" % i, wifi[i], _WIFI) for i in range(len(wifi))]
+    modem = cfg.get("modem")
+    out["modem"] = None if modem is None else _object(ctx, "modem", modem, _MODEM)
+    out["ble"] = _object(ctx, "ble", cfg.get("ble", {}), _BLE)
+    alarms = _object(ctx, "alarms", cfg.get("alarms", {}), _ALARMS, (("builtin", "obj", None, 0, 0),))
+    alarms["builtin"] = _object(ctx, "alarms.builtin", alarms["builtin"] or {}, _BUILTIN)
+    out["alarms"] = alarms
+    out["log"] = _object(ctx, "log", cfg.get("log", {}), _LOG)
+    devs = _list(ctx, "devices", cfg.get("devices"), _MAX_DEVICES)
+    out["devices"] = [_device(ctx, i, devs[i]) for i in range(len(devs))]
+    _cross(ctx, out, board)
+    if ctx.dropped:
+        ctx.errors.append(("(more)", "%d more errors not shown" % ctx.dropped))
+    return out, ctx.errors, ctx.warnings
+
+
+def validate(cfg, board=None):
+    out, errors, _ = check(cfg, board)
+    return out, errors
+
+
+_VE_KEYS = ("uart", "rx", "tx")
+_BLE_KEYS = ("mac", "key")
+
+
+def _device(ctx, i, d):
+    path = "devices[%d]" % i
+    t = d.get("type") if isinstance(d, dict) else None
+    if t == "vedirect":
+        return _object(ctx, path, d, _DEVICE, _VEDIRECT, (_BLE_KEYS, "only for type 'ble' devices; this one is 'vedirect'"))
+    if t == "ble":
+        return _object(ctx, path, d, _DEVICE, _BLE_DEV, (_VE_KEYS, "only for type 'vedirect' devices; this one is 'ble'"))
+    # unknown or missing type (already reported): accept either type's keys
+    return _object(ctx, path, d, _DEVICE, (), (_VE_KEYS + _BLE_KEYS, None))
+
+
+def _is_loopback(host):
+    return host in ("localhost", "::1") or (isinstance(host, str) and host.startswith("127."))
+
+
+def _cross(ctx, c, board):
+    m = c["mqtt"]
+    if m["port"] is None:
+        m["port"] = 8883 if m["tls"] else 1883
+    if m["username"] and not m["password"]:
+        ctx.err("mqtt.password", "required when mqtt.username is set (no default passwords)")
+    if m["password"] and not m["username"]:
+        ctx.err("mqtt.username", "required when mqtt.password is set")
+    if m["ca"] and not m["tls"]:
+        ctx.err("mqtt.ca", "given but mqtt.tls is false; set \"tls\": true or remove ca")
+    if m["password"] and not m["tls"] and m["host"] and not _is_loopback(m["host"]):
+        ctx.warn("mqtt.tls", "password sent in clear text to %s; TLS recommended" % m["host"])
+    if m["tls"] and not m["ca"]:
+        ctx.warn("mqtt.ca", "TLS without a CA: the server certificate is not checked")
+    for i in range(len(c["wifi"])):
+        pw = c["wifi"][i]["password"]
+        if pw and len(pw) < 8:
+            ctx.err("wifi[%d].password" % i, "WPA needs 8 to 63 characters, got %d (use \"\" for an open network)" % len(pw))
+    mo = c["modem"]
+    if mo is not None:
+        pin = mo["pin"]
+        if pin and (len(pin) < 4 or _chars_ok(pin, "0123456789") is not None):
+            ctx.err("modem.pin", "SIM PIN must be 4 to 8 digits")
+    if not c["wifi"] and mo is None:
+        ctx.warn("wifi", "no uplink configured (no wifi network and no modem)")
+    b = c["ble"]
+    if b["scan_window_ms"] is not None and b["scan_interval_ms"] is not None and b["scan_window_ms"] > b["scan_interval_ms"]:
+        ctx.err("ble.scan_window_ms", "must not exceed ble.scan_interval_ms (%d)" % b["scan_interval_ms"])
+    _cross_devices(ctx, c["devices"], board)
+    _check_rules(ctx, c)
+
+
+def _cross_devices(ctx, devs, board):
+    names = {}
+    macs = {}
+    pins = {}  # pin -> (path, role)
+    uarts = {}  # uart -> [names]
+    if not devs:
+        ctx.warn("devices", "no devices configured")
+    for i in range(len(devs)):
+        d = devs[i]
+        p = "devices[%d]" % i
+        n = d.get("name")
+        if n is not None:
+            if n in names:
+                ctx.err(p + ".name", "'%s' already used by devices[%d]" % (n, names[n]))
+            else:
+                names[n] = i
+        if d.get("type") == "ble" and d.get("mac"):
+            mac = d["mac"]
+            if mac in macs:
+                ctx.err(p + ".mac", "%s already used by devices[%d]" % (mac, macs[mac]))
+            else:
+                macs[mac] = i
+        if d.get("type") != "vedirect":
+            continue
+        u = d.get("uart")
+        for role in ("rx", "tx"):
+            pin = d.get(role)
+            if pin is None:
+                continue
+            if pin in pins:
+                q = pins[pin]
+                ctx.err(p + "." + role, "GPIO %d already used as %s by %s" % (pin, q[1], q[0]))
+            else:
+                pins[pin] = (p, role)
+            if board is not None:
+                prob = _pin_problem(board, pin, "uart_" + role)
+                if prob:
+                    ctx.err(p + "." + role, prob)
+        if u is not None:
+            if u in uarts:
+                uarts[u].append(n)
+            else:
+                uarts[u] = [n]
+            if board is not None:
+                bu = board.get("uarts") if isinstance(board, dict) else None
+                if isinstance(bu, list) and bu and u not in bu:
+                    ctx.err(p + ".uart", "UART%d is not usable on board %s (usable: %s)" % (u, board.get("name", "?"), ", ".join([str(x) for x in bu])))
+    for u in uarts:
+        if len(uarts[u]) > 1:
+            ctx.warn("devices", "UART%d time-sliced between %s: each updates every %d s" % (u, ", ".join([str(x) for x in uarts[u]]), len(uarts[u])))
+
+
+def _pin_problem(board, pin, role):
+    try:
+        import boardinfo
+
+        return boardinfo.pin_problem(board, pin, role)
+    except (ImportError, AttributeError):
+        pass
+    if not isinstance(board, dict):
+        return None
+    name = board.get("name", "this board")
+    reserved = board.get("reserved")
+    if isinstance(reserved, dict):
+        why = reserved.get(str(pin), reserved.get(pin))
+        if why is not None:
+            return "GPIO %d is reserved on %s: %s" % (pin, name, why)
+    elif isinstance(reserved, list) and pin in reserved:
+        return "GPIO %d is reserved on %s" % (pin, name)
+    valid = board.get("valid")
+    if isinstance(valid, list) and valid and pin not in valid:
+        return "GPIO %d is not a usable pin on %s" % (pin, name)
+    io = board.get("input_only")
+    if role.endswith("tx") and isinstance(io, list) and pin in io:
+        return "GPIO %d is input-only on %s and cannot transmit" % (pin, name)
+    return None
+
+
+def _check_rules(ctx, c):
+    rules = c["alarms"]["rules"]
+    if not rules:
+        return
+    try:
+        import alarm_rules
+    except ImportError:
+        ctx.warn("alarms.rules", "alarm_rules module not present: rules not checked")
+        return
+    try:
+        import field_names
+    except ImportError:
+        field_names = None
+    try:
+        import ble_readout  # noqa: F401  registers BLE-only field names
+    except ImportError:
+        pass
+    devnames = [d.get("name") for d in c["devices"] if d.get("name")]
+
+    def field_ok(*args):
+        # accepts ("dev.field"), ("field") or ("dev", "field")
+        if len(args) >= 2:
+            dev, fld = args[0], args[1]
+        else:
+            s = args[0] if args else ""
+            dot = s.find(".")
+            dev, fld = (s[:dot], s[dot + 1:]) if dot >= 0 else (None, s)
+        if dev is not None and dev not in devnames:
+            return False
+        return field_names is None or field_names.resolve(fld) is not None
+
+    try:
+        res = alarm_rules.parse_rules(rules, field_ok)
+        errs = res[1]
+    except Exception as e:  # a parser bug must not take config loading down
+        ctx.err("alarms.rules", "rule parser failed: %s" % e)
+        return
+    base = _RULE_LINE_BASE
+    for e in errs:
+        line, col, msg = e[0], e[1], e[2]
+        idx = line - base if isinstance(line, int) else 0
+        ctx.err("alarms.rules[%d]" % idx, ("column %d: %s" % (col, msg)) if col else str(msg))
+
+
+_RULE_LINE_BASE = const(1)  # alarm_rules numbers lines from 1
+
+
+def masked(cfg):
+    """Deep copy of cfg with every non-empty secret (password, key, pin) as "***"."""
+    if isinstance(cfg, dict):
+        out = {}
+        for k in cfg:
+            v = cfg[k]
+            if k in _SECRETS and isinstance(v, str) and v:
+                out[k] = MASK
+            else:
+                out[k] = masked(v)
+        return out
+    if isinstance(cfg, list):
+        return [masked(v) for v in cfg]
+    return cfg
