@@ -166,21 +166,29 @@ def _hint(key, known):
     return "unknown key (known: %s)" % ", ".join(known)
 
 
+def _unprefix(msg):
+    # ble_readout says "ble key must be ..."; our path already names the field
+    if msg and (msg.startswith("ble key ") or msg.startswith("ble mac ")):
+        return msg[8:]
+    return msg
+
+
 def _mac_problem(text):
     if not isinstance(text, str):
         return "must be a string like AA:BB:CC:DD:EE:FF, got " + _typename(text)
     try:
         import ble_readout
 
-        return ble_readout.mac_problem(text)
+        return _unprefix(ble_readout.mac_problem(text))
     except (ImportError, AttributeError):
         pass
-    parts = text.split(":")
-    if len(text) != 17 or len(parts) != 6:
-        return "must be 6 hex byte pairs like AA:BB:CC:DD:EE:FF, got '%s'" % text
+    m = text.strip()
+    parts = m.split(m[2] if len(m) > 2 and m[2] in ":-" else ":")
+    if len(m) != 17 or len(parts) != 6:
+        return "must look like AA:BB:CC:DD:EE:FF, got '%s'" % text
     for p in parts:
         if len(p) != 2 or p[0] not in _HEX or p[1] not in _HEX:
-            return "must be 6 hex byte pairs like AA:BB:CC:DD:EE:FF, got '%s'" % text
+            return "must look like AA:BB:CC:DD:EE:FF, got '%s'" % text
     return None
 
 
@@ -190,14 +198,15 @@ def _key_problem(text):
     try:
         import ble_readout
 
-        return ble_readout.key_problem(text)
+        return _unprefix(ble_readout.key_problem(text))
     except (ImportError, AttributeError):
         pass
-    if len(text) != 32:
-        return "must be 32 hex characters, got %d" % len(text)
+    k = text.strip()
+    if len(k) != 32:
+        return "must be 32 hex characters, got %d" % len(k)
     for i in range(32):
-        if text[i] not in _HEX:
-            return "must be 32 hex characters, got %r at position %d" % (text[i], i + 1)
+        if k[i] not in _HEX:
+            return "must be 32 hex characters, found %r at position %d" % (k[i], i + 1)
     return None
 
 
@@ -268,13 +277,13 @@ def _value(ctx, path, kind, v, a, b, nullable):
         if p:
             ctx.err(path, p)
             return None
-        return v.upper()
+        return v.strip().upper().replace("-", ":")
     if kind == "key":
         p = _key_problem(v)
         if p:
             ctx.err(path, p)
             return None
-        return v.lower()
+        return v.strip().lower()
     if kind == "strs":
         if not isinstance(v, list):
             ctx.err(path, "must be a list of strings, got " + _typename(v))

@@ -298,3 +298,30 @@ def test_error_cap():
     _, errors = cfg_schema.validate(c)
     assert len(errors) <= 65
     assert errors[-1][0] == "(more)"
+
+
+def test_key_and_mac_normalized():
+    c = good()
+    c["devices"][1]["key"] = " " + KEY.upper() + "\n"
+    c["devices"][1]["mac"] = "aa-bb-cc-dd-ee-0f"
+    cfg, errors = cfg_schema.validate(c)
+    assert errors == [], errors
+    assert cfg["devices"][1]["key"] == KEY
+    assert cfg["devices"][1]["mac"] == "AA:BB:CC:DD:EE:0F"
+
+
+def test_short_key_message_exact():
+    c = good()
+    c["devices"][1]["key"] = KEY[:31]
+    _, errors = cfg_schema.validate(c)
+    assert errors == [("devices[1].key", "must be 32 hex characters, got 31")], errors
+
+
+def test_fallback_checks_match_ble_readout():
+    # the local fallbacks agree with ble_readout on what is acceptable
+    for text in (KEY, KEY[:31], KEY + "0", " " + KEY, KEY[:31] + "x"):
+        k = len(text.strip()) == 32 and cfg_schema._chars_ok(text.strip(), cfg_schema._HEX) is None
+        assert (cfg_schema._key_problem(text) is None) == k, text
+    for text in ("AA:BB:CC:DD:EE:FF", "aa-bb-cc-dd-ee-ff", "AA:BB:CC:DD:EE", "AABBCCDDEEFF", "AA:BB:CC:DD:EE:FG"):
+        ok = text in ("AA:BB:CC:DD:EE:FF", "aa-bb-cc-dd-ee-ff")
+        assert (cfg_schema._mac_problem(text) is None) == ok, text
