@@ -1,0 +1,834 @@
+# Small asyncio MQTT 3.1.1 client shared by MicroPython and CPython.
+#
+# Why not umqtt.simple: it blocks (connect, QoS 1 publish), turns its socket
+# blocking for good after the first wait_msg/check_msg, and sends no keepalive
+# pings. Why not mqtt_as: it owns the Wi-Fi interface and cannot run over PPP.
+# Here every wait is an asyncio wait with a bound, so the event loop is never
+# held by the uplink (see docs/mqtt.md for the measured latencies). The one
+# exception is DNS: getaddrinfo blocks on both runtimes, so the address is
+# resolved in connect(), cached, and refreshed only after a failed connect; an
+# IP literal costs nothing.
+#
+# Layout: packet coders (pure functions on a caller's bytearray, tested
+# against exact bytes in tests/shared/test_mqtt_codec.py), Framer (splits the
+# byte stream into packets in one preallocated buffer), MQTTClient.
+#
+# The client never retries on its own: connect() returns 0 or an error code,
+# a dead link is dropped and reported (is_connected() False, on_disconnect),
+# and the caller decides when to connect again.
+import sys
+
+try:
+    import asyncio
+except ImportError:  # pragma: no cover - very old MicroPython
+    import uasyncio as asyncio
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+try:
+    from time import ticks_ms, ticks_diff
+except ImportError:
+    import time as _time
+
+    def ticks_ms():
+        return int(_time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+_MP = sys.implementation.name == "micropython"
+
+# Packet types (first byte, high nibble)
+CONNECT = const(0x10)
+CONNACK = const(0x20)
+PUBLISH = const(0x30)
+PUBACK = const(0x40)
+SUBSCRIBE = const(0x82)  # with the reserved flags 0b0010
+SUBACK = const(0x90)
+UNSUBACK = const(0xB0)
+PINGREQ = const(0xC0)
+PINGRESP = const(0xD0)
+DISCONNECT = const(0xE0)
+
+PINGREQ_PKT = b"\xc0\x00"
+DISCONNECT_PKT = b"\xe0\x00"
+
+# Defaults and maxima (each buffer/queue bounded; what does not fit is counted)
+_DEF_MAX_INFLIGHT = const(8)  # QoS 1 messages awaiting PUBACK
+_DEF_TX_BUF = const(2048)  # largest packet we send (HA discovery config ~700 B)
+_DEF_RX_BUF = const(512)  # largest packet we accept; bigger ones are skipped
+_MAX_SUBS = const(4)  # remembered subscriptions, re-sent on every connect
+_DONE_RING = const(16)  # recent PUBACK outcomes, for wait_puback after the fact
+_MAX_ACKS = const(4)  # PUBACKs we owe for QoS 1 messages of one read; more are counted
+_POLL_MS = const(10)  # poll step of the few waits that poll (slot, puback)
+
+# connect() error codes (positive values are CONNACK return codes 1..5)
+ERR_TIMEOUT = const(-1)
+ERR_NET = const(-2)
+ERR_DNS = const(-3)
+ERR_PROTO = const(-4)
+
+
+# ---------------------------------------------------------------- coders
+def _b(s):
+    if isinstance(s, str):
+        return s.encode()
+    return s
+
+
+def rl_size(n):
+    """Bytes the remaining-length varint of n takes (1..4)."""
+    if n < 128:
+        return 1
+    if n < 16384:
+        return 2
+    if n < 2097152:
+        return 3
+    return 4
+
+
+def enc_rl(buf, off, n):
+    """Write remaining length n (7 bits per byte, low first, bit 7 = more) at off.
+    Returns the offset after it."""
+    while True:
+        d = n & 0x7F
+        n >>= 7
+        if n:
+            buf[off] = d | 0x80
+            off += 1
+        else:
+            buf[off] = d
+            return off + 1
+
+
+def dec_rl(buf, off, end):
+    """Decode a remaining length starting at off, reading no further than end.
+    Returns (value, offset after it); value -1 = incomplete, -2 = malformed
+    (a fifth length byte)."""
+    val = 0
+    shift = 0
+    for i in range(4):
+        if off + i >= end:
+            return -1, off
+        d = buf[off + i]
+        val |= (d & 0x7F) << shift
+        if not d & 0x80:
+            return val, off + i + 1
+        shift += 7
+    return -2, off
+
+
+def _put_str(buf, off, s):
+    n = len(s)
+    buf[off] = n >> 8
+    buf[off + 1] = n & 0xFF
+    buf[off + 2 : off + 2 + n] = s
+    return off + 2 + n
+
+
+def _fits(buf, rl):
+    return 1 + rl_size(rl) + rl <= len(buf)
+
+
+def enc_connect(buf, client_id, keepalive=60, clean=True, user=None, password=None,
+                will_topic=None, will_msg=None, will_retain=False, will_qos=0):
+    """CONNECT into buf; returns its length, 0 if it does not fit."""
+    cid = _b(client_id)
+    rl = 10 + 2 + len(cid)
+    flags = 0x02 if clean else 0
+    if will_topic:
+        will_topic = _b(will_topic)
+        will_msg = _b(will_msg or b"")
+        rl += 4 + len(will_topic) + len(will_msg)
+        flags |= 0x04 | (will_qos << 3) | (0x20 if will_retain else 0)
+    if user is not None:
+        user = _b(user)
+        rl += 2 + len(user)
+        flags |= 0x80
+        if password is not None:
+            password = _b(password)
+            rl += 2 + len(password)
+            flags |= 0x40
+    if not _fits(buf, rl):
+        return 0
+    buf[0] = CONNECT
+    off = enc_rl(buf, 1, rl)
+    off = _put_str(buf, off, b"MQTT")
+    buf[off] = 4  # protocol level 3.1.1
+    buf[off + 1] = flags
+    buf[off + 2] = keepalive >> 8
+    buf[off + 3] = keepalive & 0xFF
+    off = _put_str(buf, off + 4, cid)
+    if will_topic:
+        off = _put_str(buf, off, will_topic)
+        off = _put_str(buf, off, will_msg)
+    if user is not None:
+        off = _put_str(buf, off, user)
+        if password is not None:
+            off = _put_str(buf, off, password)
+    return off
+
+
+def enc_publish(buf, topic, payload, qos=0, retain=False, pid=0, dup=False):
+    """PUBLISH into buf; returns its length, 0 if it does not fit."""
+    topic = _b(topic)
+    payload = _b(payload)
+    rl = 2 + len(topic) + len(payload) + (2 if qos else 0)
+    if not _fits(buf, rl):
+        return 0
+    buf[0] = PUBLISH | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
+    off = enc_rl(buf, 1, rl)
+    off = _put_str(buf, off, topic)
+    if qos:
+        buf[off] = pid >> 8
+        buf[off + 1] = pid & 0xFF
+        off += 2
+    buf[off : off + len(payload)] = payload
+    return off + len(payload)
+
+
+def enc_subscribe(buf, pid, topic, qos=0):
+    topic = _b(topic)
+    rl = 2 + 2 + len(topic) + 1
+    if not _fits(buf, rl):
+        return 0
+    buf[0] = SUBSCRIBE
+    off = enc_rl(buf, 1, rl)
+    buf[off] = pid >> 8
+    buf[off + 1] = pid & 0xFF
+    off = _put_str(buf, off + 2, topic)
+    buf[off] = qos
+    return off + 1
+
+
+def enc_puback(buf, pid):
+    buf[0] = PUBACK
+    buf[1] = 2
+    buf[2] = pid >> 8
+    buf[3] = pid & 0xFF
+    return 4
+
+
+def dec_publish(first, body):
+    """Body of an incoming PUBLISH -> (topic, payload, qos, retain, pid) as
+    bytes/ints, or None when malformed (never raises)."""
+    qos = (first >> 1) & 3
+    n = len(body)
+    if n < 2 or qos == 3:
+        return None
+    tl = (body[0] << 8) | body[1]
+    off = 2 + tl
+    pid = 0
+    if qos:
+        if off + 2 > n:
+            return None
+        pid = (body[off] << 8) | body[off + 1]
+        off += 2
+    if off > n:
+        return None
+    return bytes(body[2 : 2 + tl]), bytes(body[off:]), qos, first & 1, pid
+
+
+class Framer:
+    """Cuts an MQTT byte stream into packets inside one preallocated buffer.
+    feed(data, handler) calls handler(first_byte, body_memoryview) for each
+    complete packet (the view is only valid during the call). A packet larger
+    than the buffer is skipped and counted in `dropped`; a malformed length
+    makes feed return False (the link must be dropped)."""
+
+    def __init__(self, size=_DEF_RX_BUF):
+        self.buf = bytearray(size)
+        self.mv = memoryview(self.buf)
+        self.n = 0  # bytes held
+        self.skip = 0  # bytes of an oversized packet still to discard
+        self.dropped = 0
+        self.malformed = 0
+
+    def reset(self):
+        self.n = 0
+        self.skip = 0
+
+    def feed(self, data, handler):
+        pos = 0
+        end = len(data)
+        size = len(self.buf)
+        while pos < end:
+            if self.skip:
+                k = min(self.skip, end - pos)
+                self.skip -= k
+                pos += k
+                continue
+            k = min(size - self.n, end - pos)
+            self.buf[self.n : self.n + k] = data[pos : pos + k]
+            self.n += k
+            pos += k
+            if not self._split(handler):
+                return False
+        return True
+
+    def _split(self, handler):
+        buf = self.buf
+        off = 0
+        while self.n - off >= 2:
+            rl, p = dec_rl(buf, off + 1, self.n)
+            if rl == -2:
+                self.malformed += 1
+                self.n = 0
+                return False
+            if rl == -1:
+                break
+            total = p - off + rl
+            if total > len(buf):
+                # every byte held from off on belongs to this packet
+                self.dropped += 1
+                self.skip = total - (self.n - off)
+                self.n = 0
+                return True
+            if self.n - off < total:
+                break
+            handler(buf[off], self.mv[p : p + rl])
+            off += total
+        if off:
+            rest = self.n - off
+            if rest:
+                buf[0:rest] = bytes(self.mv[off : self.n])
+            self.n = rest
+        return True
+
+
+def availability_topic(prefix, gateway):
+    return "%s/%s/availability" % (prefix, gateway)
+
+
+def make_tls_context(ca=None):
+    """Client SSLContext for either runtime. ca: CA certificate as PEM text or
+    DER bytes; the server certificate is checked only when it is given
+    (without it the link is encrypted but not authenticated)."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if _MP and isinstance(ca, str):
+            ca = ca.encode()
+        ctx.load_verify_locations(cadata=ca)
+    else:
+        if not _MP:
+            ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+# ---------------------------------------------------------------- client
+class MQTTClient:
+    """asyncio MQTT 3.1.1 client. Method names follow umqtt.simple where they
+    mean the same (connect, publish, subscribe, disconnect, set_callback,
+    set_last_will), but all network methods are coroutines with bounded waits
+    and none raises on network trouble: they return a code or None."""
+
+    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=60,
+                 ssl=None, server_hostname=None, max_inflight=_DEF_MAX_INFLIGHT,
+                 tx_buf=_DEF_TX_BUF, rx_buf=_DEF_RX_BUF, connect_timeout_ms=10000,
+                 ack_timeout_ms=10000, tx_timeout_ms=5000, avail_topic=None):
+        self.client_id = client_id
+        self.server = server
+        self.port = port or (8883 if ssl else 1883)
+        self.user = user
+        self.password = password
+        self.keepalive = keepalive
+        self.ssl = ssl
+        self.server_hostname = server_hostname or server
+        self.connect_timeout_ms = connect_timeout_ms
+        self.ack_timeout_ms = ack_timeout_ms
+        self.tx_timeout_ms = tx_timeout_ms
+        self.cb = None
+        self.on_puback = None  # on_puback(pid, ok): ok False = timed out / link dropped
+        self.on_disconnect = None  # on_disconnect(reason)
+        self.lw = None
+        self.avail_topic = avail_topic
+        if avail_topic:
+            self.set_last_will(avail_topic, b"offline", retain=True, qos=1)
+        self._tx = bytearray(tx_buf)
+        self._txmv = memoryview(self._tx)
+        self._framer = Framer(rx_buf)
+        self._rd = bytearray(128)  # MicroPython reads into this (no allocation)
+        self._rdmv = memoryview(self._rd)
+        # in-flight window: parallel preallocated arrays, pid 0 = free slot
+        self.max_inflight = max_inflight
+        self._ifl_pid = [0] * max_inflight
+        self._ifl_t = [0] * max_inflight
+        self._done_pid = [0] * _DONE_RING
+        self._done_ok = bytearray(_DONE_RING)
+        self._done_i = 0
+        self._subs = []  # [(topic, qos)] at most _MAX_SUBS
+        self._suback = {}  # pid -> granted qos, for subscribe() waiting
+        self._pid = 0
+        self._connack = -1
+        self._acks = [0] * _MAX_ACKS
+        self._nacks = 0
+        self.ack_dropped = 0
+        self._addr = None  # cached getaddrinfo entry
+        self._sock = None
+        self._r = None
+        self._w = None
+        self._lock = asyncio.Lock()
+        self._connected = False
+        self._rx_task = None
+        self._tick_task = None
+        self._last_rx = 0
+        self._last_tx = 0
+        self._ping_out = False
+        self.last_error = ""
+        # counters (never reset; the caller diffs them)
+        self.connects = 0
+        self.conn_failures = 0
+        self.disconnects = 0
+        self.publishes = 0
+        self.pubacks = 0
+        self.timeouts = 0  # QoS 1 messages not acknowledged in ack_timeout_ms
+        self.window_full = 0  # QoS 1 publishes refused: window stayed full
+        self.too_big = 0  # publishes refused: larger than the tx buffer
+        self.not_connected = 0  # publishes refused: no link
+        self.received = 0  # PUBLISH packets received
+        self.pings = 0
+        self.bytes_sent = 0
+        self.bytes_recv = 0
+        self.dns_lookups = 0
+        self.dns_ms_last = 0
+        self.dns_ms_max = 0
+
+    # -- configuration (umqtt.simple names)
+    def set_callback(self, cb):
+        """cb(topic_bytes, msg_bytes) for every PUBLISH received."""
+        self.cb = cb
+
+    def set_last_will(self, topic, msg, retain=False, qos=0):
+        self.lw = (_b(topic), _b(msg), retain, qos)
+
+    def is_connected(self):
+        return self._connected
+
+    def inflight(self):
+        return self.max_inflight - self._ifl_pid.count(0)
+
+    def counters(self):
+        return {
+            "connects": self.connects, "conn_failures": self.conn_failures,
+            "disconnects": self.disconnects, "publishes": self.publishes,
+            "pubacks": self.pubacks, "timeouts": self.timeouts,
+            "window_full": self.window_full, "too_big": self.too_big,
+            "not_connected": self.not_connected, "received": self.received,
+            "rx_dropped": self._framer.dropped, "pings": self.pings,
+            "bytes_sent": self.bytes_sent, "bytes_recv": self.bytes_recv,
+            "dns_lookups": self.dns_lookups, "dns_ms_max": self.dns_ms_max,
+        }
+
+    # -- connection
+    def _resolve(self):
+        # Blocking on both runtimes (no asynchronous getaddrinfo on MicroPython):
+        # called only from connect(), result cached until a connect fails.
+        if self._addr is None:
+            import socket
+
+            t0 = ticks_ms()
+            self.dns_lookups += 1
+            try:
+                ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)
+                self._addr = ai[0] if ai else None
+            except Exception as e:  # noqa: BLE001 - OSError, or gaierror on CPython
+                self.last_error = "dns: %r" % (e,)
+                self._addr = None
+            dt = ticks_diff(ticks_ms(), t0)
+            self.dns_ms_last = dt
+            if dt > self.dns_ms_max:
+                self.dns_ms_max = dt
+        return self._addr
+
+    async def _open(self, ai):
+        if not _MP:
+            # CPython closes the socket itself when this is cancelled
+            self._r, self._w = await asyncio.open_connection(
+                ai[4][0], ai[4][1], ssl=self.ssl,
+                server_hostname=self.server_hostname if self.ssl else None)
+            return
+        # MicroPython: own the socket so a timed-out connect can close it (the
+        # stock open_connection would leak it) and so DNS is ours, not its.
+        import socket
+
+        s = socket.socket(ai[0], socket.SOCK_STREAM)
+        self._sock = s
+        s.setblocking(False)
+        try:
+            s.connect(ai[-1])
+        except OSError as e:
+            if e.errno != 115:  # EINPROGRESS
+                raise
+        if self.ssl:
+            s = self.ssl.wrap_socket(s, server_hostname=self.server_hostname,
+                                     do_handshake_on_connect=False)
+            s.setblocking(False)
+            self._sock = s
+        self._r = self._w = asyncio.StreamReader(s)
+
+    def _close_sock(self):
+        w = self._w
+        self._r = self._w = None
+        try:
+            if w is not None:
+                w.close()
+            elif self._sock is not None:
+                self._sock.close()
+        except Exception:  # noqa: BLE001 - closing a dead socket
+            pass
+        self._sock = None
+
+    async def connect(self, clean_session=True):
+        """Open the link, send CONNECT, wait for CONNACK, start the receive and
+        keepalive tasks, re-subscribe, publish "online" to avail_topic.
+        Returns 0 on success, a CONNACK code 1..5, or ERR_* (< 0). Bounded by
+        connect_timeout_ms (plus the DNS lookup when the address is not cached)."""
+        if self._connected:
+            self._drop("reconnect")
+        t0 = ticks_ms()
+        ai = self._resolve()
+        if ai is None:
+            self.conn_failures += 1
+            return ERR_DNS
+        rc = await self._connect2(ai, clean_session, t0)
+        if rc:
+            self.conn_failures += 1
+            self._close_sock()
+            self._addr = None  # resolve again next time
+            return rc
+        self.connects += 1
+        self._connected = True
+        now = ticks_ms()
+        self._last_rx = self._last_tx = now
+        self._ping_out = False
+        self._rx_task = asyncio.create_task(self._rx_loop())
+        self._tick_task = asyncio.create_task(self._tick_loop())
+        for topic, qos in self._subs:
+            await self._send_sub(topic, qos)
+        if self.avail_topic:
+            await self.publish(self.avail_topic, b"online", retain=True, qos=1)
+        return 0 if self._connected else ERR_NET
+
+    def _left_s(self, t0):
+        left = self.connect_timeout_ms - ticks_diff(ticks_ms(), t0)
+        return (left if left > 1 else 1) / 1000
+
+    async def _connect2(self, ai, clean, t0):
+        self._framer.reset()
+        try:
+            await asyncio.wait_for(self._open(ai), self._left_s(t0))
+            lw = self.lw or (None, None, False, 0)
+            n = enc_connect(self._tx, self.client_id, self.keepalive, clean, self.user,
+                            self.password, lw[0], lw[1], lw[2], lw[3])
+            if not n:
+                self.last_error = "connect packet too big"
+                return ERR_PROTO
+            self._write(n)
+            await asyncio.wait_for(self._w.drain(), self._left_s(t0))
+            self._connack = -1
+            while self._connack < 0:
+                data = await asyncio.wait_for(self._read(), self._left_s(t0))
+                if not data:
+                    self.last_error = "closed by broker"
+                    return ERR_NET
+                if not self._framer.feed(data, self._on_packet_connecting):
+                    self.last_error = "malformed packet"
+                    return ERR_PROTO
+        except asyncio.TimeoutError:
+            self.last_error = "connect timeout"
+            return ERR_TIMEOUT
+        except Exception as e:  # noqa: BLE001 - OSError, ssl errors
+            self.last_error = "connect: %r" % (e,)
+            return ERR_NET
+        if self._connack:
+            self.last_error = "connack rc %d" % self._connack
+        return self._connack
+
+    def _on_packet_connecting(self, first, body):
+        if first == CONNACK and len(body) >= 2:
+            self._connack = body[1]
+        elif self._connack >= 0:
+            self._on_packet(first, body)  # arrived in the same read as CONNACK
+
+    def _write(self, n):
+        data = self._txmv[:n] if _MP else bytes(self._txmv[:n])
+        self._w.write(data)
+        self.bytes_sent += n
+        self._last_tx = ticks_ms()
+
+    async def _read(self):
+        if _MP:
+            n = await self._r.readinto(self._rd)
+            if not n:
+                return b""
+            self.bytes_recv += n
+            return self._rdmv[:n]
+        data = await self._r.read(len(self._rd))
+        self.bytes_recv += len(data)
+        return data
+
+    async def _send(self, build, *args):
+        """Build a packet into the tx buffer and send it, under the lock so two
+        tasks never share the buffer. Returns True if written and drained."""
+        if not self._connected:
+            return False
+        await self._lock.acquire()
+        try:
+            if not self._connected:
+                return False
+            n = build(self._tx, *args)
+            if not n:
+                return False
+            try:
+                self._write(n)
+                await asyncio.wait_for(self._w.drain(), self.tx_timeout_ms / 1000)
+            except asyncio.TimeoutError:
+                self._drop("tx stalled")
+                return False
+            except Exception as ex:  # noqa: BLE001 - OSError
+                self._drop("tx: %r" % (ex,))
+                return False
+            return True
+        finally:
+            self._lock.release()
+
+    def _drop(self, reason):
+        """Forget the link: stop the tasks, close the socket, fail the in-flight
+        window. Safe to call from any task, more than once."""
+        if not self._connected:
+            return
+        self._connected = False
+        self.disconnects += 1
+        self.last_error = reason
+        cur = asyncio.current_task()
+        for t in (self._rx_task, self._tick_task):
+            if t is not None and t is not cur:
+                t.cancel()
+        self._rx_task = self._tick_task = None
+        self._close_sock()
+        for i in range(self.max_inflight):
+            if self._ifl_pid[i]:
+                self._finish(i, False)
+        if self.on_disconnect:
+            self.on_disconnect(reason)
+
+    async def disconnect(self):
+        """Clean shutdown: "offline" to avail_topic (a clean DISCONNECT
+        suppresses the will), then DISCONNECT and close."""
+        if not self._connected:
+            return
+        if self.avail_topic:
+            await self.publish(self.avail_topic, b"offline", retain=True, qos=0)
+        await self._send(_enc_fixed, DISCONNECT)
+        self._drop("disconnect")
+
+    # -- publish / subscribe
+    def _next_pid(self):
+        pid = self._pid + 1
+        while True:
+            if pid > 65535:
+                pid = 1
+            if pid not in self._ifl_pid and pid not in self._suback:
+                self._pid = pid
+                return pid
+            pid += 1
+
+    def _finish(self, i, ok):
+        pid = self._ifl_pid[i]
+        self._ifl_pid[i] = 0
+        self._done_pid[self._done_i] = pid
+        self._done_ok[self._done_i] = 1 if ok else 0
+        self._done_i = (self._done_i + 1) % _DONE_RING
+        if ok:
+            self.pubacks += 1
+        else:
+            self.timeouts += 1
+        if self.on_puback:
+            self.on_puback(pid, ok)
+
+    async def publish(self, topic, msg, retain=False, qos=0):
+        """Send one message. Returns 0 for QoS 0, the packet id (1..65535) for
+        QoS 1 (see on_puback / wait_puback), or None if it was not sent (not
+        connected, larger than the tx buffer, or the in-flight window stayed
+        full for ack_timeout_ms)."""
+        if not self._connected:
+            self.not_connected += 1
+            return None
+        qos = 1 if qos else 0
+        topic = _b(topic)
+        msg = _b(msg)
+        slot = -1
+        if qos:
+            t0 = ticks_ms()
+            while True:
+                if not self._connected:
+                    self.not_connected += 1
+                    return None
+                try:
+                    slot = self._ifl_pid.index(0)
+                    break
+                except ValueError:
+                    pass
+                if ticks_diff(ticks_ms(), t0) >= self.ack_timeout_ms:
+                    self.window_full += 1
+                    return None
+                await asyncio.sleep(_POLL_MS / 1000)
+            pid = self._next_pid()
+            self._ifl_pid[slot] = pid
+            self._ifl_t[slot] = ticks_ms()
+        else:
+            pid = 0
+        rl = 2 + len(topic) + len(msg) + 2 * qos
+        if not _fits(self._tx, rl):
+            self.too_big += 1
+            if qos:
+                self._ifl_pid[slot] = 0
+            return None
+        ok = await self._send(enc_publish, topic, msg, qos, retain, pid)
+        if not ok:
+            if qos and self._ifl_pid[slot] == pid:
+                self._ifl_pid[slot] = 0
+            if self._connected:
+                return None
+            self.not_connected += 1
+            return None
+        self.publishes += 1
+        return pid
+
+    async def wait_puback(self, pid, timeout_ms=None):
+        """True once pid is acknowledged; False if it timed out, the link
+        dropped, or the outcome is older than the last 16 completions."""
+        if not pid:
+            return False
+        t0 = ticks_ms()
+        limit = self.ack_timeout_ms if timeout_ms is None else timeout_ms
+        while pid in self._ifl_pid:
+            if ticks_diff(ticks_ms(), t0) >= limit:
+                return False
+            await asyncio.sleep(_POLL_MS / 1000)
+        for i in range(_DONE_RING):
+            j = (self._done_i - 1 - i) % _DONE_RING
+            if self._done_pid[j] == pid:
+                return bool(self._done_ok[j])
+        return False
+
+    async def _send_sub(self, topic, qos):
+        pid = self._next_pid()
+        self._suback[pid] = -2  # waiting
+        if not await self._send(enc_subscribe, pid, topic, qos):
+            self._suback.pop(pid, None)
+            return None
+        t0 = ticks_ms()
+        while self._suback.get(pid, -1) == -2 and self._connected:
+            if ticks_diff(ticks_ms(), t0) >= self.ack_timeout_ms:
+                break
+            await asyncio.sleep(_POLL_MS / 1000)
+        g = self._suback.pop(pid, -1)
+        return -1 if g < 0 or g == 0x80 else g
+
+    async def subscribe(self, topic, qos=0):
+        """Subscribe now (if connected) and again after every connect. Returns
+        the granted QoS (0/1), -1 if refused or unanswered, None if offline
+        (then it only takes effect at the next connect)."""
+        topic = _b(topic)
+        qos = 1 if qos else 0
+        if (topic, qos) not in self._subs:
+            if len(self._subs) >= _MAX_SUBS:
+                return -1
+            self._subs.append((topic, qos))
+        if not self._connected:
+            return None
+        return await self._send_sub(topic, qos)
+
+    # -- background tasks
+    def _on_packet(self, first, body):
+        t = first & 0xF0
+        if t == PUBACK and len(body) >= 2:
+            pid = (body[0] << 8) | body[1]
+            for i in range(self.max_inflight):
+                if self._ifl_pid[i] == pid:
+                    self._finish(i, True)
+                    break
+        elif t == PINGRESP:
+            self._ping_out = False
+        elif t == PUBLISH:
+            m = dec_publish(first, body)
+            if m is None:
+                self._framer.malformed += 1
+                return
+            self.received += 1
+            if m[2]:
+                if self._nacks < _MAX_ACKS:
+                    self._acks[self._nacks] = m[4]
+                    self._nacks += 1
+                else:
+                    self.ack_dropped += 1
+            if self.cb:
+                try:
+                    self.cb(m[0], m[1])
+                except Exception as e:  # noqa: BLE001 - a callback bug must not kill the link
+                    self.last_error = "callback: %r" % (e,)
+        elif t == SUBACK and len(body) >= 3:
+            pid = (body[0] << 8) | body[1]
+            if pid in self._suback:
+                self._suback[pid] = body[2]
+
+    async def _rx_loop(self):
+        try:
+            while self._connected:
+                data = await self._read()
+                if not data:
+                    self._drop("closed by broker")
+                    return
+                self._last_rx = ticks_ms()
+                self._nacks = 0
+                if not self._framer.feed(data, self._on_packet):
+                    self._drop("malformed packet")
+                    return
+                for i in range(self._nacks):
+                    await self._send(enc_puback, self._acks[i])
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - OSError from the socket
+            self._drop("rx: %r" % (e,))
+
+    async def _tick_loop(self):
+        # Keepalive: PINGREQ when nothing was sent for `keepalive` seconds or
+        # nothing received for `keepalive` seconds (a QoS 0-only publisher would
+        # otherwise never notice a half-open link). Dead link: nothing received
+        # for 1.5 x keepalive (so a PINGRESP had keepalive/2 to arrive).
+        ka = self.keepalive * 1000
+        step = ka // 8 if ka else 1000
+        step = 50 if step < 50 else (500 if step > 500 else step)
+        while self._connected:
+            await asyncio.sleep(step / 1000)
+            now = ticks_ms()
+            for i in range(self.max_inflight):
+                if self._ifl_pid[i] and ticks_diff(now, self._ifl_t[i]) >= self.ack_timeout_ms:
+                    self._finish(i, False)
+            if not ka:
+                continue
+            if ticks_diff(now, self._last_rx) >= ka * 3 // 2:
+                self._drop("keepalive: no answer from broker")
+                return
+            if not self._ping_out and (ticks_diff(now, self._last_tx) >= ka or ticks_diff(now, self._last_rx) >= ka):
+                self._ping_out = True
+                self.pings += 1
+                await self._send(_enc_fixed, PINGREQ)
+
+
+def _enc_fixed(buf, first):
+    # PINGREQ, DISCONNECT: a first byte and a zero remaining length
+    buf[0] = first
+    buf[1] = 0
+    return 2
