@@ -449,7 +449,7 @@ def mac_text(mac):
 
 def _start(data):
     """Index of the 0x10 byte: skips a leading company id E1 02."""
-    if len(data) >= 3 and data[0] == _COMPANY_LO and data[1] == _COMPANY_HI:
+    if len(data) >= 2 and data[0] == _COMPANY_LO and data[1] == _COMPANY_HI:
         return 2
     return 0
 
