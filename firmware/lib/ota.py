@@ -1,0 +1,629 @@
+# Device side of OTA over MQTT: replace the firmware's Python files (.py/.mpy,
+# config files) on a remote gateway, chunked, each file hash-checked before it
+# replaces the old one, with rollback when the new firmware does not report
+# healthy in time. The MicroPython binary itself is never touched.
+#
+# The app subscribes to <prefix>/<gw>/ota/# and calls
+#   replies = rx.handle(suffix, payload)   # suffix: text after "ota/"
+# then publishes every reply dict (JSON) on <prefix>/<gw>/ota/status. A reply
+# with "reboot": True asks the app to reset the board once it is published.
+#
+# Messages from the host (vegw ota):
+#   ota/manifest  JSON {"id": str<=40, "sid": 0..65535, "version": str<=32,
+#                 "files": [{"path": "lib/x.mpy", "size": n, "sha256": hex64}]}
+#   ota/chunk     binary: header "<BHHI" = fmt 1, sid, file index, offset
+#                 (9 bytes), then 1.._MAX_CHUNK data bytes
+#   ota/commit    JSON {"id": ...}   swap all received files in, then reboot
+#   ota/abort     JSON {"id": ...}   drop the session and its temp files
+#   ota/query     anything           reply with the current state
+# Replies ("state"): need, recv, resend, file_ok, file_bad, ready, committed,
+# pending, healthy, rolled_back, aborted, no_session, idle, error.
+#
+# Files on the device for path P: P.new (being received / verified),
+# P.bak (the previous P while the update awaits health), and one journal
+# ota_state.json (written through ota_state.json.new) whose "state" is
+#   swap      -> files are being swapped in (boot_check rolls forward)
+#   pending   -> swapped; waiting for mark_healthy() (rollback on timeout
+#                or after max_boots boots without it)
+#   rollback  -> restoring .bak files (boot_check finishes it)
+#   clean     -> healthy; deleting .bak files (boot_check finishes it)
+# Every step is idempotent, so a power cut at any point leaves either the
+# old or the new set of files after the next boot_check(), never a mix.
+#
+# Boot order (main.py): rx = OtaReceiver(OsFs(), time.ticks_ms);
+# publish later what rx.boot_check() returns -- call it BEFORE importing any
+# module an update may replace; call rx.tick() about once a second and
+# rx.mark_healthy() once the new firmware has proven itself (e.g. connected
+# to the broker and published one status).
+import json
+import struct
+
+try:
+    import hashlib
+except ImportError:  # pragma: no cover - both runtimes have it
+    hashlib = None
+import binascii
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+try:
+    from time import ticks_diff
+except ImportError:
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+_FMT = const(1)  # chunk header format byte
+_HDR = const(9)  # struct.calcsize("<BHHI")
+_MAX_CHUNK = const(1024)  # data bytes per chunk message (MQTT payload <= 1033)
+_MAX_MANIFEST = const(4096)  # manifest JSON bytes
+_MAX_FILES = const(48)  # files per update
+_MAX_FILE_SIZE = const(262144)  # bytes per file (OTA build has 960 KB of fs)
+_MAX_PATH = const(64)  # characters per path
+_ACK_EVERY = const(8)  # chunks between "recv" progress replies (host window)
+_BUF = const(512)  # read buffer for hashing files on flash
+_SPACE_MARGIN = const(8192)  # free bytes kept beyond the update's size
+
+STATE = "ota_state.json"
+VERSION_FILE = "ota_version.json"
+_TMP = ".new"
+_BAK = ".bak"
+_PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
+_HEX = "0123456789abcdef"
+
+
+def _ticks_diff(a, b):
+    return ticks_diff(a, b)
+
+
+class OsFs:
+    """The filesystem interface OtaReceiver uses, over the real `os` module.
+    `root` is prefixed to every path ("" on the device: paths are relative to
+    the working directory, which is "/" after boot)."""
+
+    def __init__(self, root=""):
+        import os
+
+        self._os = os
+        self.root = root.rstrip("/") + "/" if root else ""
+
+    def _p(self, path):
+        return self.root + path
+
+    def open(self, path, mode):
+        return open(self._p(path), mode)
+
+    def size(self, path):
+        """Size in bytes, or None when the file does not exist."""
+        try:
+            return self._os.stat(self._p(path))[6]
+        except OSError:
+            return None
+
+    def remove(self, path):
+        self._os.remove(self._p(path))
+
+    def rename(self, old, new):
+        self._os.rename(self._p(old), self._p(new))
+
+    def mkdir(self, path):
+        self._os.mkdir(self._p(path))
+
+    def free(self):
+        try:
+            st = self._os.statvfs(self.root or "/")
+            return st[0] * st[4]  # f_bsize * f_bavail (littlefs/FAT: bsize == frsize)
+        except (OSError, AttributeError):
+            return None
+
+
+def _path_problem(p):
+    if not isinstance(p, str) or not p:
+        return "path must be a non-empty string"
+    if len(p) > _MAX_PATH:
+        return "path longer than %d characters" % _MAX_PATH
+    for ch in p:
+        if ch not in _PATH_CHARS:
+            return "path has a character outside [A-Za-z0-9_-./]"
+    if p[0] == "/":
+        return "path must be relative to the device root"
+    for part in p.split("/"):
+        if part in ("", ".", ".."):
+            return "path has an empty, . or .. component"
+    if p.endswith(_TMP) or p.endswith(_BAK) or p in (STATE, STATE + _TMP, VERSION_FILE):
+        return "path is reserved for OTA bookkeeping"
+    return None
+
+
+def _sha_problem(s):
+    if not isinstance(s, str) or len(s) != 64:
+        return "sha256 must be 64 lowercase hex characters"
+    for ch in s:
+        if ch not in _HEX:
+            return "sha256 must be 64 lowercase hex characters"
+    return None
+
+
+class OtaReceiver:
+    """See the module header for the protocol. `fs` is OsFs() or any object
+    with open/size/remove/rename/mkdir(/free); `now_ms()` returns ticks in ms."""
+
+    def __init__(self, fs, now_ms, health_timeout_ms=120000, max_boots=2):
+        self.fs = fs
+        self.now_ms = now_ms
+        self.health_timeout_ms = health_timeout_ms
+        self.max_boots = max_boots  # boots allowed without a health report
+        # counters of what was refused or ignored (outside input never raises)
+        self.stats = {"chunks": 0, "dup": 0, "stale": 0, "bad": 0, "rejected": 0, "errors": 0}
+        self._buf = bytearray(_BUF)
+        self._m = None  # active manifest: {"id", "sid", "version", "files": [[path, size, sha]]}
+        self._need = None  # per file: True while it still has to be received
+        self._cur = -1  # file being received
+        self._f = None
+        self._h = None
+        self._off = 0
+        self._n = 0  # chunks since the last "recv" reply
+        self._asked = -1  # offset of the last "resend" request (asked once per gap)
+        self._nosess = -1  # sid last answered with "no_session"
+        self._pending = None  # journal dict while an update awaits health
+        self._since = 0
+
+    # ---- entry points -------------------------------------------------
+    def handle(self, suffix, payload):
+        """One message from <prefix>/<gw>/ota/<suffix>; returns reply dicts."""
+        try:
+            if suffix == "chunk":
+                return self._chunk(payload)
+            if suffix == "manifest":
+                return self._manifest(payload)
+            if suffix == "commit":
+                return self._commit(payload)
+            if suffix == "abort":
+                return self._abort(payload)
+            if suffix == "query":
+                return [self.status()]
+            if suffix != "status":  # our own replies come back on ota/#
+                self.stats["rejected"] += 1
+            return []
+        except OSError as e:
+            self.stats["errors"] += 1
+            self._drop_file()
+            return [self._r("error", reason="filesystem error %s" % (e.args[0] if e.args else e))]
+
+    def boot_check(self):
+        """Call once at boot, before importing modules an update may replace.
+        Finishes an interrupted swap/rollback/cleanup, counts boots of a
+        pending update and rolls back after max_boots. Returns reply dicts."""
+        st = self._load()
+        if st is None:
+            return []
+        s = st.get("state")
+        if s == "swap":
+            self._swap(st)
+            st["state"] = "pending"
+            st["boots"] = 0
+            self._save(st)
+            s = "pending"
+        if s == "rollback":
+            self._restore(st)
+            return [self._r("rolled_back", st, reason=st.get("reason", "interrupted rollback"), reboot=False)]
+        if s == "clean":
+            self._clean(st)
+            return [self._r("healthy", st)]
+        if s != "pending":
+            self._drop_state()
+            self.stats["errors"] += 1
+            return [self._r("error", reason="unknown journal state dropped")]
+        boots = st.get("boots", 0) + 1
+        if boots > self.max_boots:
+            st["reason"] = "no health report after %d boots" % (boots - 1)
+            self._rollback(st)
+            # Nothing updated has been imported yet (boot_check runs first),
+            # so the restored files are what this boot will load.
+            return [self._r("rolled_back", st, reason=st["reason"], reboot=False)]
+        st["boots"] = boots
+        self._save(st)
+        self._pending = st
+        self._since = self.now_ms()
+        return [self._r("pending", st, boot=boots, timeout_s=self.health_timeout_ms // 1000)]
+
+    def tick(self):
+        """Call periodically: rolls back a pending update whose health report
+        did not come within health_timeout_ms of boot (or commit)."""
+        st = self._pending
+        if st is None or _ticks_diff(self.now_ms(), self._since) < self.health_timeout_ms:
+            return []
+        st["reason"] = "no health report within %d s" % (self.health_timeout_ms // 1000)
+        self._rollback(st)
+        return [self._r("rolled_back", st, reason=st["reason"], reboot=True)]
+
+    def mark_healthy(self):
+        """The new firmware works: drop the .bak files and the journal."""
+        st = self._pending
+        if st is None:
+            return []
+        st["state"] = "clean"
+        self._save(st)
+        self._clean(st)
+        return [self._r("healthy", st)]
+
+    def pending(self):
+        return self._pending is not None
+
+    def status(self):
+        if self._pending is not None:
+            return self._r("pending", self._pending, boot=self._pending.get("boots", 0))
+        if self._m is not None:
+            return self._r("receiving", need=self._needed())
+        cur = self._read_json(VERSION_FILE) or {}
+        return {"state": "idle", "version": cur.get("version"), "id": cur.get("id")}
+
+    # ---- messages -----------------------------------------------------
+    def _manifest(self, payload):
+        if len(payload) > _MAX_MANIFEST:
+            self.stats["rejected"] += 1
+            return [{"state": "error", "reason": "manifest longer than %d bytes" % _MAX_MANIFEST}]
+        try:
+            m = json.loads(payload)
+        except (ValueError, UnicodeError):
+            self.stats["rejected"] += 1
+            return [{"state": "error", "reason": "manifest is not JSON"}]
+        files, why = self._check_manifest(m)
+        if why:
+            self.stats["rejected"] += 1
+            return [{"state": "error", "id": m.get("id") if isinstance(m, dict) else None, "reason": why}]
+        if self._pending is not None:
+            self.stats["rejected"] += 1
+            return [self._r("error", self._pending, reason="busy: update awaiting health report")]
+        self._drop_session(files)
+        self._m = {"id": m["id"], "sid": m["sid"], "version": m.get("version", ""), "files": files}
+        need = []
+        have = 0
+        total = 0
+        for i in range(len(files)):
+            path, size, sha = files[i]
+            if self._hash(path, size) == sha:
+                have += 1
+                need.append(False)
+            elif self._hash(path + _TMP, size) == sha:
+                need.append(False)  # verified earlier, survived a restart
+            else:
+                need.append(True)
+                total += size
+        self._need = need
+        free = self.fs.free() if hasattr(self.fs, "free") else None
+        if free is not None and total + _SPACE_MARGIN > free:
+            self._drop_session()
+            self.stats["rejected"] += 1
+            return [{"state": "error", "id": m["id"], "reason": "no space: need %d bytes, %d free" % (total + _SPACE_MARGIN, free)}]
+        out = []
+        for i in range(len(files)):  # empty files need no chunk
+            if need[i] and files[i][1] == 0:
+                self._begin(i)
+                out.extend(self._finish(i))
+        rep = self._r("need", need=self._needed(), have=have, current=have == len(files))
+        out.insert(0, rep)
+        if not rep["need"] and have < len(files) and out[-1]["state"] != "ready":
+            out.append(self._r("ready"))
+        return out
+
+    def _check_manifest(self, m):
+        if not isinstance(m, dict):
+            return None, "manifest must be an object"
+        mid = m.get("id")
+        if not isinstance(mid, str) or not mid or len(mid) > 40:
+            return None, "id must be a string of 1..40 characters"
+        sid = m.get("sid")
+        if not isinstance(sid, int) or isinstance(sid, bool) or not 0 <= sid <= 65535:
+            return None, "sid must be an integer 0..65535"
+        v = m.get("version", "")
+        if not isinstance(v, str) or len(v) > 32:
+            return None, "version must be a string of at most 32 characters"
+        fl = m.get("files")
+        if not isinstance(fl, list) or not fl or len(fl) > _MAX_FILES:
+            return None, "files must be a list of 1..%d entries" % _MAX_FILES
+        files = []
+        seen = {}
+        for i in range(len(fl)):
+            e = fl[i]
+            if not isinstance(e, dict):
+                return None, "files[%d] must be an object" % i
+            p = e.get("path")
+            why = _path_problem(p)
+            if why:
+                return None, "files[%d].path: %s" % (i, why)
+            if p in seen:
+                return None, "files[%d].path: duplicate %s" % (i, p)
+            seen[p] = 1
+            n = e.get("size")
+            if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= _MAX_FILE_SIZE:
+                return None, "files[%d].size must be an integer 0..%d" % (i, _MAX_FILE_SIZE)
+            sha = e.get("sha256")
+            why = _sha_problem(sha)
+            if why:
+                return None, "files[%d].%s" % (i, why)
+            files.append([p, n, sha])
+        return files, None
+
+    def _chunk(self, payload):
+        n = len(payload)
+        if n < _HDR + 1 or n > _HDR + _MAX_CHUNK:
+            self.stats["bad"] += 1
+            return []
+        fmt, sid, idx, off = struct.unpack_from("<BHHI", payload, 0)
+        m = self._m
+        if fmt != _FMT or m is None or sid != m["sid"]:
+            self.stats["stale"] += 1
+            if fmt == _FMT and (m is None or sid != m["sid"]) and sid != self._nosess:
+                self._nosess = sid  # answer once per unknown session
+                return [{"state": "no_session", "sid": sid}]
+            return []
+        files = m["files"]
+        if idx >= len(files):
+            self.stats["bad"] += 1
+            return []
+        if not self._need[idx]:
+            self.stats["dup"] += 1
+            return []
+        if idx != self._cur:
+            if off != 0:
+                return self._resend(idx, 0)
+            self._drop_file()
+            self._begin(idx)
+        if off < self._off:
+            self.stats["dup"] += 1
+            return []
+        if off > self._off:
+            return self._resend(idx, self._off)
+        path, size = files[idx][0], files[idx][1]
+        data = memoryview(payload)[_HDR:]
+        if off + len(data) > size:
+            self.stats["bad"] += 1
+            self._drop_file()
+            return [self._r("file_bad", file=idx, path=path, reason="data beyond the declared size")]
+        self._f.write(data)
+        self._h.update(data)
+        self._off += len(data)
+        self._asked = -1
+        self.stats["chunks"] += 1
+        if self._off == size:
+            return self._finish(idx)
+        self._n += 1
+        if self._n >= _ACK_EVERY:
+            self._n = 0
+            return [self._r("recv", file=idx, offset=self._off)]
+        return []
+
+    def _resend(self, idx, off):
+        if self._asked == off and self._cur == idx:
+            self.stats["dup"] += 1
+            return []
+        self._asked = off
+        if idx != self._cur:
+            self._cur = -1
+        return [self._r("resend", file=idx, offset=off)]
+
+    def _begin(self, idx):
+        path = self._m["files"][idx][0]
+        self._mkdirs(path)
+        self._f = self.fs.open(path + _TMP, "wb")
+        self._h = hashlib.sha256()
+        self._cur = idx
+        self._off = 0
+        self._n = 0
+        self._asked = -1
+
+    def _finish(self, idx):
+        path, size, sha = self._m["files"][idx]
+        self._f.close()
+        self._f = None
+        got = binascii.hexlify(self._h.digest()).decode()
+        self._h = None
+        self._cur = -1
+        if got != sha or self.fs.size(path + _TMP) != size:
+            self.stats["bad"] += 1
+            self._rm(path + _TMP)
+            return [self._r("file_bad", file=idx, path=path, reason="sha256 mismatch")]
+        self._need[idx] = False
+        out = [self._r("file_ok", file=idx, path=path)]
+        if not self._needed():
+            out.append(self._r("ready"))
+        return out
+
+    def _commit(self, payload):
+        m = self._m
+        mid = self._msg_id(payload)
+        if m is None or mid != m["id"]:
+            self.stats["rejected"] += 1
+            return [{"state": "error", "id": mid, "reason": "no such update in progress"}]
+        if self._needed():
+            return [self._r("error", reason="not ready: files missing", need=self._needed())]
+        # Only files that differ are swapped; unchanged ones stay as they are.
+        files = []
+        for path, size, sha in m["files"]:
+            if self.fs.size(path + _TMP) is not None:
+                files.append([path, self.fs.size(path) is not None])
+                self._rm(path + _BAK)  # stale backup of an earlier update
+        st = {"state": "swap", "id": m["id"], "version": m["version"], "files": files, "boots": 0}
+        self._save(st)
+        self._swap(st)
+        st["state"] = "pending"
+        self._save(st)
+        self._m = None
+        self._need = None
+        self._pending = st
+        self._since = self.now_ms()
+        return [self._r("committed", st, files=len(files), reboot=True)]
+
+    def _abort(self, payload):
+        m = self._m
+        mid = self._msg_id(payload)
+        if m is None or (mid is not None and mid != m["id"]):
+            return [{"state": "aborted", "id": mid, "reason": "nothing to abort"}]
+        self._drop_session()
+        return [{"state": "aborted", "id": m["id"]}]
+
+    # ---- journal steps (each idempotent) -------------------------------
+    def _swap(self, st):
+        for path, existed in st["files"]:
+            tmp = path + _TMP
+            if self.fs.size(tmp) is None:
+                continue  # already swapped
+            if self.fs.size(path) is not None:
+                if existed and self.fs.size(path + _BAK) is None:
+                    self.fs.rename(path, path + _BAK)
+                else:
+                    self.fs.remove(path)
+            self.fs.rename(tmp, path)
+
+    def _rollback(self, st):
+        st["state"] = "rollback"
+        self._save(st)
+        self._restore(st)
+
+    def _restore(self, st):
+        for path, existed in st["files"]:
+            self._rm(path + _TMP)
+            if existed:
+                if self.fs.size(path + _BAK) is not None:
+                    self._rm(path)
+                    self.fs.rename(path + _BAK, path)
+            else:
+                self._rm(path)
+        self._drop_state()
+        self._pending = None
+
+    def _clean(self, st):
+        for path, existed in st["files"]:
+            self._rm(path + _BAK)
+        self._write_json(VERSION_FILE, {"version": st.get("version"), "id": st.get("id")})
+        self._drop_state()
+        self._pending = None
+
+    # ---- helpers --------------------------------------------------------
+    def _r(self, state, st=None, **kw):
+        src = st if st is not None else self._m
+        d = {"state": state}
+        if src is not None:
+            d["id"] = src["id"]
+            d["version"] = src.get("version")
+        for k in kw:
+            d[k] = kw[k]
+        return d
+
+    def _needed(self):
+        if self._need is None:
+            return []
+        return [i for i in range(len(self._need)) if self._need[i]]
+
+    def _msg_id(self, payload):
+        try:
+            d = json.loads(payload)
+            return d.get("id") if isinstance(d, dict) else None
+        except (ValueError, UnicodeError):
+            return None
+
+    def _hash(self, path, size):
+        if self.fs.size(path) != size:
+            return None
+        h = hashlib.sha256()
+        mv = memoryview(self._buf)
+        f = self.fs.open(path, "rb")
+        try:
+            while True:
+                n = f.readinto(self._buf)
+                if not n:
+                    break
+                h.update(mv[:n])
+        finally:
+            f.close()
+        return binascii.hexlify(h.digest()).decode()
+
+    def _mkdirs(self, path):
+        parts = path.split("/")[:-1]
+        d = ""
+        for p in parts:
+            d = d + "/" + p if d else p
+            if self.fs.size(d) is None:
+                try:
+                    self.fs.mkdir(d)
+                except OSError:
+                    pass  # exists (size() of a directory may be None on some fs)
+
+    def _rm(self, path):
+        if self.fs.size(path) is not None:
+            self.fs.remove(path)
+
+    def _drop_file(self):
+        if self._f is not None:
+            try:
+                self._f.close()
+            except OSError:
+                pass
+            self._f = None
+            self._rm(self._m["files"][self._cur][0] + _TMP)
+        self._h = None
+        self._cur = -1
+        self._off = 0
+
+    def _drop_session(self, keep=()):
+        # keep: files of a new manifest; their verified temps are reused
+        self._drop_file()
+        if self._m is not None:
+            for path, size, sha in self._m["files"]:
+                if [path, size, sha] not in keep:
+                    self._rm(path + _TMP)
+        self._m = None
+        self._need = None
+
+    def _read_json(self, path):
+        if self.fs.size(path) is None:
+            return None
+        try:
+            f = self.fs.open(path, "rb")
+            try:
+                d = json.loads(f.read())
+            finally:
+                f.close()
+        except (OSError, ValueError, UnicodeError):
+            return None
+        return d if isinstance(d, dict) else None
+
+    def _write_json(self, path, d):
+        # write beside, then replace: a cut leaves the old or the new copy
+        f = self.fs.open(path + _TMP, "wb")
+        try:
+            f.write(json.dumps(d).encode())
+        finally:
+            f.close()
+        self._rm(path)
+        self.fs.rename(path + _TMP, path)
+
+    def _save(self, st):
+        self._write_json(STATE, st)
+
+    def _load(self):
+        st = self._read_json(STATE)
+        if st is not None:
+            self._rm(STATE + _TMP)
+        else:
+            st = self._read_json(STATE + _TMP)  # cut between remove and rename
+            if st is not None:
+                self.fs.rename(STATE + _TMP, STATE)
+            else:
+                self._rm(STATE + _TMP)
+        if st is not None and not isinstance(st.get("files"), list):
+            self._drop_state()
+            return None
+        return st
+
+    def _drop_state(self):
+        self._rm(STATE)
+        self._rm(STATE + _TMP)
