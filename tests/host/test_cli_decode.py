@@ -1,0 +1,60 @@
+"""`vegw decode` contract: JSON lines per verified block, counters on stderr."""
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+VEGW = [str(pathlib.Path(sys.executable).with_name("vegw"))]
+FIX = ROOT / "tests" / "fixtures"
+
+
+def vegw(*args, input=None):
+    return subprocess.run(VEGW + list(args), input=input, capture_output=True, timeout=60)
+
+
+def test_decode_file_prints_one_json_object_per_block():
+    r = vegw("decode", str(FIX / "faq_bmv700.bin"))
+    assert r.returncode == 0
+    lines = r.stdout.decode().splitlines()
+    assert len(lines) == 1
+    obj = json.loads(lines[0])
+    assert obj == {"PID": 515, "V": 26.201, "I": 0.0, "P": 0, "CE": 0.0, "SOC": 100.0, "TTG": None,
+                   "Alarm": False, "Relay": False, "AR": 0, "BMV": "700", "FW": "0307"}
+    assert b"blocks_ok=1" in r.stderr and b"checksum_errors=0" in r.stderr
+
+
+def test_decode_stdin_with_garbage_and_hex_frames():
+    data = b"\x00\xffnoise" + (FIX / "gen_mppt.bin").read_bytes() + b"\x12\x34"
+    r = vegw("decode", "-", input=data)
+    assert r.returncode == 0
+    objs = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert len(objs) == 40
+    assert all("PID" in o or "ERR" in o for o in objs)
+    assert b"hex_ok=40" in r.stderr  # two async frames per second
+
+
+def test_decode_hex_option_and_pretty():
+    r = vegw("decode", "--hex", str(FIX / "gen_charger.bin"))
+    objs = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    hexes = [o for o in objs if "hex" in o]
+    assert hexes and hexes[0]["register"] == 0xED8D and hexes[0]["command"] == 0xA
+    r = vegw("decode", "--pretty", str(FIX / "gen_inverter.bin"))
+    text = r.stdout.decode()
+    assert "Phoenix Inverter Smart 12V 1200VA 230V" in text
+    assert "(inverting)" in text and "230.00 V" in text
+
+
+def test_decode_missing_file_is_one_line_exit_2():
+    r = vegw("decode", "/nonexistent/capture.bin")
+    assert r.returncode == 2
+    assert b"Traceback" not in r.stderr
+    assert r.stderr.decode().strip().count("\n") <= 1
+
+
+def test_gen_then_decode_roundtrip():
+    r = subprocess.run(VEGW + ["gen", "bmv712", "--seconds", "5"], capture_output=True, timeout=60)
+    d = vegw("decode", "-", input=r.stdout)
+    objs = [json.loads(x) for x in d.stdout.decode().splitlines()]
+    assert len(objs) == 10
+    assert objs[0]["PID"] == 0xA381 and isinstance(objs[0]["V"], float)

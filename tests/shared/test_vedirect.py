@@ -1,0 +1,244 @@
+# The VE.Direct text parser: framing, checksum, HEX frames, resync, limits.
+import vedirect
+import vedirect_hex as vh
+from _util import Rng, read_fixture
+
+MP_HEAPSIZE = "1M"  # the test data, not the parser (bench measures that at 111wK)
+
+FAQ = read_fixture("faq_bmv700.bin")  # VE.Direct FAQ Q8 worked example
+
+
+def make_block(fields):
+    body = b""
+    for lab, val in fields:
+        body += b"\r\n" + lab + b"\t" + val
+    body += b"\r\nChecksum\t"
+    return body + bytes(((256 - sum(body)) & 0xFF,))
+
+
+def block_with_checksum(target):
+    """A valid block whose checksum byte is `target` (tunes a padding value)."""
+    base = make_block([(b"PID", b"0xA053"), (b"V", b"12800"), (b"X", b"")])[:-1]
+    need = (256 - sum(base) - target) & 0xFF  # (a + b + c) mod 256
+    total = need if need >= 120 else need + 256  # within 3 * [40, 126]
+    for a in range(40, 127):
+        for b in range(40, 127):
+            c = total - a - b
+            if 40 <= c <= 126 and 58 not in (a, b, c):  # no ':' in a value
+                blk = make_block([(b"PID", b"0xA053"), (b"V", b"12800"), (b"X", bytes((a, b, c)))])
+                assert blk[-1] == target
+                return blk
+    raise AssertionError("no block for checksum %d" % target)
+
+
+class Collect:
+    def __init__(self):
+        self.blocks = []
+        self.hex = []
+        self.p = vedirect.Parser(self.on_block, self.on_hex)
+
+    def on_block(self, blk):
+        self.blocks.append(blk.items())
+
+    def on_hex(self, frame):
+        self.hex.append(frame.raw())
+
+
+def feed_in_chunks(data, size):
+    c = Collect()
+    i = 0
+    while i < len(data):
+        c.p.feed(data[i : i + size])
+        i += size
+    return c
+
+
+def test_faq_worked_example_checksum_includes_leading_crlf():
+    assert sum(FAQ) % 256 == 0
+    assert sum(FAQ[2:]) % 256 == 0xE9  # the FAQ's value without the leading CR LF
+    c = feed_in_chunks(FAQ, 1000)
+    assert len(c.blocks) == 1
+    items = c.blocks[0]
+    assert items[0] == ("PID", b"0x203")
+    assert items[1] == ("V", b"26201")
+    assert ("TTG", b"-1") in items and ("BMV", b"700") in items
+    assert len(items) == 12
+    assert c.p.blocks_ok == 1 and c.p.checksum_errors == 0
+
+
+def test_any_chunk_size_gives_the_same_blocks():
+    data = read_fixture("gen_mppt.bin") + read_fixture("gen_bmv712.bin")
+    ref = feed_in_chunks(data, 4096)
+    assert len(ref.blocks) == 20 * 2 + 20 * 2
+    assert len(ref.hex) == 40
+    for size in (1, 2, 3, 7, 13, 64, 255, 256, 257, 1000):
+        c = feed_in_chunks(data, size)
+        assert c.blocks == ref.blocks, size
+        assert c.hex == ref.hex, size
+
+
+def test_memoryview_and_bytearray_and_length_argument():
+    c = Collect()
+    buf = bytearray(FAQ + b"\x00" * 50)
+    c.p.feed(memoryview(buf)[:60])
+    c.p.feed(bytearray(FAQ[60:]))
+    c.p.feed(buf, 0)
+    assert len(c.blocks) == 1
+    c.p.feed(buf, len(FAQ))
+    assert len(c.blocks) == 2
+
+
+def test_checksum_byte_may_be_any_special_byte():
+    for target in (ord(":"), 13, 10, 9, 0, 32, 255):
+        blk = block_with_checksum(target)
+        stream = blk + blk + FAQ
+        for size in (1, 5, 1000):
+            c = feed_in_chunks(stream, size)
+            assert len(c.blocks) == 3, (target, size)
+            assert c.p.checksum_errors == 0 and c.hex == []
+
+
+def test_hex_frames_between_and_inside_blocks_cost_no_text_block():
+    frame = vh.register_frame(vh.CMD_ASYNC, 0xEDBC, b"\x10\x27\x00\x00")
+    frame2 = b":A0102000543\n"  # BlueSolar HEX worked example: state = float
+    mid = len(FAQ) // 2
+    stream = frame2 + FAQ + frame + FAQ[:mid] + frame + FAQ[mid:] + frame2 + frame2 + FAQ[:5] + frame + FAQ[5:]
+    for size in (1, 3, 17, 4096):
+        c = feed_in_chunks(stream, size)
+        assert len(c.blocks) == 3, size
+        assert c.hex == [frame2, frame, frame, frame2, frame2, frame], size
+        assert c.p.hex_ok == 6 and c.p.hex_bad == 0 and c.p.checksum_errors == 0
+
+
+def test_bad_hex_frames_are_counted_and_text_survives():
+    bad_check = b":A0102000544\n"
+    lower_case = b":a0102000543\n"
+    lost_newline = b":A0102000543\xfe"  # ends without \n: cut at the next \r
+    too_long = b":A" + b"0" * 400 + b"\n"
+    stream = bad_check + FAQ + lower_case + FAQ + lost_newline + FAQ + too_long + FAQ
+    for size in (1, 9, 4096):
+        c = feed_in_chunks(stream, size)
+        assert len(c.blocks) == 4, size
+        assert c.p.hex_bad == 4 and c.p.hex_ok == 0, size
+
+
+def test_resync_after_garbage_and_partial_first_block():
+    stream = b"\x00\x1a\xff garbage\r\n" + FAQ[40:] + FAQ + b"\xff" * 3 + FAQ
+    c = feed_in_chunks(stream, 7)
+    assert len(c.blocks) == 2
+    assert c.p.checksum_errors == 1  # the partial first block
+
+
+def test_corrupted_block_is_dropped_next_one_kept():
+    bad = bytearray(FAQ)
+    bad[20] ^= 0x01
+    c = feed_in_chunks(FAQ + bytes(bad) + FAQ, 11)
+    assert len(c.blocks) == 2 and c.p.checksum_errors == 1
+
+
+def test_reset_after_silent_gap_drops_half_block():
+    c = Collect()
+    c.p.feed(FAQ[:50])
+    c.p.reset()  # device rebooted mid-block
+    c.p.feed(FAQ + FAQ)
+    assert len(c.blocks) == 2
+
+
+def test_overlong_block_overflows_and_recovers():
+    long_value = make_block([(b"PID", b"0x203"), (b"X", b"9" * 700)])
+    many = make_block([(b"F%d" % i, b"1") for i in range(40)])
+    no_checksum = b"\r\nV\t1" * 200
+    c = feed_in_chunks(long_value + FAQ + many + FAQ + no_checksum + FAQ, 64)
+    assert len(c.blocks) == 3
+    assert c.p.overflows == 3
+    assert c.p.resynced == 1  # FAQ recovered from behind the unterminated junk
+
+
+def test_value_may_contain_spaces_slash_and_tab_after_first():
+    blk = make_block([(b"BMV", b"SmartShunt 500A/50mV"), (b"SER#", b"HQ2231 X"), (b"X", b"a\tb")])
+    c = feed_in_chunks(blk, 5)
+    assert c.blocks == [[("BMV", b"SmartShunt 500A/50mV"), ("SER#", b"HQ2231 X"), ("X", b"a\tb")]]
+
+
+def test_malformed_line_without_tab_is_not_a_block():
+    body = b"\r\nPID\t0x203\r\nnotab\r\nChecksum\t"
+    blk = body + bytes(((256 - sum(body)) & 0xFF,))
+    c = feed_in_chunks(blk + FAQ, 100)
+    assert len(c.blocks) == 1 and c.p.malformed == 1
+
+
+def test_callback_exception_is_counted_not_raised():
+    def boom(blk):
+        raise ValueError("consumer bug")
+
+    p = vedirect.Parser(boom)
+    p.feed(FAQ + FAQ)
+    assert p.callback_errors == 2 and p.blocks_ok == 2
+
+
+def test_random_bytes_never_raise():
+    rng = Rng(12345)
+    p = vedirect.Parser(lambda b: None, lambda h: None)
+    for _ in range(300):
+        p.feed(rng.bytes(1 + rng.below(300)))
+    # weighted towards protocol bytes
+    alphabet = b"\r\n\t:ABChecksumV0123456789"
+    for _ in range(300):
+        n = 1 + rng.below(200)
+        p.feed(bytes(alphabet[rng.below(len(alphabet))] for _ in range(n)))
+    p.feed(FAQ)
+    p.feed(FAQ)
+    assert p.blocks_ok >= 1
+
+
+def _stream_with_offsets(rng, count):
+    data = read_fixture("gen_smartshunt.bin")
+    # split the fixture into its blocks (each ends with its checksum byte)
+    blocks = []
+    i = 0
+    while i < len(data):
+        j = data.find(b"\r\nChecksum\t", i) + 12
+        blocks.append(data[i:j])
+        i = j
+    out = []
+    for k in range(count):
+        out.append(blocks[k % len(blocks)])
+        if rng.below(3) == 0:
+            out.append(vh.register_frame(vh.CMD_ASYNC, 0xED8D, bytes((rng.below(256), rng.below(256)))))
+    return out
+
+
+def test_flipped_bytes_lose_only_the_touched_blocks():
+    rng = Rng(777)
+    for trial in range(12):
+        parts = _stream_with_offsets(rng, 24)
+        flipped = [False] * len(parts)
+        out = []
+        for k, part in enumerate(parts):
+            if rng.below(4) == 0:
+                b = bytearray(part)
+                pos = rng.below(len(b))
+                b[pos] = rng.below(256)
+                flipped[k] = b != part
+                part = bytes(b)
+            out.append(part)
+        c = Collect()
+        stream = b"".join(out)
+        i = 0
+        while i < len(stream):
+            n = 1 + rng.below(100)
+            c.p.feed(stream[i : i + n])
+            i += n
+        got = [vedirect.Block.items and b for b in c.blocks]
+        # expected: every text block untouched and whose preceding text block
+        # kept its terminator (a flip in "Checksum\t" merges two blocks)
+        expect = 0
+        prev_ok = True
+        for k, part in enumerate(parts):
+            if part.startswith(b":"):
+                continue
+            if not flipped[k] and prev_ok:
+                expect += 1
+            prev_ok = not flipped[k] or out[k][-12:-1] == part[-12:-1]
+        assert len(got) >= expect, (trial, len(got), expect)
+        assert c.p.blocks_ok == len(got)
