@@ -306,6 +306,28 @@ def availability_topic(prefix, gateway):
     return "%s/%s/availability" % (prefix, gateway)
 
 
+def pem_to_der(pem):
+    """First certificate of a PEM text (str or bytes) as DER bytes; DER input
+    is returned unchanged."""
+    if isinstance(pem, (bytes, bytearray)):
+        if b"-----BEGIN" not in pem:
+            return bytes(pem)
+        pem = pem.decode()
+    import binascii
+
+    body = []
+    inside = False
+    for line in pem.split("\n"):
+        line = line.strip()
+        if line.startswith("-----BEGIN"):
+            inside = True
+        elif line.startswith("-----END"):
+            break
+        elif inside and line:
+            body.append(line)
+    return binascii.a2b_base64("".join(body))
+
+
 def make_tls_context(ca=None):
     """Client SSLContext for either runtime. ca: CA certificate as PEM text or
     DER bytes; the server certificate is checked only when it is given
@@ -315,8 +337,8 @@ def make_tls_context(ca=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca:
         ctx.verify_mode = ssl.CERT_REQUIRED
-        if _MP and isinstance(ca, str):
-            ca = ca.encode()
+        if _MP:
+            ca = pem_to_der(ca)  # mbedtls here takes DER (PEM fails: no NUL end)
         ctx.load_verify_locations(cadata=ca)
     else:
         if not _MP:
