@@ -1,0 +1,418 @@
+# Derived metrics from battery monitors (BMV/SmartShunt) and MPPTs: values
+# Victron's displays do not show. Each metric is a field (registered below in
+# field_names), published like any decoded value and usable in alarm rules.
+#
+# Time is explicit: update(values, now) and values(now), now in seconds (int
+# on the board: float32 cannot hold an epoch). Integration is a left Riemann
+# sum: the values of a block hold until the next block with the same field;
+# an interval longer than max_gap_s (default 60 s, the stale timeout) is a
+# gap and counts nowhere ("covered" time excludes it). Accumulators are
+# integers in fine units (A*ms, W*ms, %*ms) so single-precision floats on the
+# ESP32 do not lose small increments added to large sums.
+#
+# Daily aggregates live in a preallocated ring (DayRing) of fixed-size
+# records that to_bytes()/from_bytes() write and read as they are, so the
+# averages survive a reboot.
+import struct
+import field_names
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_DAY = const(86400)
+_MS_PER_AH = const(3600000)  # 1 Ah = 3 600 000 A*ms
+_MJ_PER_KWH = 3600000000  # 1 kWh = 3.6e9 W*ms (bigger than a small int on the board)
+_EMPTY = const(0xFFFFFFFF)  # day number of an unused ring record
+_MAX_ESTIMATES = const(4)  # capacity estimates kept for the average
+_NONE_T = -(1 << 62)  # persisted "no time"
+
+BATTERY_FIELDS = (
+    ("full_cycles", "", "", "ti"),
+    ("soc_avg_1d", "%", "battery", "m"), ("soc_avg_7d", "%", "battery", "m"),
+    ("soc_avg_30d", "%", "battery", "m"), ("soc_avg_90d", "%", "battery", "m"),
+    ("ah_in_today", "Ah", "", "ti"), ("ah_out_today", "Ah", "", "ti"),
+    ("ah_in_yesterday", "Ah", "", "m"), ("ah_out_yesterday", "Ah", "", "m"),
+    ("kwh_in_today", "kWh", "energy", "ti"), ("kwh_out_today", "kWh", "energy", "ti"),
+    ("kwh_in_yesterday", "kWh", "energy", "m"), ("kwh_out_yesterday", "kWh", "energy", "m"),
+    ("since_full", "s", "duration", "m"),
+    ("mid_dev", "%", "", "m"), ("mid_dev_abs", "%", "", "m"),
+    ("capacity_est", "Ah", "", "m"), ("capacity_conf", "%", "", "m"), ("soh", "%", "", "m"),
+)
+SOLAR_FIELDS = (
+    ("pv_kwh_today", "kWh", "energy", "ti"), ("pv_kwh_yesterday", "kWh", "energy", "m"),
+    ("load_power", "W", "power", "m"), ("load_kwh_today", "kWh", "energy", "ti"),
+    ("load_kwh_yesterday", "kWh", "energy", "m"), ("charge_power", "W", "power", "m"),
+    ("charge_kwh_today", "kWh", "energy", "ti"),
+)
+for _f in BATTERY_FIELDS + SOLAR_FIELDS:
+    field_names.register(*_f)
+
+
+def _num(v):
+    t = type(v)
+    if t is int or t is float:
+        return v
+    return None
+
+
+def _round(x):
+    return int(x + 0.5) if x >= 0 else -int(-x + 0.5)
+
+
+class DayRing:
+    """Per-day integer accumulators in one bytearray: ndays records of
+    day (u32) + nfields signed 64-bit sums. Record of day d sits at d % ndays;
+    writing a newer day over an older one zeroes it first."""
+
+    def __init__(self, nfields, ndays):
+        self.nf = nfields
+        self.nd = ndays
+        self.rec = 4 + 8 * nfields
+        self.buf = bytearray(self.rec * ndays)
+        for i in range(ndays):
+            struct.pack_into("<I", self.buf, i * self.rec, _EMPTY)
+
+    def _off(self, day):
+        return (day % self.nd) * self.rec
+
+    def add(self, day, idx, amount):
+        o = self._off(day)
+        if struct.unpack_from("<I", self.buf, o)[0] != day:
+            self.buf[o:o + self.rec] = bytes(self.rec)
+            struct.pack_into("<I", self.buf, o, day)
+        p = o + 4 + 8 * idx
+        struct.pack_into("<q", self.buf, p, struct.unpack_from("<q", self.buf, p)[0] + amount)
+
+    def get(self, day, idx):
+        o = self._off(day)
+        if day < 0 or struct.unpack_from("<I", self.buf, o)[0] != day:
+            return 0
+        return struct.unpack_from("<q", self.buf, o + 4 + 8 * idx)[0]
+
+    def total(self, first, last, idx):
+        s = 0
+        d = first
+        while d <= last:
+            s += self.get(d, idx)
+            d += 1
+        return s
+
+
+class _Integrator:
+    def __init__(self, max_gap_s, day_offset_s):
+        self.max_gap_s = max_gap_s
+        self.day_offset_s = day_offset_s
+        self.prev_t = None
+
+    def day(self, t):
+        return int((t + self.day_offset_s) // _DAY)
+
+    def spans(self, now):
+        """(day, ms) pieces of the interval since the previous sample, split at
+        midnight; empty when it is the first sample or a gap."""
+        t0 = self.prev_t
+        self.prev_t = now
+        out = []
+        if t0 is None or now <= t0 or now - t0 > self.max_gap_s:
+            return out
+        while t0 < now:
+            d = self.day(t0)
+            end = (d + 1) * _DAY - self.day_offset_s
+            seg = now if now < end else end
+            out.append((d, _round((seg - t0) * 1000)))
+            t0 = seg
+        return out
+
+
+# BatteryMetrics ring fields
+_COV = const(0)  # ms covered by fresh current data
+_SOC_COV = const(1)  # ms covered by a known SoC
+_SOC = const(2)  # SoC (%) * ms
+_QIN = const(3)  # charge in, A*ms
+_QOUT = const(4)  # charge out, A*ms
+_EIN = const(5)  # energy in, W*ms
+_EOUT = const(6)  # energy out, W*ms
+_BAT_DAYS = const(91)  # 90 days of averages plus today's partial day
+_BAT_HDR = "<4sBqqBqqqq"  # magic, version, t_full, q_out_total, cycle active, cyc_q, cyc_cov, cyc_t0, cyc_last
+_EST = "<fff"  # capacity estimate: Ah, coverage, mean discharge current
+
+
+class BatteryMetrics:
+    """Metrics of one battery monitor. capacity_ah: nominal capacity (for cycles
+    and state of health); nominal_v: 12/24/48 (guessed from V when None);
+    v_empty: bank voltage taken as "empty" for the capacity estimate (default
+    11.5 V per 12 V nominal)."""
+
+    def __init__(self, capacity_ah=None, nominal_v=None, v_empty=None, max_gap_s=60, day_offset_s=0, full_soc=100):
+        self.capacity_ah = capacity_ah
+        self.nominal_v = nominal_v
+        self.v_empty = v_empty
+        self.full_soc = full_soc
+        self.ring = DayRing(7, _BAT_DAYS)
+        self.integ = _Integrator(max_gap_s, day_offset_s)
+        self.i = self.p = self.soc = None  # held values of the last main block
+        self.v = self.vm = self.dm = None
+        self.h6 = None
+        self.t_full = None
+        self.q_out_total = 0
+        self.cyc_active = False
+        self.cyc_q = 0  # net A*ms out since the last full charge
+        self.cyc_cov = 0  # ms of it covered by data
+        self.cyc_t0 = 0
+        self.cyc_last = 0
+        self.estimates = []  # [(Ah, coverage, mean discharge A)], newest last
+
+    def update(self, values, now):
+        """Feed one decoded block of the monitor at time now (s)."""
+        get = values.get
+        if "I" in values:
+            for day, ms in self.integ.spans(now):
+                self._account(day, ms)
+            self.i = _num(get("I"))
+            p = _num(get("P"))
+            v = _num(get("V"))
+            if p is None and self.i is not None and v is not None:
+                p = v * self.i
+            self.p = p
+            self.soc = _num(get("SOC"))
+        if "V" in values:
+            self.v = _num(get("V"))
+        if "VM" in values:
+            self.vm = _num(get("VM"))
+        if "DM" in values:
+            self.dm = _num(get("DM"))
+        h6 = _num(get("H6"))
+        if h6 is not None:
+            self.h6 = h6
+        h9 = _num(get("H9"))
+        if h9 is not None and h9 >= 0:
+            self.t_full = now - h9
+        if self.soc is not None and self.soc >= self.full_soc and "I" in values:
+            self.t_full = now
+            self.cyc_active = True
+            self.cyc_q = 0
+            self.cyc_cov = 0
+            self.cyc_t0 = now
+        self.cyc_last = now
+        if self.cyc_active and self.v is not None and self.i is not None and self.i < 0:
+            self._check_empty(now)
+
+    def _account(self, day, ms):
+        r = self.ring
+        r.add(day, _COV, ms)
+        if self.i is not None:
+            q = _round(self.i * ms)
+            if q >= 0:
+                r.add(day, _QIN, q)
+            else:
+                r.add(day, _QOUT, -q)
+                self.q_out_total += -q
+            if self.cyc_active:
+                self.cyc_q -= q
+                self.cyc_cov += ms
+        if self.p is not None:
+            e = _round(self.p * ms)
+            if e >= 0:
+                r.add(day, _EIN, e)
+            else:
+                r.add(day, _EOUT, -e)
+        if self.soc is not None:
+            r.add(day, _SOC_COV, ms)
+            r.add(day, _SOC, _round(self.soc * ms))
+
+    def _bank_v(self):
+        if self.nominal_v:
+            return self.nominal_v
+        v = self.v
+        return 12 if v < 18 else (24 if v < 36 else 48)
+
+    def _check_empty(self, now):
+        v_empty = self.v_empty if self.v_empty is not None else 11.5 * self._bank_v() / 12
+        if self.v > v_empty:
+            return
+        # only at light load: a heavy load sags the voltage long before empty
+        if self.capacity_ah and -self.i > self.capacity_ah / 10:
+            return
+        elapsed_ms = (now - self.cyc_t0) * 1000
+        self.cyc_active = False
+        if elapsed_ms <= 0 or self.cyc_q <= 0:
+            return
+        cov = self.cyc_cov / elapsed_ms
+        if cov > 1:
+            cov = 1.0
+        if cov < 0.9:
+            return  # too many gaps: the count missed charge
+        ah = self.cyc_q / _MS_PER_AH
+        mean_i = ah * 3600 / (now - self.cyc_t0)
+        self.estimates.append((ah, cov, mean_i))
+        if len(self.estimates) > _MAX_ESTIMATES:
+            self.estimates.pop(0)
+
+    def _capacity(self):
+        n = len(self.estimates)
+        if not n:
+            return None, None
+        ah = cov = 0.0
+        heavy = False
+        for e in self.estimates:
+            ah += e[0]
+            cov += e[1]
+        ah /= n
+        for e in self.estimates:
+            if e[2] > ah / 5:  # faster than C/5: Peukert makes the count read low
+                heavy = True
+        conf = 100.0 * (cov / n) * (n / 3 if n < 3 else 1.0) * (0.8 if heavy else 1.0)
+        return ah, conf
+
+    def values(self, now):
+        """Metric fields at time now (None where not yet known)."""
+        r = self.ring
+        today = self.integ.day(now)
+        out = {}
+        for n, key in ((1, "soc_avg_1d"), (7, "soc_avg_7d"), (30, "soc_avg_30d"), (90, "soc_avg_90d")):
+            cov = r.total(today - n + 1, today, _SOC_COV)
+            out[key] = r.total(today - n + 1, today, _SOC) / cov if cov else None
+        for d, sfx in ((today, "today"), (today - 1, "yesterday")):
+            out["ah_in_" + sfx] = r.get(d, _QIN) / _MS_PER_AH
+            out["ah_out_" + sfx] = r.get(d, _QOUT) / _MS_PER_AH
+            out["kwh_in_" + sfx] = r.get(d, _EIN) / _MJ_PER_KWH
+            out["kwh_out_" + sfx] = r.get(d, _EOUT) / _MJ_PER_KWH
+        cap_est, conf = self._capacity()
+        cap = self.capacity_ah or cap_est
+        drawn = -self.h6 if self.h6 is not None else self.q_out_total / _MS_PER_AH
+        out["full_cycles"] = drawn / cap if cap else None
+        out["since_full"] = now - self.t_full if self.t_full is not None else None
+        md = None
+        if self.dm is not None:
+            md = self.dm
+        elif self.v and self.vm is not None:
+            md = 100.0 * (self.v - 2 * self.vm) / self.v
+        out["mid_dev"] = md
+        out["mid_dev_abs"] = abs(md) if md is not None else None
+        out["capacity_est"] = cap_est
+        out["capacity_conf"] = conf
+        out["soh"] = 100.0 * cap_est / self.capacity_ah if cap_est is not None and self.capacity_ah else None
+        return out
+
+    def to_bytes(self):
+        """State that must survive a reboot: ring, totals, last full charge,
+        capacity cycle and estimates."""
+        t_full = _NONE_T if self.t_full is None else int(self.t_full)
+        head = struct.pack(_BAT_HDR, b"VGMB", 1, t_full, self.q_out_total, 1 if self.cyc_active else 0,
+                           self.cyc_q, self.cyc_cov, int(self.cyc_t0), int(self.cyc_last))
+        est = struct.pack("<B", len(self.estimates))
+        for e in self.estimates:
+            est += struct.pack(_EST, e[0], e[1], e[2])
+        return head + est + bytes(self.ring.buf)
+
+    def from_bytes(self, data):
+        """Restore from to_bytes(); False (state untouched) when data is not ours."""
+        try:
+            hs = struct.calcsize(_BAT_HDR)
+            if len(data) < hs + 1:
+                return False
+            h = struct.unpack_from(_BAT_HDR, data, 0)
+            if h[0] != b"VGMB" or h[1] != 1:
+                return False
+            n = data[hs]
+            es = struct.calcsize(_EST)
+            if n > _MAX_ESTIMATES or len(data) != hs + 1 + n * es + len(self.ring.buf):
+                return False
+            est = []
+            for k in range(n):
+                est.append(struct.unpack_from(_EST, data, hs + 1 + k * es))
+            o = hs + 1 + n * es
+        except Exception:  # noqa: BLE001 - corrupted flash must not stop boot
+            return False
+        self.t_full = None if h[2] == _NONE_T else h[2]
+        self.q_out_total = h[3]
+        self.cyc_active = bool(h[4])
+        self.cyc_q, self.cyc_cov, self.cyc_t0, self.cyc_last = h[5], h[6], h[7], h[8]
+        self.estimates = est
+        self.ring.buf[:] = data[o:]
+        self.integ.prev_t = None  # the time across the reboot is a gap
+        return True
+
+
+# SolarMetrics ring fields
+_S_COV = const(0)
+_S_PV = const(1)  # PV energy, W*ms (from PPV)
+_S_LOAD = const(2)  # load output energy, W*ms (V * IL)
+_S_CHG = const(3)  # battery-side charge energy, W*ms (V * I)
+_SOL_DAYS = const(8)
+
+
+class SolarMetrics:
+    """Metrics of one MPPT: PV energy integrated from PPV (independent of the
+    load output), load output power/energy from V * IL, battery-side charge
+    power/energy from V * I."""
+
+    def __init__(self, max_gap_s=60, day_offset_s=0):
+        self.ring = DayRing(4, _SOL_DAYS)
+        self.integ = _Integrator(max_gap_s, day_offset_s)
+        self.ppv = self.v = self.i = self.il = None
+
+    def update(self, values, now):
+        if "PPV" in values:
+            for day, ms in self.integ.spans(now):
+                self._account(day, ms)
+            self.ppv = _num(values.get("PPV"))
+        if "V" in values:
+            self.v = _num(values.get("V"))
+        if "I" in values:
+            self.i = _num(values.get("I"))
+        if "IL" in values:
+            self.il = _num(values.get("IL"))
+
+    def _power(self, a):
+        return self.v * a if self.v is not None and a is not None else None
+
+    def _account(self, day, ms):
+        r = self.ring
+        r.add(day, _S_COV, ms)
+        if self.ppv is not None:
+            r.add(day, _S_PV, _round(self.ppv * ms))
+        p = self._power(self.il)
+        if p is not None:
+            r.add(day, _S_LOAD, _round(p * ms))
+        p = self._power(self.i)
+        if p is not None:
+            r.add(day, _S_CHG, _round(p * ms))
+
+    def values(self, now):
+        r = self.ring
+        today = self.integ.day(now)
+        return {
+            "pv_kwh_today": r.get(today, _S_PV) / _MJ_PER_KWH,
+            "pv_kwh_yesterday": r.get(today - 1, _S_PV) / _MJ_PER_KWH,
+            "load_power": self._power(self.il),
+            "load_kwh_today": r.get(today, _S_LOAD) / _MJ_PER_KWH,
+            "load_kwh_yesterday": r.get(today - 1, _S_LOAD) / _MJ_PER_KWH,
+            "charge_power": self._power(self.i),
+            "charge_kwh_today": r.get(today, _S_CHG) / _MJ_PER_KWH,
+        }
+
+    def to_bytes(self):
+        return b"VGMS\x01" + bytes(self.ring.buf)
+
+    def from_bytes(self, data):
+        if len(data) != 5 + len(self.ring.buf) or bytes(data[:5]) != b"VGMS\x01":
+            return False
+        self.ring.buf[:] = data[5:]
+        self.integ.prev_t = None
+        return True
+
+
+def for_block(values, **kw):
+    """A metrics object suited to a device's block: SolarMetrics for an MPPT
+    (PPV), BatteryMetrics for a monitor (SOC, CE or H6), else None."""
+    if "PPV" in values:
+        return SolarMetrics(**{k: kw[k] for k in kw if k in ("max_gap_s", "day_offset_s")})
+    if "SOC" in values or "CE" in values or "H6" in values:
+        return BatteryMetrics(**kw)
+    return None
