@@ -61,6 +61,8 @@ _MAX_PIN = const(8)  # SIM PINs are 4 to 8 digits
 #              "db" (already dB) or "2x-20" (SIM7600 manual: SINR = 2*RSSNR - 20)
 #   auth       PDP authentication command for context 1, or None;
 #              "%T" = 0 none / 1 PAP / 2 CHAP, "%U" user, "%P" password
+#   pin_tries  (command, prefix) reporting PIN tries left; no PIN is sent
+#              when fewer than 3 are left (an earlier boot or tool got it wrong)
 # Uncertain entries are marked UNVERIFIED: they come from vendor manuals and
 # LilyGO examples, not from a modem on the bench.
 MODELS = {
@@ -71,6 +73,7 @@ MODELS = {
         "cell_scale": 10,
         "sinr": "2x-20",  # UNVERIFIED
         "auth": 'AT+CGAUTH=1,%T,"%P","%U"',  # password before user (SIM7500/7600 manual)
+        "pin_tries": ("AT+SPIC", "+SPIC:"),  # +SPIC: <pin1 left>,<puk1 left>,<pin2>,<puk2>
     },
     "sim7080": {
         "match": ("SIM7080", "SIM7070", "SIM7000"),
@@ -79,6 +82,7 @@ MODELS = {
         "cell_scale": 1,  # UNVERIFIED: Cat-M/NB answers show whole dB
         "sinr": "db",
         "auth": None,  # its own stack uses AT+CNCFG; for PPP, network.PPP does PAP/CHAP
+        "pin_tries": ("AT+SPIC", "+SPIC:"),  # UNVERIFIED on SIM7080
     },
     "a7670": {
         "match": ("A7670", "A7672", "A7608", "SIM7670"),
@@ -87,6 +91,7 @@ MODELS = {
         "cell_scale": 10,  # UNVERIFIED
         "sinr": "db",  # UNVERIFIED
         "auth": 'AT+CGAUTH=1,%T,"%U","%P"',  # UNVERIFIED order (A76XX manual: user, password)
+        "pin_tries": ("AT+SPIC", "+SPIC:"),  # UNVERIFIED on A76XX
     },
 }
 MODEL_ORDER = ("sim7600", "sim7080", "a7670")
@@ -460,7 +465,7 @@ class Modem:
             if final == "OK":
                 break
             if self.eof or self.expired() or _diff(until, _ticks()) <= 0:
-                self.result["error"] = "no_response"
+                self.result["error"] = "closed" if self.eof else "no_response"
                 return False
             self.silent = 0  # keep knocking until the handshake timeout
             if final != "TIMEOUT":
@@ -557,6 +562,13 @@ class Modem:
             # A malformed PIN would still cost one of the SIM's three tries.
             self.result["error"] = "pin_format"
             return "pin_required"
+        tries = await self._pin_tries()
+        if tries is not None:
+            self.result["pin_tries"] = tries
+            if tries < 3:
+                # Someone (an earlier boot, another tool) already used a try:
+                # the stored PIN is suspect and the next miss may lock the SIM.
+                return "pin_wrong" if tries > 0 else "puk_required"
         g.sent = True
         g.result = "unknown"
         final, _ = await self.command('AT+CPIN="' + pin + '"', self.t["pin"])
@@ -579,6 +591,15 @@ class Modem:
         if st == "puk":
             return "puk_required"
         return "pin_wrong"
+
+    async def _pin_tries(self):
+        pt = MODELS[self.model].get("pin_tries")
+        if not pt:
+            return None
+        final, info = await self.command(pt[0], prefix=pt[1])
+        if final != "OK" or not info:
+            return None
+        return _int(info[0][len(pt[1]):].split(",")[0])
 
     async def read_iccid(self):
         cmd, prefix = MODELS[self.model]["iccid"]
@@ -720,18 +741,26 @@ class Modem:
             dial = self.apn is not None
         r = self.result
         if not await self.handshake():
-            if r["error"] is None:
-                r["error"] = "no_response"
+            if r["error"] is None or self.eof:
+                r["error"] = self._why()
             return r
         await self.identify()
         sim = await self.check_sim()
         if sim != "ready":
             if sim is None and r["error"] is None:
-                r["error"] = "no_response"
+                r["error"] = self._why()
             return r
         await self.read_iccid()
         pdp_ok = await self.configure_pdp()
-        await self.wait_registered()
+        reg_ms = self.t["reg"]
+        if self._deadline is not None:
+            # Leave time for operator, signal (and dial) after a registration
+            # that never comes: the installer wants the signal figure most then.
+            left = _diff(self._deadline, _ticks())
+            reserve = left // 4 if left // 4 < 6000 else 6000
+            if left - reserve < reg_ms:
+                reg_ms = left - reserve
+        await self.wait_registered(reg_ms)
         if not self.dead():
             await self.read_operator()
         if not self.dead():
@@ -739,8 +768,13 @@ class Modem:
         if dial and pdp_ok and r["registered"] and not self.dead():
             await self.dial()
         if self.dead() and r["error"] is None:
-            r["error"] = "timeout" if self.expired() else "no_response"
+            r["error"] = self._why()
         return r
+
+    def _why(self):
+        if self.eof:
+            return "closed"
+        return "timeout" if self.expired() else "no_response"
 
     async def sample_signal(self, seconds, interval_ms=1000):
         """Antenna commissioning: sample CSQ (and RSRP where reported) for

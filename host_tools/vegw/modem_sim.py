@@ -207,6 +207,9 @@ class SimModem:
             if self.pin_tries >= 3:
                 self.locked = True
             return [], "+CME ERROR: 16"
+        if u == "AT+SPIC":
+            left = 0 if self.locked else 3 - self.pin_tries
+            return ["+SPIC: %d,10,3,10" % left], "OK"
         if u in ("AT+CICCID", "AT+CCID"):
             if st == "absent":
                 return [], "+CME ERROR: 10"
@@ -251,6 +254,8 @@ def main(argv=None):
     ap.add_argument("--model", default="sim7600", choices=sorted(MODEL_NAMES))
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--list", action="store_true", help="print the scenarios and exit")
+    ap.add_argument("--log", default=None, help="append every command received to this file")
+    ap.add_argument("--pin-tries", type=int, default=0, help="wrong PINs already entered before we start")
     args = ap.parse_args(argv)
     if args.list:
         for k in sorted(SCENARIOS):
@@ -260,6 +265,8 @@ def main(argv=None):
         sys.stderr.write("modem_sim: unknown scenario %r (try --list)\n" % args.scenario)
         return 2
     sim = SimModem(args.scenario, args.model, args.seed)
+    sim.pin_tries = max(0, args.pin_tries)
+    logf = open(args.log, "a") if args.log else None
     rng = _Rng(args.seed + 1)
 
     async def send(writer, data):
@@ -282,7 +289,12 @@ def main(argv=None):
                 data = await reader.read(256)
                 if not data:
                     break
+                n0 = len(sim.commands)
                 out = sim.receive(data)
+                if logf:
+                    for c in sim.commands[n0:]:
+                        logf.write(c + "\n")
+                    logf.flush()
                 if out:
                     await send(writer, out)
         except (ConnectionError, OSError):

@@ -302,3 +302,12 @@ def test_signal_stats():
     out = s.summary()
     assert out == {"samples": 4, "unknown": 1, "min": -90, "avg": -80.0, "max": -70}
     assert at_modem.SignalStats().summary()["avg"] is None
+
+
+def test_pin_not_sent_when_a_try_is_already_used():
+    sim = modem_sim.SimModem("pin")
+    sim.pin_tries = 1  # an earlier boot got it wrong once
+    res, _, m = run_probe("pin", pin="1234", sim=sim)
+    assert res["sim"] == "pin_wrong" and res["pin_tries"] == 2
+    assert _sent(sim, "AT+CPIN=") == []
+    assert m.guard.sent is False
