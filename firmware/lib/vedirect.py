@@ -180,7 +180,7 @@ class Parser:
 
     def _remove(self, a, b, end):
         # Drop _buf[a:b] by moving _buf[b:end] down; returns the new end.
-        if b < end:
+        if a < b < end:
             self._buf[a : a + end - b] = self._mv[b:end]
         return end - (b - a)
 
