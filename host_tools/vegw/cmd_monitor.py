@@ -1,0 +1,356 @@
+"""`vegw monitor`: live table of every gateway and device on a broker.
+
+Subscribes (prefix default "vegw") to
+  <prefix>/+/+/state         JSON: SOC (%), V (V), I (A), PPV (W), optional ts, seq
+  <prefix>/+/status          JSON: link "wifi"|"cellular", rssi_dbm, uptime_s, ...
+  <prefix>/+/availability    retained "online" / "offline" (the gateway's last will)
+  <prefix>/+/event           JSON {"t", "rule", "event", "severity"}
+
+Messages only update a table under a lock (paho's network thread); the screen
+is redrawn by the main thread at most --refresh times a second, with one
+O(n log n) sort per redraw and only the rows that fit formatted, so 1,000
+gateways x 3 devices publishing every second stay smooth.
+
+last_seen: from the state's "ts" (unix seconds) when present, else the time the
+message arrived; a retained state without "ts" has an unknown age (last_seen
+null, stale). A device is stale when last_seen is unknown or older than
+--stale seconds, or when its gateway's availability is "offline".
+
+`--once --json` is the scripting contract: listen --wait seconds, print one
+JSON array (one object per gateway+device) sorted ascending by --sort with
+nulls last, exit 0.
+"""
+import json
+import shutil
+import sys
+import threading
+import time
+
+_MAX_ROWS = 200000  # gateway+device pairs tracked; beyond this new pairs are dropped (counted)
+
+# event names that raise / clear an alarm (the alarm engine's vocabulary plus common synonyms)
+_RAISE = ("raise", "raised", "alarm", "active", "set", "on", "trigger", "triggered", "warning")
+_CLEAR = ("clear", "cleared", "ok", "off", "resolved", "reset", "end")
+
+SORT_KEYS = ("soc", "voltage", "current", "pv_power", "last_seen", "name")
+
+
+def _num(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if v != v or v in (float("inf"), float("-inf")):
+        return None
+    return v
+
+
+class Fleet:
+    """What the broker told us, keyed by gateway and (gateway, device)."""
+
+    def __init__(self, prefix="vegw", stale_s=120.0, clock=time.time):
+        self.prefix = prefix.rstrip("/") + "/"
+        self.stale_s = stale_s
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.devices = {}  # (gw, dev) -> [soc, voltage, current, pv, seen_wall or None]
+        self.gateways = {}  # gw -> {"availability", "link", "rssi", "alarms": set, "fw"}
+        self.messages = 0
+        self.bad = 0  # payloads that were not what the topic promises
+        self.dropped = 0  # new pairs refused beyond _MAX_ROWS
+        self.version = 0  # bumps on every change: the redraw loop skips idle frames
+
+    def topics(self):
+        p = self.prefix
+        return [p + "+/+/state", p + "+/status", p + "+/availability", p + "+/event"]
+
+    def _gw(self, gw):
+        g = self.gateways.get(gw)
+        if g is None:
+            g = self.gateways[gw] = {"availability": None, "link": None, "rssi": None, "alarms": set(), "fw": None}
+        return g
+
+    def handle(self, topic, payload, retained=False, now=None):
+        """Feed one message. Never raises on bad input."""
+        now = self.clock() if now is None else now
+        self.messages += 1
+        if not topic.startswith(self.prefix):
+            return
+        parts = topic[len(self.prefix):].split("/")
+        try:
+            text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else str(payload)
+        except UnicodeDecodeError:
+            self.bad += 1
+            return
+        with self.lock:
+            self.version += 1
+            if len(parts) == 3 and parts[2] == "state":
+                self._state(parts[0], parts[1], text, retained, now)
+            elif len(parts) == 2 and parts[1] == "availability":
+                self._gw(parts[0])["availability"] = text.strip().lower() or None
+            elif len(parts) == 2 and parts[1] == "status":
+                d = self._json(text)
+                if d is not None:
+                    g = self._gw(parts[0])
+                    if isinstance(d.get("link"), str):
+                        g["link"] = d["link"]
+                    g["rssi"] = _num(d.get("rssi_dbm"))
+                    if isinstance(d.get("fw"), str):
+                        g["fw"] = d["fw"]
+            elif len(parts) == 2 and parts[1] == "event":
+                d = self._json(text)
+                if d is not None:
+                    ev = str(d.get("event", "")).lower()
+                    rule = str(d.get("rule", "?"))
+                    alarms = self._gw(parts[0])["alarms"]
+                    if ev in _RAISE:
+                        alarms.add(rule)
+                    elif ev in _CLEAR:
+                        alarms.discard(rule)
+
+    def _json(self, text):
+        try:
+            d = json.loads(text)
+        except ValueError:
+            d = None
+        if not isinstance(d, dict):
+            self.bad += 1
+            return None
+        return d
+
+    def _state(self, gw, dev, text, retained, now):
+        d = self._json(text)
+        if d is None:
+            return
+        key = (gw, dev)
+        row = self.devices.get(key)
+        if row is None:
+            if len(self.devices) >= _MAX_ROWS:
+                self.dropped += 1
+                return
+            row = self.devices[key] = [None, None, None, None, None]
+            self._gw(gw)
+        ts = _num(d.get("ts"))
+        if ts is not None:
+            row[4] = ts
+        elif not retained:
+            row[4] = now
+        elif row[4] is None:
+            row[4] = None  # retained, no ts: age unknown
+        # a state message is the device's whole latest state: missing -> null
+        row[0] = _num(d.get("SOC"))
+        row[1] = _num(d.get("V"))
+        row[2] = _num(d.get("I"))
+        row[3] = _num(d.get("PPV"))
+
+    def rows(self, sort="soc", now=None):
+        """List of row dicts sorted ascending by `sort`, nulls last."""
+        now = self.clock() if now is None else now
+        with self.lock:
+            items = list(self.devices.items())
+            gws = {k: (v["availability"], v["link"], v["rssi"], len(v["alarms"])) for k, v in self.gateways.items()}
+        out = []
+        for (gw, dev), r in items:
+            avail, link, rssi, nalarms = gws.get(gw, (None, None, None, 0))
+            seen = r[4]
+            last = None if seen is None else round(max(0.0, now - seen), 1)
+            stale = last is None or last > self.stale_s or avail == "offline"
+            out.append({"gateway": gw, "device": dev, "soc": r[0], "voltage": r[1], "current": r[2],
+                        "pv_power": r[3], "alarms": nalarms, "link": link, "rssi_dbm": rssi,
+                        "availability": avail, "last_seen": last, "stale": stale})
+        out.sort(key=sort_key(sort))
+        return out
+
+
+def sort_key(sort):
+    if sort == "name":
+        return lambda r: (r["gateway"], r["device"])
+    field = sort
+
+    def key(r):
+        v = r[field]
+        return (v is None, v if v is not None else 0, r["gateway"], r["device"])
+
+    return key
+
+
+def add_arguments(parser):
+    parser.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", help="default 127.0.0.1:1883")
+    parser.add_argument("--prefix", default="vegw", help="topic prefix (default vegw)")
+    parser.add_argument("--sort", default="soc", choices=SORT_KEYS, help="ascending, nulls last (default soc)")
+    parser.add_argument("--stale", type=float, default=120.0, metavar="SECONDS",
+                        help="a device is stale after this long without state (default 120)")
+    parser.add_argument("--once", action="store_true", help="listen --wait seconds, print once, exit")
+    parser.add_argument("--json", action="store_true", help="with --once: print one JSON array")
+    parser.add_argument("--wait", type=float, default=5.0, metavar="SECONDS", help="with --once (default 5)")
+    parser.add_argument("--refresh", type=float, default=2.0, metavar="HZ", help="redraws per second at most (default 2)")
+    parser.add_argument("--username")
+    parser.add_argument("--password")
+    parser.add_argument("--tls", action="store_true")
+    parser.add_argument("--ca", metavar="FILE", help="CA file (implies --tls)")
+
+
+def _err(msg):
+    sys.stderr.write("vegw monitor: %s\n" % msg)
+    return 2
+
+
+def parse_broker(text):
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 1883
+    if not host:
+        raise ValueError("no host in %r" % text)
+    port = int(port)
+    if not 0 < port < 65536:
+        raise ValueError("port out of range")
+    return host.strip("[]"), port
+
+
+def connect(args, fleet, on_error):
+    """Connected paho client with its network loop running, subscribed."""
+    import paho.mqtt.client as mqtt
+
+    host, port = parse_broker(args.broker)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
+    if args.username:
+        c.username_pw_set(args.username, args.password)
+    if args.tls or args.ca:
+        c.tls_set(ca_certs=args.ca)
+    ready = threading.Event()
+
+    def on_connect(client, userdata, flags, rc, props=None):
+        if rc.is_failure:
+            on_error("broker %s:%d refused the connection: %s" % (host, port, rc))
+        else:
+            client.subscribe([(t, 0) for t in fleet.topics()])
+        ready.set()
+
+    def on_message(client, userdata, msg):
+        fleet.handle(msg.topic, msg.payload, msg.retain)
+
+    c.on_connect = on_connect
+    c.on_message = on_message
+    c.connect(host, port, keepalive=30)
+    c.loop_start()
+    return c, ready
+
+
+def run(args):
+    try:
+        parse_broker(args.broker)
+    except ValueError:
+        return _err("--broker must be HOST:PORT, got %r" % args.broker)
+    if args.json and not args.once:
+        return _err("--json needs --once (the live view is a table)")
+    if args.wait < 0 or args.stale <= 0 or args.refresh <= 0:
+        return _err("--wait, --stale and --refresh must be positive")
+    fleet = Fleet(args.prefix, args.stale)
+    errors = []
+    try:
+        client, ready = connect(args, fleet, errors.append)
+    except (OSError, ValueError) as e:
+        return _err("cannot connect to %s: %s" % (args.broker, getattr(e, "strerror", None) or e))
+    try:
+        if not ready.wait(10):
+            return _err("no answer from broker %s within 10 s" % args.broker)
+        if errors:
+            return _err(errors[0])
+        if args.once:
+            return _once(args, fleet, errors)
+        return _live(args, fleet, errors)
+    finally:
+        client.loop_stop()
+        try:
+            client.disconnect()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+def _once(args, fleet, errors):
+    time.sleep(args.wait)
+    if errors:
+        return _err(errors[0])
+    rows = fleet.rows(args.sort)
+    if args.json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+    else:
+        sys.stdout.write("\n".join(render(rows, fleet, args, height=None, color=False)) + "\n")
+    return 0
+
+
+def _fmt(v, spec, width):
+    s = "-" if v is None else spec % v
+    return " " * (width - len(s)) + s
+
+
+_COLS = (("GATEWAY", 16), ("DEVICE", 12), ("SOC%", 6), ("V", 7), ("A", 7), ("PV W", 6), ("ALRM", 4),
+         ("LINK", 8), ("RSSI", 5), ("SEEN", 7), ("", 7))
+
+
+def _age(s):
+    if s is None:
+        return "?"
+    if s < 100:
+        return "%.0fs" % s
+    if s < 6000:
+        return "%.0fm" % (s / 60)
+    if s < 360000:
+        return "%.0fh" % (s / 3600)
+    return "%.0fd" % (s / 86400)
+
+
+def render(rows, fleet, args, height=None, color=True):
+    """Lines of the table; only the first `height` rows are formatted."""
+    nstale = sum(1 for r in rows if r["stale"])
+    ngw = len({r["gateway"] for r in rows})
+    head = "vegw monitor  %s  prefix %s  %d gateways, %d devices, %d stale  sort %s  msgs %d%s" % (
+        args.broker, args.prefix, ngw, len(rows), nstale, args.sort, fleet.messages,
+        ("  bad %d" % fleet.bad) if fleet.bad else "")
+    cols = "".join((n + " " * (w - len(n))) if i < 2 else (" " * (w - len(n)) + n) + " " for i, (n, w) in
+                   enumerate(_COLS))
+    lines = [head, cols]
+    shown = rows if height is None else rows[: max(0, height - 3)]
+    for r in shown:
+        gw = r["gateway"][:15]
+        dev = r["device"][:11]
+        state = "OFFLINE" if r["availability"] == "offline" else ("STALE" if r["stale"] else "")
+        line = "".join((
+            gw + " " * (16 - len(gw)), dev + " " * (12 - len(dev)),
+            _fmt(r["soc"], "%.1f", 6), " ", _fmt(r["voltage"], "%.2f", 7), " ", _fmt(r["current"], "%.1f", 7), " ",
+            _fmt(r["pv_power"], "%.0f", 6), " ", _fmt(r["alarms"] or None, "%d", 4), " ",
+            _fmt(r["link"], "%s", 8), " ", _fmt(r["rssi_dbm"], "%.0f", 5), " ", _fmt(_age(r["last_seen"]), "%s", 7), " ",
+            state))
+        if color and (r["stale"] or r["alarms"]):
+            line = ("\x1b[7;31m" if r["stale"] else "\x1b[33m") + line + "\x1b[0m"
+        lines.append(line)
+    if height is not None and len(rows) > len(shown):
+        lines.append("... %d more rows (sorted by %s; use --sort)" % (len(rows) - len(shown), args.sort))
+    return lines
+
+
+def _live(args, fleet, errors):
+    tty = sys.stdout.isatty()
+    period = 1.0 / args.refresh
+    drawn = -1
+    last_draw = 0.0
+    try:
+        while True:
+            if errors:
+                return _err(errors[0])
+            now = time.monotonic()
+            # redraw on change, and at least every 5 s so ages move on
+            if fleet.version != drawn or now - last_draw > 5:
+                drawn = fleet.version
+                last_draw = now
+                rows = fleet.rows(args.sort)
+                size = shutil.get_terminal_size((120, 40))
+                lines = render(rows, fleet, args, height=size.lines if tty else None, color=tty)
+                if tty:
+                    sys.stdout.write("\x1b[H\x1b[2J" + "\n".join(ln[: size.columns + 12] for ln in lines))
+                else:
+                    sys.stdout.write("\n".join(lines) + "\n\n")
+                sys.stdout.flush()
+            time.sleep(period)
+    except KeyboardInterrupt:
+        if tty:
+            sys.stdout.write("\n")
+        return 0
