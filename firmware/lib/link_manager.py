@@ -1,0 +1,291 @@
+# Wi-Fi / cellular failover as pure logic: no radio, no sockets, no clock of
+# its own. The app reports what happened (a Wi-Fi join succeeded, PPP came up,
+# the broker answered or did not) with the current ticks_ms, calls
+# `tick(now_ms)` about once a second and carries out the action it returns.
+# Tests drive the same object with a fake clock.
+#
+# Policy
+# - Wi-Fi first when networks are configured, in the order given. Each
+#   network has its own exponential backoff (base * 2^failures, capped) with
+#   seeded jitter, so a dead first network does not starve a working second.
+# - A link that is up but passes no traffic (the app calls traffic(ok=False):
+#   broker unreachable, pings unanswered) counts as down: a Wi-Fi network in
+#   that state is dropped and tried again later like a failed join.
+# - Cellular comes up when Wi-Fi has been down for `cell_after_ms` (or at once
+#   if no Wi-Fi is configured). Wi-Fi is retried in the background meanwhile;
+#   when it has been up with traffic for `wifi_stable_ms`, traffic moves back
+#   and the modem is hung up (data costs money).
+# - Per link: reconnect count, bytes in/out, RSSI; `status()` is the dict the
+#   status topic publishes.
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_MAX_NETWORKS = const(8)  # Wi-Fi networks kept from config; the rest are ignored and counted
+
+WIFI_CONNECT = "wifi_connect"  # arg: index into networks
+WIFI_DISCONNECT = "wifi_disconnect"
+CELL_CONNECT = "cell_connect"
+CELL_DISCONNECT = "cell_disconnect"
+
+_DOWN = const(0)
+_CONNECTING = const(1)
+_UP = const(2)
+
+DEFAULTS = {
+    "cell_after_ms": 120000,  # Wi-Fi down this long -> bring up cellular
+    "wifi_stable_ms": 30000,  # Wi-Fi up with traffic this long -> move back from cellular
+    "connect_timeout_ms": 20000,  # a join / PPP attempt without a result counts as failed
+    "traffic_timeout_ms": 90000,  # up but no successful traffic this long -> down
+    "backoff_base_ms": 2000,
+    "backoff_max_ms": 300000,
+    "jitter_pct": 20,  # +-20 % on every backoff delay
+    "cell_backoff_base_ms": 10000,
+}
+
+
+try:
+    from time import ticks_diff as _after  # wrap-safe a - b on MicroPython
+except ImportError:
+
+    def _after(a, b):
+        return a - b
+
+
+class _Rng:
+    def __init__(self, seed):
+        self.s = (seed or 1) & 0xFFFFFFFF
+
+    def next(self):
+        x = self.s
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.s = x
+        return x
+
+
+class LinkStats:
+    def __init__(self, name):
+        self.name = name
+        self.state = _DOWN
+        self.since = None  # ticks of the last state change
+        self.connects = 0  # successful connects
+        self.reconnects = 0  # successful connects after the first
+        self.failures = 0  # failed attempts, all time
+        self.tx = 0
+        self.rx = 0
+        self.rssi = None
+        self.last_ok = None  # ticks of the last successful traffic
+        self.stalled = 0  # times dropped for passing no traffic
+
+    def as_dict(self):
+        return {"up": self.state == _UP, "reconnects": self.reconnects, "failures": self.failures,
+                "tx": self.tx, "rx": self.rx, "rssi": self.rssi, "stalled": self.stalled}
+
+
+class LinkManager:
+    def __init__(self, networks, cellular=False, now_ms=0, seed=1, **opts):
+        o = dict(DEFAULTS)
+        for k in opts:
+            if k not in o:
+                raise ValueError("unknown option " + k)  # a programming error, not outside input
+            o[k] = opts[k]
+        self.o = o
+        nets = list(networks or ())
+        self.ignored_networks = len(nets) - _MAX_NETWORKS if len(nets) > _MAX_NETWORKS else 0
+        self.networks = nets[:_MAX_NETWORKS]
+        n = len(self.networks)
+        self.net_fail = [0] * n  # consecutive failures per network
+        self.net_next = [now_ms] * n  # earliest next attempt per network
+        self.cellular = bool(cellular)
+        self.rng = _Rng(seed)
+        self.wifi = LinkStats("wifi")
+        self.cell = LinkStats("cell")
+        self.wifi_index = None  # network being joined or joined
+        self.wifi_down_since = now_ms
+        self.wifi_good_since = None
+        self.cell_fail = 0
+        self.cell_next = now_ms
+        self.active = None  # "wifi", "cell" or None: where traffic goes
+        self.failovers = 0
+        self.last_action = None
+
+    # ------------------------------------------------------------ backoff
+    def _delay(self, fails, base):
+        d = base
+        i = 1
+        while i < fails and d < self.o["backoff_max_ms"]:
+            d *= 2
+            i += 1
+        if d > self.o["backoff_max_ms"]:
+            d = self.o["backoff_max_ms"]
+        j = self.o["jitter_pct"]
+        if j:
+            r = self.rng.next() % 2001 - 1000  # -1000..1000
+            d += d * j * r // 100000
+        return d
+
+    # ------------------------------------------------------------- events
+    def wifi_connected(self, now_ms, rssi=None):
+        w = self.wifi
+        if w.state == _UP:
+            return
+        w.state = _UP
+        w.since = now_ms
+        w.connects += 1
+        if w.connects > 1:
+            w.reconnects += 1
+        w.rssi = rssi
+        w.last_ok = now_ms  # give the new link a full traffic_timeout to prove itself
+        self.wifi_good_since = now_ms
+        if self.wifi_index is not None:
+            self.net_fail[self.wifi_index] = 0
+
+    def wifi_failed(self, now_ms):
+        """A join attempt failed, or an up link dropped."""
+        w = self.wifi
+        was_up = w.state == _UP
+        w.state = _DOWN
+        w.since = now_ms
+        w.failures += 1
+        self.wifi_good_since = None
+        i = self.wifi_index
+        if i is not None:
+            self.net_fail[i] += 1
+            self.net_next[i] = now_ms + self._delay(self.net_fail[i], self.o["backoff_base_ms"])
+        self.wifi_index = None
+        if was_up or self.active == "wifi":
+            self.wifi_down_since = now_ms
+            if self.active == "wifi":
+                self.active = None
+
+    def wifi_rssi(self, rssi):
+        self.wifi.rssi = rssi
+
+    def cell_connected(self, now_ms, rssi=None):
+        c = self.cell
+        if c.state == _UP:
+            return
+        c.state = _UP
+        c.since = now_ms
+        c.connects += 1
+        if c.connects > 1:
+            c.reconnects += 1
+        c.last_ok = now_ms
+        if rssi is not None:
+            c.rssi = rssi
+        self.cell_fail = 0
+
+    def cell_failed(self, now_ms):
+        c = self.cell
+        c.state = _DOWN
+        c.since = now_ms
+        c.failures += 1
+        self.cell_fail += 1
+        self.cell_next = now_ms + self._delay(self.cell_fail, self.o["cell_backoff_base_ms"])
+        if self.active == "cell":
+            self.active = None
+
+    def cell_rssi(self, rssi):
+        self.cell.rssi = rssi
+
+    def traffic(self, now_ms, link, ok):
+        """The app's verdict on a link: ok=True when the broker answered
+        (CONNACK, PINGRESP, PUBACK), False when it could not be reached."""
+        s = self.wifi if link == "wifi" else self.cell
+        if ok and s.state == _UP:
+            s.last_ok = now_ms
+
+    def count(self, link, tx=0, rx=0):
+        s = self.wifi if link == "wifi" else self.cell
+        s.tx += tx
+        s.rx += rx
+
+    # ---------------------------------------------------------- decisions
+    def _stalled(self, s, now_ms):
+        return s.state == _UP and s.last_ok is not None and _after(now_ms, s.last_ok) >= self.o["traffic_timeout_ms"]
+
+    def tick(self, now_ms):
+        """Returns None or (action, arg); at most one action per call."""
+        a = self._decide(now_ms)
+        self.last_action = a
+        return a
+
+    def _decide(self, now_ms):
+        w, c, o = self.wifi, self.cell, self.o
+        # 1. attempts that never reported back
+        if w.state == _CONNECTING and _after(now_ms, w.since) >= o["connect_timeout_ms"]:
+            self.wifi_failed(now_ms)
+            return (WIFI_DISCONNECT, None)
+        if c.state == _CONNECTING and _after(now_ms, c.since) >= o["connect_timeout_ms"]:
+            self.cell_failed(now_ms)
+            return (CELL_DISCONNECT, None)
+        # 2. links that are up but pass nothing
+        if self._stalled(w, now_ms):
+            w.stalled += 1
+            self.wifi_failed(now_ms)
+            return (WIFI_DISCONNECT, None)
+        if self._stalled(c, now_ms):
+            c.stalled += 1
+            self.cell_failed(now_ms)
+            return (CELL_DISCONNECT, None)
+        # 3. Wi-Fi health and where traffic goes
+        wifi_ok = w.state == _UP
+        if wifi_ok:
+            if self.wifi_good_since is None:
+                self.wifi_good_since = now_ms
+            if self.active != "wifi":
+                if self.active is None or _after(now_ms, self.wifi_good_since) >= o["wifi_stable_ms"]:
+                    if self.active == "cell":
+                        self.failovers += 1
+                    self.active = "wifi"
+            if c.state != _DOWN and self.active == "wifi":
+                c.state = _DOWN
+                c.since = now_ms
+                return (CELL_DISCONNECT, None)
+        elif self.active == "wifi":
+            self.active = None
+        if c.state == _UP and self.active is None:
+            self.active = "cell"
+            if self.networks:
+                self.failovers += 1
+        # 4. start a Wi-Fi attempt
+        if w.state == _DOWN and self.networks:
+            i = self._next_network(now_ms)
+            if i is not None:
+                self.wifi_index = i
+                w.state = _CONNECTING
+                w.since = now_ms
+                return (WIFI_CONNECT, i)
+        # 5. cellular when Wi-Fi has been down long enough (or is not configured)
+        if self.cellular and c.state == _DOWN and not wifi_ok:
+            down_for = _after(now_ms, self.wifi_down_since)
+            if (not self.networks or down_for >= o["cell_after_ms"]) and _after(now_ms, self.cell_next) >= 0:
+                c.state = _CONNECTING
+                c.since = now_ms
+                return (CELL_CONNECT, None)
+        return None
+
+    def _next_network(self, now_ms):
+        for i in range(len(self.networks)):
+            if _after(now_ms, self.net_next[i]) >= 0:
+                return i
+        return None
+
+    def next_attempt_ms(self, index):
+        return self.net_next[index]
+
+    # ------------------------------------------------------------- status
+    def status(self):
+        """For the status topic: active link, per-link counters, failovers."""
+        d = {"link": self.active, "failovers": self.failovers, "wifi": self.wifi.as_dict(),
+             "cell": self.cell.as_dict()}
+        if self.wifi_index is not None and self.wifi.state == _UP:
+            net = self.networks[self.wifi_index]
+            d["wifi"]["ssid"] = net.get("ssid") if isinstance(net, dict) else net
+        return d

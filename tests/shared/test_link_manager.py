@@ -1,0 +1,160 @@
+# Failover logic with a fake clock, on both runtimes.
+import link_manager as lm
+
+NETS = [{"ssid": "cabin"}, {"ssid": "barn"}]
+
+
+def mk(nets=NETS, cell=True, **kw):
+    opts = {"cell_after_ms": 60000, "wifi_stable_ms": 10000, "connect_timeout_ms": 5000,
+            "traffic_timeout_ms": 30000, "backoff_base_ms": 1000, "backoff_max_ms": 16000, "jitter_pct": 0}
+    for k in kw:
+        opts[k] = kw[k]
+    return lm.LinkManager(nets, cellular=cell, now_ms=0, seed=5, **opts)
+
+
+def test_wifi_first_in_priority_order():
+    m = mk()
+    assert m.tick(0) == (lm.WIFI_CONNECT, 0)
+    m.wifi_connected(100, rssi=-61)
+    assert m.tick(200) is None
+    assert m.active == "wifi"
+    st = m.status()
+    assert st["link"] == "wifi" and st["wifi"]["ssid"] == "cabin" and st["wifi"]["rssi"] == -61
+    assert st["wifi"]["reconnects"] == 0
+
+
+def test_failed_network_backs_off_and_next_is_tried():
+    m = mk()
+    assert m.tick(0) == (lm.WIFI_CONNECT, 0)
+    m.wifi_failed(500)
+    assert m.next_attempt_ms(0) == 1500  # base 1000 after the first failure
+    assert m.tick(600) == (lm.WIFI_CONNECT, 1)  # cabin waits, barn is free
+    m.wifi_failed(900)
+    assert m.tick(1000) is None  # both backing off
+    assert m.tick(1500) == (lm.WIFI_CONNECT, 0)
+    m.wifi_failed(1600)
+    assert m.next_attempt_ms(0) == 1600 + 2000  # doubled
+    # the cap
+    for i in range(10):
+        m.net_fail[0] = i + 3
+    m.wifi_index = 0
+    m.wifi_failed(2000)
+    assert m.next_attempt_ms(0) == 2000 + 16000
+
+
+def test_jitter_is_seeded_and_bounded():
+    a = mk(jitter_pct=20)
+    b = mk(jitter_pct=20)
+    da = [a._delay(3, 1000) for _ in range(20)]
+    db = [b._delay(3, 1000) for _ in range(20)]
+    assert da == db
+    assert min(da) >= 3200 and max(da) <= 4800
+    assert len(set(da)) > 5
+
+
+def test_connect_attempt_without_answer_times_out():
+    m = mk()
+    assert m.tick(0) == (lm.WIFI_CONNECT, 0)
+    assert m.tick(4999) is None
+    assert m.tick(5000) == (lm.WIFI_DISCONNECT, None)
+    assert m.wifi.failures == 1
+    assert m.tick(5001) == (lm.WIFI_CONNECT, 1)
+
+
+def test_cellular_after_wifi_down_for_set_time_and_back():
+    m = mk(backoff_base_ms=100000, backoff_max_ms=100000)
+    assert m.tick(0) == (lm.WIFI_CONNECT, 0)
+    m.wifi_connected(100)
+    m.tick(200)
+    m.wifi_failed(1000)  # link lost
+    assert m.active is None
+    t = 1000
+    acts = []
+    while t < 61000:
+        t += 1000
+        a = m.tick(t)
+        if a:
+            acts.append((t, a))
+    # barn tried right away, failed by timeout; cabin backing off 100 s
+    assert acts[0][1] == (lm.WIFI_CONNECT, 1)
+    assert (61000, (lm.CELL_CONNECT, None)) in acts
+    assert not any(a[1][0] == lm.CELL_CONNECT for a in acts if a[0] < 61000)
+    m.cell_connected(62000, rssi=-85)
+    m.tick(62500)
+    assert m.active == "cell" and m.failovers == 1
+    m.count("cell", tx=1000, rx=200)
+    # Wi-Fi comes back: traffic moves after wifi_stable_ms, then the modem hangs up
+    m.wifi_index = 0
+    m.wifi.state = 1
+    m.wifi_connected(70000, rssi=-70)
+    assert m.tick(71000) is None and m.active == "cell"
+    assert m.tick(80000) == (lm.CELL_DISCONNECT, None)
+    assert m.active == "wifi" and m.failovers == 2
+    st = m.status()
+    assert st["cell"]["tx"] == 1000 and st["cell"]["rx"] == 200 and st["cell"]["up"] is False
+    assert st["wifi"]["reconnects"] == 1
+
+
+def test_no_wifi_configured_goes_cellular_at_once():
+    m = mk(nets=[])
+    assert m.tick(0) == (lm.CELL_CONNECT, None)
+    m.cell_connected(10)
+    m.tick(20)
+    assert m.active == "cell" and m.failovers == 0
+
+
+def test_cell_failure_backs_off():
+    m = mk(nets=[], cell_backoff_base_ms=10000)
+    assert m.tick(0) == (lm.CELL_CONNECT, None)
+    m.cell_failed(1000)
+    assert m.tick(5000) is None
+    assert m.tick(11000) == (lm.CELL_CONNECT, None)
+
+
+def test_up_but_no_traffic_counts_as_down():
+    m = mk()
+    m.tick(0)
+    m.wifi_connected(0)
+    m.tick(1)
+    m.traffic(20000, "wifi", True)
+    assert m.tick(49999) is None
+    assert m.tick(50000) == (lm.WIFI_DISCONNECT, None)
+    assert m.wifi.stalled == 1 and m.active is None
+    # the stalled network backs off; the next one is tried
+    assert m.tick(50001) == (lm.WIFI_CONNECT, 1)
+    # and cellular follows once Wi-Fi has been down for cell_after_ms
+    m.wifi_failed(50002)
+    t = 50002
+    got = None
+    while t < 200000 and got is None:
+        t += 500
+        a = m.tick(t)
+        if a and a[0] == lm.CELL_CONNECT:
+            got = t
+        elif a and a[0] == lm.WIFI_CONNECT:
+            m.wifi_failed(t + 1)
+    assert got is not None and 110000 <= got <= 111000
+
+
+def test_wifi_only_never_asks_for_cell():
+    m = mk(cell=False)
+    t = 0
+    for _ in range(400):
+        t += 1000
+        a = m.tick(t)
+        assert a is None or a[0] != lm.CELL_CONNECT
+        if a and a[0] == lm.WIFI_CONNECT:
+            m.wifi_failed(t + 10)
+
+
+def test_network_list_is_bounded():
+    m = lm.LinkManager([{"ssid": str(i)} for i in range(12)])
+    assert len(m.networks) == 8 and m.ignored_networks == 4
+
+
+def test_status_shape():
+    m = mk()
+    st = m.status()
+    assert st["link"] is None and st["failovers"] == 0
+    for k in ("up", "reconnects", "failures", "tx", "rx", "rssi", "stalled"):
+        assert k in st["wifi"] and k in st["cell"]
