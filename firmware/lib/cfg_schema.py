@@ -29,6 +29,7 @@ _MAX_ERRORS = const(64)  # errors kept per check(); the rest are counted
 _MAX_DEVICES = const(16)  # VE.Direct + BLE devices per gateway
 _MAX_WIFI = const(4)  # networks tried in order
 _MAX_RULES = const(32)  # alarm rules (each compiled rule costs heap)
+_RULE_LINE_BASE = const(1)  # alarm_rules.parse_rules numbers lines from 1
 
 REQUIRED = "\x00required"  # sentinel default: key must be present
 MASK = "***"
@@ -295,10 +296,10 @@ def _value(ctx, path, kind, v, a, b, nullable):
             s = v[i]
             if not isinstance(s, str):
                 ctx.err("%s[%d]" % (path, i), "must be a string, got " + _typename(s))
-            elif len(s) < a:
+                s = ""  # keeps positions, so later errors name the right index
+            elif len(s.strip()) < a:
                 ctx.err("%s[%d]" % (path, i), "must not be empty")
-            else:
-                out.append(s)
+            out.append(s)
         return out
     # string kinds
     if not isinstance(v, str):
@@ -548,30 +549,14 @@ def _check_rules(ctx, c):
         ctx.warn("alarms.rules", "alarm_rules module not present: rules not checked")
         return
     try:
-        import field_names
-    except ImportError:
-        field_names = None
-    try:
         import ble_readout  # noqa: F401  registers BLE-only field names
     except ImportError:
         pass
     devnames = [d.get("name") for d in c["devices"] if d.get("name")]
-
-    def field_ok(*args):
-        # accepts ("dev.field"), ("field") or ("dev", "field")
-        if len(args) >= 2:
-            dev, fld = args[0], args[1]
-        else:
-            s = args[0] if args else ""
-            dot = s.find(".")
-            dev, fld = (s[:dot], s[dot + 1:]) if dot >= 0 else (None, s)
-        if dev is not None and dev not in devnames:
-            return False
-        return field_names is None or field_names.resolve(fld) is not None
-
+    mk = getattr(alarm_rules, "default_field_ok", None)
+    field_ok = mk(devnames) if mk is not None else _field_ok(devnames)
     try:
-        res = alarm_rules.parse_rules(rules, field_ok)
-        errs = res[1]
+        errs = alarm_rules.parse_rules(rules, field_ok)[1]
     except Exception as e:  # a parser bug must not take config loading down
         ctx.err("alarms.rules", "rule parser failed: %s" % e)
         return
@@ -582,7 +567,21 @@ def _check_rules(ctx, c):
         ctx.err("alarms.rules[%d]" % idx, ("column %d: %s" % (col, msg)) if col else str(msg))
 
 
-_RULE_LINE_BASE = const(1)  # alarm_rules numbers lines from 1
+def _field_ok(devnames):
+    # used only if alarm_rules lacks default_field_ok: None when fine, else why
+    try:
+        import field_names
+    except ImportError:
+        field_names = None
+
+    def ok(device, field):
+        if device not in devnames:
+            return "unknown device '%s'" % device
+        if field_names is not None and field_names.resolve(field) is None:
+            return "unknown field '%s.%s'" % (device, field)
+        return None
+
+    return ok
 
 
 def masked(cfg):
