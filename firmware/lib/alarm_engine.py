@@ -343,6 +343,9 @@ class Engine:
             self._t0 = now
         d = self._didx.get(device)
         if d is None:
+            if type(device) is not str or type(values) is not dict:
+                self.dropped_devices += 1
+                return
             d = self._device(device)
             if d is None:
                 return
@@ -493,20 +496,24 @@ class Engine:
 
     # ---- events, flapping limit, output
     def _emit(self, now, name, kind, sev, values):
+        # Flapping limit per rule name: more than flap_max raises inside one
+        # flap_window starts a suppression (one visible "suppressed" event, then
+        # raised/cleared events only counted in self.suppressed) that lasts a
+        # whole window; _flap_tick then publishes the state if it changed.
         if kind != "acknowledged":
             f = self._flap.get(name)
             if f is None:
-                f = self._flap[name] = [now, 0, False, None]
-            if kind == "raised":
+                f = self._flap[name] = [now, 0, None, None]  # window start, raises, suppressed since, last published
+            if kind == "raised" and f[2] is None:
                 if now - f[0] >= self.flap_window:
                     f[0] = now
                     f[1] = 0
                 f[1] += 1
-                if self.flap_max and f[1] > self.flap_max and not f[2]:
-                    f[2] = True
+                if self.flap_max and f[1] > self.flap_max:
+                    f[2] = now
                     self._push({"t": now, "rule": name, "event": "suppressed", "severity": alarm_rules.SEVERITIES[sev],
                                 "values": {"raises": f[1] - 1, "window": self.flap_window}})
-            if f[2]:
+            if f[2] is not None:
                 self.suppressed += 1
                 return
             f[3] = kind
@@ -514,15 +521,12 @@ class Engine:
         self._push({"t": now, "rule": name, "event": kind, "severity": alarm_rules.SEVERITIES[sev], "values": values})
 
     def _flap_tick(self, now):
-        # A suppressed rule is released once a whole window passed since the
-        # window that overflowed; its current state is then published if it
-        # differs from the last event that went out.
-        if not self._flap:
-            return
+        if not self.suppressed:
+            return  # nothing was ever suppressed: keep tick() cheap
         for name in self._flap:
             f = self._flap[name]
-            if f[2] and now - f[0] >= self.flap_window:
-                f[2] = False
+            if f[2] is not None and now - f[2] >= self.flap_window:
+                f[2] = None
                 f[0] = now
                 f[1] = 0
                 cur = "raised" if name in self.active() else "cleared"
