@@ -9,8 +9,9 @@
 #   - erase sets a whole block to 0xFF and is counted per block.
 # Power cuts: cut_after(n) arms a countdown of n bytes. Prog and erase spend
 # one byte per byte touched; when the countdown runs out the operation stops
-# mid-way (prog: the first n bytes are programmed; erase: the first n bytes
-# of the block read 0xFF, the rest keep their old content) and every later
+# mid-way (prog: the first n bytes are programmed; erase: n bytes of the
+# block read 0xFF - the first n, or the last n with erase_from_end - and the
+# rest keep their old content) and every later
 # operation raises OSError(EIO) until reboot() (reads keep working, like a
 # CPU that is about to lose power). A cut never half-programs a byte.
 try:
@@ -25,7 +26,10 @@ _EIO = const(5)
 
 
 class NorSim:
-    def __init__(self, block_count, block_size=4096, path=None, strict=True):
+    def __init__(self, block_count, block_size=4096, path=None, strict=True, erase_from_end=False):
+        # erase_from_end: a cut erase leaves the END of the block erased and
+        # the start (the sector header) intact - the nastier case for a log.
+        self.erase_from_end = erase_from_end
         self.block_size = block_size
         self.block_count = block_count
         self.strict = strict
@@ -131,7 +135,10 @@ class NorSim:
         addr = self._addr(block, 0, self.block_size)
         k = self._spend(self.block_size)
         if k:
-            self._put(addr, b"\xff" * k)
+            if self.erase_from_end:
+                self._put(addr + self.block_size - k, b"\xff" * k)
+            else:
+                self._put(addr, b"\xff" * k)
         self.erases[block] += 1  # an erase that started wears the block
         if k < self.block_size:
             raise OSError(_EIO)

@@ -28,10 +28,12 @@
 #   one slot per mark_uploaded, written once; when a sector is full the
 #   other one is erased, gets generation+1, and the value moves there.
 #
-# Sequence numbers are 32-bit, never 0, compared wrap-safe. After a reboot
-# the next seq skips _max_batch numbers past the last one on flash, so a
-# seq handed out for a record that was still in RAM at the cut is never
-# given to a different record (consumers de-duplicate by seq).
+# Sequence numbers are 32-bit, never 0, compared wrap-safe. At every open the
+# log skips _max_batch numbers past the last seq on flash and writes a boot
+# marker (type 0, empty, internal) with that seq before handing out any
+# other: a seq given to a record that was still in RAM at a cut is never
+# given to a different record, even after several cuts in a row (consumers
+# de-duplicate by seq). Record type 0 is reserved for that marker.
 import struct
 
 try:
@@ -177,7 +179,8 @@ class FlashLog:
         except OSError:
             self.io_errors += 1
             return False
-        return True
+        self._queue(0, b"")  # boot marker: reserves the seqs handed out from now
+        return self.flush()
 
     def _read_sec_hdr(self, i):
         """(sector_seq, first_seq, erase_count) of ring sector i, or None."""
@@ -221,6 +224,12 @@ class FlashLog:
                 break
             i = j
             n += 1
+        if n == L:
+            # The sector after the head is the one kept erased; finding it in
+            # the chain means a cut hit its erase (content undefined, maybe
+            # half gone): it is not data any more, and gets erased before use.
+            i = (i + 1) % L
+            n -= 1
         self.tail = i
         self.nlive = n
         last = self._scan_head()
@@ -359,10 +368,16 @@ class FlashLog:
 
     # --------------------------------------------------------------- append
     def append(self, rtype, payload):
-        """Queue one record (rtype 0..255, payload bytes-like up to
+        """Queue one record (rtype 1..255, payload bytes-like up to
         max_payload). Returns its seq, or 0 if it was refused (counted)."""
+        if rtype < 1 or rtype > 255:
+            self.dropped += 1
+            return 0
+        return self._queue(rtype, payload)
+
+    def _queue(self, rtype, payload):
         n = len(payload)
-        if n > self.max_payload or rtype < 0 or rtype > 255:
+        if n > self.max_payload:
             self.dropped += 1
             return 0
         need = n + _REC_OVH
@@ -444,7 +459,7 @@ class FlashLog:
             if r is None:
                 break
             seq, n, ok = r
-            if ok:
+            if ok and self._rbuf[1]:
                 total += 1
                 if seq_diff(seq, self.cursor) > 0:
                     unsent += 1
@@ -549,7 +564,8 @@ class FlashLog:
                     continue
                 if seq_diff(rseq, want) >= 0:
                     want = _seq_add(rseq, 1)
-                    yield rseq, self._rbuf[1], bytes(self._rbuf[_REC_HDR : _REC_HDR + n])
+                    if self._rbuf[1]:  # type 0: boot marker, internal
+                        yield rseq, self._rbuf[1], bytes(self._rbuf[_REC_HDR : _REC_HDR + n])
             # records still in RAM (newer than anything on flash)
             gen = self._gen
             o = 0
@@ -560,9 +576,11 @@ class FlashLog:
                 o += n + _REC_OVH
                 if seq_diff(rseq, want) >= 0:
                     want = _seq_add(rseq, 1)
-                    yield rseq, b[o - n - _REC_OVH + 1], bytes(b[o - n - _REC_CRC : o - _REC_CRC])
-                    if self._gen != gen:
-                        break  # flushed meanwhile: continue on flash
+                    t = b[o - n - _REC_OVH + 1]
+                    if t:
+                        yield rseq, t, bytes(b[o - n - _REC_CRC : o - _REC_CRC])
+                        if self._gen != gen:
+                            break  # flushed meanwhile: continue on flash
             if self._gen == gen:
                 return
 
