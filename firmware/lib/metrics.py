@@ -198,9 +198,9 @@ class BatteryMetrics:
             self.cyc_q = 0
             self.cyc_cov = 0
             self.cyc_t0 = now
-        self.cyc_last = now
-        if self.cyc_active and self.v is not None and self.i is not None and self.i < 0:
+        elif self.cyc_active and self.v is not None and self.i is not None and self.i < 0:
             self._check_empty(now)
+        self.cyc_last = now
 
     def _account(self, day, ms):
         r = self.ring
