@@ -1,0 +1,384 @@
+"""vegw deploy: compile the firmware and copy what changed to a board over USB.
+
+    vegw deploy --port /dev/ttyUSB0 --config site.json [--board esp32-devkit]
+
+Steps: read the device's .mpy format over the raw REPL; compile firmware/
+with mpy-cross to match (main.py, boot.py stay source); validate the config
+against the board; hash every file on the device and copy only those that
+differ (each written to <name>.part, then renamed, so a cut cable never
+leaves a half file in place); remove stale .py/.mpy twins; soft-reset and
+wait for the firmware's first "vegw: status" console line (or, with
+--broker, its first message on <prefix>/<gateway>/status).
+
+Exit 0 when deployed and the status arrived, 2 on any error (one line on
+stderr). A board that disconnects mid-copy: plug it back in and run the same
+command; only the files still missing or different are copied.
+"""
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+from . import ROOT, FIRMWARE
+from . import deploy_build as build_mod
+
+STATUS_MARKER = "vegw: status"
+_BANNERS = ("MicroPython ", 'Type "help()"', "raw REPL", "MPY: soft reboot", "OK")
+
+
+class DeployError(Exception):
+    pass
+
+
+def add_arguments(p):
+    p.add_argument("--port", required=True, help="serial port of the board (e.g. /dev/ttyUSB0, COM5)")
+    p.add_argument("--board", metavar="NAME|FILE", help="board name (boards/NAME/board.json) or a board.json file; default: gateway.board from the config")
+    p.add_argument("--config", metavar="FILE", help="config.json to validate and upload")
+    p.add_argument("--dry-run", action="store_true", help="list what would change; write nothing")
+    p.add_argument("--no-compile", action="store_true", help="copy .py sources instead of compiling to .mpy")
+    p.add_argument("--no-reset", action="store_true", help="do not soft-reset (and do not wait for a status) after copying")
+    p.add_argument("--wait", type=float, default=30.0, metavar="SECONDS", help="how long to wait for the first status after the reset (default 30; 0: do not wait)")
+    p.add_argument("--broker", metavar="HOST:PORT", help="wait for the first status on MQTT (<prefix>/<gateway>/status) instead of the serial console")
+    p.add_argument("--firmware", metavar="DIR", default=str(FIRMWARE), help="firmware tree to deploy (default: this repository's firmware/)")
+    p.add_argument("--build-dir", metavar="DIR", default=str(ROOT / "build"), help="where compiled files go (default: build/)")
+    p.add_argument("--baud", type=int, default=115200, help=argparse.SUPPRESS)
+
+
+def _err(msg):
+    sys.stderr.write("vegw deploy: %s\n" % msg)
+    return 2
+
+
+def run(args):
+    try:
+        return _run(args)
+    except DeployError as e:
+        return _err(str(e))
+    except build_mod.BuildError as e:
+        return _err(str(e))
+
+
+# ---- local inputs -----------------------------------------------------------
+def _load_json(path, what):
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except OSError as e:
+        raise DeployError("%s: cannot read %s (%s)" % (path, what, e.strerror or e))
+    try:
+        return data, json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise DeployError("%s: %s is not UTF-8 text" % (path, what))
+    except json.JSONDecodeError as e:
+        raise DeployError("%s: %s is not valid JSON (line %d, column %d: %s)" % (path, what, e.lineno, e.colno, e.msg))
+
+
+def _board_file(name):
+    p = pathlib.Path(name)
+    if p.suffix == ".json" or os.sep in name or "/" in name:
+        if not p.is_file():
+            raise DeployError("--board %s: no such file" % name)
+        return p
+    p = ROOT / "boards" / name / "board.json"
+    if not p.is_file():
+        have = sorted(d.name for d in (ROOT / "boards").glob("*") if (d / "board.json").is_file())
+        raise DeployError("unknown board %r (no boards/%s/board.json; known: %s)" % (name, name, ", ".join(have) or "none"))
+    return p
+
+
+def _validate(cfg, board, path):
+    try:
+        import cfg_schema
+    except ImportError:
+        sys.stderr.write("vegw deploy: warning: firmware/lib/cfg_schema.py not found, config not validated\n")
+        return
+    res = cfg_schema.validate(cfg, board)
+    errors = res[1] if isinstance(res, tuple) and len(res) == 2 else res
+    if not errors:
+        return
+    msgs = []
+    for e in errors:
+        if isinstance(e, (tuple, list)) and len(e) == 2:
+            msgs.append("%s: %s" % (e[0], e[1]))
+        else:
+            msgs.append(str(e))
+    more = " (and %d more; see `vegw config validate %s`)" % (len(msgs) - 1, path) if len(msgs) > 1 else ""
+    raise DeployError("%s: %s%s; not deploying an invalid config" % (path, msgs[0], more))
+
+
+def local_extras(args):
+    """[(device path, bytes)] for config.json, board.json (and the CA file),
+    plus the parsed config (or None). Fails before the board is touched."""
+    extras = []
+    cfg = None
+    board = None
+    board_name = args.board
+    if args.config:
+        raw, cfg = _load_json(args.config, "config")
+        if not isinstance(cfg, dict):
+            raise DeployError("%s: config must be a JSON object" % args.config)
+        gw = cfg.get("gateway") if isinstance(cfg.get("gateway"), dict) else {}
+        cfg_board = gw.get("board")
+        if board_name and cfg_board and isinstance(cfg_board, str) and pathlib.Path(board_name).stem != cfg_board \
+                and pathlib.Path(board_name).parent.name != cfg_board:
+            raise DeployError("--board %s but %s has gateway.board %r" % (board_name, args.config, cfg_board))
+        board_name = board_name or (cfg_board if isinstance(cfg_board, str) else None)
+    if board_name:
+        braw, board = _load_json(_board_file(board_name), "board file")
+        extras.append(("/board.json", braw))
+    if cfg is not None:
+        _validate(cfg, board, args.config)
+        extras.append(("/config.json", raw))
+        mqtt = cfg.get("mqtt") if isinstance(cfg.get("mqtt"), dict) else {}
+        ca = mqtt.get("ca")
+        if isinstance(ca, str) and ca:
+            ca_path = pathlib.Path(args.config).resolve().parent / ca
+            if ca_path.is_file():
+                extras.append(("/" + pathlib.PurePosixPath(ca).name, ca_path.read_bytes()))
+            else:
+                sys.stderr.write("vegw deploy: warning: mqtt.ca %r not found next to %s; assuming it is on the board\n" % (ca, args.config))
+    return extras, cfg
+
+
+# ---- progress ---------------------------------------------------------------
+class Progress:
+    """Plain-text progress on stderr: a redrawn bar on a terminal, one line
+    per file otherwise (logs, CI)."""
+
+    def __init__(self, total, nfiles, stream=None):
+        self.total = max(total, 1)
+        self.nfiles = nfiles
+        self.done = 0
+        self.file_no = 0
+        self.name = ""
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.t0 = time.monotonic()
+
+    def file(self, name, size):
+        self.file_no += 1
+        self.name = name
+        if self.tty:
+            self._draw()
+        else:
+            self.stream.write("  [%d/%d] %s (%d B)\n" % (self.file_no, self.nfiles, name, size))
+            self.stream.flush()
+
+    def add(self, n):
+        self.done += n
+        if self.tty:
+            self._draw()
+
+    def _draw(self):
+        width = 24
+        frac = min(self.done / self.total, 1.0)
+        fill = int(frac * width)
+        rate = self.done / max(time.monotonic() - self.t0, 1e-3) / 1024
+        self.stream.write("\r[%s%s] %3d%% %7.1f/%.1f KB %5.1f KB/s %d/%d %s\x1b[K" % (
+            "#" * fill, "." * (width - fill), int(frac * 100), self.done / 1024, self.total / 1024,
+            rate, self.file_no, self.nfiles, self.name[-32:]))
+        self.stream.flush()
+
+    def end(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ---- the deploy ---------------------------------------------------------------
+def _plan(link, files, compile_):
+    """files: [(device path, bytes)]. Returns (copy, unchanged, remove, hashes)."""
+    queries = set()
+    for dev, _ in files:
+        queries.add(dev)
+        queries.add(dev + ".part")
+        twin = build_mod.counterpart(dev)
+        if twin and not (dev.count("/") == 1 and os.path.basename(dev) in build_mod.KEEP_SOURCE):
+            queries.add(twin)
+    for _, probe in build_mod.DEVICE_PACKAGES:
+        queries.add(probe)
+    have = link.hashes(sorted(queries))
+    ours = set(dev for dev, _ in files)
+    copy, unchanged, remove = [], [], []
+    for dev, data in files:
+        h = have.get(dev)
+        if h == hashlib.sha256(data).hexdigest():
+            unchanged.append(dev)
+        else:
+            copy.append((dev, data, "new" if h is None else "changed"))
+    for q in sorted(queries):
+        if q not in ours and have.get(q) is not None and (q.endswith(".part") or q.endswith(".py") or q.endswith(".mpy")):
+            if q in [p for _, p in build_mod.DEVICE_PACKAGES]:
+                continue
+            remove.append(q)
+    return copy, unchanged, remove, have
+
+
+def _missing_packages(have):
+    return [pkg for pkg, probe in build_mod.DEVICE_PACKAGES if have.get(probe) is None]
+
+
+def _mip_install(port, packages):
+    for pkg in packages:
+        cmd = [sys.executable, "-m", "mpremote", "connect", port, "resume", "mip", "install", "--target", "/lib", pkg]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            msg = (r.stderr or r.stdout).strip().splitlines()
+            raise DeployError("mip install %s failed: %s" % (pkg, msg[-1] if msg else "exit %d" % r.returncode))
+
+
+def _wait_mqtt(args, cfg):
+    """Subscribe before the reset; returns a function that waits for the first
+    status message and returns it (or None)."""
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise DeployError("--broker needs paho-mqtt (pip install paho-mqtt)")
+    if cfg is None:
+        raise DeployError("--broker needs --config (for gateway.id and mqtt.prefix)")
+    host, _, port = args.broker.rpartition(":")
+    if not host or not port.isdigit():
+        raise DeployError("--broker must be HOST:PORT, got %r" % args.broker)
+    gw = (cfg.get("gateway") or {}).get("id")
+    prefix = (cfg.get("mqtt") or {}).get("prefix", "vegw")
+    topic = "%s/%s/status" % (prefix, gw)
+    got = []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vegw-deploy-%d" % os.getpid())
+    c.on_message = lambda cl, ud, msg: got.append(msg.payload.decode(errors="replace"))
+    try:
+        c.connect(host, int(port), keepalive=30)
+    except OSError as e:
+        raise DeployError("cannot reach broker %s: %s" % (args.broker, e.strerror or e))
+    c.subscribe(topic, qos=1)
+    c.loop_start()
+
+    def wait(timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not got:
+            time.sleep(0.05)
+        c.loop_stop()
+        c.disconnect()
+        return ("%s %s" % (topic, got[0])) if got else None
+
+    return wait, topic
+
+
+def _run(args):
+    from .deploy_link import DeviceLink, LinkError
+
+    t0 = time.monotonic()
+    extras, cfg = local_extras(args)
+    if not pathlib.Path(args.firmware).is_dir():
+        raise DeployError("--firmware %s: not a directory" % args.firmware)
+    if not build_mod.sources(args.firmware):
+        raise DeployError("no firmware sources under %s" % args.firmware)
+    mqtt_wait = None
+    if args.broker and not args.dry_run and not args.no_reset and args.wait > 0:
+        mqtt_wait = _wait_mqtt(args, cfg)
+
+    try:
+        link = DeviceLink(args.port, args.baud)
+    except LinkError as e:
+        raise DeployError(str(e))
+    done_files = 0
+    copy = []
+    try:
+        try:
+            info = link.info()
+        except LinkError as e:
+            raise DeployError(str(e))
+        major, minor, arch = info["mpy"]
+        ver = ".".join(str(x) for x in info["version"][:3])
+        sys.stderr.write("vegw deploy: %s: MicroPython %s on %s, .mpy v%d.%d %s\n" % (args.port, ver, info["machine"], major, minor, arch))
+        if not args.no_compile and major == 0:
+            raise DeployError("the device does not report its .mpy format (sys.implementation._mpy): deploy with --no-compile")
+        built = build_mod.build(args.firmware, args.build_dir, mpy=major, arch=arch, compile_=not args.no_compile)
+        files = [(dev, pathlib.Path(local).read_bytes()) for dev, local in built] + extras
+        try:
+            copy, unchanged, remove, have = _plan(link, files, not args.no_compile)
+        except LinkError as e:
+            raise DeployError(str(e))
+        packages = _missing_packages(have)
+        nbytes = sum(len(d) for _, d, _ in copy)
+
+        if args.dry_run:
+            out = sys.stdout
+            for dev, data, why in copy:
+                out.write("copy    %-32s %7d B  (%s)\n" % (dev, len(data), why))
+            for dev in remove:
+                out.write("remove  %s\n" % dev)
+            for pkg in packages:
+                out.write("install %s (mip)\n" % pkg)
+            out.write("dry run: %d to copy (%d B), %d to remove, %d unchanged; nothing written\n" % (
+                len(copy), nbytes, len(remove), len(unchanged)))
+            # Entering the raw REPL stopped the firmware (Ctrl-C): restart it.
+            if not args.no_reset:
+                try:
+                    link.soft_reset_and_watch(STATUS_MARKER, 0)
+                except LinkError:
+                    pass
+            return 0
+
+        if packages:
+            link.close()
+            _mip_install(args.port, packages)
+            try:
+                link = DeviceLink(args.port, args.baud)
+            except LinkError as e:
+                raise DeployError(str(e))
+
+        prog = Progress(nbytes, len(copy))
+        try:
+            dirs = set()
+            for dev, _, _ in copy:
+                parts = dev.strip("/").split("/")[:-1]
+                for i in range(1, len(parts) + 1):
+                    dirs.add("/" + "/".join(parts[:i]))
+            link.mkdirs(dirs)
+            for dev, data, why in copy:
+                prog.file(dev, len(data))
+                link.write(dev, data, progress=prog.add)
+                done_files += 1
+            prog.end()
+            link.remove(remove)
+            if copy:
+                check = link.hashes([dev for dev, _, _ in copy])
+                bad = [dev for dev, data, _ in copy if check.get(dev) != hashlib.sha256(data).hexdigest()]
+                if bad:
+                    raise DeployError("%s differs on the device after copying; run deploy again" % bad[0])
+        except LinkError as e:
+            prog.end()
+            raise DeployError("%s: %d of %d files copied; reconnect the board and run the same command again "
+                              "(it copies only what is still missing)" % (e, done_files, len(copy)))
+        sys.stdout.write("copied %d files (%d B), removed %d, %d unchanged in %.1f s\n" % (
+            len(copy), nbytes, len(remove), len(unchanged), time.monotonic() - t0))
+
+        if args.no_reset:
+            return 0
+        timeout = args.wait if args.wait > 0 and mqtt_wait is None else 0
+        try:
+            line, tail = link.soft_reset_and_watch(STATUS_MARKER, timeout)
+        except LinkError as e:
+            raise DeployError(str(e))
+    finally:
+        link.close()
+
+    if args.wait <= 0:
+        sys.stdout.write("soft reset; not waiting for a status\n")
+        return 0
+    if mqtt_wait is not None:
+        wait, topic = mqtt_wait
+        line = wait(args.wait)
+        if line is None:
+            raise DeployError("no message on %s within %g s after the reset" % (topic, args.wait))
+        sys.stdout.write("first status: %s\n" % line)
+        return 0
+    if line is None:
+        tail = [t for t in tail if not t.startswith(_BANNERS)]
+        last = " | ".join(tail[-3:]) if tail else "nothing"
+        raise DeployError("no %r line on the console within %g s after the reset; last output: %s" % (STATUS_MARKER, args.wait, last))
+    sys.stdout.write("first status: %s\n" % line)
+    return 0

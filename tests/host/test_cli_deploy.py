@@ -1,0 +1,245 @@
+"""vegw deploy against the stand-in board (tests/standin): the MicroPython
+unix port behind a pty, speaking its real raw REPL, with a temp dir as "/".
+The deployed .mpy files are compiled for the stand-in's own .mpy format, so
+after the soft reset the stand-in really imports them and prints the status
+line the test checks."""
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "standin"))
+
+from board import StandinBoard  # noqa: E402
+from vegw.deploy_link import mpy_info  # noqa: E402
+from vegw import deploy_build  # noqa: E402
+
+CONFIG = {
+    "gateway": {"id": "site-042", "board": "esp32-devkit"},
+    "wifi": [{"ssid": "cabin", "password": "long enough"}],
+    "mqtt": {"host": "broker.example", "port": 1883, "prefix": "vegw"},
+    "devices": [{"name": "shunt", "type": "ble", "mac": "AA:BB:CC:DD:EE:FF", "key": "0123456789abcdef0123456789abcdef"}],
+}
+BOARD = {"mcu": "esp32", "uarts": [1, 2]}
+
+MAIN = """import gwinfo
+print("vegw: status " + gwinfo.status())
+"""
+GWINFO = """import json
+import helper
+def status():
+    return json.dumps({"ok": True, "table": helper.total(), "cfg": open("/config.json").read()[:1] == "{"})
+"""
+
+
+def helper_src(n=400, salt=0):
+    # a module big enough to need several write chunks on the wire
+    rows = ",\n".join("    (%d, %d, 'row %d')" % (i, i * i + salt, i) for i in range(n))
+    return "TABLE = [\n%s,\n]\n\ndef total():\n    return sum(r[1] for r in TABLE)\n" % rows
+
+
+def make_tree(tmp, salt=0):
+    fw = tmp / "fw"
+    (fw / "lib").mkdir(parents=True, exist_ok=True)
+    (fw / "drivers").mkdir(exist_ok=True)
+    (fw / "main.py").write_text(MAIN)
+    (fw / "lib" / "gwinfo.py").write_text(GWINFO)
+    (fw / "lib" / "helper.py").write_text(helper_src(salt=salt))
+    (fw / "drivers" / "fake_uart.py").write_text("def open(n):\n    return n\n")
+    (tmp / "esp32-devkit.json").write_text(json.dumps(BOARD))
+    (tmp / "config.json").write_text(json.dumps(CONFIG))
+    return fw
+
+
+def deploy(tmp, port, *extra, fw=None):
+    cmd = [sys.executable, "-m", "vegw.cli", "deploy", "--port", port,
+           "--firmware", str(fw or tmp / "fw"), "--build-dir", str(tmp / "build"),
+           "--config", str(tmp / "config.json"), "--board", str(tmp / "esp32-devkit.json"), "--wait", "20"] + list(extra)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+
+
+def expected_total(salt=0):
+    return sum(i * i + salt for i in range(400))
+
+
+def files_in(root):
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = pathlib.Path(dirpath) / n
+            out[p.relative_to(root).as_posix()] = p.read_bytes()
+    return out
+
+
+def one_line_error(r):
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("vegw deploy:") and "warning" not in l and ", .mpy v" not in l]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def copied(r):
+    return [l.split("] ", 1)[1].split(" (")[0] for l in r.stderr.splitlines() if l.strip().startswith("[")]
+
+
+def test_mpy_info_decoding():
+    assert mpy_info(2822) == (6, 3, "x64")  # the unix port on x86-64
+    assert mpy_info(6 | 3 << 8 | 10 << 10) == (6, 3, "xtensawin")  # ESP32, S3
+    assert mpy_info(6 | 3 << 8 | 11 << 10) == (6, 3, "rv32imc")  # C3, C6
+    assert deploy_build.counterpart("/lib/x.mpy") == "/lib/x.py"
+    assert deploy_build.counterpart("/main.py") is None
+
+
+def test_fresh_board_then_changed_only(tmp_path):
+    fw = make_tree(tmp_path)
+    root = tmp_path / "flash"
+    root.mkdir()
+    with StandinBoard(root) as b:
+        r = deploy(tmp_path, b.port)
+        assert r.returncode == 0, r.stderr
+        assert "first status: vegw: status" in r.stdout
+        status = json.loads(r.stdout.split("vegw: status ", 1)[1].splitlines()[0])
+        assert status == {"ok": True, "table": expected_total(), "cfg": True}
+        assert b.boots == 2  # power-on + the soft reset
+    files = files_in(root)
+    assert files["main.py"] == MAIN.encode()  # main.py stays source
+    assert files["lib/gwinfo.mpy"][:2] == b"M\x06" and "lib/gwinfo.py" not in files
+    assert files["drivers/fake_uart.mpy"][:2] == b"M\x06"
+    assert json.loads(files["config.json"]) == CONFIG
+    assert json.loads(files["board.json"]) == BOARD
+    assert not [n for n in files if n.endswith(".part")]
+    assert sorted(copied(r)) == ["/board.json", "/config.json", "/drivers/fake_uart.mpy", "/lib/gwinfo.mpy", "/lib/helper.mpy", "/main.py"]
+
+    # change one module: only that file goes over the wire
+    (fw / "lib" / "helper.py").write_text(helper_src(salt=5))
+    with StandinBoard(root) as b:
+        r = deploy(tmp_path, b.port)
+        assert r.returncode == 0, r.stderr
+        assert copied(r) == ["/lib/helper.mpy"]
+        assert json.loads(r.stdout.split("vegw: status ", 1)[1].splitlines()[0])["table"] == expected_total(5)
+        assert "4 unchanged" in r.stdout or "5 unchanged" in r.stdout
+
+    # nothing changed: nothing copied, still reset and checked
+    with StandinBoard(root) as b:
+        r = deploy(tmp_path, b.port)
+        assert r.returncode == 0, r.stderr
+        assert copied(r) == [] and "copied 0 files" in r.stdout
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    fw = make_tree(tmp_path)
+    root = tmp_path / "flash"
+    (root / "lib").mkdir(parents=True)
+    (root / "main.py").write_text(MAIN)  # already current
+    (root / "lib" / "gwinfo.py").write_text("old = 1\n")  # stale source twin of gwinfo.mpy
+    (root / "lib" / "helper.mpy.part").write_bytes(b"M\x06half")  # left by a cut copy
+    before = files_in(root)
+    with StandinBoard(root) as b:
+        r = deploy(tmp_path, b.port, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert files_in(root) == before
+    out = r.stdout.splitlines()
+    copy = sorted(l.split()[1] for l in out if l.startswith("copy "))
+    assert copy == ["/board.json", "/config.json", "/drivers/fake_uart.mpy", "/lib/gwinfo.mpy", "/lib/helper.mpy"]
+    removes = sorted(l.split()[1] for l in out if l.startswith("remove "))
+    assert removes == ["/lib/gwinfo.py", "/lib/helper.mpy.part"]
+    assert "nothing written" in out[-1] and "1 unchanged" in out[-1]
+
+    # the real deploy removes the stale twin and the stray .part
+    with StandinBoard(root) as b:
+        r = deploy(tmp_path, b.port)
+    assert r.returncode == 0, r.stderr
+    files = files_in(root)
+    assert "lib/gwinfo.py" not in files and "lib/helper.mpy.part" not in files
+    assert "/main.py" not in copied(r)
+
+
+def test_disconnect_mid_copy_then_resume(tmp_path):
+    make_tree(tmp_path)
+    root = tmp_path / "flash"
+    root.mkdir()
+    # the board unplugs itself after 4000 bytes written to its files:
+    # inside the helper module, the largest one
+    with StandinBoard(root, cut_after=4000) as b:
+        r = deploy(tmp_path, b.port)
+        assert b.unplugged.is_set()
+    msg = one_line_error(r)
+    assert "disconnected" in msg and "run the same command again" in msg
+    first = copied(r)
+    files = files_in(root)
+    assert any(n.endswith(".part") for n in files)  # the cut file stayed a .part
+    # nothing half-written under a real name
+    full = {}
+    for dev in first[:-1]:  # every file before the cut one is complete
+        full[dev.lstrip("/")] = files[dev.lstrip("/")]
+    cut = first[-1].lstrip("/")
+    assert cut not in files
+
+    with StandinBoard(root) as b:
+        r2 = deploy(tmp_path, b.port)
+    assert r2.returncode == 0, r2.stderr
+    assert "first status: vegw: status" in r2.stdout
+    again = copied(r2)
+    assert cut in [d.lstrip("/") for d in again]
+    assert not set(again) & set(first[:-1])  # complete files were not copied again
+    files = files_in(root)
+    assert not [n for n in files if n.endswith(".part")]
+    for name, data in full.items():
+        assert files[name] == data
+
+
+def test_no_compile_copies_sources(tmp_path):
+    fw = make_tree(tmp_path)
+    root = tmp_path / "flash"
+    root.mkdir()
+    with StandinBoard(root) as b:
+        r = deploy(tmp_path, b.port, "--no-compile")
+    assert r.returncode == 0, r.stderr
+    files = files_in(root)
+    assert files["lib/helper.py"] == (fw / "lib" / "helper.py").read_bytes()
+    assert "lib/helper.mpy" not in files
+
+
+def test_invalid_config_refused_before_touching_the_board(tmp_path):
+    make_tree(tmp_path)
+    bad = dict(CONFIG)
+    bad["devices"] = [dict(CONFIG["devices"][0], key="0123")]
+    (tmp_path / "config.json").write_text(json.dumps(bad))
+    r = deploy(tmp_path, "/dev/vegw-no-such-port")
+    msg = one_line_error(r)
+    assert "devices[0].key" in msg and "32 hex" in msg and "not deploying" in msg
+    (tmp_path / "config.json").write_text('{"gateway": {"id": "x",}}')
+    msg = one_line_error(deploy(tmp_path, "/dev/vegw-no-such-port"))
+    assert "not valid JSON" in msg and "line 1" in msg
+
+
+def test_bad_inputs_one_line(tmp_path):
+    make_tree(tmp_path)
+    msg = one_line_error(deploy(tmp_path, "/dev/vegw-no-such-port"))
+    assert "cannot open /dev/vegw-no-such-port" in msg
+    r = subprocess.run([sys.executable, "-m", "vegw.cli", "deploy", "--port", "/dev/null", "--board", "no-such-board"],
+                       capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert "unknown board 'no-such-board'" in one_line_error(r)
+    (tmp_path / "other.json").write_text(json.dumps(BOARD))
+    r = subprocess.run([sys.executable, "-m", "vegw.cli", "deploy", "--port", "/dev/null", "--board", str(tmp_path / "other.json"),
+                        "--config", str(tmp_path / "config.json")], capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert "gateway.board 'esp32-devkit'" in one_line_error(r)
+
+
+def test_no_status_line_is_an_error(tmp_path):
+    fw = make_tree(tmp_path)
+    (fw / "main.py").write_text("import gwinfo\nprint('booted without status')\nraise ValueError('bad wiring')\n")
+    root = tmp_path / "flash"
+    root.mkdir()
+    with StandinBoard(root) as b:
+        cmd = [sys.executable, "-m", "vegw.cli", "deploy", "--port", b.port, "--firmware", str(fw),
+               "--build-dir", str(tmp_path / "build"), "--wait", "3"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    msg = one_line_error(r)
+    assert "no 'vegw: status' line" in msg and "bad wiring" in msg
