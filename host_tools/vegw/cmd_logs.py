@@ -1,0 +1,434 @@
+"""`vegw logs`: export a gateway's logged history as CSV, Parquet or JSON lines.
+
+Sources (exactly one):
+  --from-file FILE            a file pulled earlier: JSON lines, a JSON array, our CSV,
+                              or a Parquet file written by this command
+  --broker HOST:PORT --gateway ID
+                              ask the gateway over MQTT (request/response below)
+  --port PORT                 USB (mpremote): not available yet, see docs/cli.md
+
+JSON lines output is the input of `vegw alarms replay`: one decoded block per
+line, {"t": unix seconds, "device": NAME, FIELD: value, ...}, in time order.
+
+MQTT log request/response (what the firmware answers on its command topic):
+  request  -> <prefix>/<gw>/cmd   {"cmd": "logs", "from_seq": N, "max": M, "id": "<req id>"}
+  response <- <prefix>/<gw>/logs  {"id": "<req id>", "records": [REC, ...],
+                                   "next_seq": K, "more": true|false}
+             or                   {"id": "<req id>", "error": "why"}
+  REC = {"seq": S, "t": unix seconds, "device": NAME, FIELD: value, ...}
+  One response per request, at most M records (the gateway may send fewer to fit
+  its buffers), oldest first, all with seq >= N. `next_seq` is where the next
+  request starts; `more: false` means nothing newer is logged yet. Records
+  without "device" (events, counters) may appear and are kept only in CSV/Parquet
+  when --all is given. The CLI repeats the request from next_seq until more is
+  false, retries a request that got no answer (same id, --retries times), and
+  de-duplicates by seq, so a lost or repeated response is harmless.
+"""
+import csv
+import datetime
+import io
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+
+_FIRST = ("V", "I", "P", "SOC", "PPV", "VPV", "IL", "T", "CE")
+
+
+def add_arguments(parser):
+    src = parser.add_argument_group("source (one of)")
+    src.add_argument("--from-file", metavar="FILE", help="JSON lines, JSON array, CSV or Parquet pulled earlier")
+    src.add_argument("--broker", metavar="HOST:PORT", help="request the log over MQTT (with --gateway)")
+    src.add_argument("--port", metavar="PORT", help="USB serial port (not available yet)")
+    parser.add_argument("--gateway", metavar="ID", help="gateway id (with --broker)")
+    parser.add_argument("--prefix", default="vegw", help="topic prefix (default vegw)")
+    parser.add_argument("--from-seq", type=int, default=0, metavar="N", help="first sequence number to request")
+    parser.add_argument("--batch", type=int, default=200, metavar="M", help="records per request (default 200)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to wait per response")
+    parser.add_argument("--retries", type=int, default=2, help="re-requests after a timeout (default 2)")
+    parser.add_argument("--username")
+    parser.add_argument("--password")
+    parser.add_argument("--tls", action="store_true")
+    parser.add_argument("--ca", metavar="FILE")
+    parser.add_argument("--format", choices=("csv", "parquet", "jsonl"),
+                        help="output format (default: from --out's extension, else jsonl)")
+    parser.add_argument("--out", default="-", metavar="FILE", help="output file ('-' = stdout, not for parquet)")
+    parser.add_argument("--from", dest="t_from", metavar="T", help="keep samples at or after T (unix s or ISO 8601)")
+    parser.add_argument("--to", dest="t_to", metavar="T", help="keep samples before or at T")
+    parser.add_argument("--device", action="append", metavar="NAME", help="keep only this device (repeatable)")
+    parser.add_argument("--all", action="store_true", help="keep records without a device (CSV/Parquet only)")
+
+
+class LogError(Exception):
+    """One-line reason for the user."""
+
+
+def _err(msg):
+    sys.stderr.write("vegw logs: %s\n" % msg)
+    return 2
+
+
+# ------------------------------------------------------------------ time
+
+def parse_time(text):
+    """Unix seconds from a number or an ISO 8601 date/time (naive = UTC)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        d = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise LogError("time %r: give unix seconds or ISO 8601 like 2026-11-28T06:00" % text)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=datetime.timezone.utc)
+    return d.timestamp()
+
+
+def iso(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------ reading
+
+def _scalar(text):
+    if text == "":
+        return None
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_records(path):
+    """Records (dicts) from JSON lines, a JSON array, our CSV or Parquet."""
+    if path.endswith(".parquet"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise LogError("reading Parquet needs pyarrow (pip install pyarrow)")
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except Exception as e:  # noqa: BLE001 - pyarrow raises many types
+            raise LogError("%s: not a readable Parquet file (%s)" % (path, str(e).splitlines()[0]))
+        return [{k: v for k, v in r.items() if v is not None and k != "time_utc"} for r in rows]
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise LogError("%s: cannot read: %s" % (path, e.strerror or e))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise LogError("%s: binary file; raw flash images cannot be decoded on the host yet "
+                       "(export with --broker or convert to JSON lines)" % path)
+    head = text.lstrip()[:1]
+    if head == "[":
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise LogError("%s: not valid JSON: %s" % (path, e))
+        return [r for r in data if isinstance(r, dict)]
+    if head == "{":
+        out = []
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                raise LogError("%s:%d: not valid JSON: %s" % (path, n, e))
+            if isinstance(obj, dict):
+                if isinstance(obj.get("records"), list):  # a saved MQTT response
+                    out.extend(r for r in obj["records"] if isinstance(r, dict))
+                else:
+                    out.append(obj)
+        return out
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or "t" not in rows[0]:
+        raise LogError("%s: neither JSON lines nor a CSV with a 't' column" % path)
+    hdr = rows[0]
+    out = []
+    for r in rows[1:]:
+        if not r:
+            continue
+        rec = {}
+        for k, v in zip(hdr, r):
+            if k == "time_utc":
+                continue
+            val = v if k in ("device", "gateway") else _scalar(v)
+            if val is not None and val != "":
+                rec[k] = val
+        out.append(rec)
+    return out
+
+
+# ------------------------------------------------------------------ MQTT fetch
+
+def fetch_mqtt(broker, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10.0, retries=2,
+               username=None, password=None, tls=False, ca=None, progress=None):
+    """Request the gateway's log from `from_seq` on; return the records."""
+    import paho.mqtt.client as mqtt
+
+    from .cmd_monitor import parse_broker
+
+    try:
+        host, port = parse_broker(broker)
+    except ValueError:
+        raise LogError("--broker must be HOST:PORT, got %r" % broker)
+    base = "%s/%s" % (prefix.rstrip("/"), gateway)
+    replies = []
+    cond = threading.Condition()
+    connected = threading.Event()
+    conn_err = []
+
+    def on_connect(c, u, flags, rc, props=None):
+        if rc.is_failure:
+            conn_err.append(str(rc))
+        else:
+            c.subscribe(base + "/logs", qos=1)
+        connected.set()
+
+    def on_subscribe(c, u, mid, rcs, props=None):
+        with cond:
+            replies.append("subscribed")
+            cond.notify_all()
+
+    def on_message(c, u, msg):
+        try:
+            obj = json.loads(msg.payload.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return
+        if isinstance(obj, dict):
+            with cond:
+                replies.append(obj)
+                cond.notify_all()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vegw-logs-" + uuid.uuid4().hex[:8])
+    if username:
+        c.username_pw_set(username, password)
+    if tls or ca:
+        c.tls_set(ca_certs=ca)
+    c.on_connect, c.on_message, c.on_subscribe = on_connect, on_message, on_subscribe
+    try:
+        c.connect(host, port, keepalive=30)
+    except (OSError, ValueError) as e:
+        raise LogError("cannot connect to %s: %s" % (broker, getattr(e, "strerror", None) or e))
+    c.loop_start()
+    try:
+        if not connected.wait(10):
+            raise LogError("no answer from broker %s within 10 s" % broker)
+        if conn_err:
+            raise LogError("broker %s refused the connection: %s" % (broker, conn_err[0]))
+        with cond:
+            if not cond.wait_for(lambda: "subscribed" in replies, 10):
+                raise LogError("broker did not confirm the subscription to %s/logs" % base)
+        records = {}
+        seq = from_seq
+        while True:
+            rid = uuid.uuid4().hex[:12]
+            req = json.dumps({"cmd": "logs", "from_seq": seq, "max": batch, "id": rid})
+            reply = None
+            for _attempt in range(retries + 1):
+                c.publish(base + "/cmd", req, qos=1)
+                deadline = time.monotonic() + timeout
+                with cond:
+                    while reply is None:
+                        for r in replies:
+                            if isinstance(r, dict) and r.get("id") == rid:
+                                reply = r
+                                break
+                        left = deadline - time.monotonic()
+                        if reply is not None or left <= 0:
+                            break
+                        cond.wait(left)
+                    replies[:] = [r for r in replies if isinstance(r, dict) and r.get("id") != rid]
+                if reply is not None:
+                    break
+            if reply is None:
+                raise LogError("no reply from gateway %s on %s/logs within %g s (%d tries); is it online and "
+                               "does its firmware answer {\"cmd\": \"logs\"}?" % (gateway, base, timeout, retries + 1))
+            if "error" in reply:
+                raise LogError("gateway %s: %s" % (gateway, reply["error"]))
+            recs = reply.get("records")
+            if not isinstance(recs, list):
+                raise LogError("gateway %s sent a response without a records list" % gateway)
+            for r in recs:
+                if isinstance(r, dict) and isinstance(r.get("seq"), int):
+                    records[r["seq"]] = r
+            nxt = reply.get("next_seq")
+            if progress:
+                progress(len(records), nxt)
+            if not reply.get("more") or not isinstance(nxt, int) or nxt <= seq:
+                break
+            seq = nxt
+        return [records[k] for k in sorted(records)]
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+# ------------------------------------------------------------------ shaping and writing
+
+def select(records, t_from=None, t_to=None, devices=None, keep_all=False):
+    """Records with a numeric t in range (and a device unless keep_all), in time order."""
+    out = []
+    for r in records:
+        t = r.get("t")
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            continue
+        if t_from is not None and t < t_from or t_to is not None and t > t_to:
+            continue
+        dev = r.get("device")
+        if not isinstance(dev, str):
+            if not keep_all:
+                continue
+        elif devices and dev not in devices:
+            continue
+        out.append(r)
+    out.sort(key=lambda r: (r["t"], r.get("seq") if isinstance(r.get("seq"), int) else 0))
+    return out
+
+
+def field_columns(records):
+    keys = set()
+    for r in records:
+        keys.update(r.keys())
+    keys -= {"t", "device", "seq", "gateway"}
+    first = [k for k in _FIRST if k in keys]
+    return first + sorted(keys - set(first))
+
+
+def write_jsonl(records, f):
+    for r in records:
+        if not isinstance(r.get("device"), str):
+            continue
+        line = {"t": r["t"], "device": r["device"]}
+        for k, v in r.items():
+            if k not in ("t", "device", "seq", "gateway"):
+                line[k] = v
+        f.write(json.dumps(line) + "\n")
+
+
+def _cell(v):
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return str(v)
+
+
+def write_csv(records, f):
+    fields = field_columns(records)
+    w = csv.writer(f, lineterminator="\n")
+    w.writerow(["t", "time_utc", "gateway", "device", "seq"] + fields)
+    for r in records:
+        w.writerow([_cell(r["t"]), iso(r["t"]), _cell(r.get("gateway")), _cell(r.get("device")), _cell(r.get("seq"))]
+                   + [_cell(r.get(k)) for k in fields])
+
+
+def write_parquet(records, path):
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise LogError("--format parquet needs pyarrow (pip install pyarrow)")
+    fields = field_columns(records)
+    cols = {"t": pa.array([float(r["t"]) for r in records], pa.float64()),
+            "time_utc": pa.array([int(r["t"] * 1000) for r in records], pa.timestamp("ms", tz="UTC"))}
+    for k in ("gateway", "device"):
+        cols[k] = pa.array([r.get(k) if isinstance(r.get(k), str) else None for r in records], pa.string())
+    cols["seq"] = pa.array([r.get("seq") if isinstance(r.get("seq"), int) else None for r in records], pa.int64())
+    for k in fields:
+        vals = [r.get(k) for r in records]
+        present = [v for v in vals if v is not None]
+        if present and all(isinstance(v, bool) for v in present):
+            typ = pa.bool_()
+        elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            typ = pa.int64()
+        elif present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            typ = pa.float64()
+            vals = [float(v) if v is not None else None for v in vals]
+        else:
+            typ = pa.string()
+            vals = [None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in vals]
+        cols[k] = pa.array(vals, typ)
+    try:
+        pq.write_table(pa.table(cols), path)
+    except OSError as e:
+        raise LogError("cannot write %s: %s" % (path, e))
+
+
+def load(args):
+    """Records from the one source the arguments name."""
+    sources = [s for s in (args.from_file, args.broker, args.port) if s]
+    if len(sources) != 1:
+        raise LogError("give exactly one source: --from-file FILE, --broker HOST:PORT --gateway ID, or --port PORT")
+    if args.port:
+        raise LogError("--port (USB) is not available yet: the firmware has no log export over the REPL; "
+                       "use --broker/--gateway, or copy the log with mpremote and convert it")
+    if args.from_file:
+        return read_records(args.from_file)
+    if not args.gateway:
+        raise LogError("--broker needs --gateway ID")
+
+    def progress(n, nxt):
+        sys.stderr.write("\rfetched %d records (next seq %s)" % (n, nxt))
+        sys.stderr.flush()
+
+    recs = fetch_mqtt(args.broker, args.gateway, args.prefix, args.from_seq, max(1, args.batch), args.timeout,
+                      max(0, args.retries), args.username, args.password, args.tls, args.ca,
+                      progress if sys.stderr.isatty() else None)
+    for r in recs:
+        r.setdefault("gateway", args.gateway)
+    return recs
+
+
+def run(args):
+    fmt = args.format
+    if fmt is None:
+        ext = os.path.splitext(args.out)[1].lower()
+        fmt = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(ext, "jsonl")
+    if fmt == "parquet" and args.out == "-":
+        return _err("--format parquet needs --out FILE")
+    if fmt == "jsonl" and args.all:
+        return _err("--all keeps records without a device; JSON lines (replay input) cannot hold them")
+    try:
+        t_from, t_to = parse_time(args.t_from), parse_time(args.t_to)
+        recs = select(load(args), t_from, t_to, args.device, args.all)
+        if fmt == "parquet":
+            write_parquet(recs, args.out)
+        else:
+            writer = write_csv if fmt == "csv" else write_jsonl
+            if args.out == "-":
+                writer(recs, sys.stdout)
+            else:
+                try:
+                    with open(args.out, "w", newline="") as f:
+                        writer(recs, f)
+                except OSError as e:
+                    raise LogError("cannot write %s: %s" % (args.out, e.strerror or e))
+    except LogError as e:
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        return _err(str(e))
+    if args.out != "-":
+        devs = sorted({r["device"] for r in recs if isinstance(r.get("device"), str)})
+        span = (" %s .. %s" % (iso(recs[0]["t"]), iso(recs[-1]["t"]))) if recs else ""
+        print("wrote %s: %d records, %d device%s%s (%s)" % (args.out, len(recs), len(devs),
+                                                              "" if len(devs) == 1 else "s", span, fmt))
+    return 0
