@@ -6,7 +6,8 @@
 # - update(device, values, now) stores the device's latest values and marks it
 #   fresh until now + its stale timeout (60 s default). A value not in a block
 #   keeps its last value (BMVs alternate a main and a history block).
-# - A device is stale at now >= last block + timeout. While any value a
+# - A device is stale once now > last block + timeout (a device, or a log
+#   export, sending every 60 s stays fresh at the default). While any value a
 #   condition reads is stale, missing, null or not a number, the condition is
 #   unknown: the rule neither raises nor clears and its running for/after timer
 #   restarts. A timer therefore only counts time covered by fresh data: in
@@ -228,7 +229,7 @@ class Engine:
     def _known(self, slots, devs, now):
         sa = self._stale_at
         for d in devs:
-            if d < 0 or now >= sa[d]:
+            if d < 0 or now > sa[d]:
                 return False
         vals = self._vals
         for s in slots:
@@ -350,7 +351,7 @@ class Engine:
             if d is None:
                 return
         timeout = self.stale_by_device.get(device, self.stale_s) if self.stale_by_device else self.stale_s
-        was_stale = now >= self._stale_at[d]
+        was_stale = now > self._stale_at[d]
         self._stale_at[d] = now + timeout
         self._seen[d] = 1
         dirty = self._dirty
@@ -424,9 +425,9 @@ class Engine:
                 if self._stale_flag[d]:
                     continue
                 if self._seen[d]:
-                    stale = now >= self._stale_at[d]
+                    stale = now > self._stale_at[d]
                 else:
-                    stale = now - self._t0 >= self.stale_by_device.get(self._dname[d], self.stale_s)
+                    stale = now - self._t0 > self.stale_by_device.get(self._dname[d], self.stale_s)
                 if stale:
                     self._stale_flag[d] = 1
                     self._emit(now, "stale:" + self._dname[d], "raised", SEV_WARNING, None)
@@ -440,7 +441,7 @@ class Engine:
                         self._raise(r, now)
                     else:
                         self._clear_rule(r, now)
-                elif now >= fu:
+                elif now > fu:
                     self._deadline[r] = None  # data went stale before the duration ran out
             if self._recheck[r]:
                 self._eval(r, now)

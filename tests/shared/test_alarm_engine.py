@@ -168,10 +168,10 @@ def test_deadline_before_data_went_stale_fires_at_next_tick():
 def test_stale_exactly_at_timeout_and_unknown_neither_raises_nor_clears():
     eng, evs = make("low: alarm: house.V < 24 clear 24.4", stale_s=60, builtin={"stale": True})
     feed(eng, 0, V=23)
-    eng.tick(59.999)
+    eng.tick(60)  # a block every 60 s is still fresh
     assert brief(evs) == [(0, "low", "raised")]
-    eng.tick(60)  # no block for 60 s: stale; the raised rule stays raised
-    assert brief(evs) == [(0, "low", "raised"), (60, "stale:house", "raised")]
+    eng.tick(60.5)  # more than 60 s without a block: stale; the raised rule stays raised
+    assert brief(evs) == [(0, "low", "raised"), (60.5, "stale:house", "raised")]
     eng.update("solar", {"V": 25.0}, 70)
     assert "low" in eng.active()
     feed(eng, 80, V=25)  # fresh again and clear level reached
@@ -261,16 +261,16 @@ def test_builtin_stale_error_and_device_alarms():
     feed(eng, 30, "house", AR=0, Alarm=False)
     feed(eng, 40, "inverter", WARN=1 | 64)
     feed(eng, 50, "solar", ERR=0)
-    eng.tick(60)  # shunt never reported for 60 s since the first tick
-    feed(eng, 95, "house", V=12.0)  # house stale since 90; solar (last 50) stale at 110
-    feed(eng, 110, "house", V=12.0)
+    eng.tick(61)  # shunt never reported for more than 60 s since the first tick
+    feed(eng, 95, "house", V=12.0)  # house stale after 90; solar (last 50) after 110
+    feed(eng, 111, "house", V=12.0)
     feed(eng, 120, "solar", V=13.1)
     assert brief(evs) == [
         (10, "error:solar", "raised"), (20, "device_alarm:house", "raised"),
         (30, "device_alarm:house", "cleared"), (40, "device_warning:inverter", "raised"),
-        (50, "error:solar", "cleared"), (60, "stale:shunt", "raised"),
+        (50, "error:solar", "cleared"), (61, "stale:shunt", "raised"),
         (95, "stale:house", "raised"), (95, "stale:house", "cleared"),
-        (110, "stale:solar", "raised"), (110, "stale:inverter", "raised"), (120, "stale:solar", "cleared")]
+        (111, "stale:solar", "raised"), (111, "stale:inverter", "raised"), (120, "stale:solar", "cleared")]
     assert evs[0]["values"] == {"ERR": 17, "name": "charger_temperature_high"}
     assert evs[0]["severity"] == "alarm"
     assert evs[1]["values"]["reasons"] == ["low_soc"]
