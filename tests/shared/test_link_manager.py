@@ -158,3 +158,61 @@ def test_status_shape():
     assert st["link"] is None and st["failovers"] == 0
     for k in ("up", "reconnects", "failures", "tx", "rx", "rssi", "stalled"):
         assert k in st["wifi"] and k in st["cell"]
+
+
+def test_failover_with_simulated_links():
+    # link_manager driving the Wi-Fi host twin, and a fake modem, over a fake clock
+    from drivers.wifi_host import WifiHost
+
+    now = [0]
+    w = WifiHost(lambda: now[0], {"cabin": {"rssi": -58, "password": "pw"}, "barn": {"rssi": -80, "available": False}},
+                 join_ms=3000)
+    nets = [{"ssid": "cabin", "password": "pw"}, {"ssid": "barn", "password": ""}]
+    m = mk(nets=nets, cell_after_ms=60000)
+    cell_up = [False]
+    log = []
+
+    def step():
+        a = m.tick(now[0])
+        if a:
+            log.append((now[0], a[0]))
+            if a[0] == lm.WIFI_CONNECT:
+                w.start_connect(nets[a[1]]["ssid"], nets[a[1]]["password"])
+            elif a[0] == lm.WIFI_DISCONNECT:
+                w.disconnect()
+            elif a[0] == lm.CELL_CONNECT:
+                cell_up[0] = True
+                m.cell_connected(now[0], rssi=-90)
+            elif a[0] == lm.CELL_DISCONNECT:
+                cell_up[0] = False
+        if m.wifi.state == 1:  # connecting: ask the radio
+            st = w.poll()
+            if st == "up":
+                m.wifi_connected(now[0], w.rssi())
+            elif st == "failed":
+                m.wifi_failed(now[0])
+        elif m.wifi.state == 2 and not w.isconnected():
+            m.wifi_failed(now[0])
+        if m.active:
+            m.traffic(now[0], m.active, True)
+            m.count(m.active, tx=100, rx=10)
+
+    for _ in range(20):
+        step()
+        now[0] += 1000
+    assert m.active == "wifi" and m.status()["wifi"]["rssi"] == -58
+    w.set_available("cabin", False)  # the access point dies
+    while now[0] < 200000 and m.active != "cell":
+        step()
+        now[0] += 1000
+    assert m.active == "cell" and cell_up[0]
+    assert 75000 <= now[0] <= 85000  # 60 s after the loss (+ the tick that noticed)
+    w.set_available("cabin", True)
+    t_back = now[0]
+    while now[0] < t_back + 400000 and m.active != "wifi":
+        step()
+        now[0] += 1000
+    assert m.active == "wifi" and not cell_up[0]
+    st = m.status()
+    assert st["failovers"] == 2 and st["wifi"]["reconnects"] >= 1
+    assert st["cell"]["tx"] > 0 and st["wifi"]["tx"] > st["cell"]["tx"] // 10

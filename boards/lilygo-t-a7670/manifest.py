@@ -1,0 +1,18 @@
+# MicroPython build manifest for the vegw firmware on lilygo-t-a7670.
+# Build (from a micropython checkout, ports/esp32), pointing at this folder:
+#   make BOARD=ESP32_GENERIC BOARD_VARIANT=SPIRAM FROZEN_MANIFEST=/path/to/vegw/boards/lilygo-t-a7670/manifest.py
+# and the partition table beside it (sdkconfig:
+#   CONFIG_PARTITION_TABLE_CUSTOM=y
+#   CONFIG_PARTITION_TABLE_CUSTOM_FILENAME="/path/to/vegw/boards/lilygo-t-a7670/partitions.csv").
+# Paths below are relative to this file.
+
+# The port's own frozen modules (asyncio, network helpers, ntptime, ...).
+include("$(PORT_DIR)/boards/manifest.py")
+
+# Shared vegw code: every module in firmware/lib (host twins live elsewhere).
+freeze("../../firmware/lib")
+
+# Hardware drivers for the board (firmware/drivers, imported as drivers.*);
+# the *_host.py twins are for the unix port only and are not frozen. Other
+# drivers (flash, VE.Direct UART) are added here as they are written.
+package("drivers", files=['wifi.py', 'relay.py', 'ble_scan.py', 'modem.py'], base_path="../../firmware")
