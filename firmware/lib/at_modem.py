@@ -99,6 +99,7 @@ MODEL_ORDER = ("sim7600", "sim7080", "a7670")
 # Default timeouts in ms; a caller may override any key.
 TIMEOUTS = {
     "cmd": 3000,  # one ordinary command
+    "opt": 1000,  # a command we can do without (ATE0, CGMM, CPSI...), and the liveness AT
     "handshake": 15000,  # AT until OK after power-up (RDY takes ~10 s on SIM7600)
     "sim": 10000,  # SIM busy / not ready yet
     "pin": 10000,  # AT+CPIN="...": the SIM itself answers, slowly
@@ -324,6 +325,7 @@ class Modem:
         self.urcs = 0  # unsolicited lines seen
         self.sim_urc = None  # last +CPIN: value seen unsolicited
         self.echo_lines = 0
+        self.unanswered = 0  # commands that got no final result in time
         self.stale = False  # a command timed out: its late answer may still arrive
         self._deadline = None
         self.log = None  # optional callable(direction, text) for debugging
@@ -408,7 +410,28 @@ class Modem:
                 self._urc(line)
         self.stale = False
 
-    async def command(self, cmd, timeout_ms=None, prefix=None):
+    async def _alive(self):
+        """After a command went unanswered: does the modem still answer a
+        plain AT? (Some firmware ignores a command it does not know instead
+        of saying ERROR; that must not count as a dead modem.)"""
+        await self._flush_stale()
+        try:
+            await self.stream.write(b"AT\r\n")
+        except OSError:
+            self.eof = True
+            return False
+        until = time_add(_ticks(), self._left(self.t["opt"]))
+        while True:
+            line = await self._line(until)
+            if line is None:
+                self.stale = True
+                return False
+            if line == "OK":
+                return True
+            if self.is_urc(line):
+                self._urc(line)
+
+    async def command(self, cmd, timeout_ms=None, prefix=None, check=True):
         """Send one command; returns (final, info_lines). final is "OK",
         "ERROR", "CME <n>" (or "CME <text>"), "CONNECT", "NO CARRIER", ...,
         or "TIMEOUT". info_lines: the lines of the answer (with `prefix`, only
@@ -423,7 +446,7 @@ class Modem:
         if self.log:
             self.log(">", cmd)
         try:
-            await self.stream.write(cmd.encode() + b"\r")
+            await self.stream.write(cmd.encode() + b"\r\n")
         except OSError:
             self.eof = True
             return "TIMEOUT", info
@@ -431,8 +454,11 @@ class Modem:
         while True:
             line = await self._line(until)
             if line is None:
-                self.silent += 1
                 self.stale = True
+                self.unanswered += 1
+                if check and not self.eof and not self.expired() and await self._alive():
+                    return "TIMEOUT", info
+                self.silent += 1
                 return "TIMEOUT", info
             if line == cmd:
                 self.echo_lines += 1
@@ -461,7 +487,7 @@ class Modem:
         until = time_add(_ticks(), self._left(self.t["handshake"]))
         while True:
             per = self.t["cmd"] if self.t["cmd"] < 1000 else 1000
-            final, _ = await self.command("AT", per)
+            final, _ = await self.command("AT", per, check=False)
             if final == "OK":
                 break
             if self.eof or self.expired() or _diff(until, _ticks()) <= 0:
@@ -470,12 +496,12 @@ class Modem:
             self.silent = 0  # keep knocking until the handshake timeout
             if final != "TIMEOUT":
                 await self._sleep(200)
-        await self.command("ATE0")
-        await self.command("AT+CMEE=1")
+        await self.command("ATE0", self.t["opt"])
+        await self.command("AT+CMEE=1", self.t["opt"])
         return not self.dead()
 
     async def identify(self):
-        final, info = await self.command("AT+CGMM")
+        final, info = await self.command("AT+CGMM", self.t["opt"])
         if final == "OK" and info:
             self.result["model_name"] = info[0]
             if self.model is None:
@@ -484,7 +510,7 @@ class Modem:
             self.model = "sim7600"  # the most common; the table differs little for the probe
             self.result["model_guessed"] = True
         self.result["model"] = self.model
-        final, info = await self.command("AT+CGSN")
+        final, info = await self.command("AT+CGSN", self.t["opt"])
         for line in info:
             if _isint(line):
                 self.result["imei"] = line.strip()
@@ -596,14 +622,14 @@ class Modem:
         pt = MODELS[self.model].get("pin_tries")
         if not pt:
             return None
-        final, info = await self.command(pt[0], prefix=pt[1])
+        final, info = await self.command(pt[0], self.t["opt"], prefix=pt[1])
         if final != "OK" or not info:
             return None
         return _int(info[0][len(pt[1]):].split(",")[0])
 
     async def read_iccid(self):
         cmd, prefix = MODELS[self.model]["iccid"]
-        final, info = await self.command(cmd, prefix=prefix)
+        final, info = await self.command(cmd, self.t["opt"], prefix=prefix)
         if final == "OK" and info:
             v = info[0]
             if prefix:
@@ -642,7 +668,7 @@ class Modem:
                                  ("cereg", "AT+CEREG?", "+CEREG:")):
             final, info = await self.command(cmd, prefix=prefix)
             if info:
-                r[key] = parse_reg(info[0])
+                r[key] = parse_reg(_solicited(info))
             if self.dead():
                 break
         return self._registered()
@@ -677,7 +703,7 @@ class Modem:
             await self._sleep(min(self.t["poll"], max(0, _diff(until, _ticks()))))
 
     async def read_operator(self):
-        await self.command("AT+COPS=3,0")  # long alphanumeric names
+        await self.command("AT+COPS=3,0", self.t["opt"])  # long alphanumeric names
         final, info = await self.command("AT+COPS?", prefix="+COPS:")
         if info:
             parts = _split(info[0][6:])
@@ -698,7 +724,7 @@ class Modem:
         r["rssi_dbm"] = csq_to_dbm(n)
         m = MODELS[self.model]
         if m["cell"] and not self.dead():
-            final, info = await self.command(m["cell"], prefix="+CPSI:")
+            final, info = await self.command(m["cell"], self.t["opt"], prefix="+CPSI:")
             if info:
                 self._parse_cpsi(info[0][6:], m)
         return r["rssi_dbm"]
@@ -849,6 +875,16 @@ def _final(line):
     if line.startswith("+CMS ERROR:"):
         return "CMS " + line[11:].strip()
     return None
+
+
+def _solicited(lines):
+    """Of several +CxREG lines (a URC may come before the answer), the one in
+    the solicited form (<n>,<stat>...), else the last."""
+    for ln in lines:
+        parts = ln[ln.find(":") + 1:].split(",")
+        if len(parts) >= 2 and _isint(parts[1]):
+            return ln
+    return lines[-1]
 
 
 def _split(body):

@@ -30,6 +30,7 @@ SCENARIOS = {
     "garbage": "random non-printable bytes and junk lines between and inside replies",
     "no_connect": "registered, but ATD*99# answers NO CARRIER",
     "slow_boot": "ignores the first three AT, then sends RDY and answers",
+    "mute_unknown": "like happy, but commands it does not know get no answer at all (not even ERROR)",
 }
 
 MODEL_NAMES = {"sim7600": "SIMCOM_SIM7600E-H", "sim7080": "SIM7080", "a7670": "A7670E-LASE"}
@@ -123,6 +124,8 @@ class SimModem:
             return b""
         echo = (cmd + "\r").encode() if self.echo else b""
         lines, final = self._answer(cmd)
+        if final is None:
+            return echo
         if cmd.upper() == "ATE0" and sc != "echo_on":
             self.echo = False
         if cmd.upper() == "ATE1":
@@ -182,6 +185,8 @@ class SimModem:
 
     def _answer(self, cmd):
         u = cmd.upper()
+        if self.scenario == "mute_unknown" and u in ("AT+CMEE=1", "AT+CPSI?", "AT+SPIC", "AT+CGMM", "AT+COPS=3,0"):
+            return [], None
         st = self._sim_state()
         if u in ("AT", "ATE0", "ATE1", "AT+CMEE=1", "AT+CMEE=2", "AT+COPS=3,0", "AT+CFUN=1"):
             return [], "OK"
@@ -239,7 +244,7 @@ class SimModem:
                 return [], "NO CARRIER"
             self.data_mode = True
             return [], "CONNECT 115200"
-        return [], "ERROR"
+        return [], (None if self.scenario == "mute_unknown" else "ERROR")
 
 
 # ---------------------------------------------------------------- the program

@@ -154,7 +154,7 @@ def test_lte_only_sim7080_without_creg(sim):
     assert rc == 0 and res["creg"] is None and res["cereg"] == 1
 
 
-@pytest.mark.parametrize("scenario", ["echo_on", "echo_off", "urc_mid", "garbage", "slow_boot"])
+@pytest.mark.parametrize("scenario", ["echo_on", "echo_off", "urc_mid", "garbage", "slow_boot", "mute_unknown"])
 def test_noisy_lines_still_connect(sim, scenario):
     s = sim(scenario)
     rc, res, _ = probe(s.port, "--apn", "internet")
