@@ -252,7 +252,10 @@ def _value(ctx, path, kind, v, a, b, nullable):
             ctx.err(path, "must be an integer, got " + _typename(v))
             return None
         if v < a or v > b:
-            ctx.err(path, "must be between %d and %d, got %d" % (a, b, v))
+            if v == 0 and path.endswith(".uart"):
+                ctx.err(path, "UART0 carries the REPL and the boot log; use UART1 or UART2")
+            else:
+                ctx.err(path, "must be between %d and %d, got %d" % (a, b, v))
             return None
         return v
     if kind == "num":
@@ -496,21 +499,31 @@ def _cross_devices(ctx, devs, board):
             else:
                 pins[pin] = (p, role)
             if board is not None:
-                prob = _pin_problem(board, pin, "uart_" + role)
+                prob = _pin_problem(board, pin, "vedirect " + role)
                 if prob:
                     ctx.err(p + "." + role, prob)
+                for w in _pin_warnings(board, pin, "vedirect " + role):
+                    ctx.warn(p + "." + role, w)
         if u is not None:
             if u in uarts:
                 uarts[u].append(n)
             else:
                 uarts[u] = [n]
             if board is not None:
-                bu = board.get("uarts") if isinstance(board, dict) else None
-                if isinstance(bu, list) and bu and u not in bu:
-                    ctx.err(p + ".uart", "UART%d is not usable on board %s (usable: %s)" % (u, board.get("name", "?"), ", ".join([str(x) for x in bu])))
+                prob = _uart_problem(board, u)
+                if prob:
+                    ctx.err(p + ".uart", prob)
     for u in uarts:
         if len(uarts[u]) > 1:
-            ctx.warn("devices", "UART%d time-sliced between %s: each updates every %d s" % (u, ", ".join([str(x) for x in uarts[u]]), len(uarts[u])))
+            ctx.warn("devices", "UART%d time-sliced between %s: each device is read in turn, so updates are slower"
+                     % (u, ", ".join([str(x) for x in uarts[u]])))
+
+
+def _gpio(board, key):
+    # board.json keeps pin sets under "gpio" (boardinfo's format)
+    g = board.get("gpio")
+    v = g.get(key) if isinstance(g, dict) else None
+    return v if v is not None else board.get(key)
 
 
 def _pin_problem(board, pin, role):
@@ -523,19 +536,39 @@ def _pin_problem(board, pin, role):
     if not isinstance(board, dict):
         return None
     name = board.get("name", "this board")
-    reserved = board.get("reserved")
+    reserved = _gpio(board, "reserved")
     if isinstance(reserved, dict):
-        why = reserved.get(str(pin), reserved.get(pin))
+        why = reserved.get(str(pin))
         if why is not None:
-            return "GPIO %d is reserved on %s: %s" % (pin, name, why)
-    elif isinstance(reserved, list) and pin in reserved:
-        return "GPIO %d is reserved on %s" % (pin, name)
-    valid = board.get("valid")
+            return "%s: GPIO%d is reserved on %s (%s)" % (role, pin, name, why)
+    valid = _gpio(board, "valid")
     if isinstance(valid, list) and valid and pin not in valid:
-        return "GPIO %d is not a usable pin on %s" % (pin, name)
-    io = board.get("input_only")
+        return "%s: GPIO%d does not exist or is not broken out on %s" % (role, pin, name)
+    io = _gpio(board, "input_only")
     if role.endswith("tx") and isinstance(io, list) and pin in io:
-        return "GPIO %d is input-only on %s and cannot transmit" % (pin, name)
+        return "%s: GPIO%d is input-only and cannot drive an output" % (role, pin)
+    return None
+
+
+def _pin_warnings(board, pin, role):
+    try:
+        import boardinfo
+
+        return boardinfo.pin_warnings(board, pin, role)
+    except (ImportError, AttributeError):
+        return ()
+
+
+def _uart_problem(board, uart):
+    try:
+        import boardinfo
+
+        return boardinfo.uart_problem(board, uart)
+    except (ImportError, AttributeError):
+        pass
+    bu = board.get("uarts") if isinstance(board, dict) else None
+    if isinstance(bu, list) and bu and uart not in bu:
+        return "UART%d is not usable for data on %s" % (uart, board.get("name", "this board"))
     return None
 
 

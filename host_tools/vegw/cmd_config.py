@@ -118,8 +118,17 @@ def load_board(name):
     board, err = load_json_file(str(path))
     if err:
         return None, "board file unusable (%s); pin checks skipped" % err
-    if isinstance(board, dict):
-        board.setdefault("name", name)
+    if not isinstance(board, dict):
+        return None, "boards/%s/board.json is not a JSON object; pin checks skipped" % name
+    board.setdefault("name", name)
+    try:
+        import boardinfo
+
+        problems = boardinfo.validate(board)
+    except (ImportError, AttributeError):
+        problems = []
+    if problems:
+        return None, "boards/%s/board.json has problems (%s); pin checks skipped" % (name, "; ".join(problems[:3]))
     return board, None
 
 

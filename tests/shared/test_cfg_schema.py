@@ -85,6 +85,7 @@ def test_every_error_reported_not_only_the_first():
         assert want in p, (want, errors)
     assert "65535" in msg(errors, "mqtt.port")
     assert "true or false" in msg(errors, "mqtt.tls")
+    assert "REPL" in msg(errors, "devices[0].uart")
     assert "vedirect" in msg(errors, "devices[2].type")
 
 
@@ -201,10 +202,10 @@ def test_wifi_and_modem_checks():
 
 def test_board_pins_checked():
     board = {
-        "name": "testboard", "mcu": "esp32", "uarts": [1, 2],
-        "valid": [4, 5, 16, 17, 25, 26, 34, 35],
-        "input_only": [34, 35],
-        "reserved": {"6": "flash", "7": "flash"},
+        "name": "testboard", "mcu": "esp32", "uarts": [1, 2], "repl": {"uart": 0, "tx": 1, "rx": 3},
+        "vedirect": [], "modem": None, "relay": None, "led": None,
+        "gpio": {"valid": [4, 5, 16, 17, 25, 26, 34, 35], "input_only": [34, 35],
+                 "reserved": {"6": "flash", "7": "flash"}},
     }
     c = good()
     c["devices"].append({"name": "a", "type": "vedirect", "uart": 2, "rx": 34, "tx": 35})
@@ -215,6 +216,9 @@ def test_board_pins_checked():
     assert "devices[2].tx" in p and "devices[2].rx" not in p, errors
     assert "devices[3].rx" in p and "devices[4].rx" in p, errors
     assert "devices[0].rx" not in p
+    board["uarts"] = [1]
+    _, errors = cfg_schema.validate(c, board)
+    assert "devices[2].uart" in paths(errors) and "devices[0].uart" not in paths(errors), errors
     # without a board no pin checks
     _, errors = cfg_schema.validate(c)
     assert errors == [], errors
