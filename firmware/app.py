@@ -1,0 +1,388 @@
+# Task wiring: the same file runs on the ESP32 (main.py) and under the
+# MicroPython unix port (host_main.py, driven by `vegw sim`). Everything that
+# touches hardware comes from the `platform` object (drivers/esp32.py or
+# drivers/host.py); everything that decides comes from firmware/lib.
+#
+# Tasks (each bounded, each reporting liveness to the watchdog):
+#   reader x N    VE.Direct bytes -> vedirect.Parser -> Gateway.vedirect_block
+#   ble           Scanner ring -> Gateway.ble_advert
+#   ticker        Gateway.tick once a second (alarms, heartbeats, log window)
+#   uplink        link up -> MQTT connect -> outbox + flash-log replay, QoS 1
+#   watchdog      feeds the hardware WDT only while every task is alive
+import asyncio
+import gc
+import json
+import sys
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:  # CPython (tests only)
+    import time
+
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+import alarm_engine
+import alarm_rules
+import ble_readout
+import cfg_schema
+import flashlog
+import gateway
+import mqtt_async
+import vedirect
+
+_READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
+_REPLAY_WINDOW = 8  # QoS 1 log records in flight at once
+_REPLAY_PER_S = 20  # backlog records per second (rate limit on reconnect)
+_MARK_EVERY_MS = 2000  # persist the upload cursor at most this often
+_STATUS_EVERY_S = 60
+_WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
+_BACKOFF_MAX_S = 60
+
+
+def log(*args):
+    print("vegw:", *args)
+
+
+class App:
+    def __init__(self, platform, cfg):
+        self.p = platform
+        self.cfg = cfg
+        self.alive = {}
+        self.running = True
+        self.loop_lag_max_ms = 0
+        fl = None
+        bd = platform.block_device()
+        if bd is not None:
+            try:
+                fl = flashlog.FlashLog(bd)
+            except Exception as e:  # a corrupt log must not stop the gateway
+                log("flash log unusable:", repr(e))
+                fl = None
+        self.flog = fl
+        devices = [d["name"] for d in cfg.get("devices", ())]
+        rules_cfg = cfg.get("alarms", {})
+        rules, errors = alarm_rules.parse_rules(rules_cfg.get("rules") or [],
+                                                alarm_rules.default_field_ok(devices))
+        for e in errors:  # validated before deploy; report anyway
+            log("alarm rule refused:", e)
+        relay = platform.relay()
+        self.engine = alarm_engine.Engine(
+            rules, stale_s=rules_cfg.get("stale_timeout") or 60,
+            builtin=rules_cfg.get("builtin"), devices=devices,
+            on_output=(lambda name, sev, on: relay.set(on)) if relay is not None else None)
+        tracker = ble_readout.Tracker()
+        for d in cfg.get("devices", ()):
+            if d.get("type") == "ble":
+                problem = tracker.add(d["mac"], d["key"])
+                if problem:
+                    log("ble device", d["name"], "refused:", problem)
+        self.gw = gateway.Gateway(cfg, flashlog=fl, engine=self.engine, tracker=tracker)
+        self.gw.status_extra = self._status_extra
+        self.mqtt = None
+        self._acked = []  # [(pid, seq, acked)] in publish order
+        self._last_mark = 0
+        self._replay_next = 0
+
+    # ------------------------------------------------------------ helpers
+    def now(self):
+        return self.p.now_s()
+
+    def beat(self, name):
+        self.alive[name] = ticks_ms()
+
+    def _status_extra(self):
+        out = {"heap_free": gc.mem_free(), "heap_alloc": gc.mem_alloc(),
+               "loop_lag_max_ms": self.loop_lag_max_ms}
+        out.update(self.p.link_info())
+        if self.mqtt is not None:
+            c = self.mqtt.counters()
+            out["mqtt"] = {"connects": c.get("connects"), "disconnects": c.get("disconnects"),
+                           "bytes_sent": c.get("bytes_sent"), "timeouts": c.get("timeouts")}
+        return out
+
+    # ------------------------------------------------------------ tasks
+    async def reader(self, dev):
+        name = dev["name"]
+        parser = vedirect.Parser(lambda blk: self.gw.vedirect_block(name, blk, self.now()))
+        port = self.p.open_vedirect(dev)
+        buf = bytearray(_READ_BUF)
+        while self.running:
+            self.beat("reader:" + name)
+            n = await port.read_into(buf)
+            if n is None:  # silent gap (device reboot, cable): drop half block
+                parser.reset()
+                continue
+            if n:
+                parser.feed(buf, n)
+
+    async def ble(self):
+        scanner = self.p.ble_scanner(self.cfg, self._advert)
+        if scanner is None:
+            return
+        self.beat("ble")
+        await scanner.run()
+
+    def _advert(self, mac, data, rssi):
+        self.beat("ble")
+        self.gw.ble_advert(bytes(mac), bytes(data), rssi, self.now())
+
+    async def ticker(self):
+        last_status = 0
+        t_prev = ticks_ms()
+        while self.running:
+            await asyncio.sleep_ms(1000) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(1)
+            t = ticks_ms()
+            lag = ticks_diff(t, t_prev) - 1000
+            if lag > self.loop_lag_max_ms:
+                self.loop_lag_max_ms = lag
+            t_prev = t
+            self.beat("ticker")
+            now = self.now()
+            self.gw.tick(now)
+            if now - last_status >= _STATUS_EVERY_S:
+                last_status = now
+                self.gw.publish_status(now)
+            if self.gw.reboot_requested:
+                log("reboot requested over MQTT")
+                await asyncio.sleep(1)
+                self.p.reset()
+
+    async def watchdog(self):
+        while self.running:
+            await asyncio.sleep(1)
+            now = ticks_ms()
+            if all(ticks_diff(now, t) < _WATCHDOG_STALE_MS for t in self.alive.values()):
+                self.p.feed_watchdog()
+
+    async def uplink(self):
+        m = self.cfg.get("mqtt", {})
+        gw = self.gw
+        backoff = 1
+        while self.running:
+            self.beat("uplink")
+            if not await self.p.network_up():
+                await asyncio.sleep(2)
+                continue
+            client = mqtt_async.MQTTClient(
+                "vegw-" + gw.gw, m.get("host"), m.get("port") or 0, user=m.get("username"),
+                password=m.get("password"), keepalive=m.get("keepalive") or 60,
+                ssl=self.p.tls_context(m) if m.get("tls") else None,
+                avail_topic=gw.base + "availability")
+            client.set_callback(self._on_message)
+            client.on_puback = self._on_puback
+            self.mqtt = client
+            rc = await client.connect()
+            if rc != 0:
+                log("mqtt connect failed:", client.last_error or rc, "- retry in", backoff, "s")
+                await self._sleep_beat(backoff + (ticks_ms() % 1000) / 1000)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                continue
+            backoff = 1
+            log("mqtt connected to", m.get("host"))
+            await client.publish(gw.base + "availability", b"online", retain=True, qos=1)
+            await client.subscribe(gw.base + "cmd", 1)
+            gw.announce_gateway()
+            gw.publish_status(self.now())
+            self._acked = []
+            self._replay_next = 0
+            await self._pump(client)
+            log("mqtt link lost:", client.last_error)
+            self.p.link_failed()
+
+    async def _sleep_beat(self, seconds):
+        end = ticks_ms() + int(seconds * 1000)
+        while self.running and ticks_diff(end, ticks_ms()) > 0:
+            self.beat("uplink")
+            await asyncio.sleep(0.2)
+
+    async def _pump(self, client):
+        """Interleave live messages and the flash-log backlog while connected."""
+        gw = self.gw
+        fl = self.flog
+        sent_this_s = 0
+        sec = ticks_ms()
+        disc = None  # discovery config generator in progress
+        while self.running and client.is_connected():
+            self.beat("uplink")
+            # live first: states, status, replies; then HA discovery configs
+            k = 0
+            while len(gw.out) and k < 8:
+                topic, payload, qos, retain = gw.out.pop()
+                await client.publish(topic, payload, retain=retain, qos=qos)
+                k += 1
+            if not len(gw.out) and (disc is not None or gw.discovery_pending or gw._gw_announce):
+                if disc is None:
+                    disc = gw.discovery_configs()
+                for _ in range(4):
+                    try:
+                        topic, payload = next(disc)
+                    except StopIteration:
+                        disc = None
+                        break
+                    await client.publish(topic, payload, retain=True)
+            # then the log, oldest unacknowledged first, rate limited
+            if fl is not None:
+                if ticks_diff(ticks_ms(), sec) >= 1000:
+                    sec = ticks_ms()
+                    sent_this_s = 0
+                while (sent_this_s < _REPLAY_PER_S and len(self._acked) < _REPLAY_WINDOW
+                       and client.is_connected()):
+                    rec = self._next_record()
+                    if rec is None:
+                        break
+                    seq, rtype, payload = rec
+                    topic = gw.base + ("event" if rtype == gateway.REC_EVENT else "log")
+                    body = b'{"seq":%d,' % seq + payload[1:] if payload[:1] == b"{" else payload
+                    pid = await client.publish(topic, body, qos=1)
+                    if not pid:
+                        break
+                    self._acked.append([pid, seq, None])  # None = waiting for PUBACK
+                    self._replay_next = seq + 1
+                    sent_this_s += 1
+                self._persist_acks(False)
+            await asyncio.sleep(0.02)
+        self._persist_acks(True)
+        self._acked = []  # unacknowledged: resent after the next connect
+
+    def _next_record(self):
+        fl = self.flog
+        start = self._replay_next or (fl.cursor + 1)
+        for rec in fl.read_from(start):
+            return rec
+        return None
+
+    def _on_puback(self, pid, ok):
+        acked = self._acked
+        for i in range(len(acked)):
+            if acked[i][0] == pid:
+                if ok:
+                    acked[i][2] = True
+                    break
+                # not acknowledged in time or link dropped: keep what was
+                # acknowledged before it, resend from it on (consumers
+                # de-duplicate by seq)
+                self._persist_acks(False)
+                del acked[i:]
+                self._replay_next = 0
+                break
+
+    def _persist_acks(self, force):
+        acked = self._acked
+        last = None
+        while acked and acked[0][2] is True:
+            last = acked.pop(0)[1]
+        if last is not None:
+            self._pending_mark = last
+        pm = getattr(self, "_pending_mark", None)
+        if pm is not None and (force or ticks_diff(ticks_ms(), self._last_mark) >= _MARK_EVERY_MS):
+            self.flog.mark_uploaded(pm)
+            self._pending_mark = None
+            self._last_mark = ticks_ms()
+
+    def _on_message(self, topic, msg):
+        gw = self.gw
+        if bytes(topic).decode() != gw.base + "cmd":
+            return
+        extra = gw.command(bytes(msg), self.now())
+        if extra is None:
+            return
+        if extra.get("cmd") == "logs" and self.flog is not None:
+            asyncio.create_task(self._send_logs(extra))
+        else:
+            self.p.command(extra, gw)
+
+    async def _send_logs(self, req):
+        """{"cmd":"logs","from_seq":N,"max":M}: records from the flash log to
+        <prefix>/<gw>/logs, one message each, then {"done":true,"count":n}."""
+        c = self.mqtt
+        start = req.get("from_seq") or self.flog.oldest_seq() or 1
+        limit = req.get("max") or 100000
+        n = 0
+        for seq, rtype, payload in self.flog.read_from(start):
+            if n >= limit or c is None or not c.is_connected():
+                break
+            body = b'{"seq":%d,"type":%d,' % (seq, rtype) + payload[1:]
+            await c.publish(self.gw.base + "logs", body, qos=1)
+            n += 1
+            if n % 20 == 0:
+                await asyncio.sleep(0.05)
+        if c is not None:
+            await c.publish(self.gw.base + "logs", b'{"done":true,"count":%d}' % n, qos=1)
+
+    async def run(self, duration_s=None):
+        log("starting gateway", self.gw.gw, "firmware", gateway.VERSION)
+        log("config:", json.dumps(cfg_schema.masked(self.cfg)))
+        tasks = [asyncio.create_task(self.uplink()), asyncio.create_task(self.ticker()),
+                 asyncio.create_task(self.watchdog()), asyncio.create_task(self.ble())]
+        for d in self.cfg.get("devices", ()):
+            if d.get("type") == "vedirect":
+                tasks.append(asyncio.create_task(self.reader(d)))
+        print("vegw: status boot ok")
+        if duration_s is None:
+            while True:
+                await asyncio.sleep(3600)
+        await asyncio.sleep(duration_s)
+        await self.stop(tasks)
+
+    async def stop(self, tasks):
+        """Clean stop: log window flushed, offline announced, link closed."""
+        self.running = False
+        now = self.now()
+        self.gw.tick(now)
+        if self.flog is not None:
+            self.gw._log_window(self.gw._log_slot or now)
+            self.flog.flush()
+        c = self.mqtt
+        if c is not None and c.is_connected():
+            # drain what is queued, then say offline (the will is for crashes)
+            for _ in range(50):
+                if not len(self.gw.out) and not self._acked:
+                    break
+                await asyncio.sleep(0.05)
+            while len(self.gw.out):
+                topic, payload, qos, retain = self.gw.out.pop()
+                await c.publish(topic, payload, retain=retain, qos=qos)
+            await c.publish(self.gw.base + "availability", b"offline", retain=True, qos=1)
+            await asyncio.sleep(0.2)
+            self._persist_acks(True)
+            await c.disconnect()
+        for t in tasks:
+            t.cancel()
+        await asyncio.sleep(0)
+        log("stopped")
+
+
+def load_config(platform):
+    raw = platform.read_config()
+    try:
+        cfg = json.loads(raw)
+    except Exception as e:
+        log("config.json is not valid JSON:", repr(e))
+        return None
+    board = platform.board()
+    norm, errors = cfg_schema.validate(cfg, board)
+    for path, msg in errors:
+        log("config error:", path + ":", msg)
+    return None if errors else norm
+
+
+def main(platform, duration_s=None):
+    cfg = load_config(platform)
+    if cfg is None:
+        log("no valid config: running the uplink-less safe mode (REPL stays up)")
+        return 1
+    app = App(platform, cfg)
+    try:
+        asyncio.run(app.run(duration_s))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(0)

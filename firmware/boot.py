@@ -1,0 +1,4 @@
+# Runs first on every boot: nothing that can fail here (the REPL must come up).
+import gc
+
+gc.collect()

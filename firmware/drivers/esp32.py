@@ -1,0 +1,122 @@
+# ESP32 platform: thin adapters from the app to the board's hardware. No
+# decisions here (those are in firmware/lib); each lookup is a few lines.
+import asyncio
+import json
+import time
+
+import machine
+
+_UNIX_2000 = 946684800  # ESP32 time.time() counts from 2000-01-01
+_RX_BUF = 2048  # UART rx buffer: ~1 s of VE.Direct at 19200 baud absorbs loop stalls
+_GAP_MS = 500
+
+
+class UartPort:
+    """One VE.Direct device on a hardware UART (rx only unless HEX is used)."""
+
+    def __init__(self, uart_id, rx, tx=None):
+        kw = {"baudrate": 19200, "bits": 8, "parity": None, "stop": 1, "rx": rx,
+              "rxbuf": _RX_BUF, "timeout": 0}
+        if tx is not None:
+            kw["tx"] = tx
+        self.uart = machine.UART(uart_id, **kw)
+        self.idle_ms = 0
+
+    async def read_into(self, buf):
+        n = self.uart.readinto(buf) if self.uart.any() else 0
+        if n:
+            self.idle_ms = 0
+            return n
+        await asyncio.sleep_ms(20)
+        self.idle_ms += 20
+        if self.idle_ms >= _GAP_MS:
+            self.idle_ms = 0
+            return None
+        return 0
+
+
+class Platform:
+    def __init__(self, board):
+        self._board = board
+        self._wdt = None
+        self._relay = None
+        self._wifi = None
+
+    def read_config(self):
+        with open("config.json") as f:
+            return f.read()
+
+    def board(self):
+        return self._board
+
+    def now_s(self):
+        return time.time() + _UNIX_2000
+
+    def open_vedirect(self, dev):
+        return UartPort(dev["uart"], dev["rx"], dev.get("tx"))
+
+    def ble_scanner(self, cfg, on_advert):
+        if not any(d.get("type") == "ble" for d in cfg.get("devices", ())):
+            return None
+        import bluetooth
+        from drivers import ble_scan
+        import ble_readout
+
+        ble = bluetooth.BLE()
+        ble.active(True)
+        w, i = ble_scan.scan_config(cfg)
+        macs = [ble_readout.mac_bytes(d["mac"]) for d in cfg["devices"] if d.get("type") == "ble"]
+        return ble_scan.Scanner(ble, on_advert, window_ms=w, interval_ms=i, macs=macs)
+
+    def block_device(self):
+        try:
+            from drivers import flash_esp32
+        except ImportError:
+            return None
+        return flash_esp32.open_default()
+
+    def relay(self):
+        pin = (self._board or {}).get("relay")
+        if pin is None:
+            return None
+        try:
+            from drivers import relay
+        except ImportError:
+            return None
+        self._relay = relay.Relay(pin)
+        return self._relay
+
+    async def network_up(self):
+        if self._wifi is None:
+            from drivers import wifi
+
+            with open("config.json") as f:
+                self._wifi = wifi.Wifi(json.loads(f.read()).get("wifi") or [])
+        return await self._wifi.ensure()
+
+    def link_failed(self):
+        if self._wifi is not None:
+            self._wifi.link_failed()
+
+    def link_info(self):
+        return self._wifi.info() if self._wifi is not None else {"link": None}
+
+    def tls_context(self, m):
+        import mqtt_async
+
+        ca = None
+        if m.get("ca"):
+            with open(m["ca"]) as f:
+                ca = f.read()
+        return mqtt_async.make_tls_context(ca)
+
+    def feed_watchdog(self):
+        if self._wdt is None:
+            self._wdt = machine.WDT(timeout=60000)
+        self._wdt.feed()
+
+    def reset(self):
+        machine.reset()
+
+    def command(self, msg, gw):
+        gw._reply({"ok": False, "cmd": msg.get("cmd"), "error": "not available on this board"})

@@ -1,0 +1,197 @@
+# Host platform for the MicroPython unix port: what `vegw sim` runs the real
+# firmware on. Only the radio and the pins are simulated:
+#   VE.Direct UART  -> TCP client to the simulator's serial stream (19200 baud x speed)
+#   BLE radio       -> ble_host.FakeBLE fed with adverts from the simulator
+#   NOR flash       -> nor_sim.NorSim backed by a file (power cuts survive restarts)
+#   network link    -> the host's loopback (always up)
+import asyncio
+import socket
+import sys
+import time
+
+_GAP_MS = 500  # silence that resets a half-received VE.Direct block
+_POLL_MS = 20  # UART poll period (the board's driver polls the same way)
+
+
+def _arg(name, default=None, many=False):
+    out = []
+    argv = sys.argv
+    i = 0
+    while i < len(argv):
+        if argv[i] == name and i + 1 < len(argv):
+            out.append(argv[i + 1])
+            i += 2
+            continue
+        i += 1
+    if many:
+        return out
+    return out[-1] if out else default
+
+
+def _hostport(text):
+    h, p = text.rsplit(":", 1)
+    return h, int(p)
+
+
+class TcpSerial:
+    """A VE.Direct port served by the simulator over TCP, polled like the
+    board's UART (non-blocking read + short sleep, no stream cancellation)."""
+
+    def __init__(self, host, port):
+        self.addr = socket.getaddrinfo(host, port)[0][-1]
+        self.sock = None
+        self.idle_ms = 0
+
+    async def read_into(self, buf):
+        if self.sock is None:
+            s = socket.socket()
+            try:
+                s.connect(self.addr)
+            except OSError:
+                s.close()
+                await asyncio.sleep(1)
+                return None
+            s.setblocking(False)
+            self.sock = s
+        try:
+            n = self.sock.readinto(buf)
+        except OSError:
+            n = None  # EAGAIN: nothing yet
+        if n == 0:  # simulator closed the stream
+            self.sock.close()
+            self.sock = None
+            return None
+        if n:
+            self.idle_ms = 0
+            return n
+        await asyncio.sleep_ms(_POLL_MS)
+        self.idle_ms += _POLL_MS
+        if self.idle_ms >= _GAP_MS:
+            self.idle_ms = 0
+            return None
+        return 0
+
+
+class HostRelay:
+    def __init__(self):
+        self.on = False
+
+    def set(self, on):
+        if on != self.on:
+            self.on = on
+            print("vegw: relay", "on" if on else "off")
+
+
+class Platform:
+    def __init__(self):
+        self.config_path = _arg("--config", "config.json")
+        self.flash_path = _arg("--flash")
+        self.flash_blocks = int(_arg("--flash-blocks", "384"))  # 1.5 MB
+        self.vedirect = {}
+        for spec in _arg("--vedirect", many=True):
+            name, addr = spec.split("=", 1)
+            self.vedirect[name] = _hostport(addr)
+        self.ble_addr = _arg("--ble")
+        self._relay = HostRelay()
+        self.watchdog_feeds = 0
+        self._net_ok = True
+
+    # config
+    def read_config(self):
+        with open(self.config_path) as f:
+            return f.read()
+
+    def board(self):
+        return None  # pins are not checked on the host
+
+    # time
+    def now_s(self):
+        return time.time()
+
+    # devices
+    def open_vedirect(self, dev):
+        addr = self.vedirect.get(dev["name"])
+        if addr is None:
+            return _Silent()
+        return TcpSerial(addr[0], addr[1])
+
+    def ble_scanner(self, cfg, on_advert):
+        if not self.ble_addr:
+            return None
+        from drivers import ble_host
+        from drivers import ble_scan
+
+        fake = ble_host.FakeBLE()
+        w, i = ble_scan.scan_config(cfg)
+        scanner = ble_scan.Scanner(fake, on_advert, window_ms=w, interval_ms=i)
+        asyncio.create_task(_ble_feed(fake, _hostport(self.ble_addr)))
+        return scanner
+
+    def block_device(self):
+        if not self.flash_path:
+            return None
+        from drivers import nor_sim
+
+        return nor_sim.NorSim(self.flash_blocks, path=self.flash_path)
+
+    def relay(self):
+        return self._relay
+
+    # network
+    async def network_up(self):
+        return self._net_ok
+
+    def link_failed(self):
+        pass
+
+    def link_info(self):
+        return {"link": "host", "rssi_dbm": None}
+
+    def tls_context(self, m):
+        import mqtt_async
+
+        return mqtt_async.make_tls_context(m.get("ca"))
+
+    # supervision
+    def feed_watchdog(self):
+        self.watchdog_feeds += 1
+
+    def reset(self):
+        print("vegw: reset")
+        sys.exit(3)
+
+    def command(self, msg, gw):
+        gw._reply({"ok": False, "cmd": msg.get("cmd"), "error": "not available on this platform"})
+
+
+class _Silent:
+    async def read_into(self, buf):
+        await asyncio.sleep(1)
+        return 0
+
+
+async def _ble_feed(fake, addr):
+    """Adverts from the simulator, one per line: MAC-HEX MFR-HEX RSSI."""
+    from drivers import ble_host
+    from binascii import unhexlify
+
+    last = time.ticks_ms()
+    while True:
+        try:
+            r, w = await asyncio.open_connection(addr[0], addr[1])
+        except OSError:
+            await asyncio.sleep(1)
+            continue
+        while True:
+            line = await r.readline()
+            if not line:
+                break
+            try:
+                mac_h, mfr_h, rssi = line.split()
+                now = time.ticks_ms()
+                fake.advance(time.ticks_diff(now, last))  # ends scan windows when due
+                last = now
+                fake.deliver(unhexlify(mac_h), ble_host.victron_adv(unhexlify(mfr_h)), int(rssi))
+            except Exception:
+                pass
+        await asyncio.sleep(1)

@@ -1,0 +1,445 @@
+# The gateway's core: decoded readings in, MQTT messages and log records out.
+#
+# No I/O and no asyncio here: the app (firmware/app.py) feeds it bytes and
+# adverts from the drivers and calls tick() once a second; it answers with
+# messages in a bounded outbox (drained by the uplink task) and records in
+# the flash log (replayed by the uplink). Time is passed in, so tests and the
+# 24-hour soak run it in simulated time on both runtimes.
+#
+#   UART bytes -> vedirect.Parser -> vedirect_block() -+-> state (report by exception)
+#   BLE advert -> ble_readout.Tracker -> ble_advert() -+-> alarm engine -> events
+#                                                      +-> per-minute aggregates -> flash log
+#
+# Topics (prefix "vegw"):
+#   <prefix>/<gw>/<device>/state   retained JSON: latest values (SI units, names
+#                                  as `vegw decode`), plus "ts" (unix s)
+#   <prefix>/<gw>/log              QoS 1, from the flash log: {"seq","ts","type",...}
+#   <prefix>/<gw>/event            QoS 1, from the flash log: alarm events with seq
+#   <prefix>/<gw>/status           JSON: uptime, heap, link, counters, firmware
+#   <prefix>/<gw>/availability     retained online/offline (last will)
+#   <prefix>/<gw>/cmd              commands in (allow-list below)
+import json
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+import field_names
+import reporter
+import vedirect_fields as VF
+
+field_names.register("rssi", "dBm", "signal_strength", "m")
+
+VERSION = "0.1.0"
+
+_MAX_OUT = const(48)  # live messages waiting for the uplink; oldest dropped
+_MAX_CHANGED = const(40)  # fields tracked per block for change detection
+_MIN_STATE_GAP_MS = const(1000)  # at most one state message per device per second
+
+REC_SAMPLE = const(1)  # per-minute aggregate of one device
+REC_EVENT = const(2)  # alarm event
+REC_COUNTERS = const(3)  # gateway counters snapshot (hourly)
+
+# Commands accepted on <prefix>/<gw>/cmd: nothing else is ever executed.
+COMMANDS = ("ack", "reboot", "status", "log_interval", "logs", "signal")
+
+class Outbox:
+    """Bounded FIFO of (topic, payload bytes, qos, retain)."""
+
+    def __init__(self, size=_MAX_OUT):
+        self._q = [None] * size
+        self._h = 0
+        self._n = 0
+        self.dropped = 0
+        self.coalesced = 0
+        self.high_water = 0
+
+    def put(self, topic, payload, qos=0, retain=False):
+        size = len(self._q)
+        if retain:
+            # a newer retained message (a device's state) replaces a queued
+            # one of the same topic: the broker would keep only the last
+            for i in range(self._n):
+                j = (self._h + i) % size
+                m = self._q[j]
+                if m[0] == topic:
+                    self._q[j] = (topic, payload, qos, retain)
+                    self.coalesced += 1
+                    return
+        if self._n == size:
+            # drop the oldest: a fresher state of the same device follows
+            self._h = (self._h + 1) % size
+            self._n -= 1
+            self.dropped += 1
+        self._q[(self._h + self._n) % size] = (topic, payload, qos, retain)
+        self._n += 1
+        if self._n > self.high_water:
+            self.high_water = self._n
+
+    def peek(self):
+        return self._q[self._h] if self._n else None
+
+    def pop(self):
+        if not self._n:
+            return None
+        m = self._q[self._h]
+        self._q[self._h] = None
+        self._h = (self._h + 1) % len(self._q)
+        self._n -= 1
+        return m
+
+    def __len__(self):
+        return self._n
+
+
+class Device:
+    def __init__(self, name, kind, stale_s):
+        self.name = name
+        self.kind = kind  # "vedirect" | "ble"
+        self.stale_s = stale_s
+        self.raw = {}  # VE.Direct: raw scaled values; BLE: SI values
+        self.last_s = None  # time of the last reading
+        self.readings = 0
+        self.ident_serial = None
+        self.mac = None
+        self.model = None
+        self.record = None  # BLE record type name
+        self.pub = {}  # values of the last state publish
+        self.pub_s = None
+        self.agg = {}  # field -> [min, max, sum, n] (numbers) or [last]
+        self.announced = 0  # fields announced by HA discovery
+        self.stale_reported = False
+
+    def values(self):
+        """Latest values, SI units (allocates)."""
+        if self.kind == "vedirect":
+            out = {}
+            for k, v in self.raw.items():
+                out[k] = VF.to_si(k, v)
+            return out
+        return dict(self.raw)
+
+
+def _num(v):
+    return (type(v) is int or type(v) is float) and v is not True and v is not False
+
+
+def _json(obj):
+    return json.dumps(obj).encode()
+
+
+class Gateway:
+    def __init__(self, cfg, outbox=None, flashlog=None, engine=None, tracker=None, relay=None):
+        self.cfg = cfg
+        g = cfg.get("gateway", {})
+        m = cfg.get("mqtt", {})
+        self.gw = g.get("id", "vegw")
+        self.prefix = m.get("prefix") or "vegw"
+        self.base = self.prefix + "/" + self.gw + "/"
+        self.discovery = m.get("discovery", True)
+        self.discovery_prefix = m.get("discovery_prefix") or "homeassistant"
+        self.heartbeat_s = m.get("heartbeat") or 300
+        self.reporter = reporter.Reporter(self.heartbeat_s, min_interval_ms=_MIN_STATE_GAP_MS)
+        self._t0 = None  # time origin of the reporter's millisecond clock
+        self.discovery_pending = []  # device names whose HA configs are due
+        self.log_interval = cfg.get("log", {}).get("interval") or 60
+        alarms = cfg.get("alarms", {})
+        stale = alarms.get("stale_timeout") or 60
+        self.out = outbox or Outbox()
+        self.log = flashlog
+        self.engine = engine
+        self.tracker = tracker
+        self.relay = relay
+        self.devices = {}
+        self._by_mac = {}
+        for d in cfg.get("devices", ()):
+            dev = Device(d["name"], d["type"], d.get("stale_timeout") or stale)
+            self.devices[d["name"]] = dev
+            if d["type"] == "ble":
+                dev.mac = d["mac"].upper()
+                self._by_mac[dev.mac] = dev
+        self._gw_announce = False
+        self._log_slot = None  # start of the current aggregation window (s)
+        self.started_s = None
+        self.reboot_requested = False
+        self.notices = []  # status lines to publish once (wrong BLE key...)
+        self.counters = {"blocks": 0, "adverts": 0, "adverts_ignored": 0, "records": 0,
+                         "events": 0, "commands": 0, "commands_refused": 0, "state_msgs": 0}
+        self.status_extra = None  # callable -> dict merged into status (app: heap, link)
+
+    # ------------------------------------------------------------ inputs
+    def vedirect_block(self, name, block, now_s):
+        dev = self.devices.get(name)
+        if dev is None:
+            return
+        before = len(dev.raw)
+        VF.update(block, dev.raw)
+        self.counters["blocks"] += 1
+        if dev.ident_serial is None:
+            ser = dev.raw.get("SER#")
+            if ser is not None:
+                dev.ident_serial = VF.to_si("SER#", ser)
+        if dev.model is None and dev.raw.get("PID") is not None:
+            dev.model = VF.product_name(dev.raw["PID"])
+        # this block's fields in SI units, for the alarm engine and the
+        # per-minute aggregates (other fields keep their values there)
+        si = {}
+        for i in range(block.count):
+            k = VF.entry(block, i)
+            if k < 0:
+                continue
+            f = VF.NAMES[k]
+            v = VF.to_si(f, dev.raw.get(f))
+            si[f] = v
+        self._reading(dev, si, now_s, len(dev.raw) != before)
+
+    def ble_advert(self, mac, data, rssi, now_s):
+        """mac: 6 bytes; data: manufacturer data (with or without e1 02)."""
+        if self.tracker is None:
+            return
+        st = self.tracker.feed(bytes(mac), data)
+        if self.tracker.notice:
+            self.notice(self.tracker.notice)
+        if st != "ok":
+            self.counters["adverts_ignored"] += 1
+            return
+        self.counters["adverts"] += 1
+        text = ":".join("%02X" % b for b in mac)
+        dev = self._by_mac.get(text)
+        if dev is None:
+            return
+        vals = self.tracker.values()
+        dev.record = self.tracker.decoder.record
+        if dev.model is None:
+            try:
+                dev.model = VF.product_name(self.tracker.decoder.model_id)
+            except Exception:
+                dev.model = None
+        before = len(dev.raw)
+        for k in vals:
+            dev.raw[k] = vals[k]
+        if rssi is not None:
+            dev.raw["rssi"] = rssi
+        self._reading(dev, vals, now_s, len(dev.raw) != before)
+
+    def _reading(self, dev, si, now_s, new_fields):
+        if self.started_s is None:
+            self.started_s = now_s
+        dev.last_s = now_s
+        dev.readings += 1
+        if dev.stale_reported:
+            dev.stale_reported = False
+        if self.engine is not None:
+            self.engine.update(dev.name, si, now_s)
+            self._drain_events(now_s)
+        # aggregate for the flash log
+        agg = dev.agg
+        for f in si:
+            v = si[f]
+            a = agg.get(f)
+            if _num(v):
+                if a is None or len(a) != 4:
+                    agg[f] = [v, v, v, 1]
+                else:
+                    if v < a[0]:
+                        a[0] = v
+                    if v > a[1]:
+                        a[1] = v
+                    a[2] += v
+                    a[3] += 1
+            else:
+                agg[f] = [v]
+        # report by exception (deadbands and heartbeat: reporter.py)
+        self._report(dev, now_s)
+
+    def _ms(self, now_s):
+        if self._t0 is None:
+            self._t0 = now_s
+        return int((now_s - self._t0) * 1000) & 0x3FFFFFFF
+
+    def _report(self, dev, now_s):
+        vals = dev.values()
+        if self.reporter.check(dev.name, vals, self._ms(now_s)) is not None:
+            self._publish_state(dev, now_s, vals)
+
+    # ------------------------------------------------------------ outputs
+    def _publish_state(self, dev, now_s, vals):
+        dev.pub = vals
+        dev.pub_s = now_s
+        payload = dict(vals)
+        payload["ts"] = int(now_s)
+        self.out.put(self.base + dev.name + "/state", _json(payload), 0, True)
+        self.counters["state_msgs"] += 1
+        if self.discovery and len(vals) > dev.announced and dev.name not in self.discovery_pending:
+            self.discovery_pending.append(dev.name)
+
+    def discovery_configs(self):
+        """Yield (topic, payload bytes) of the HA discovery configs that are
+        due, one at a time: the uplink publishes them as it has room, so a
+        device with 40 fields never floods the outbox."""
+        import ha_discovery
+
+        if self._gw_announce:
+            self._gw_announce = False
+            for topic, cfg in ha_discovery.gateway_configs(self.gw, prefix=self.prefix,
+                                                           discovery_prefix=self.discovery_prefix,
+                                                           sw_version=VERSION):
+                yield topic, _json(cfg)
+        while self.discovery_pending:
+            dev = self.devices[self.discovery_pending.pop(0)]
+            vals = dev.pub
+            dev.announced = len(vals)
+            for topic, cfg in ha_discovery.iter_configs(
+                    self.gw, dev.name, list(vals), serial=dev.ident_serial, mac=dev.mac, model=dev.model,
+                    prefix=self.prefix, discovery_prefix=self.discovery_prefix):
+                yield topic, _json(cfg)
+
+    def announce_gateway(self):
+        """Announce everything again (call after each connect: the broker
+        may have lost retained messages)."""
+        if not self.discovery:
+            return
+        self._gw_announce = True
+        for dev in self.devices.values():
+            dev.announced = 0
+            if dev.pub_s is not None and dev.name not in self.discovery_pending:
+                self.discovery_pending.append(dev.name)
+
+    def notice(self, text):
+        if len(self.notices) < 8:
+            self.notices.append(text)
+        self.out.put(self.base + "status/notice", _json({"notice": text}), 0, False)
+
+    def _drain_events(self, now_s):
+        for ev in self.engine.events():
+            self.counters["events"] += 1
+            self.append_log(REC_EVENT, ev, now_s, flush=True)
+
+    def append_log(self, rtype, obj, now_s, flush=False):
+        """Append a record to the flash log; the uplink publishes it from
+        there (live or, after an outage, as backlog), so every record reaches
+        the broker in order and carries its sequence number."""
+        if self.log is None:
+            return 0
+        rec = dict(obj)
+        rec["ts"] = now_s
+        seq = self.log.append(rtype, _json(rec))
+        self.counters["records"] += 1
+        if flush:
+            self.log.flush()
+        return seq
+
+    # ------------------------------------------------------------ time
+    def tick(self, now_s):
+        """Call once a second: timers, heartbeats, stale devices, logging."""
+        if self.started_s is None:
+            self.started_s = now_s
+        if self.engine is not None:
+            self.engine.tick(now_s)
+            self._drain_events(now_s)
+        for dev in self.devices.values():
+            if dev.last_s is None:
+                continue
+            if now_s - dev.last_s >= dev.stale_s:
+                dev.stale_reported = True  # no heartbeat of frozen values
+            else:
+                self._report(dev, now_s)
+        slot = int(now_s // self.log_interval) * self.log_interval
+        if self._log_slot is None:
+            self._log_slot = slot
+        elif slot != self._log_slot:
+            self._log_window(self._log_slot)
+            self._log_slot = slot
+
+    def _log_window(self, start_s):
+        """Per-interval aggregates, one record per device with data."""
+        for dev in self.devices.values():
+            if not dev.agg:
+                continue
+            vals = {}
+            for f, a in dev.agg.items():
+                if len(a) == 4:
+                    avg = a[2] / a[3]
+                    d = VF.decimals(f) if dev.kind == "vedirect" else 3
+                    vals[f] = [a[0], round(avg, d or 3), a[1]]
+                else:
+                    vals[f] = a[0]
+            dev.agg = {}
+            self.append_log(REC_SAMPLE, {"device": dev.name, "t0": start_s, "values": vals}, start_s + self.log_interval)
+        if self.log is not None:
+            self.log.flush()
+
+    # ------------------------------------------------------------ status
+    def status(self, now_s):
+        st = {"fw": VERSION, "uptime_s": int(now_s - (self.started_s or now_s)), "ts": now_s}
+        st.update(self.counters)
+        st["outbox_dropped"] = self.out.dropped
+        st["devices"] = {}
+        for d in self.devices.values():
+            st["devices"][d.name] = {
+                "readings": d.readings,
+                "age_s": None if d.last_s is None else int(now_s - d.last_s),
+                "stale": d.last_s is None or now_s - d.last_s >= d.stale_s,
+            }
+        st["reporter"] = self.reporter.counters()
+        if self.engine is not None:
+            st["alarms_active"] = self.engine.active()
+        if self.log is not None:
+            s = self.log.stats()
+            st["log"] = {"unsent": s.get("unsent"), "torn": s.get("torn"),
+                         "overwritten_unsent": s.get("overwritten_unsent")}
+        if self.status_extra is not None:
+            try:
+                st.update(self.status_extra())
+            except Exception:
+                pass
+        return st
+
+    def publish_status(self, now_s):
+        self.out.put(self.base + "status", _json(self.status(now_s)), 0, False)
+
+    # ------------------------------------------------------------ commands
+    def command(self, payload, now_s):
+        """A message on <prefix>/<gw>/cmd: JSON {"cmd": NAME, ...}. Only the
+        names in COMMANDS are accepted; the reply goes to .../cmd/reply."""
+        try:
+            msg = json.loads(payload)
+            name = msg.get("cmd")
+        except Exception:
+            msg = None
+            name = None
+        if name not in COMMANDS:
+            self.counters["commands_refused"] += 1
+            self._reply({"ok": False, "error": "command not allowed", "cmd": str(name)[:32]})
+            return None
+        self.counters["commands"] += 1
+        if name == "ack":
+            rule = msg.get("rule")
+            ok = self.engine is not None and self.engine.acknowledge(str(rule), now_s)
+            if self.engine is not None:
+                self._drain_events(now_s)
+            self._reply({"ok": bool(ok), "cmd": "ack", "rule": rule})
+        elif name == "reboot":
+            self.reboot_requested = True
+            self._reply({"ok": True, "cmd": "reboot"})
+        elif name == "status":
+            self.publish_status(now_s)
+            self._reply({"ok": True, "cmd": "status"})
+        elif name == "log_interval":
+            v = msg.get("seconds")
+            if type(v) is int and 1 <= v <= 3600:
+                self.log_interval = v
+                self._reply({"ok": True, "cmd": "log_interval", "seconds": v})
+            else:
+                self._reply({"ok": False, "cmd": "log_interval", "error": "seconds must be 1..3600"})
+        else:
+            # logs / signal are served by the app (they need I/O)
+            return msg
+        return None
+
+    def _reply(self, obj):
+        self.out.put(self.base + "cmd/reply", _json(obj), 0, False)

@@ -1,0 +1,42 @@
+# Board entry point. A crash loop (three resets within five minutes, counted
+# in RTC memory, which survives every reset but power loss) starts safe mode:
+# no device readers, the REPL stays up, so the board can be fixed remotely.
+import json
+import sys
+import time
+
+import machine
+
+_LOOP_WINDOW_S = 300
+_LOOP_RESETS = 3
+
+
+def _crash_loop():
+    rtc = machine.RTC()
+    try:
+        hist = json.loads(rtc.memory() or b"[]")
+    except ValueError:
+        hist = []
+    now = time.time()
+    if machine.reset_cause() == machine.PWRON_RESET:
+        hist = []
+    hist = [t for t in hist if now - t < _LOOP_WINDOW_S] + [now]
+    rtc.memory(json.dumps(hist[-_LOOP_RESETS:]).encode())
+    return len(hist) >= _LOOP_RESETS
+
+
+def _board():
+    try:
+        with open("board.json") as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+if _crash_loop():
+    print("vegw: safe mode (crash loop): readers off, REPL up; fix config and reset")
+else:
+    from drivers import esp32
+    import app
+
+    app.main(esp32.Platform(_board()))

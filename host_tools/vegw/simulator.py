@@ -1,0 +1,250 @@
+"""Simulated site for `vegw sim` and the end-to-end tests.
+
+The firmware runs unmodified under the MicroPython unix port
+(firmware/host_main.py with drivers/host.py). This module plays the parts
+that are hardware on a board: one TCP stream per VE.Direct device, paced at
+19200 baud x speed (a generated device or a raw capture, looped), and a BLE
+air of encrypted Instant Readout adverts. Everything listens on loopback.
+"""
+import json
+import os
+import random
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from . import ROOT, ble_encode, vestream
+from .runtime import ESP32_HEAP, micropython_binary, micropython_path
+
+BAUD_BYTES_PER_S = 1920  # 19200 baud, 8N1
+
+
+def _listener():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    s.settimeout(0.5)
+    return s
+
+
+class SerialFeed(threading.Thread):
+    """Serves one VE.Direct byte stream over TCP, paced like the wire."""
+
+    def __init__(self, name, source, speed=1.0):
+        super().__init__(daemon=True)
+        self.name = name
+        self.source = source  # callable -> next bytes (one second of traffic) | bytes (looped capture)
+        self.speed = speed
+        self.sock = _listener()
+        self.port = self.sock.getsockname()[1]
+        self.stop_evt = threading.Event()
+        self.sent = 0
+        self.paused = False  # a silent device (cable pulled)
+
+    def _chunks(self):
+        if callable(self.source):
+            while True:
+                yield self.source(), 1.0
+        else:
+            data = self.source
+            step = max(1, int(BAUD_BYTES_PER_S / 10))
+            while True:
+                for i in range(0, len(data), step):
+                    chunk = data[i:i + step]
+                    yield chunk, len(chunk) / BAUD_BYTES_PER_S
+
+    def run(self):
+        gen = self._chunks()
+        while not self.stop_evt.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            t_next = time.monotonic()
+            try:
+                while not self.stop_evt.is_set():
+                    data, seconds = next(gen)
+                    if not self.paused:
+                        conn.sendall(data)
+                        self.sent += len(data)
+                    t_next += seconds / self.speed
+                    delay = t_next - time.monotonic()
+                    if delay > 0:
+                        self.stop_evt.wait(delay)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def stop(self):
+        self.stop_evt.set()
+        self.sock.close()
+
+
+class BleAir(threading.Thread):
+    """Sends every simulated BLE device's advert once per (1/speed) second."""
+
+    def __init__(self, devices, speed=1.0):
+        super().__init__(daemon=True)
+        self.devices = devices  # list of BleDevice
+        self.speed = speed
+        self.sock = _listener()
+        self.port = self.sock.getsockname()[1]
+        self.stop_evt = threading.Event()
+
+    def run(self):
+        while not self.stop_evt.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                while not self.stop_evt.is_set():
+                    for d in self.devices:
+                        mfr = d.advert()
+                        line = "%s %s %d\n" % (d.mac.replace(":", ""), mfr.hex(), d.rssi)
+                        conn.sendall(line.encode())
+                    self.stop_evt.wait(1.0 / self.speed)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def stop(self):
+        self.stop_evt.set()
+        self.sock.close()
+
+
+class BleDevice:
+    def __init__(self, name, mac, record, key_hex, values_fn, model_id=None, rssi=-70):
+        self.name = name
+        self.mac = mac
+        self.record = record
+        self.key = bytes.fromhex(key_hex)
+        self.key_hex = key_hex
+        self.values_fn = values_fn
+        self.model_id = model_id
+        self.rssi = rssi
+        self.counter = random.randint(0, 0xFFFF)
+        self.t = 0
+
+    def advert(self):
+        self.t += 1
+        self.counter = (self.counter + 1) & 0xFFFF
+        return ble_encode.encode(self.record, self.values_fn(self.t), self.key, self.counter,
+                                 model_id=self.model_id)
+
+
+def demo_ble_devices(seed=5):
+    rng = random.Random(seed)
+
+    def shunt(t):
+        return {"V": round(12.9 + 0.2 * ((t % 60) / 60.0), 2), "I": round(-4.2 + rng.uniform(-0.5, 0.5), 3),
+                "CE": -23.4, "SOC": 87.5, "TTG": 1440, "AR": 0, "T": 21.5}
+
+    def orion(t):
+        return {"CS": 3, "ERR": 0, "V": 13.62, "I": 12.3, "DC_IN_V": 12.81, "DC_IN_I": 13.9, "OR": 0}
+
+    return [
+        BleDevice("shunt", "C0:DE:00:00:00:01", "battery_monitor", "%032x" % rng.getrandbits(128), shunt, 0xA389),
+        BleDevice("orion", "C0:DE:00:00:00:02", "orion_xs", "%032x" % rng.getrandbits(128), orion, 0xA3F0),
+    ]
+
+
+DEMO_VEDIRECT = (("house", "bmv712"), ("solar", "mppt"), ("inverter", "inverter"))
+
+
+def demo_config(gateway, host, port, ble_devices, vedirect_names=None, heartbeat=60, log_interval=60, rules=None):
+    devices = []
+    for i, name in enumerate(vedirect_names if vedirect_names is not None else [n for n, _ in DEMO_VEDIRECT]):
+        devices.append({"name": name, "type": "vedirect", "uart": 1 + (i % 2), "rx": 16 + 2 * i, "tx": 17 + 2 * i})
+    for d in ble_devices:
+        devices.append({"name": d.name, "type": "ble", "mac": d.mac, "key": d.key_hex})
+    return {
+        "gateway": {"id": gateway},
+        "mqtt": {"host": host, "port": port, "heartbeat": heartbeat, "discovery": True},
+        "devices": devices,
+        "alarms": {"rules": rules if rules is not None else [
+            "low_soc: warning: house.SOC < 30 for 2m clear 35",
+            "pump_running: alarm: house.P < -1000 for 10m",
+            "mppt_error: alarm: solar.ERR != 0",
+        ]},
+        "log": {"interval": log_interval},
+    }
+
+
+class FirmwareProcess:
+    """The firmware under the MicroPython unix port with an ESP32's heap."""
+
+    def __init__(self, config, vedirect_ports, ble_port=None, flash_path=None, duration=None,
+                 heap=None, workdir=None, stdout=None):
+        heap = heap or os.environ.get("VEGW_SIM_HEAP") or ESP32_HEAP
+        self.workdir = workdir or tempfile.mkdtemp(prefix="vegw-sim-")
+        self.config_path = os.path.join(self.workdir, "config.json")
+        with open(self.config_path, "w") as f:
+            json.dump(config, f, indent=1)
+        self.flash_path = flash_path or os.path.join(self.workdir, "flash.bin")
+        args = [micropython_binary(), "-X", "heapsize=" + heap, str(ROOT / "firmware" / "host_main.py"),
+                "--config", self.config_path, "--flash", self.flash_path]
+        for name, port in vedirect_ports.items():
+            args += ["--vedirect", "%s=127.0.0.1:%d" % (name, port)]
+        if ble_port:
+            args += ["--ble", "127.0.0.1:%d" % ble_port]
+        if duration:
+            args += ["--duration", str(duration)]
+        env = dict(os.environ)
+        env["MICROPYPATH"] = micropython_path()
+        self.proc = subprocess.Popen(args, cwd=str(ROOT / "firmware"), env=env, stdout=stdout or subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def wait(self, timeout=None):
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+class Site:
+    """A simulated site: VE.Direct feeds, BLE air and the firmware process."""
+
+    def __init__(self, gateway="sim1", broker=("127.0.0.1", 1883), vedirect=None, ble=True, speed=1.0,
+                 config=None, duration=None, seed=1, log_interval=60, heartbeat=60, rules=None,
+                 flash_path=None, stdout=None):
+        self.feeds = {}
+        if vedirect is None:  # the demo site
+            for i, (name, model) in enumerate(DEMO_VEDIRECT):
+                dev = vestream.make(model, seed=seed + i, serial="HQ%07d" % (2231000 + i + 100 * seed))
+                self.feeds[name] = SerialFeed(name, dev.second, speed)
+        else:
+            for name, source in vedirect.items():
+                self.feeds[name] = SerialFeed(name, source, speed)
+        self.ble_devices = demo_ble_devices(seed + 4) if ble else []
+        self.air = BleAir(self.ble_devices, speed) if self.ble_devices else None
+        if config is None:
+            config = demo_config(gateway, broker[0], broker[1], self.ble_devices, list(self.feeds),
+                                 heartbeat=heartbeat, log_interval=log_interval, rules=rules)
+        else:
+            config = dict(config)
+            config.setdefault("mqtt", {})
+            config["mqtt"] = dict(config["mqtt"], host=broker[0], port=broker[1])
+        self.config = config
+        for f in self.feeds.values():
+            f.start()
+        if self.air:
+            self.air.start()
+        self.fw = FirmwareProcess(config, {n: f.port for n, f in self.feeds.items()},
+                                  self.air.port if self.air else None, flash_path=flash_path,
+                                  duration=duration, stdout=stdout)
+
+    def stop(self):
+        self.fw.kill()
+        for f in self.feeds.values():
+            f.stop()
+        if self.air:
+            self.air.stop()
