@@ -139,7 +139,7 @@ def read_records(path):
             data = json.loads(text)
         except ValueError as e:
             raise LogError("%s: not valid JSON: %s" % (path, e))
-        return [r for r in data if isinstance(r, dict)]
+        return [normalize(r) for r in data if isinstance(r, dict)]
     if head == "{":
         out = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -152,9 +152,9 @@ def read_records(path):
                 raise LogError("%s:%d: not valid JSON: %s" % (path, n, e))
             if isinstance(obj, dict):
                 if isinstance(obj.get("records"), list):  # a saved MQTT response
-                    out.extend(r for r in obj["records"] if isinstance(r, dict))
-                else:
-                    out.append(obj)
+                    out.extend(normalize(r) for r in obj["records"] if isinstance(r, dict))
+                elif not obj.get("done"):
+                    out.append(normalize(obj))
         return out
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or "t" not in rows[0]:
@@ -237,47 +237,95 @@ def fetch_mqtt(broker, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10
                 raise LogError("broker did not confirm the subscription to %s/logs" % base)
         records = {}
         seq = from_seq
+        tries = 0
         while True:
-            rid = uuid.uuid4().hex[:12]
-            req = json.dumps({"cmd": "logs", "from_seq": seq, "max": batch, "id": rid})
-            reply = None
-            for _attempt in range(retries + 1):
-                c.publish(base + "/cmd", req, qos=1)
-                deadline = time.monotonic() + timeout
-                with cond:
-                    while reply is None:
-                        for r in replies:
-                            if isinstance(r, dict) and r.get("id") == rid:
-                                reply = r
-                                break
-                        left = deadline - time.monotonic()
-                        if reply is not None or left <= 0:
-                            break
-                        cond.wait(left)
-                    replies[:] = [r for r in replies if isinstance(r, dict) and r.get("id") != rid]
-                if reply is not None:
-                    break
-            if reply is None:
-                raise LogError("no reply from gateway %s on %s/logs within %g s (%d tries); is it online and "
-                               "does its firmware answer {\"cmd\": \"logs\"}?" % (gateway, base, timeout, retries + 1))
-            if "error" in reply:
-                raise LogError("gateway %s: %s" % (gateway, reply["error"]))
-            recs = reply.get("records")
-            if not isinstance(recs, list):
-                raise LogError("gateway %s sent a response without a records list" % gateway)
-            for r in recs:
-                if isinstance(r, dict) and isinstance(r.get("seq"), int):
-                    records[r["seq"]] = r
-            nxt = reply.get("next_seq")
+            kind, got, info = _one_request(c, base, cond, replies, seq, batch, timeout)
+            for r in got:
+                records[r["seq"]] = r
             if progress:
-                progress(len(records), nxt)
-            if not reply.get("more") or not isinstance(nxt, int) or nxt <= seq:
+                progress(len(records), seq)
+            if kind == "error":
+                raise LogError("gateway %s: %s" % (gateway, info))
+            if kind == "batch":
+                nxt = info.get("next_seq")
+                if not info.get("more") or not isinstance(nxt, int) or nxt <= seq:
+                    break
+                seq, tries = nxt, 0
+            elif kind == "done":
+                # stream shape: the gateway stopped at `max` records -> ask for the rest
+                if got and isinstance(info, int) and info >= batch:
+                    seq, tries = max(r["seq"] for r in got) + 1, 0
+                    continue
                 break
-            seq = nxt
-        return [records[k] for k in sorted(records)]
+            else:  # timeout
+                if got:
+                    seq, tries = max(r["seq"] for r in got) + 1, 0
+                    continue
+                tries += 1
+                if tries > retries:
+                    raise LogError("no reply from gateway %s on %s/logs within %g s (%d tries); is it online and "
+                                   "does its firmware answer {\"cmd\": \"logs\"}?" % (gateway, base, timeout, tries))
+        return [normalize(records[k]) for k in sorted(records)]
     finally:
         c.loop_stop()
         c.disconnect()
+
+
+def _one_request(c, base, cond, replies, seq, batch, timeout):
+    """Send one request; return (kind, records, info):
+    ("batch", recs, reply) | ("done", recs, count) | ("error", recs, why) | ("timeout", recs, None).
+    Two response shapes are understood: one batch message echoing the id, or
+    one message per record ({"seq", ...}) closed by {"done": true, "count": n}."""
+    rid = uuid.uuid4().hex[:12]
+    c.publish(base + "/cmd", json.dumps({"cmd": "logs", "from_seq": seq, "max": batch, "id": rid}), qos=1)
+    got = []
+    deadline = time.monotonic() + timeout  # idle timeout: every record pushes it out
+    while True:
+        with cond:
+            if not replies:
+                cond.wait(max(0.0, deadline - time.monotonic()))
+            pending = [r for r in replies if isinstance(r, dict)]
+            replies[:] = []
+        for r in pending:
+            rid_r = r.get("id")
+            if rid_r is not None and rid_r != rid:
+                continue  # an answer to an older request
+            if "error" in r:
+                return "error", got, r["error"]
+            if isinstance(r.get("records"), list):
+                recs = [x for x in r["records"] if isinstance(x, dict) and isinstance(x.get("seq"), int)]
+                return "batch", got + recs, r
+            if r.get("done"):
+                return "done", got, r.get("count")
+            if isinstance(r.get("seq"), int):
+                got.append(r)
+                deadline = time.monotonic() + timeout
+        if time.monotonic() >= deadline:
+            return "timeout", got, None
+
+
+def normalize(rec):
+    """A logged record in the flat shape: {"t", "device", FIELD: value, ...}.
+    The firmware logs per-interval aggregates as
+    {"device", "t0", "ts", "values": {FIELD: [min, avg, max] | value}}: those
+    become FIELD (avg), FIELD_min, FIELD_max, with t = ts (the end of the
+    window: when the aggregate existed)."""
+    vals = rec.get("values")
+    if not isinstance(vals, dict):
+        if "t" not in rec and isinstance(rec.get("ts"), (int, float)):
+            rec = dict(rec)
+            rec["t"] = rec.pop("ts")
+        return rec
+    out = {k: v for k, v in rec.items() if k not in ("values", "t0", "ts", "type")}
+    t = rec.get("ts", rec.get("t0"))
+    if "t" not in out and t is not None:
+        out["t"] = t
+    for f, v in vals.items():
+        if isinstance(v, list) and len(v) == 3:
+            out[f + "_min"], out[f], out[f + "_max"] = v
+        else:
+            out[f] = v
+    return out
 
 
 # ------------------------------------------------------------------ shaping and writing

@@ -164,7 +164,7 @@ class FakeGateway:
     """Answers {"cmd": "logs"} like the firmware should (docs/cli.md), with
     faults: drops the first request, repeats one batch, caps batches at 37."""
 
-    def __init__(self, broker, gw, records, drop_first=True, error=None):
+    def __init__(self, broker, gw, records, drop_first=True, error=None, stream=False):
         import paho.mqtt.client as mqtt
 
         self.records = records
@@ -172,6 +172,7 @@ class FakeGateway:
         self.requests = []
         self.drop_first = drop_first
         self.error = error
+        self.stream = stream
         host, port = broker.split(":")
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.c.on_message = self.on_message
@@ -189,6 +190,12 @@ class FakeGateway:
             return  # lost: the CLI must re-request
         if self.error:
             c.publish("vegw/%s/logs" % self.gw, json.dumps({"id": req["id"], "error": self.error}), qos=1)
+            return
+        if self.stream:  # firmware/app.py's shape: one message per record, then done
+            recs = [r for r in self.records if r["seq"] >= (req.get("from_seq") or 1)][:req["max"]]
+            for r in recs:
+                c.publish("vegw/%s/logs" % self.gw, json.dumps(r), qos=1)
+            c.publish("vegw/%s/logs" % self.gw, json.dumps({"done": True, "count": len(recs)}), qos=1)
             return
         n = min(req["max"], 37)
         batch = [r for r in self.records if r["seq"] >= req["from_seq"]][:n]
@@ -217,7 +224,7 @@ def test_mqtt_request_response(broker, tmp_path):
         assert len({(x["t"], x["device"]) for x in lines}) == len(lines)  # no duplicates
         reqs = [q for q in gw.requests if q.get("cmd") == "logs"]
         assert reqs[0]["from_seq"] == 1 and reqs[0]["max"] == 50
-        assert reqs[1]["id"] == reqs[0]["id"]  # a lost request is repeated with its id
+        assert reqs[1]["from_seq"] == reqs[0]["from_seq"]  # a lost request is repeated
         assert reqs[-1]["from_seq"] > reqs[2]["from_seq"]
         # the same records as CSV carry the gateway and seq
         csvf = tmp_path / "site.csv"
@@ -282,3 +289,44 @@ def test_plot_errors(tmp_path):
         r = vegw("plot", *args)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (args, r.stderr)
     assert not (tmp_path / "x.png").exists()
+
+
+def firmware_records():
+    """Records as the firmware logs them (gateway.py _log_window) and app.py streams them."""
+    out = []
+    seq = 100
+    for m in range(30):
+        t0 = T0 + m * 60
+        out.append({"seq": seq, "type": 1, "device": "house", "t0": t0, "ts": t0 + 60,
+                    "values": {"V": [25.1, 25.2 + m / 100, 25.4], "I": [-3.0, -2.5, -2.0], "SOC": 80 - m / 10, "CS": 3}})
+        seq += 1
+        if m == 10:
+            out.append({"seq": seq, "type": 2, "t": t0 + 30, "rule": "low", "event": "raised", "severity": "alarm",
+                        "ts": t0 + 30})
+            seq += 1
+    return out
+
+
+def test_mqtt_stream_shape_of_the_firmware(broker, tmp_path):
+    recs = firmware_records()
+    gw = FakeGateway(broker, "site-3", recs, drop_first=False, stream=True)
+    try:
+        out = tmp_path / "fw.jsonl"
+        r = vegw("logs", "--broker", broker, "--gateway", "site-3", "--batch", "8", "--timeout", "2", "--out", out)
+        assert r.returncode == 0, r.stderr
+        lines = read_jsonl(out.read_text())
+        assert len(lines) == 30
+        assert lines[0] == {"t": T0 + 60, "device": "house", "V": 25.2, "V_min": 25.1, "V_max": 25.4,
+                            "I": -2.5, "I_min": -3.0, "I_max": -2.0, "SOC": 80, "CS": 3}
+        reqs = [q for q in gw.requests if q.get("cmd") == "logs"]
+        assert reqs[0]["from_seq"] == 0 and reqs[1]["from_seq"] == 108  # continues after a full batch
+        csvf = tmp_path / "fw.csv"
+        r = vegw("logs", "--broker", broker, "--gateway", "site-3", "--timeout", "2", "--out", csvf, "--all")
+        assert r.returncode == 0, r.stderr
+        rows = csvf.read_text().splitlines()
+        assert len(rows) == 1 + 31 and any(",low," in ln or "raised" in ln for ln in rows)
+        png = tmp_path / "fw.png"
+        r = vegw("plot", "--broker", broker, "--gateway", "site-3", "--timeout", "2", "--out", png)
+        assert r.returncode == 0 and "V, I, SOC" in r.stdout, r.stderr
+    finally:
+        gw.close()
