@@ -37,6 +37,7 @@
 # to the broker and published one status).
 import json
 import struct
+import sys
 
 try:
     import hashlib
@@ -263,7 +264,10 @@ class OtaReceiver:
         if self._m is not None:
             return self._r("receiving", need=self._needed())
         cur = self._read_json(VERSION_FILE) or {}
-        return {"state": "idle", "version": cur.get("version"), "id": cur.get("id")}
+        # mpy: the .mpy format this firmware loads (None on CPython), so the
+        # host compiles what it sends to match; max_chunk: our chunk limit.
+        return {"state": "idle", "version": cur.get("version"), "id": cur.get("id"),
+                "mpy": getattr(sys.implementation, "_mpy", None), "max_chunk": _MAX_CHUNK}
 
     # ---- messages -----------------------------------------------------
     def _manifest(self, payload):

@@ -1,0 +1,333 @@
+"""vegw ota: update firmware files on a remote gateway over MQTT.
+
+    vegw ota --broker HOST:PORT --gateway site-042 --all
+    vegw ota --broker HOST:PORT --gateway site-042 --files lib/alarm_rules.py main.py
+
+Talks to firmware/lib/ota.py on the gateway through <prefix>/<gw>/ota/...:
+query (state, .mpy format) -> manifest (path, size, sha256 per file) -> the
+files the gateway lacks, in chunks of 1 KB (QoS 1, at most WINDOW chunks
+ahead of the gateway's last "recv" ack, resending on request) -> commit ->
+the gateway swaps the files in, reboots, and reports "healthy" or rolls back.
+
+Exit codes: 0 updated and healthy (or nothing to update), 2 bad input or
+broker unreachable, 3 the gateway rolled the update back, 4 timeout (no
+answer, or no health report in --timeout), 5 the gateway refused the update
+(busy with another one, no space, a file failing its hash twice, ...).
+"""
+import hashlib
+import json
+import os
+import pathlib
+import queue
+import random
+import struct
+import sys
+import time
+
+from . import ROOT, FIRMWARE
+from . import deploy_build as build_mod
+
+CHUNK = 1024  # data bytes per chunk (ota._MAX_CHUNK)
+WINDOW = 16  # chunks in flight beyond the gateway's last ack
+ANSWER_S = 20.0  # silence after which we resend from the last ack
+RETRIES = 3  # resends of the same stretch, re-manifests after a gateway restart
+
+EXIT_OK, EXIT_USAGE, EXIT_ROLLED_BACK, EXIT_TIMEOUT, EXIT_REFUSED = 0, 2, 3, 4, 5
+
+
+class OtaFail(Exception):
+    def __init__(self, code, msg):
+        Exception.__init__(self, msg)
+        self.code = code
+
+
+def add_arguments(p):
+    p.add_argument("--broker", required=True, metavar="HOST:PORT", help="MQTT broker the gateway is connected to")
+    p.add_argument("--gateway", required=True, metavar="ID", help="gateway id (gateway.id in its config)")
+    p.add_argument("--prefix", default="vegw", help="topic prefix (mqtt.prefix in the config; default vegw)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--files", nargs="+", metavar="PATH", help="firmware files to send, relative to --firmware (e.g. lib/metrics.py main.py)")
+    what.add_argument("--all", action="store_true", help="every firmware file (only those that differ are transferred)")
+    p.add_argument("--firmware", default=str(FIRMWARE), metavar="DIR", help="firmware tree (default: this repository's firmware/)")
+    p.add_argument("--build-dir", default=str(ROOT / "build"), metavar="DIR", help="where compiled files go (default: build/)")
+    p.add_argument("--no-compile", action="store_true", help="send .py sources even when the gateway loads .mpy")
+    p.add_argument("--version", dest="fw_version", metavar="TEXT", help="version label recorded on the gateway (default: date and content hash)")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds in total, health report included (default 600)")
+    p.add_argument("--username", help="broker user name")
+    p.add_argument("--password", help="broker password")
+
+
+def _err(code, msg):
+    sys.stderr.write("vegw ota: %s\n" % msg)
+    return code
+
+
+def run(args):
+    try:
+        return _run(args)
+    except OtaFail as e:
+        return _err(e.code, str(e))
+    except build_mod.BuildError as e:
+        return _err(EXIT_USAGE, str(e))
+
+
+def _broker(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise OtaFail(EXIT_USAGE, "--broker must be HOST:PORT, got %r" % text)
+    return host, int(port)
+
+
+def select_files(args, mpy):
+    """[(device path, bytes)] to offer, compiled to match the gateway's .mpy
+    format when it reports one."""
+    fw = pathlib.Path(args.firmware)
+    if not fw.is_dir():
+        raise OtaFail(EXIT_USAGE, "--firmware %s: not a directory" % fw)
+    compile_ = mpy is not None and not args.no_compile
+    major = arch = None
+    if compile_:
+        from .deploy_link import mpy_info
+
+        major, _, arch = mpy_info(mpy)
+    built = build_mod.build(fw, args.build_dir, mpy=major, arch=arch, compile_=compile_)
+    by_src = {}
+    for (dev_src, src), (dev, local) in zip(build_mod.sources(fw), built):
+        by_src[dev_src.lstrip("/")] = (dev.lstrip("/"), local)
+    if args.all:
+        chosen = sorted(by_src)
+    else:
+        chosen = []
+        for f in args.files:
+            p = pathlib.Path(f)
+            if p.is_file() and fw.resolve() in p.resolve().parents:
+                rel = p.resolve().relative_to(fw.resolve()).as_posix()
+            else:
+                rel = f.lstrip("/")
+            if rel not in by_src:
+                raise OtaFail(EXIT_USAGE, "%s: not a firmware source under %s (expected e.g. lib/metrics.py or main.py)" % (f, fw))
+            chosen.append(rel)
+    return [(by_src[r][0], pathlib.Path(by_src[r][1]).read_bytes()) for r in chosen]
+
+
+class Session:
+    def __init__(self, args):
+        try:
+            import paho.mqtt.client as mqtt
+        except ImportError:
+            raise OtaFail(EXIT_USAGE, "paho-mqtt is not installed (pip install paho-mqtt)")
+        self.host, self.port = _broker(args.broker)
+        self.base = "%s/%s/ota/" % (args.prefix, args.gateway)
+        self.q = queue.Queue()
+        self.deadline = time.monotonic() + args.timeout
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vegw-ota-%d-%d" % (os.getpid(), random.randrange(1 << 20)))
+        if args.username:
+            c.username_pw_set(args.username, args.password)
+        c.on_message = self._on_message
+        c.max_inflight_messages_set(WINDOW + 4)
+        try:
+            c.connect(self.host, self.port, keepalive=30)
+        except (OSError, ValueError) as e:
+            raise OtaFail(EXIT_USAGE, "cannot reach broker %s:%d: %s" % (self.host, self.port, getattr(e, "strerror", None) or e))
+        sub = c.subscribe(self.base + "status", qos=1)
+        c.loop_start()
+        self.c = c
+        end = time.monotonic() + 10
+        while not c.is_connected() and time.monotonic() < end:
+            time.sleep(0.02)
+        if not c.is_connected():
+            raise OtaFail(EXIT_USAGE, "broker %s:%d did not accept the connection" % (self.host, self.port))
+        time.sleep(0.1)  # let the SUBACK in before the first request
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            d = json.loads(msg.payload)
+        except ValueError:
+            return
+        if isinstance(d, dict):
+            self.q.put(d)
+
+    def send(self, suffix, payload):
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload)
+        self.c.publish(self.base + suffix, payload, qos=1)
+
+    def get(self, timeout):
+        t = min(timeout, self.deadline - time.monotonic())
+        if t <= 0:
+            return None
+        try:
+            return self.q.get(timeout=t)
+        except queue.Empty:
+            return None
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def _run(args):
+    from .cmd_deploy import Progress
+
+    if args.timeout <= 0:
+        raise OtaFail(EXIT_USAGE, "--timeout must be positive")
+    _broker(args.broker)
+    if not pathlib.Path(args.firmware).is_dir():
+        raise OtaFail(EXIT_USAGE, "--firmware %s: not a directory" % args.firmware)
+    s = Session(args)
+    try:
+        return _update(args, s, Progress)
+    finally:
+        s.close()
+
+
+def _ask_state(s):
+    for attempt in range(3):
+        s.send("query", b"{}")
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            r = s.get(end - time.monotonic())
+            if r is None:
+                break
+            if r.get("state") in ("idle", "pending", "receiving"):
+                return r
+    raise OtaFail(EXIT_TIMEOUT, "gateway %s did not answer on %squery (offline, or firmware without OTA?)" % (s.base.split("/")[-3], s.base))
+
+
+def _update(args, s, Progress):
+    st = _ask_state(s)
+    if st["state"] == "pending":
+        raise OtaFail(EXIT_REFUSED, "gateway is busy: update %s is waiting for its health report" % st.get("id"))
+    files = select_files(args, st.get("mpy"))
+    digest = hashlib.sha256(b"".join(p.encode() + hashlib.sha256(d).digest() for p, d in files)).hexdigest()
+    version = args.fw_version or time.strftime("%Y%m%d-%H%M", time.gmtime()) + "-" + digest[:8]
+    if len(version) > 32:
+        raise OtaFail(EXIT_USAGE, "--version must be at most 32 characters")
+    sid = random.randrange(1, 65536)
+    mid = "%s.%04x" % (version[:35], sid)
+    manifest = {"id": mid, "sid": sid, "version": version,
+                "files": [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in files]}
+    if len(json.dumps(manifest)) > 4096:
+        raise OtaFail(EXIT_USAGE, "too many files for one update (manifest over 4096 bytes): split it with --files")
+    sys.stderr.write("vegw ota: %s: offering %d files as version %s\n" % (args.gateway, len(files), version))
+
+    need = _send_manifest(s, manifest)
+    if need is None:
+        sys.stdout.write("gateway %s already has these %d files; nothing to do\n" % (args.gateway, len(files)))
+        return EXIT_OK
+    total = sum(len(files[i][1]) for i in need)
+    prog = Progress(total, len(need))
+    restarts = 0
+    while need:
+        i = need[0]
+        prog.file(files[i][0], len(files[i][1]))
+        res = _send_file(s, sid, mid, i, files[i][1], prog)
+        if res == "ok":
+            need.pop(0)
+        elif res == "restart":  # the gateway lost the session (rebooted): offer again
+            restarts += 1
+            if restarts > RETRIES:
+                raise OtaFail(EXIT_TIMEOUT, "gateway keeps losing the update session; giving up")
+            need = _send_manifest(s, manifest) or []
+    prog.end()
+    s.send("commit", {"id": mid})
+    return _await_health(s, mid, args)
+
+
+def _send_manifest(s, manifest):
+    """Returns the indices the gateway needs, or None if it has everything."""
+    mid = manifest["id"]
+    for attempt in range(RETRIES):
+        s.send("manifest", manifest)
+        end = time.monotonic() + ANSWER_S
+        while time.monotonic() < end:
+            r = s.get(end - time.monotonic())
+            if r is None:
+                break
+            if r.get("id") != mid:
+                continue
+            if r.get("state") == "error":
+                raise OtaFail(EXIT_REFUSED, "gateway refused the update: %s" % r.get("reason"))
+            if r.get("state") == "need":
+                if r.get("current"):
+                    return None
+                return list(r.get("need") or [])
+    raise OtaFail(EXIT_TIMEOUT, "no answer to the manifest within %d s" % ANSWER_S)
+
+
+def _send_file(s, sid, mid, idx, data, prog):
+    """Send one file with a window of WINDOW chunks beyond the last ack.
+    Returns "ok" or "restart" (the gateway lost the session)."""
+    acked = 0
+    sent = 0
+    shown = 0
+    bad = 0
+    stalls = 0
+    size = len(data)
+    while True:
+        while sent < size and sent - acked < WINDOW * CHUNK:
+            s.send("chunk", struct.pack("<BHHI", 1, sid, idx, sent) + data[sent:sent + CHUNK])
+            sent = min(sent + CHUNK, size)
+        r = s.get(ANSWER_S)
+        if r is None:
+            if time.monotonic() >= s.deadline:
+                raise OtaFail(EXIT_TIMEOUT, "timed out sending %s" % ("file %d" % idx))
+            stalls += 1
+            if stalls > RETRIES:
+                raise OtaFail(EXIT_TIMEOUT, "gateway stopped acknowledging chunks (file %d at %d of %d bytes)" % (idx, acked, size))
+            sent = acked  # resend from the last acknowledged byte
+            continue
+        st = r.get("state")
+        if st == "no_session" and r.get("sid") == sid:
+            return "restart"
+        if r.get("id") != mid:
+            continue
+        if st == "recv" and r.get("file") == idx:
+            acked = max(acked, int(r.get("offset", 0)))
+            stalls = 0
+        elif st == "resend" and r.get("file") == idx:
+            sent = acked = int(r.get("offset", 0))
+        elif st == "file_ok" and r.get("file") == idx:
+            prog.add(size - shown)
+            return "ok"
+        elif st == "file_bad" and r.get("file") == idx:
+            bad += 1
+            if bad > 1:
+                raise OtaFail(EXIT_REFUSED, "%s failed its hash check twice on the gateway (%s)" % (r.get("path"), r.get("reason")))
+            prog.add(-shown)
+            shown = 0
+            sent = acked = 0
+            continue
+        elif st == "error":
+            raise OtaFail(EXIT_REFUSED, "gateway: %s" % r.get("reason"))
+        if acked > shown:
+            prog.add(acked - shown)
+            shown = acked
+
+
+def _await_health(s, mid, args):
+    committed = False
+    booted = False
+    while True:
+        r = s.get(s.deadline - time.monotonic())
+        if r is None:
+            if not committed:
+                raise OtaFail(EXIT_TIMEOUT, "gateway did not confirm the commit within --timeout %g s" % args.timeout)
+            raise OtaFail(EXIT_TIMEOUT, "no health report within --timeout %g s (the gateway rolls back on its own if the new firmware is broken)" % args.timeout)
+        if r.get("id") != mid:
+            continue
+        st = r.get("state")
+        if st == "committed":
+            committed = True
+            sys.stderr.write("vegw ota: committed %s files; gateway rebooting\n" % r.get("files"))
+        elif st == "pending":
+            booted = True
+            sys.stderr.write("vegw ota: new firmware booted (boot %s), waiting for its health report\n" % r.get("boot"))
+        elif st == "healthy":
+            sys.stdout.write("gateway %s updated to %s and healthy\n" % (args.gateway, r.get("version")))
+            return EXIT_OK
+        elif st == "rolled_back":
+            sys.stderr.write("vegw ota: gateway rolled the update back: %s\n" % r.get("reason"))
+            return EXIT_ROLLED_BACK
+        elif st == "error":
+            raise OtaFail(EXIT_REFUSED, "gateway: %s" % r.get("reason"))

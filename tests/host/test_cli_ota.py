@@ -1,0 +1,299 @@
+"""vegw ota against a simulated gateway: the real OtaReceiver (firmware/lib/
+ota.py) on a temp directory, wired to a real mosquitto on a free loopback port
+by a small paho client, with switches for a lost chunk, a corrupted chunk, a
+power cut mid-transfer and new firmware that never reports healthy."""
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "firmware" / "lib"))
+
+import ota  # noqa: E402
+import paho.mqtt.client as mqtt  # noqa: E402
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def broker():
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("Debian mosquitto not installed (make deps)")
+    d = tempfile.mkdtemp()
+    port = _free_port()
+    conf = pathlib.Path(d) / "m.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 2000\n" % port)
+    p = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.time() + 10
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield port
+    p.terminate()
+    p.wait(timeout=10)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class GatewaySim:
+    """What the app does with OtaReceiver: subscribe <prefix>/<gw>/ota/#,
+    hand each message to handle(), publish the replies on ota/status, reboot
+    when asked (new receiver + boot_check), then report health or not."""
+
+    def __init__(self, port, root, gw="gw1", healthy=True, drop=(), corrupt=(), cut_after=None, health_ms=60000):
+        self.port, self.root, self.gw = port, str(root), gw
+        self.healthy = healthy
+        self.drop = set(drop)  # chunk message numbers to lose
+        self.corrupt = set(corrupt)  # chunk message numbers to damage
+        self.cut_after = cut_after  # power cut after this many chunk messages
+        self.health_ms = health_ms
+        self.n_chunks = 0
+        self.boots = 0
+        self.sent = []
+        self.lock = threading.Lock()
+        self._boot()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-" + gw)
+        self.c.on_message = self._on_message
+        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe("vegw/%s/ota/#" % gw, qos=1)
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        time.sleep(0.2)
+        self._stop = False
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+        self._ticker.start()
+
+    def _now(self):
+        return int(time.monotonic() * 1000)
+
+    def _boot(self):
+        self.boots += 1
+        self.rx = ota.OtaReceiver(ota.OsFs(self.root), self._now, health_timeout_ms=self.health_ms)
+        return self.rx.boot_check()
+
+    def _publish(self, replies):
+        for r in replies:
+            self.sent.append(r)
+            self.c.publish("vegw/%s/ota/status" % self.gw, json.dumps(r), qos=1)
+
+    def _on_message(self, client, userdata, msg):
+        suffix = msg.topic.rsplit("/", 1)[1]
+        payload = msg.payload
+        with self.lock:
+            if suffix == "chunk":
+                self.n_chunks += 1
+                if self.n_chunks in self.drop:
+                    return
+                if self.n_chunks in self.corrupt:
+                    payload = payload[:-1] + bytes([payload[-1] ^ 0xFF])
+                if self.cut_after is not None and self.n_chunks > self.cut_after:
+                    self.cut_after = None
+                    self._boot()  # power cut: everything in RAM is gone
+            replies = self.rx.handle(suffix, payload)
+            self._publish(replies)
+            if any(r.get("reboot") for r in replies):
+                threading.Thread(target=self._reboot, daemon=True).start()
+
+    def _reboot(self):
+        time.sleep(0.2)
+        with self.lock:
+            self._publish(self._boot())
+        if self.healthy:
+            time.sleep(0.3)  # connected, first status published
+            with self.lock:
+                self._publish(self.rx.mark_healthy())
+
+    def _tick(self):
+        while not self._stop:
+            time.sleep(0.05)
+            with self.lock:
+                replies = self.rx.tick()
+                self._publish(replies)
+            if any(r.get("reboot") for r in replies):
+                with self.lock:
+                    self._publish(self._boot())
+
+    def states(self):
+        return [r["state"] for r in self.sent]
+
+    def close(self):
+        self._stop = True
+        self._ticker.join(timeout=2)
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def make_fw(tmp, salt=""):
+    fw = tmp / "fw"
+    (fw / "lib").mkdir(parents=True, exist_ok=True)
+    (fw / "main.py").write_text("import app\n# %s\n" % salt)
+    (fw / "app.py").write_text("def run():\n    return 'app %s'\n" % salt)
+    rows = "\n".join("X%d = %d  # %s" % (i, i * 7, salt) for i in range(1500))
+    (fw / "lib" / "big.py").write_text(rows + "\n")
+    (fw / "lib" / "small.py").write_text("Y = 1\n")
+    return fw
+
+
+def device_root(tmp):
+    root = tmp / "device"
+    root.mkdir()
+    (root / "main.py").write_text("old main\n")
+    (root / "lib").mkdir()
+    (root / "lib" / "small.py").write_text("Y = 1\n")  # already current
+    (root / "lib" / "big.py").write_text("old big\n")
+    return root
+
+
+def vegw_ota(port, tmp, *extra, timeout=60):
+    cmd = [sys.executable, "-m", "vegw.cli", "ota", "--broker", "127.0.0.1:%d" % port, "--gateway", "gw1",
+           "--firmware", str(tmp / "fw"), "--build-dir", str(tmp / "build"), "--timeout", str(timeout)] + list(extra)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, cwd=str(ROOT))
+
+
+def tree(root):
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = pathlib.Path(dirpath) / n
+            out[p.relative_to(root).as_posix()] = p.read_bytes()
+    return out
+
+
+def expect_new(fw, files):
+    # the CPython sim reports no .mpy format, so sources are sent as they are
+    for rel in ("main.py", "app.py", "lib/big.py", "lib/small.py"):
+        assert files[rel] == (fw / rel).read_bytes(), rel
+    assert not [n for n in files if n.endswith((".new", ".bak"))]
+    assert "ota_state.json" not in files
+
+
+def test_update_all_healthy(broker, tmp_path):
+    fw = make_fw(tmp_path)
+    root = device_root(tmp_path)
+    gw = GatewaySim(broker, root)
+    try:
+        r = vegw_ota(broker, tmp_path, "--all", "--version", "v2")
+    finally:
+        gw.close()
+    assert r.returncode == 0, r.stderr
+    assert "updated to v2 and healthy" in r.stdout
+    files = tree(root)
+    expect_new(fw, files)
+    assert json.loads(files["ota_version.json"])["version"] == "v2"
+    st = gw.states()
+    assert st.count("file_ok") == 3  # small.py was already current: not sent
+    assert st[-3:] == ["committed", "pending", "healthy"]
+    assert "[3/3]" in r.stderr  # progress, one line per file off a terminal
+
+    # same files again: nothing to transfer, exit 0
+    gw = GatewaySim(broker, root)
+    try:
+        r = vegw_ota(broker, tmp_path, "--files", "lib/big.py", "main.py")
+    finally:
+        gw.close()
+    assert r.returncode == 0, r.stderr
+    assert "nothing to do" in r.stdout
+
+
+def test_lost_and_corrupted_chunks(broker, tmp_path):
+    fw = make_fw(tmp_path)
+    root = device_root(tmp_path)
+    # chunk 3 lost (the gateway asks for it again), chunk 25 damaged (the file
+    # fails its hash and is sent again)
+    gw = GatewaySim(broker, root, drop=[3], corrupt=[25])
+    try:
+        r = vegw_ota(broker, tmp_path, "--all")
+    finally:
+        gw.close()
+    assert r.returncode == 0, r.stderr
+    expect_new(fw, tree(root))
+    st = gw.states()
+    assert "resend" in st and "file_bad" in st
+
+
+def test_power_cut_mid_transfer_resumes(broker, tmp_path):
+    fw = make_fw(tmp_path)
+    root = device_root(tmp_path)
+    gw = GatewaySim(broker, root, cut_after=12)
+    try:
+        r = vegw_ota(broker, tmp_path, "--all")
+    finally:
+        gw.close()
+    assert r.returncode == 0, r.stderr
+    assert "no_session" in gw.states()
+    assert gw.boots >= 3  # power-on, the cut, the reboot after commit
+    expect_new(fw, tree(root))
+
+
+def test_rollback_when_not_healthy(broker, tmp_path):
+    make_fw(tmp_path)
+    root = device_root(tmp_path)
+    before = tree(root)
+    gw = GatewaySim(broker, root, healthy=False, health_ms=1000)
+    try:
+        r = vegw_ota(broker, tmp_path, "--all")
+    finally:
+        gw.close()
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "rolled the update back" in r.stderr and "within 1 s" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert tree(root) == before
+
+
+def test_gateway_offline_times_out(broker, tmp_path):
+    make_fw(tmp_path)
+    t0 = time.monotonic()
+    r = vegw_ota(broker, tmp_path, "--all", timeout=3)
+    assert r.returncode == 4, r.stderr
+    assert "did not answer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - t0 < 40
+
+
+def test_busy_gateway_refuses(broker, tmp_path):
+    make_fw(tmp_path)
+    root = device_root(tmp_path)
+    gw = GatewaySim(broker, root, healthy=False)
+    try:
+        r = vegw_ota(broker, tmp_path, "--all", timeout=6)
+        assert r.returncode == 4  # committed, but no health report within 6 s
+        assert "no health report" in r.stderr
+        make_fw(tmp_path, salt="third")
+        r = vegw_ota(broker, tmp_path, "--all", timeout=20)
+    finally:
+        gw.close()
+    assert r.returncode == 5, r.stderr
+    assert "busy" in r.stderr
+
+
+def test_bad_inputs(broker, tmp_path):
+    make_fw(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "vegw.cli", "ota", "--broker", "localhost", "--gateway", "gw1", "--all"],
+                       capture_output=True, text=True, timeout=30, cwd=str(ROOT))
+    assert r.returncode == 2 and "HOST:PORT" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "vegw.cli", "ota", "--broker", "127.0.0.1:%d" % _free_port(), "--gateway", "gw1", "--all"],
+                       capture_output=True, text=True, timeout=30, cwd=str(ROOT))
+    assert r.returncode == 2 and "cannot reach broker" in r.stderr and "Traceback" not in r.stderr
+    gw = GatewaySim(broker, device_root(tmp_path))
+    try:
+        r = vegw_ota(broker, tmp_path, "--files", "lib/nope.py")
+    finally:
+        gw.close()
+    assert r.returncode == 2 and "lib/nope.py: not a firmware source" in r.stderr
