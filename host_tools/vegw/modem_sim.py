@@ -255,6 +255,7 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(prog="python -m vegw.modem_sim", description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
+    ap.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal instead (prints PTY <path>)")
     ap.add_argument("--scenario", default="happy", help="one of: " + ", ".join(sorted(SCENARIOS)))
     ap.add_argument("--model", default="sim7600", choices=sorted(MODEL_NAMES))
     ap.add_argument("--seed", type=int, default=7)
@@ -319,10 +320,47 @@ def main(argv=None):
             await server.serve_forever()
 
     try:
-        asyncio.run(serve())
+        if args.pty:
+            serve_pty(sim, logf)
+        else:
+            asyncio.run(serve())
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def serve_pty(sim, logf=None):
+    """The same modem on a pseudo-terminal: `vegw modem probe --modem <path>`
+    then goes through pyserial like a USB modem would."""
+    import os
+    import select
+    import sys
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    sys.stdout.write("PTY %s\n" % os.ttyname(slave))
+    sys.stdout.flush()
+    os.write(master, sim.banner())
+    while True:
+        r, _, _ = select.select([master], [], [], 1.0)
+        if not r:
+            continue
+        try:
+            data = os.read(master, 256)
+        except OSError:  # no process has the slave open right now
+            import time
+
+            time.sleep(0.05)
+            continue
+        n0 = len(sim.commands)
+        out = sim.receive(data)
+        if logf:
+            for c in sim.commands[n0:]:
+                logf.write(c + "\n")
+            logf.flush()
+        if out:
+            os.write(master, out)
 
 
 if __name__ == "__main__":

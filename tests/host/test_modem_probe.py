@@ -231,3 +231,21 @@ def test_bad_usage_exit_2(args):
 def test_missing_serial_device_is_a_status(tmp_path):
     rc, out, err, _ = vegw("probe", "--modem", str(tmp_path / "ttyNONE"), "--timeout", "3")
     assert rc == 1 and json.loads(out)["error"] == "open_failed"
+
+
+def test_serial_port_through_a_pty(tmp_path):
+    # the pyserial path: the simulated modem on a pseudo-terminal
+    p = subprocess.Popen([sys.executable, "-m", "vegw.modem_sim", "--pty", "--scenario", "happy"],
+                         stdout=subprocess.PIPE, text=True, env=ENV, cwd=str(ROOT))
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("PTY "), line
+        dev = line.split()[1]
+        rc, out, err, took = vegw("probe", "--modem", dev, "--timeout", "20", "--apn", "internet")
+        res = json.loads(out)
+        assert rc == 0, (res, err)
+        assert res["sim"] == "ready" and res["registered"] is True and res["data"] == "connect"
+        assert res["port"] == dev
+    finally:
+        p.kill()
+        p.wait()
