@@ -579,6 +579,8 @@ def _check_rules(ctx, c):
     try:
         import alarm_rules
     except ImportError:
+        alarm_rules = None
+    if not hasattr(alarm_rules, "parse_rules"):
         ctx.warn("alarms.rules", "alarm_rules module not present: rules not checked")
         return
     try:

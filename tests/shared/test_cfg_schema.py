@@ -329,3 +329,38 @@ def test_fallback_checks_match_ble_readout():
     for text in ("AA:BB:CC:DD:EE:FF", "aa-bb-cc-dd-ee-ff", "AA:BB:CC:DD:EE", "AABBCCDDEEFF", "AA:BB:CC:DD:EE:FG"):
         ok = text in ("AA:BB:CC:DD:EE:FF", "aa-bb-cc-dd-ee-ff")
         assert (cfg_schema._mac_problem(text) is None) == ok, text
+
+
+def test_fallbacks_without_peer_modules():
+    # the schema must work when ble_readout / boardinfo / alarm_rules are absent
+    import sys
+
+    names = ("ble_readout", "boardinfo", "alarm_rules")
+    saved = {}
+    for n in names:
+        saved[n] = sys.modules.get(n)
+        sys.modules[n] = None  # import now fails (CPython) or yields None (MicroPython)
+    try:
+        c = good()
+        c["devices"][1]["key"] = KEY[:31]
+        c["devices"][1]["mac"] = "aa-bb-cc-dd-ee-ff"
+        c["devices"].append({"name": "b", "type": "ble", "mac": "AA:BB:CC:DD:EE", "key": KEY[:31] + "x"})
+        c["devices"].append({"name": "v", "type": "vedirect", "uart": 2, "rx": 6, "tx": 34})
+        c["alarms"] = {"rules": ["x: alarm: house.V < 1"]}
+        board = {"name": "tb", "uarts": [1], "gpio": {"valid": [16, 17, 34], "input_only": [34],
+                                                     "reserved": {"6": "flash"}}}
+        cfg, errors, warnings = cfg_schema.check(c, board)
+        assert msg(errors, "devices[1].key") == "must be 32 hex characters, got 31"
+        assert "devices[1].mac" not in paths(errors) and cfg["devices"][1]["mac"] == "AA:BB:CC:DD:EE:FF"
+        assert "AA:BB:CC:DD:EE:FF" in msg(errors, "devices[2].mac")
+        assert "position 32" in msg(errors, "devices[2].key")
+        assert "reserved" in msg(errors, "devices[3].rx")
+        assert "input-only" in msg(errors, "devices[3].tx")
+        assert "UART2" in msg(errors, "devices[3].uart")
+        assert "not checked" in msg(warnings, "alarms.rules")
+    finally:
+        for n in names:
+            if saved[n] is None:
+                del sys.modules[n]
+            else:
+                sys.modules[n] = saved[n]
