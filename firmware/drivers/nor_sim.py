@@ -45,7 +45,10 @@ class NorSim:
         self._file = None
         self._mem = None
         if path is None:
-            self._mem = bytearray(b"\xff" * self._size)
+            self._mem = bytearray(self._size)  # filled in steps: no 2x peak
+            ff = b"\xff" * block_size
+            for i in range(block_count):
+                self._mem[i * block_size : (i + 1) * block_size] = ff
         else:
             try:
                 f = open(path, "r+b")

@@ -1,0 +1,1005 @@
+# Compact binary records for the flash log (lib/flashlog.py): per-minute
+# aggregates of every device, plus event and counter records.
+#
+# Budget: 1.5 MB for 30 days of 1-minute data from 4 devices is 36 bytes a
+# minute for all four, and the log spends 12 bytes on each record. So one
+# log record carries a block of up to per_record (default 5) minutes of every
+# device, and values are residuals coded with adaptive Rice codes (LOCO-I
+# style, one adaptive parameter per value stream):
+#   analog field: avg - previous avg, (avg-min) - previous (avg-min),
+#                 (max-avg) - previous (max-avg), each zigzag + Rice(k),
+#                 k from the running mean of that stream's recent codes
+#   last-value field (CE, SOC, TTG, H20 ...): value - previous, Rice(k)
+#   enum/bool states: 1 bit per device "none changed", else per state 1 bit
+#                 "changed" and Exp-Golomb of the delta
+# A flat analog value costs 3 bits a minute, a device whose states did not
+# change 1 bit, a minute where no device or field came or went 1 bit.
+# Delta minutes depend on the previous minute back to a key frame (written
+# every key_every minutes and at every boot); a key frame is self-contained
+# (it carries the layout: device names and field codes). To decode from seq S
+# start at flashlog.find_before(S, T_KEY) - replay() does that.
+#
+# Values are scaled integers at a fixed resolution per field (res() below):
+# what comes back from decode is exact to that resolution.
+#
+# Record types (the flashlog type byte): T_KEY, T_DELTA, T_EVENT, T_COUNTERS,
+# T_VALUES.
+# T_KEY block:   key frame | u8 n | bitstream of n delta minutes
+# T_DELTA block: u8 frame_no (mod 256: a missing block is detected) | u8 n |
+#                bitstream of n delta minutes
+# Key frame: u32 t | u8 ndev | per device: u8 len, name, u8 nfields, per field
+#   u8 code (255: u8 len, name, u8 decimals | kind << 4) | per device: u8
+#   present, then per field varint zz(avg)+1 (0 = absent), and for analog
+#   fields varint avg-min, varint max-avg.
+# Delta minute (bits, MSB first, blocks padded to a byte at the end only):
+#   EG0 zz(dt-60) | 1 bit "all devices present, no field came or went" |
+#   per device: (unless that bit: 1 bit present; if present 1 bit "field
+#   presence changed", then 1 bit per field) | 1 bit "a state changed" if the
+#   device has enum/bool fields | the codes of the present fields in layout
+#   order.
+import struct
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+T_KEY = const(16)
+T_DELTA = const(17)
+T_EVENT = const(18)
+T_COUNTERS = const(19)
+T_VALUES = const(20)
+
+_MAX_FRAME = const(1000)  # largest payload (fits flashlog.max_payload)
+_MAX_DEV = const(16)  # devices in one frame
+_MAX_FIELDS = const(40)  # fields of one device
+_MAX_NAME = const(32)  # bytes of a device, field or event name
+_QMAX = const(20)  # longest unary run before the raw 32-bit escape
+_WIN = const(16)  # Rice adaptation window (frames)
+_ESC = const(255)
+
+KIND_ANALOG = const(0)  # min/avg/max
+KIND_STATE = const(1)  # last value
+KIND_BOOL = const(2)  # last value, decoded as True/False
+KIND_LAST = const(3)  # numeric last value that moves often (CE, SOC, TTG, H20)
+
+# Field codes: the index in this tuple is what goes to flash. Append only:
+# never reorder or remove, or old logs decode to the wrong names.
+CODES = (
+    "V", "V2", "V3", "VS", "VM", "DM", "VPV", "PPV", "I", "I2", "I3", "IL",
+    "LOAD", "T", "P", "CE", "SOC", "TTG", "Alarm", "Relay", "AR", "OR",
+    "WARN", "H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10",
+    "H11", "H12", "H13", "H14", "H15", "H16", "H17", "H18", "H19", "H20",
+    "H21", "H22", "H23", "ERR", "CS", "MODE", "AC_OUT_V", "AC_OUT_I",
+    "AC_OUT_S", "MPPT", "MON", "DC_IN_V", "DC_IN_I", "DC_IN_P", "PID",
+    "uptime", "ac_out_power", "ac_in_power", "ac_in_active", "dc_power",
+    "ac_current", "bms_flags", "error_flags", "cell_1", "cell_2", "cell_3",
+    "cell_4", "cell_5", "cell_6", "cell_7", "cell_8", "balancer_status",
+    "output_state", "bms_error", "vebus_error", "alarm_state", "error_code",
+    "installation_power", "irradiance", "cell_temperature",
+    "sensor_battery_voltage", "time_since_sun", "HSDS",
+)
+
+# Resolution (decimals) and kind per field. The rule: volts 0.01 V, amps
+# 0.1 A, watts/VA 1, percent 0.1 %, Ah 0.1 Ah, kWh 0.01 kWh, degC 0.1,
+# minutes/seconds 1; enums, bit masks and counters are states (last value);
+# energy and history counters (H*) are states too: a minute's min/avg/max of a
+# counter says nothing its last value does not.
+_V2 = ("V", "V2", "V3", "VS", "VM", "VPV", "DC_IN_V", "cell_1", "cell_2", "cell_3",
+       "cell_4", "cell_5", "cell_6", "cell_7", "cell_8", "sensor_battery_voltage")
+_A1 = ("I", "I2", "I3", "IL", "AC_OUT_I", "DC_IN_I", "ac_current", "DM",
+       "T", "cell_temperature", "AC_OUT_V")  # AC_OUT_V: 0.1 V is plenty for mains
+_W0 = ("P", "PPV", "AC_OUT_S", "DC_IN_P", "ac_out_power", "ac_in_power", "dc_power",
+       "installation_power", "irradiance")
+_BOOLS = ("LOAD", "Alarm", "Relay")
+_ST2 = ("H17", "H18", "H19", "H20", "H22", "H7", "H8", "H15", "H16")  # kWh, V: 0.01
+_ST1 = ("H1", "H2", "H3", "H6", "CE", "SOC")  # Ah, %: 0.1
+# CE, SOC and TTG are integrals that move less than one step a minute: their
+# min/max within a minute say nothing, so they are stored as last value.
+_L0 = ("TTG", "H4", "H5", "H9", "H10", "H11", "H12", "H13", "H14", "uptime", "time_since_sun")
+
+
+def res(name):
+    """(decimals, kind) used for a field; unknown names: 2 decimals, analog."""
+    if name in _V2:
+        return 2, KIND_ANALOG
+    if name in _A1:
+        return 1, KIND_ANALOG
+    if name in _W0:
+        return 0, KIND_ANALOG
+    if name in _BOOLS:
+        return 0, KIND_BOOL
+    if name in _ST2:
+        return 2, KIND_LAST
+    if name in _ST1:
+        return 1, KIND_LAST
+    if name in _L0:
+        return 0, KIND_LAST
+    if name in CODES:
+        return 0, KIND_STATE  # enums, bit masks, ids
+    return 2, KIND_ANALOG
+
+
+_POW10 = (1, 10, 100, 1000, 10000)
+
+
+def to_scaled(v, dec):
+    """SI value -> integer at 10**-dec (None stays None; bad input -> None)."""
+    if v is None:
+        return None
+    if v is True:
+        return 1
+    if v is False:
+        return 0
+    try:
+        x = v * _POW10[dec]
+        return int(x + 0.5) if x >= 0 else -int(-x + 0.5)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def from_scaled(n, dec, kind=KIND_ANALOG):
+    if n is None:
+        return None
+    if kind == KIND_BOOL:
+        return n != 0
+    if dec == 0:
+        return n
+    return n / _POW10[dec]
+
+
+def _zz(v):
+    return v << 1 if v >= 0 else ((-v) << 1) - 1
+
+
+def _unzz(u):
+    return u >> 1 if not u & 1 else -((u + 1) >> 1)
+
+
+# ------------------------------------------------------------ byte varints
+def _put_varint(buf, o, u):
+    while u >= 0x80:
+        buf[o] = (u & 0x7F) | 0x80
+        u >>= 7
+        o += 1
+    buf[o] = u
+    return o + 1
+
+
+def _get_varint(buf, o):
+    u = 0
+    sh = 0
+    while True:
+        b = buf[o]
+        o += 1
+        u |= (b & 0x7F) << sh
+        if not b & 0x80:
+            return u, o
+        sh += 7
+        if sh > 63:
+            raise ValueError("varint")
+
+
+# ------------------------------------------------------------------- bits
+class _BitW:
+    # MSB-first bit writer into a caller's bytearray; the accumulator never
+    # holds more than 23 bits (a small int on a 32-bit port).
+    def __init__(self, buf, o):
+        self.buf = buf
+        self.o = o
+        self.acc = 0
+        self.nb = 0
+        self.over = False
+
+    def put(self, v, k):
+        while k > 15:
+            k -= 15
+            self.put(v >> k, 15)
+        if not k:
+            return
+        self.acc = (self.acc << k) | (v & ((1 << k) - 1))
+        self.nb += k
+        while self.nb >= 8:
+            self.nb -= 8
+            if self.o < len(self.buf):
+                self.buf[self.o] = (self.acc >> self.nb) & 0xFF
+                self.o += 1
+            else:
+                self.over = True
+        self.acc &= (1 << self.nb) - 1
+
+    def ones(self, q):
+        while q > 15:
+            self.put(0x7FFF, 15)
+            q -= 15
+        self.put((1 << q) - 1, q)
+
+    def end(self):
+        if self.nb:
+            self.put(0, 8 - self.nb)
+        return self.o
+
+
+class _BitR:
+    def __init__(self, buf, o):
+        self.buf = buf
+        self.o = o
+        self.bit = 0
+
+    def get(self, k):
+        v = 0
+        for _ in range(k):
+            b = self.buf[self.o]  # IndexError on a short frame: caught by decode
+            v = (v << 1) | ((b >> (7 - self.bit)) & 1)
+            self.bit += 1
+            if self.bit == 8:
+                self.bit = 0
+                self.o += 1
+        return v
+
+    def unary(self):
+        q = 0
+        while q < _QMAX and self.get(1):
+            q += 1
+        return q
+
+
+def _rice_put(w, u, k):
+    if u >> 32:
+        raise ValueError("residual too large")  # the encoder writes a key instead
+    q = u >> k
+    if q >= _QMAX:
+        w.ones(_QMAX)
+        w.put(u >> 16, 16)
+        w.put(u & 0xFFFF, 16)
+        return
+    w.ones(q)
+    w.put(0, 1)
+    if k:
+        w.put(u, k)
+
+
+def _rice_get(r, k):
+    q = r.unary()
+    if q >= _QMAX:
+        return (r.get(16) << 16) | r.get(16)
+    return (q << k) | r.get(k) if k else q
+
+
+def _eg_put(w, u):
+    # Exp-Golomb order 0: 0 -> "0", 1..2 -> "10x", 3..6 -> "110xx", ...
+    u += 1
+    n = 0
+    while (u >> (n + 1)) > 0:
+        n += 1
+    w.ones(n)
+    w.put(0, 1)
+    w.put(u, n)
+
+
+def _eg_get(r):
+    n = r.unary()
+    if n >= _QMAX:
+        raise ValueError("eg")
+    return ((1 << n) | r.get(n)) - 1
+
+
+# ------------------------------------------------------------- minute frames
+class _Layout:
+    # Flattened description of the devices: names, codes, decimals, kinds.
+    def __init__(self, devices):
+        self.names = []
+        self.fields = []  # per device: list of field names
+        self.dec = []  # flat, one per (device, field)
+        self.kind = []
+        self.start = []  # flat index of each device's first field
+        self.nstate = []  # enum/bool fields of each device (one "moved" bit)
+        n = 0
+        for dname, fnames in devices:
+            self.names.append(dname)
+            self.fields.append(list(fnames))
+            self.start.append(n)
+            ns = 0
+            for f in fnames:
+                d, k = res(f)
+                self.dec.append(d)
+                self.kind.append(k)
+                ns += k == KIND_STATE or k == KIND_BOOL
+                n += 1
+            self.nstate.append(ns)
+        self.n = n
+
+    def recount(self):
+        # after escaped fields got their kinds from a key frame
+        for d in range(len(self.names)):
+            j = self.start[d]
+            self.nstate[d] = 0
+            for i in range(len(self.fields[d])):
+                k = self.kind[j + i]
+                self.nstate[d] += k == KIND_STATE or k == KIND_BOOL
+
+
+class _State:
+    # Prediction state shared by encoder and decoder (must evolve identically).
+    def __init__(self, n):
+        self.av = [0] * n
+        self.lo = [0] * n
+        self.hi = [0] * n
+        self.pres = bytearray(n)
+        self.A = [4] * (3 * n)  # Rice: sum of recent codes, per stream
+        self.N = [1] * (3 * n)
+
+    def k(self, s):
+        a = self.A[s]
+        nn = self.N[s]
+        k = 0
+        while (nn << k) < a and k < 24:
+            k += 1
+        return k
+
+    def upd(self, s, u):
+        self.A[s] += u
+        self.N[s] += 1
+        if self.N[s] >= _WIN:
+            self.A[s] = (self.A[s] + 1) >> 1
+            self.N[s] >>= 1
+
+
+def _valid_name(s):
+    return isinstance(s, str) and 0 < len(s.encode()) <= _MAX_NAME
+
+
+def _rice_bits(u, k):
+    q = u >> k
+    return _QMAX + 32 if q >= _QMAX else q + 1 + k
+
+
+def _eg_bits(u):
+    u += 1
+    n = 0
+    while (u >> (n + 1)) > 0:
+        n += 1
+    return 2 * n + 1
+
+
+class MinuteEncoder:
+    """Encode minutes of every device into log records of up to per_record
+    minutes each (one record per block amortises the log's 12-byte record
+    overhead; the block is also what a power cut can lose before flush).
+
+    layout: list of (device name, list of field names), fixed for the life of
+    the encoder (make a new one when the config changes).
+    add(t, rows) -> list of finished blocks [(rtype, payload), ...], usually
+    empty, at most two: append each to the log in order.
+    take() -> the open block as (rtype, payload), or None:
+    call it before flushing the log (shutdown, going offline) so nothing waits
+    in the encoder. t: Unix seconds (int). rows: one entry per device, None
+    when the device sent nothing this minute, else one entry per field: for
+    analog fields (min, avg, max) scaled integers (Agg.take() gives those) or
+    None, for state fields a scaled integer or None. A row that does not fit
+    the layout is refused and counted (.refused); never raises."""
+
+    def __init__(self, layout, key_every=60, per_record=5):
+        ok = len(layout) <= _MAX_DEV
+        for d, fs in layout:
+            ok = ok and _valid_name(d) and len(fs) <= _MAX_FIELDS
+            for f in fs:
+                ok = ok and _valid_name(f)
+        self.ok = ok  # False: every add() is refused
+        self.L = _Layout(layout if ok else ())
+        self.key_every = max(1, min(255, key_every))
+        self.per_record = max(1, min(60, per_record))
+        self._buf = bytearray(_MAX_FRAME)
+        self._st = None
+        self._t = 0
+        self._fno = 0  # frames since the key frame
+        self._w = None  # bit writer of the open block, None = no block
+        self._rtype = 0
+        self._nat = 0  # offset of the frame-count byte of the open block
+        self._n = 0  # delta frames in the open block
+        self._nframes = 0  # frames (key included) in the open block
+        self.refused = 0
+        self.keys = 0
+        self.deltas = 0
+
+    def force_key(self):
+        """Next minute starts a block with a key frame (after a config or
+        clock change; the firmware also does it at boot)."""
+        self._st = None
+
+    def add(self, t, rows):
+        out = []
+        if not self.ok or not isinstance(t, int) or len(rows) != len(self.L.names):
+            self.refused += 1
+            return out
+        try:
+            bits = -1
+            if self._st is not None and self._fno < self.key_every and 0 <= t - self._t < 0x10000:
+                bits = self._delta_bits(t, rows)
+            if bits < 0:  # key frame: always the start of a new block
+                self._take_into(out)
+                self._key(t, rows)
+                self.keys += 1
+            else:
+                if self._w is not None and (self._w.o + (bits + 7) // 8 + 1 > _MAX_FRAME):
+                    self._take_into(out)
+                if self._w is None:
+                    self._open(T_DELTA)
+                self._delta(t, rows)
+                self.deltas += 1
+        except (TypeError, ValueError, IndexError, OverflowError):
+            self.refused += 1
+            self._st = None  # state may be half updated: next minute is a key
+            self._w = None
+            return out
+        self._nframes += 1
+        if self._nframes >= self.per_record:
+            self._take_into(out)
+        return out
+
+    def _take_into(self, out):
+        r = self.take()
+        if r is not None:
+            out.append(r)
+
+    def take(self):
+        w = self._w
+        if w is None:
+            return None
+        self._w = None
+        o = w.end()
+        self._buf[self._nat] = self._n
+        return self._rtype, bytes(self._buf[:o])
+
+    def _open(self, rtype, o=0):
+        b = self._buf
+        if rtype == T_DELTA:
+            b[0] = self._fno & 0xFF  # the decoder checks no frame is missing
+            o = 1
+        self._rtype = rtype
+        self._nat = o
+        self._n = 0
+        self._nframes = 0
+        self._w = _BitW(b, o + 1)
+
+    def _key(self, t, rows):
+        L = self.L
+        b = self._buf
+        struct.pack_into("<IB", b, 0, t & 0xFFFFFFFF, len(L.names))
+        o = 5
+        for d in range(len(L.names)):
+            nb = L.names[d].encode()
+            b[o] = len(nb)
+            b[o + 1 : o + 1 + len(nb)] = nb
+            o += 1 + len(nb)
+            b[o] = len(L.fields[d])
+            o += 1
+            for f in L.fields[d]:
+                if f in CODES:
+                    b[o] = CODES.index(f)
+                    o += 1
+                else:
+                    fb = f.encode()
+                    b[o] = _ESC
+                    b[o + 1] = len(fb)
+                    b[o + 2 : o + 2 + len(fb)] = fb
+                    o += 2 + len(fb)
+                    dk = res(f)
+                    b[o] = dk[0] | (dk[1] << 4)
+                    o += 1
+            if o > _MAX_FRAME - 64:
+                raise ValueError("layout too large")
+        st = _State(L.n)
+        for d in range(len(L.names)):
+            row = rows[d]
+            b[o] = 0 if row is None else 1
+            o += 1
+            if row is None:
+                continue
+            if len(row) != len(L.fields[d]):
+                raise ValueError("row")
+            j = L.start[d]
+            for v in row:
+                if o > _MAX_FRAME - 40:
+                    raise ValueError("frame too large")
+                if v is None:
+                    b[o] = 0
+                    o += 1
+                elif L.kind[j] == KIND_ANALOG:
+                    mn, av, mx = v
+                    if mn > av or av > mx:
+                        raise ValueError("min > avg or avg > max")
+                    o = _put_varint(b, o, _zz(av) + 1)
+                    o = _put_varint(b, o, av - mn)
+                    o = _put_varint(b, o, mx - av)
+                    st.av[j], st.lo[j], st.hi[j], st.pres[j] = av, av - mn, mx - av, 1
+                else:
+                    o = _put_varint(b, o, _zz(int(v)) + 1)
+                    st.av[j], st.pres[j] = int(v), 1
+                j += 1
+        self._st = st
+        self._t = t
+        self._fno = 1
+        self._open(T_KEY, o)
+
+    def _all_same(self, rows):
+        # True: every device present, no field appeared or vanished.
+        L = self.L
+        st = self._st
+        for d in range(len(L.names)):
+            row = rows[d]
+            if row is None:
+                return False
+            j0 = L.start[d]
+            for i in range(len(row)):
+                if (row[i] is not None) != (st.pres[j0 + i] == 1):
+                    return False
+        return True
+
+    def _delta_bits(self, t, rows):
+        """Exact size in bits of the delta minute, without touching any
+        state; -1 when only a key frame can carry it (residual too large)."""
+        L = self.L
+        st = self._st
+        for d in range(len(L.names)):
+            if rows[d] is not None and len(rows[d]) != len(L.fields[d]):
+                raise ValueError("row")
+        n = _eg_bits(_zz(t - self._t - 60)) + 1
+        same = self._all_same(rows)
+        for d in range(len(L.names)):
+            row = rows[d]
+            if not same:
+                n += 1
+                if row is None:
+                    continue
+                n += 1
+                j0 = L.start[d]
+                for i in range(len(row)):
+                    if (row[i] is not None) != (st.pres[j0 + i] == 1):
+                        n += len(row)
+                        break
+            j0 = L.start[d]
+            sbits = 0
+            for i in range(len(row)):
+                v = row[i]
+                j = j0 + i
+                if v is None:
+                    continue
+                kd = L.kind[j]
+                s = 3 * j
+                if kd == KIND_ANALOG:
+                    mn, av, mx = v
+                    if mn > av or av > mx:
+                        raise ValueError("min > avg or avg > max")
+                    for u, tgt in ((_zz(av - st.av[j]), 0), (_zz(av - mn - st.lo[j]), 1), (_zz(mx - av - st.hi[j]), 2)):
+                        if u >> 32:
+                            return -1
+                        n += _rice_bits(u, st.k(s + tgt))
+                elif kd == KIND_LAST:
+                    u = _zz(int(v) - st.av[j])
+                    if u >> 32:
+                        return -1
+                    n += _rice_bits(u, st.k(s))
+                else:
+                    sbits += 1
+                    if int(v) != st.av[j]:
+                        sbits += _eg_bits(_zz(int(v) - st.av[j]) - 1)
+            if L.nstate[d]:
+                n += 1 + (sbits if self._states_moved(d, row) else 0)
+        return n
+
+    def _states_moved(self, d, row):
+        L = self.L
+        st = self._st
+        j0 = L.start[d]
+        for i in range(len(row)):
+            j = j0 + i
+            k = L.kind[j]
+            if row[i] is not None and (k == KIND_STATE or k == KIND_BOOL) and int(row[i]) != st.av[j]:
+                return True
+        return False
+
+    def _delta(self, t, rows):
+        # Only called after _delta_bits() accepted the minute: cannot fail.
+        L = self.L
+        st = self._st
+        w = self._w
+        _eg_put(w, _zz(t - self._t - 60))
+        same = self._all_same(rows)
+        w.put(1 if same else 0, 1)
+        for d in range(len(L.names)):
+            row = rows[d]
+            j0 = L.start[d]
+            if not same:
+                w.put(0 if row is None else 1, 1)
+                if row is None:
+                    continue
+                moved = False
+                for i in range(len(row)):
+                    if (row[i] is not None) != (st.pres[j0 + i] == 1):
+                        moved = True
+                w.put(1 if moved else 0, 1)
+                if moved:
+                    for i in range(len(row)):
+                        w.put(0 if row[i] is None else 1, 1)
+            smoved = False
+            if L.nstate[d]:
+                smoved = self._states_moved(d, row)
+                w.put(1 if smoved else 0, 1)
+            for i in range(len(row)):
+                v = row[i]
+                j = j0 + i
+                if v is None:
+                    st.pres[j] = 0
+                    continue
+                st.pres[j] = 1
+                kd = L.kind[j]
+                s = 3 * j
+                if kd == KIND_ANALOG:
+                    mn, av, mx = v
+                    lo = av - mn
+                    hi = mx - av
+                    for u, tgt in ((_zz(av - st.av[j]), 0), (_zz(lo - st.lo[j]), 1), (_zz(hi - st.hi[j]), 2)):
+                        _rice_put(w, u, st.k(s + tgt))
+                        st.upd(s + tgt, u)
+                    st.av[j], st.lo[j], st.hi[j] = av, lo, hi
+                elif kd == KIND_LAST:
+                    v = int(v)
+                    u = _zz(v - st.av[j])
+                    _rice_put(w, u, st.k(s))
+                    st.upd(s, u)
+                    st.av[j] = v
+                elif smoved:
+                    v = int(v)
+                    if v == st.av[j]:
+                        w.put(0, 1)
+                    else:
+                        w.put(1, 1)
+                        _eg_put(w, _zz(v - st.av[j]) - 1)
+                        st.av[j] = v
+        self._t = t
+        self._fno += 1
+        self._n += 1
+
+
+class MinuteDecoder:
+    """Decode minute records in log order. decode(rtype, payload) -> list of
+    minutes, each {"t": unix s, "key": bool, "devices": {name: {field: value}}}
+    where an analog value is [min, avg, max] and a state its last value;
+    absent devices and fields are left out. Returns None (counted in .bad or
+    .orphans) for a malformed record, or a delta block with no key before it
+    or after a missing block; never raises."""
+
+    def __init__(self):
+        self.L = None
+        self._st = None
+        self._t = 0
+        self._fno = 0
+        self.bad = 0
+        self.orphans = 0
+
+    def decode(self, rtype, payload):
+        try:
+            if rtype == T_KEY:
+                out = [self._key(payload)]
+                o = self._o
+            elif rtype == T_DELTA:
+                if self._st is None or payload[0] != self._fno & 0xFF:
+                    self.orphans += 1
+                    self._st = None
+                    return None
+                out = []
+                o = 1
+            else:
+                self.bad += 1
+                return None
+            n = payload[o]
+            r = _BitR(payload, o + 1)
+            for _ in range(n):
+                out.append(self._delta(r))
+            return out
+        except Exception:  # noqa: BLE001 - malformed payload: count, carry on
+            self.bad += 1
+            self._st = None
+            return None
+
+    def _key(self, b):
+        t, ndev = struct.unpack_from("<IB", b, 0)
+        o = 5
+        layout = []
+        extra = {}
+        for _ in range(ndev):
+            n = b[o]
+            dname = bytes(b[o + 1 : o + 1 + n]).decode()
+            o += 1 + n
+            nf = b[o]
+            o += 1
+            fs = []
+            for _ in range(nf):
+                c = b[o]
+                o += 1
+                if c == _ESC:
+                    n = b[o]
+                    f = bytes(b[o + 1 : o + 1 + n]).decode()
+                    o += 1 + n
+                    extra[f] = (b[o] & 15, b[o] >> 4)
+                    o += 1
+                else:
+                    f = CODES[c]
+                fs.append(f)
+            layout.append((dname, fs))
+        L = _Layout(layout)
+        for f in extra:  # escaped names carry their own resolution
+            for d in range(len(L.names)):
+                if f in L.fields[d]:
+                    j = L.start[d] + L.fields[d].index(f)
+                    L.dec[j], L.kind[j] = extra[f]
+        L.recount()
+        st = _State(L.n)
+        out = {}
+        for d in range(len(L.names)):
+            present = b[o]
+            o += 1
+            if not present:
+                continue
+            vals = {}
+            j = L.start[d]
+            for f in L.fields[d]:
+                u, o = _get_varint(b, o)
+                if u:
+                    av = _unzz(u - 1)
+                    st.av[j], st.pres[j] = av, 1
+                    if L.kind[j] == KIND_ANALOG:
+                        lo, o = _get_varint(b, o)
+                        hi, o = _get_varint(b, o)
+                        st.lo[j], st.hi[j] = lo, hi
+                        vals[f] = self._triple(j, L, av, lo, hi)
+                    else:
+                        vals[f] = from_scaled(av, L.dec[j], L.kind[j])
+                j += 1
+            out[L.names[d]] = vals
+        self.L = L
+        self._st = st
+        self._t = t
+        self._fno = 1
+        self._o = o
+        return {"t": t, "key": True, "devices": out}
+
+    def _triple(self, j, L, av, lo, hi):
+        d = L.dec[j]
+        return [from_scaled(av - lo, d), from_scaled(av, d), from_scaled(av + hi, d)]
+
+    def _delta(self, r):
+        L = self.L
+        st = self._st
+        t = self._t + 60 + _unzz(_eg_get(r))
+        same = r.get(1)
+        out = {}
+        for d in range(len(L.names)):
+            j0 = L.start[d]
+            nf = len(L.fields[d])
+            if not same:
+                if not r.get(1):
+                    continue
+                if r.get(1):
+                    for i in range(nf):
+                        st.pres[j0 + i] = r.get(1)
+            smoved = r.get(1) if L.nstate[d] else 0
+            vals = {}
+            for i in range(nf):
+                j = j0 + i
+                if not st.pres[j]:
+                    continue
+                kd = L.kind[j]
+                s = 3 * j
+                if kd == KIND_ANALOG:
+                    u0 = _rice_get(r, st.k(s))
+                    st.upd(s, u0)
+                    u1 = _rice_get(r, st.k(s + 1))
+                    st.upd(s + 1, u1)
+                    u2 = _rice_get(r, st.k(s + 2))
+                    st.upd(s + 2, u2)
+                    st.av[j] += _unzz(u0)
+                    st.lo[j] += _unzz(u1)
+                    st.hi[j] += _unzz(u2)
+                    vals[L.fields[d][i]] = self._triple(j, L, st.av[j], st.lo[j], st.hi[j])
+                    continue
+                if kd == KIND_LAST:
+                    u = _rice_get(r, st.k(s))
+                    st.upd(s, u)
+                    st.av[j] += _unzz(u)
+                elif smoved and r.get(1):
+                    st.av[j] += _unzz(_eg_get(r) + 1)
+                vals[L.fields[d][i]] = from_scaled(st.av[j], L.dec[j], kd)
+            out[L.names[d]] = vals
+        self._t = t
+        self._fno += 1
+        return {"t": t, "key": False, "devices": out}
+
+
+# ------------------------------------------------------------ aggregation
+class Agg:
+    """Per-minute aggregate of one device: min/avg/max of analog fields and
+    last value of states, in scaled integers. add() takes SI values (a decoded
+    block); values of the wrong type are ignored and counted in .bad.
+    take() returns the row for MinuteEncoder.encode (None if no sample came)
+    and starts a new minute. Memory: 5 ints per field, allocated once."""
+
+    def __init__(self, fields):
+        self.fields = list(fields)
+        n = len(self.fields)
+        self.dec = [res(f)[0] for f in self.fields]
+        self.kind = [res(f)[1] for f in self.fields]
+        self.mn = [0] * n
+        self.mx = [0] * n
+        self.sm = [0] * n
+        self.cnt = [0] * n
+        self.last = [None] * n
+        self.samples = 0
+        self.bad = 0
+
+    def add(self, values):
+        self.samples += 1
+        for i in range(len(self.fields)):
+            if self.fields[i] not in values:
+                continue
+            v = values[self.fields[i]]
+            if v is None:
+                continue
+            if not isinstance(v, (int, float, bool)):
+                self.bad += 1
+                continue
+            x = to_scaled(v, self.dec[i])
+            if x is None:
+                self.bad += 1
+                continue
+            if self.kind[i] != KIND_ANALOG:
+                self.last[i] = x
+                self.cnt[i] += 1
+                continue
+            if not self.cnt[i]:
+                self.mn[i] = self.mx[i] = x
+                self.sm[i] = 0
+            elif x < self.mn[i]:
+                self.mn[i] = x
+            elif x > self.mx[i]:
+                self.mx[i] = x
+            self.sm[i] += x
+            self.cnt[i] += 1
+
+    def take(self):
+        if not self.samples:
+            return None
+        row = []
+        for i in range(len(self.fields)):
+            c = self.cnt[i]
+            if not c:
+                row.append(None)
+            elif self.kind[i] != KIND_ANALOG:
+                row.append(self.last[i])
+            else:
+                s = self.sm[i]
+                av = (2 * s + c) // (2 * c)  # rounded half up, integers only
+                row.append((self.mn[i], av, self.mx[i]))
+            self.cnt[i] = 0
+        self.samples = 0
+        return row
+
+
+# ------------------------------------------------- self-contained value sets
+def _put_name(b, o, s):
+    nb = s.encode()[:_MAX_NAME]
+    b[o] = len(nb)
+    b[o + 1 : o + 1 + len(nb)] = nb
+    return o + 1 + len(nb)
+
+
+def _get_name(b, o):
+    n = b[o]
+    return bytes(b[o + 1 : o + 1 + n]).decode(), o + 1 + n
+
+
+def encode_values(names, values, t=0):
+    """A value set (event detail, counters, a snapshot) as bytes:
+    varint t | u8 count | per value: u8 code (255: name) + varint zz+1 (0 =
+    None). Scaled with res(); unknown names keep 2 decimals. Values that are
+    not numbers are stored as None. At most 40 values."""
+    b = bytearray(_MAX_FRAME)
+    if not isinstance(t, int) or t < 0:
+        t = 0
+    o = _put_varint(b, 0, t)
+    n = min(len(names), len(values), _MAX_FIELDS)
+    b[o] = n
+    o += 1
+    for i in range(n):
+        f = names[i]
+        if not _valid_name(f) or o > _MAX_FRAME - 48:
+            f = "?"
+        if f in CODES:
+            b[o] = CODES.index(f)
+            o += 1
+        else:
+            b[o] = _ESC
+            o = _put_name(b, o + 1, f)
+        v = values[i]
+        x = to_scaled(v, res(f)[0]) if isinstance(v, (int, float, bool)) else None
+        o = _put_varint(b, o, 0 if x is None else _zz(x) + 1)
+    return bytes(b[:o])
+
+
+def _decode_values_at(b, o):
+    t, o = _get_varint(b, o)
+    n = b[o]
+    o += 1
+    out = {}
+    for _ in range(n):
+        c = b[o]
+        o += 1
+        if c == _ESC:
+            f, o = _get_name(b, o)
+        else:
+            f = CODES[c]
+        u, o = _get_varint(b, o)
+        d, k = res(f)
+        out[f] = None if not u else from_scaled(_unzz(u - 1), d, k)
+    return t, out, o
+
+
+def decode_values(buf):
+    """(t, {name: value}) from encode_values, or None if malformed."""
+    try:
+        t, out, _ = _decode_values_at(buf, 0)
+        return t, out
+    except Exception:  # noqa: BLE001 - never raise on stored bytes
+        return None
+
+
+def encode_event(t, device, name, state, names=(), values=()):
+    """Event record (alarm raised/cleared, reboot, config change):
+    u8 state | name device | name event | value set (with t)."""
+    head = bytearray(2 + 2 * _MAX_NAME + 2)
+    head[0] = state & 0xFF
+    o = _put_name(head, 1, device if isinstance(device, str) else "?")
+    o = _put_name(head, o, name if isinstance(name, str) else "?")
+    return bytes(head[:o]) + encode_values(names, values, t)
+
+
+def decode_event(buf):
+    """{"t", "device", "event", "state", "values"} or None if malformed."""
+    try:
+        state = buf[0]
+        device, o = _get_name(buf, 1)
+        name, o = _get_name(buf, o)
+        t, vals, _ = _decode_values_at(buf, o)
+        return {"t": t, "device": device, "event": name, "state": state, "values": vals}
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def encode_counters(t, names, values):
+    """Counter snapshot (uptime, drops, resets, torn records ...)."""
+    return encode_values(names, values, t)
+
+
+def replay(log, first_seq):
+    """Yield (seq, rtype, decoded) for every record of log from first_seq on;
+    minute blocks are decoded from the key block before first_seq (blocks
+    read only to rebuild the state are not yielded). decoded: a list of
+    minutes for T_KEY/T_DELTA, a dict for events, (t, dict) for value sets,
+    None when a record could not be decoded (counted by the decoder)."""
+    dec = MinuteDecoder()
+    start = log.find_before(first_seq, T_KEY) or first_seq
+    for seq, rtype, p in log.read_from(start):
+        if rtype == T_KEY or rtype == T_DELTA:
+            out = dec.decode(rtype, p)
+        elif rtype == T_EVENT:
+            out = decode_event(p)
+        elif rtype == T_COUNTERS or rtype == T_VALUES:
+            out = decode_values(p)
+        else:
+            out = None
+        if ((seq - first_seq) & 0xFFFFFFFF) < 0x80000000:  # seq >= first_seq, wrap-safe
+            yield seq, rtype, out
