@@ -233,3 +233,57 @@ def test_manifests():
         for fn in files:
             assert not fn.endswith("_host.py")
             os.stat("firmware/drivers/" + fn)  # raises if a listed driver is missing
+
+
+class _FakePin:
+    OUT = 1
+    IN = 0
+
+    def __init__(self, n, mode=None, value=None):
+        self.n = n
+        self.v = value
+        self.writes = [] if value is None else [value]
+
+    def value(self, v=None):
+        if v is None:
+            return self.v
+        self.v = v
+        self.writes.append(v)
+
+
+class _FakeMachine:
+    Pin = _FakePin
+
+
+def test_relay_driver_levels_and_host_twin():
+    import sys
+
+    saved = sys.modules.get("machine")
+    sys.modules["machine"] = _FakeMachine
+    try:
+        from drivers import relay
+
+        r = relay.Relay(23, active=1)
+        assert r.pin.writes == [0]  # off level from the first instant
+        r.set(True)
+        r.set(True)
+        r.set(False)
+        assert r.pin.writes == [0, 1, 1, 0] and r.switches == 2 and r.get() is False
+        lo = relay.Relay(5, active=0)  # "low level trigger" relay boards
+        assert lo.pin.writes == [1]
+        lo.set(True)
+        assert lo.pin.v == 0
+    finally:
+        if saved is None:
+            del sys.modules["machine"]
+        else:
+            sys.modules["machine"] = saved
+        for k in ("drivers.relay", "relay"):
+            if k in sys.modules:
+                del sys.modules[k]
+    from drivers import relay_host
+
+    h = relay_host.Relay(23)
+    for i in range(40):
+        h.set(i % 2 == 0)
+    assert h.switches == 40 and len(h.history) == 32 and h.get() is False

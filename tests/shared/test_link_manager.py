@@ -216,3 +216,78 @@ def test_failover_with_simulated_links():
     st = m.status()
     assert st["failovers"] == 2 and st["wifi"]["reconnects"] >= 1
     assert st["cell"]["tx"] > 0 and st["wifi"]["tx"] > st["cell"]["tx"] // 10
+
+
+class _FakeWLAN:
+    # just enough of network.WLAN for drivers/wifi.py
+    def __init__(self, which):
+        self.st = 1000
+        self.joined = None
+        self.outcome = 1010
+
+    def active(self, v=None):
+        return True
+
+    def connect(self, ssid, pw):
+        self.joined = (ssid, pw)
+        self.st = 1001
+
+    def status(self, key=None):
+        if key == "rssi":
+            return -55
+        return self.st
+
+    def isconnected(self):
+        return self.st == 1010
+
+    def disconnect(self):
+        self.st = 1000
+
+    def ifconfig(self):
+        return ("10.0.0.2", "255.255.255.0", "10.0.0.1", "10.0.0.1")
+
+
+class _FakeNetwork:
+    STA_IF = 0
+    STAT_IDLE = 1000
+    STAT_CONNECTING = 1001
+    STAT_GOT_IP = 1010
+    STAT_WRONG_PASSWORD = 202
+    STAT_NO_AP_FOUND = 201
+    WLAN = _FakeWLAN
+
+    @staticmethod
+    def hostname(name):
+        pass
+
+
+def test_wifi_driver_maps_wlan_status():
+    import sys
+
+    saved = sys.modules.get("network")
+    sys.modules["network"] = _FakeNetwork
+    try:
+        from drivers import wifi
+
+        w = wifi.Wifi(hostname="vegw-test")
+        w.start_connect("cabin", "pw")
+        assert w.wlan.joined == ("cabin", "pw")
+        assert w.poll() == "connecting"
+        w.wlan.st = 1010
+        assert w.poll() == "up" and w.rssi() == -55 and w.ip() == "10.0.0.2"
+        w.wlan.st = 202
+        assert w.poll() == "failed"
+        w.start_connect("barn", "")
+        assert w.wlan.joined == ("barn", None)
+        w.wlan.st = 1000  # the driver gave up and went idle
+        assert w.poll() == "failed"
+        w.disconnect()
+        assert w.ssid is None
+    finally:
+        if saved is None:
+            del sys.modules["network"]
+        else:
+            sys.modules["network"] = saved
+        for k in ("drivers.wifi", "wifi"):
+            if k in sys.modules:
+                del sys.modules[k]
