@@ -10,7 +10,9 @@
 #
 # Messages from the host (vegw ota):
 #   ota/manifest  JSON {"id": str<=40, "sid": 0..65535, "version": str<=32,
-#                 "files": [{"path": "lib/x.mpy", "size": n, "sha256": hex64}]}
+#                 "files": [{"path": "lib/x.mpy", "size": n, "sha256": hex64}],
+#                 "remove": ["lib/x.py"]}   optional: deleted at commit (kept
+#                 as .bak until healthy), e.g. a .py that would shadow x.mpy
 #   ota/chunk     binary: header "<BHHI" = fmt 1, sid, file index, offset
 #                 (9 bytes), then 1.._MAX_CHUNK data bytes
 #   ota/commit    JSON {"id": ...}   swap all received files in, then reboot
@@ -287,7 +289,8 @@ class OtaReceiver:
             self.stats["rejected"] += 1
             return [self._r("error", self._pending, reason="busy: update awaiting health report")]
         self._drop_session(files)
-        self._m = {"id": m["id"], "sid": m["sid"], "version": m.get("version", ""), "files": files}
+        gone = [p for p in m.get("remove", []) if self.fs.size(p) is not None]
+        self._m = {"id": m["id"], "sid": m["sid"], "version": m.get("version", ""), "files": files, "gone": gone}
         need = []
         have = 0
         total = 0
@@ -312,9 +315,9 @@ class OtaReceiver:
             if need[i] and files[i][1] == 0:
                 self._begin(i)
                 out.extend(self._finish(i))
-        rep = self._r("need", need=self._needed(), have=have, current=have == len(files))
+        rep = self._r("need", need=self._needed(), have=have, remove=len(gone), current=have == len(files) and not gone)
         out.insert(0, rep)
-        if not rep["need"] and have < len(files) and out[-1]["state"] != "ready":
+        if not rep["need"] and not rep["current"] and out[-1]["state"] != "ready":
             out.append(self._r("ready"))
         return out
 
@@ -354,6 +357,15 @@ class OtaReceiver:
             if why:
                 return None, "files[%d].%s" % (i, why)
             files.append([p, n, sha])
+        rm = m.get("remove", [])
+        if not isinstance(rm, list) or len(rm) > _MAX_FILES:
+            return None, "remove must be a list of at most %d paths" % _MAX_FILES
+        for i in range(len(rm)):
+            why = _path_problem(rm[i])
+            if why:
+                return None, "remove[%d]: %s" % (i, why)
+            if rm[i] in seen:
+                return None, "remove[%d]: %s is also in files" % (i, rm[i])
         return files, None
 
     def _chunk(self, payload):
@@ -455,7 +467,9 @@ class OtaReceiver:
             if self.fs.size(path + _TMP) is not None:
                 files.append([path, self.fs.size(path) is not None])
                 self._rm(path + _BAK)  # stale backup of an earlier update
-        st = {"state": "swap", "id": m["id"], "version": m["version"], "files": files, "boots": 0}
+        for path in m["gone"]:
+            self._rm(path + _BAK)
+        st = {"state": "swap", "id": m["id"], "version": m["version"], "files": files, "gone": m["gone"], "boots": 0}
         self._save(st)
         self._swap(st)
         st["state"] = "pending"
@@ -464,7 +478,7 @@ class OtaReceiver:
         self._need = None
         self._pending = st
         self._since = self.now_ms()
-        return [self._r("committed", st, files=len(files), reboot=True)]
+        return [self._r("committed", st, files=len(files), removed=len(m["gone"]), reboot=True)]
 
     def _abort(self, payload):
         m = self._m
@@ -486,6 +500,12 @@ class OtaReceiver:
                 else:
                     self.fs.remove(path)
             self.fs.rename(tmp, path)
+        for path in st.get("gone", ()):
+            if self.fs.size(path) is not None:
+                if self.fs.size(path + _BAK) is None:
+                    self.fs.rename(path, path + _BAK)
+                else:
+                    self.fs.remove(path)
 
     def _rollback(self, st):
         st["state"] = "rollback"
@@ -501,11 +521,17 @@ class OtaReceiver:
                     self.fs.rename(path + _BAK, path)
             else:
                 self._rm(path)
+        for path in st.get("gone", ()):
+            if self.fs.size(path + _BAK) is not None:
+                self._rm(path)
+                self.fs.rename(path + _BAK, path)
         self._drop_state()
         self._pending = None
 
     def _clean(self, st):
         for path, existed in st["files"]:
+            self._rm(path + _BAK)
+        for path in st.get("gone", ()):
             self._rm(path + _BAK)
         self._write_json(VERSION_FILE, {"version": st.get("version"), "id": st.get("id")})
         self._drop_state()

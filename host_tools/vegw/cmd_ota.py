@@ -205,14 +205,16 @@ def _update(args, s, Progress):
         raise OtaFail(EXIT_USAGE, "--version must be at most 32 characters")
     sid = random.randrange(1, 65536)
     mid = "%s.%04x" % (version[:35], sid)
-    manifest = {"id": mid, "sid": sid, "version": version,
+    offered = set(p for p, _ in files)
+    remove = sorted(set(t.lstrip("/") for t in (build_mod.counterpart("/" + p) for p, _ in files) if t) - offered)
+    manifest = {"id": mid, "sid": sid, "version": version, "remove": remove,
                 "files": [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in files]}
     if len(json.dumps(manifest)) > 4096:
         raise OtaFail(EXIT_USAGE, "too many files for one update (manifest over 4096 bytes): split it with --files")
     sys.stderr.write("vegw ota: %s: offering %d files as version %s\n" % (args.gateway, len(files), version))
 
     need = _send_manifest(s, manifest)
-    if need is None:
+    if need is None:  # every file current, no stale twin to remove
         sys.stdout.write("gateway %s already has these %d files; nothing to do\n" % (args.gateway, len(files)))
         return EXIT_OK
     total = sum(len(files[i][1]) for i in need)
@@ -228,7 +230,9 @@ def _update(args, s, Progress):
             restarts += 1
             if restarts > RETRIES:
                 raise OtaFail(EXIT_TIMEOUT, "gateway keeps losing the update session; giving up")
-            need = _send_manifest(s, manifest) or []
+            need = _send_manifest(s, manifest)
+            if need is None:
+                return _err(EXIT_OK, "gateway reports every file current after its restart")
     prog.end()
     s.send("commit", {"id": mid})
     return _await_health(s, mid, args)

@@ -297,3 +297,58 @@ def test_bad_inputs(broker, tmp_path):
     finally:
         gw.close()
     assert r.returncode == 2 and "lib/nope.py: not a firmware source" in r.stderr
+
+
+class MicroPythonGateway:
+    """tests/host/ota_gateway_mp.py under the unix port at an ESP32's heap,
+    restarted on the same root whenever it exits with 3 (its reboot)."""
+
+    def __init__(self, port, root, mode="healthy", health_ms=60000):
+        from vegw.runtime import micropython_cmd, micropython_env
+
+        self.cmd = micropython_cmd(ROOT / "tests" / "host" / "ota_gateway_mp.py", args=(root, port, "gw1", mode, health_ms))
+        self.env = micropython_env()
+        self.boots = 0
+        self.codes = []
+        self.output = []
+        self._stop = False
+        self.p = None
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+        time.sleep(1.0)
+
+    def _loop(self):
+        while not self._stop:
+            self.boots += 1
+            self.p = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            out, _ = self.p.communicate()
+            self.output.append(out)
+            self.codes.append(self.p.returncode)
+            if self.p.returncode != 3:
+                return
+
+    def close(self):
+        self._stop = True
+        if self.p is not None and self.p.poll() is None:
+            self.p.kill()
+        self._t.join(timeout=10)
+
+
+def test_micropython_gateway_end_to_end(broker, tmp_path):
+    fw = make_fw(tmp_path)
+    root = device_root(tmp_path)
+    gw = MicroPythonGateway(broker, root)
+    try:
+        r = vegw_ota(broker, tmp_path, "--all", "--version", "mp1")
+    finally:
+        gw.close()
+    assert r.returncode == 0, (r.stderr, gw.output)
+    files = tree(root)
+    # the gateway reported its .mpy format, so modules went over compiled
+    assert files["lib/big.mpy"][:2] == b"M\x06" and files["app.mpy"][:2] == b"M\x06"
+    assert files["main.py"] == (fw / "main.py").read_bytes()
+    # the old sources would shadow the new .mpy files: removed at commit
+    assert "lib/big.py" not in files and "lib/small.py" not in files
+    assert json.loads(files["ota_version.json"])["version"] == "mp1"
+    assert not [n for n in files if n.endswith((".new", ".bak"))]
+    assert gw.codes[0] == 3 and gw.boots >= 2  # rebooted once to run the update

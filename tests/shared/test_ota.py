@@ -105,7 +105,8 @@ class Clock:
         return self.t
 
 
-OLD = {"main.py": b"print('old main')\n", "lib/app.mpy": b"M\x06old app" * 50, "lib/keep.mpy": b"same" * 10, "config.json": b"{}"}
+OLD = {"main.py": b"print('old main')\n", "lib/app.mpy": b"M\x06old app" * 50, "lib/keep.mpy": b"same" * 10, "config.json": b"{}",
+       "lib/gone.py": b"X = 'stale source that would shadow gone.mpy'\n"}
 NEW = {"main.py": b"print('new main')\n", "lib/app.mpy": b"M\x06NEW app!" * 300, "lib/keep.mpy": b"same" * 10, "drivers/uart.mpy": b"\x00\x01" * 700}
 
 
@@ -113,9 +114,11 @@ def sha(b):
     return binascii.hexlify(hashlib.sha256(b).digest()).decode()
 
 
-def manifest(files, mid="u1", sid=7, version="1.1"):
+def manifest(files, mid="u1", sid=7, version="1.1", remove=None):
     order = sorted(files)
     m = {"id": mid, "sid": sid, "version": version, "files": [{"path": p, "size": len(files[p]), "sha256": sha(files[p])} for p in order]}
+    if remove is not None:
+        m["remove"] = remove
     return json.dumps(m).encode(), order
 
 
@@ -153,9 +156,9 @@ def only_files(fs):
 
 def update_to_commit(fs, clock):
     rx = ota.OtaReceiver(fs, clock, health_timeout_ms=60000)
-    payload, order = manifest(NEW)
+    payload, order = manifest(NEW, remove=["lib/gone.py", "lib/never_there.py"])
     r = rx.handle("manifest", payload)
-    assert r[0]["state"] == "need"
+    assert r[0]["state"] == "need" and r[0]["remove"] == 1
     assert r[0]["need"] == [order.index("drivers/uart.mpy"), order.index("lib/app.mpy"), order.index("main.py")]
     assert r[0]["have"] == 1 and r[0]["current"] is False
     reps = send_all(rx, NEW, order)
@@ -163,7 +166,7 @@ def update_to_commit(fs, clock):
     assert reps[-1]["state"] == "ready"
     assert "recv" not in states(reps) or all(x["offset"] % 1024 == 0 for x in reps if x["state"] == "recv")
     r = rx.handle("commit", b'{"id": "u1"}')
-    assert r[0]["state"] == "committed" and r[0]["reboot"] is True and r[0]["files"] == 3
+    assert r[0]["state"] == "committed" and r[0]["reboot"] is True and r[0]["files"] == 3 and r[0]["removed"] == 1
     return rx
 
 
@@ -176,6 +179,7 @@ def test_happy_path():
     assert bytes(fs.files["lib/app.mpy.bak"]) == OLD["lib/app.mpy"]
     assert "drivers/uart.mpy.bak" not in fs.files
     assert "lib/keep.mpy.bak" not in fs.files  # unchanged file untouched
+    assert "lib/gone.py" not in fs.files and "lib/gone.py.bak" in fs.files
     # reboot: a new receiver finds the pending update
     rx = ota.OtaReceiver(fs, clock, health_timeout_ms=60000)
     r = rx.boot_check()
@@ -187,14 +191,20 @@ def test_happy_path():
     files = only_files(fs)
     expect = dict(NEW)
     expect["config.json"] = OLD["config.json"]  # not part of the update
-    assert files == expect
+    assert files == expect  # lib/gone.py removed for good
     assert "ota_state.json" not in fs.files
     assert rx.status()["version"] == "1.1"
     clock.t += 600000
     assert rx.tick() == []
     # the same update again: nothing to do
-    r = rx.handle("manifest", manifest(NEW, mid="u2")[0])
-    assert r[0]["current"] is True and r[0]["need"] == []
+    r = rx.handle("manifest", manifest(NEW, mid="u2", remove=["lib/gone.py"])[0])
+    assert r[0]["current"] is True and r[0]["need"] == [] and states(r) == ["need"]
+    # only a removal left to do: nothing to send, but a commit is needed
+    fs.files["lib/gone.py"] = bytearray(b"back again")
+    r = rx.handle("manifest", manifest(NEW, mid="u3", remove=["lib/gone.py"])[0])
+    assert r[0]["current"] is False and r[0]["need"] == [] and states(r) == ["need", "ready"]
+    assert rx.handle("commit", b'{"id": "u3"}')[0]["removed"] == 1
+    assert "lib/gone.py" not in fs.files
 
 
 def test_progress_replies_bounded():
@@ -307,7 +317,7 @@ def test_power_cut_at_every_step_of_commit_and_rollback():
         fs = MemFs(OLD)
         clock = Clock()
         rx = ota.OtaReceiver(fs, clock)
-        payload, order = manifest(NEW)
+        payload, order = manifest(NEW, remove=["lib/gone.py"])
         rx.handle("manifest", payload)
         send_all(rx, NEW, order)
         fs.budget = k
@@ -355,7 +365,7 @@ def test_rollback_when_health_not_reported():
     r = rx.tick()
     assert states(r) == ["rolled_back"] and r[0]["reboot"] is True
     assert "within 60 s" in r[0]["reason"]
-    assert only_files(fs) == OLD  # drivers/uart.mpy (new) removed, .bak restored
+    assert only_files(fs) == OLD  # drivers/uart.mpy (new) removed, .bak restored, gone.py back
     assert not rx.pending()
     assert rx.mark_healthy() == []
     assert ota.OtaReceiver(fs, clock).boot_check() == []
@@ -426,6 +436,9 @@ def test_hostile_input_never_raises():
         e = dict(good)
         e["path"] = path
         bad_manifests.append(json.dumps({"id": "x", "sid": 1, "files": [e]}).encode())
+    bad_manifests.append(json.dumps({"id": "x", "sid": 1, "files": [good], "remove": ["../x"]}).encode())
+    bad_manifests.append(json.dumps({"id": "x", "sid": 1, "files": [good], "remove": ["lib/a.mpy"]}).encode())
+    bad_manifests.append(json.dumps({"id": "x", "sid": 1, "files": [good], "remove": "lib/b.py"}).encode())
     for field, val in (("size", -1), ("size", 10 ** 7), ("size", True), ("sha256", "AB" * 32), ("sha256", "0" * 63)):
         e = dict(good)
         e[field] = val
