@@ -243,3 +243,98 @@ def test_no_status_line_is_an_error(tmp_path):
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=str(ROOT))
     msg = one_line_error(r)
     assert "no 'vegw: status' line" in msg and "bad wiring" in msg
+
+
+MQTT_MAIN = """import json
+import asyncio
+import mqtt_async
+cfg = json.loads(open("/config.json").read())
+async def go():
+    m = cfg["mqtt"]
+    c = mqtt_async.MQTTClient("gw-" + cfg["gateway"]["id"], m["host"], m["port"])
+    if await c.connect() == 0:
+        pid = await c.publish("%s/%s/status" % (m["prefix"], cfg["gateway"]["id"]), b'{"up": true}', qos=1)
+        await c.wait_puback(pid, 3000)
+        await c.disconnect()
+asyncio.run(go())
+"""
+
+
+def test_wait_for_status_over_mqtt(tmp_path):
+    mosq = "/usr/sbin/mosquitto"
+    if not os.path.exists(mosq):
+        pytest.skip("Debian mosquitto not installed (make deps)")
+    import socket
+    import time
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    conf = tmp_path / "m.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
+    broker = subprocess.Popen([mosq, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.time() + 10
+        while time.time() < end:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        fw = make_tree(tmp_path)
+        (fw / "main.py").write_text(MQTT_MAIN)
+        (fw / "lib" / "mqtt_async.py").write_bytes((ROOT / "firmware" / "lib" / "mqtt_async.py").read_bytes())
+        cfg = dict(CONFIG, mqtt={"host": "127.0.0.1", "port": port, "prefix": "vegw"})
+        (tmp_path / "config.json").write_text(json.dumps(cfg))
+        root = tmp_path / "flash"
+        root.mkdir()
+        with StandinBoard(root) as b:
+            r = deploy(tmp_path, b.port, "--broker", "127.0.0.1:%d" % port)
+        assert r.returncode == 0, r.stderr
+        assert 'first status: vegw/site-042/status {"up": true}' in r.stdout
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)
+
+
+def test_progress_bar_on_a_terminal():
+    import io
+    from vegw.cmd_deploy import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    p = Progress(4096, 2, stream=out)
+    p.file("/lib/a.mpy", 1024)
+    p.add(1024)
+    p.file("/lib/b.mpy", 3072)
+    p.add(3072)
+    p.end()
+    frames = out.getvalue().split("\r")
+    assert "[######..................]  25%" in frames[2]
+    assert "[########################] 100%" in frames[-1] and "2/2 /lib/b.mpy" in frames[-1]
+    assert out.getvalue().endswith("\n")
+
+
+def test_device_packages_listed_when_missing(tmp_path, monkeypatch, capsys):
+    # DEVICE_PACKAGES is empty today; with an entry, a dry run lists the mip
+    # install when the probe file is missing and not when it is present.
+    from vegw import cli
+
+    make_tree(tmp_path)
+    monkeypatch.setattr(deploy_build, "DEVICE_PACKAGES", [("aioble", "/lib/aioble/__init__.mpy")])
+    root = tmp_path / "flash"
+    root.mkdir()
+    argv = ["deploy", "--firmware", str(tmp_path / "fw"), "--build-dir", str(tmp_path / "build"), "--dry-run"]
+    with StandinBoard(root) as b:
+        assert cli.main(argv + ["--port", b.port]) == 0
+    assert "install aioble (mip)" in capsys.readouterr().out
+    (root / "lib" / "aioble").mkdir(parents=True)
+    (root / "lib" / "aioble" / "__init__.mpy").write_bytes(b"M\x06")
+    with StandinBoard(root) as b:
+        assert cli.main(argv + ["--port", b.port]) == 0
+    out = capsys.readouterr().out
+    assert "install" not in out and "/lib/aioble/__init__.mpy" not in out
