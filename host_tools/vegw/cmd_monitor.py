@@ -2,7 +2,7 @@
 
 Subscribes (prefix default "vegw") to
   <prefix>/+/+/state         JSON: SOC (%), V (V), I (A), PPV (W), optional ts, seq
-  <prefix>/+/status          JSON: link "wifi"|"cellular", rssi_dbm, uptime_s, ...
+  <prefix>/+/status          JSON: link "wifi"|"cellular", rssi_dbm, alarms_active, uptime_s, ...
   <prefix>/+/availability    retained "online" / "offline" (the gateway's last will)
   <prefix>/+/event           JSON {"t", "rule", "event", "severity"}
 
@@ -20,7 +20,10 @@ null, stale). A device is stale when last_seen is unknown or older than
 JSON array (one object per gateway+device) sorted ascending by --sort with
 nulls last, exit 0.
 """
+import fnmatch
 import json
+import os
+import select
 import shutil
 import sys
 import threading
@@ -95,6 +98,9 @@ class Fleet:
                     g["rssi"] = _num(d.get("rssi_dbm"))
                     if isinstance(d.get("fw"), str):
                         g["fw"] = d["fw"]
+                    act = d.get("alarms_active")
+                    if isinstance(act, list):  # the engine's own list beats counting events
+                        g["alarms"] = set(str(a) for a in act)
             elif len(parts) == 2 and parts[1] == "event":
                 d = self._json(text)
                 if d is not None:
@@ -141,12 +147,15 @@ class Fleet:
         row[2] = _num(d.get("I"))
         row[3] = _num(d.get("PPV"))
 
-    def rows(self, sort="soc", now=None):
-        """List of row dicts sorted ascending by `sort`, nulls last."""
+    def rows(self, sort="soc", now=None, match=None):
+        """List of row dicts sorted ascending by `sort`, nulls last; `match`
+        (a glob) keeps only gateways whose id matches."""
         now = self.clock() if now is None else now
-        with self.lock:
-            items = list(self.devices.items())
+        with self.lock:  # copy under the lock: rows are updated in place by the network thread
+            items = [(k, tuple(v)) for k, v in self.devices.items()]
             gws = {k: (v["availability"], v["link"], v["rssi"], len(v["alarms"])) for k, v in self.gateways.items()}
+        if match:
+            items = [it for it in items if fnmatch.fnmatchcase(it[0][0], match)]
         out = []
         for (gw, dev), r in items:
             avail, link, rssi, nalarms = gws.get(gw, (None, None, None, 0))
@@ -178,6 +187,7 @@ def add_arguments(parser):
     parser.add_argument("--sort", default="soc", choices=SORT_KEYS, help="ascending, nulls last (default soc)")
     parser.add_argument("--stale", type=float, default=120.0, metavar="SECONDS",
                         help="a device is stale after this long without state (default 120)")
+    parser.add_argument("--filter", metavar="GLOB", help="only gateways whose id matches, e.g. 'site-1*'")
     parser.add_argument("--once", action="store_true", help="listen --wait seconds, print once, exit")
     parser.add_argument("--json", action="store_true", help="with --once: print one JSON array")
     parser.add_argument("--wait", type=float, default=5.0, metavar="SECONDS", help="with --once (default 5)")
@@ -269,7 +279,7 @@ def _once(args, fleet, errors):
     time.sleep(args.wait)
     if errors:
         return _err(errors[0])
-    rows = fleet.rows(args.sort)
+    rows = fleet.rows(args.sort, match=args.filter)
     if args.json:
         sys.stdout.write(json.dumps(rows) + "\n")
     else:
@@ -298,12 +308,14 @@ def _age(s):
     return "%.0fd" % (s / 86400)
 
 
-def render(rows, fleet, args, height=None, color=True):
-    """Lines of the table; only the first `height` rows are formatted."""
-    nstale = sum(1 for r in rows if r["stale"])
-    ngw = len({r["gateway"] for r in rows})
+def render(rows, fleet, args, height=None, color=True, total=None):
+    """Lines of the table; only the first `height` rows are formatted.
+    `total` is the whole row list when `rows` is one page of it."""
+    allrows = rows if total is None else total
+    nstale = sum(1 for r in allrows if r["stale"])
+    ngw = len({r["gateway"] for r in allrows})
     head = "vegw monitor  %s  prefix %s  %d gateways, %d devices, %d stale  sort %s  msgs %d%s" % (
-        args.broker, args.prefix, ngw, len(rows), nstale, args.sort, fleet.messages,
+        args.broker, args.prefix, ngw, len(allrows), nstale, args.sort, fleet.messages,
         ("  bad %d" % fleet.bad) if fleet.bad else "")
     cols = "".join((n + " " * (w - len(n))) if i < 2 else (" " * (w - len(n)) + n) + " " for i, (n, w) in
                    enumerate(_COLS))
@@ -323,8 +335,41 @@ def render(rows, fleet, args, height=None, color=True):
             line = ("\x1b[7;31m" if r["stale"] else "\x1b[33m") + line + "\x1b[0m"
         lines.append(line)
     if height is not None and len(rows) > len(shown):
-        lines.append("... %d more rows (sorted by %s; use --sort)" % (len(rows) - len(shown), args.sort))
+        lines.append("... %d more rows" % (len(rows) - len(shown)))
     return lines
+
+
+_KEYS_HELP = "keys: s sort  n/p page  q quit"
+
+
+class _Keys:
+    """Single keypresses from a terminal (cbreak mode), restored on exit."""
+
+    def __init__(self):
+        self.fd = None
+        try:
+            import termios
+            import tty
+
+            if sys.stdin.isatty():
+                self.fd = sys.stdin.fileno()
+                self.saved = termios.tcgetattr(self.fd)
+                tty.setcbreak(self.fd)
+        except (ImportError, OSError):
+            self.fd = None
+
+    def read(self, timeout):
+        if self.fd is None:
+            time.sleep(timeout)
+            return ""
+        r, _, _ = select.select([self.fd], [], [], timeout)
+        return os.read(self.fd, 16).decode("utf-8", "replace") if r else ""
+
+    def close(self):
+        if self.fd is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
 def _live(args, fleet, errors):
@@ -332,6 +377,10 @@ def _live(args, fleet, errors):
     period = 1.0 / args.refresh
     drawn = -1
     last_draw = 0.0
+    page = 0
+    keys = _Keys() if tty else None
+    if tty:
+        sys.stdout.write("\x1b[?25l")  # hide the cursor while drawing
     try:
         while True:
             if errors:
@@ -341,16 +390,32 @@ def _live(args, fleet, errors):
             if fleet.version != drawn or now - last_draw > 5:
                 drawn = fleet.version
                 last_draw = now
-                rows = fleet.rows(args.sort)
-                size = shutil.get_terminal_size((120, 40))
-                lines = render(rows, fleet, args, height=size.lines if tty else None, color=tty)
+                rows = fleet.rows(args.sort, match=args.filter)
                 if tty:
+                    size = shutil.get_terminal_size((120, 40))
+                    per = max(1, size.lines - 4)
+                    page = min(page, max(0, (len(rows) - 1) // per))
+                    lines = render(rows[page * per:], fleet, args, height=size.lines - 1, color=True, total=rows)
+                    lines.append(_KEYS_HELP + "  page %d/%d" % (page + 1, max(1, (len(rows) + per - 1) // per)))
                     sys.stdout.write("\x1b[H\x1b[2J" + "\n".join(ln[: size.columns + 12] for ln in lines))
                 else:
-                    sys.stdout.write("\n".join(lines) + "\n\n")
+                    sys.stdout.write("\n".join(render(rows, fleet, args, height=None, color=False)) + "\n\n")
                 sys.stdout.flush()
-            time.sleep(period)
+            key = keys.read(period) if keys is not None else (time.sleep(period) or "")
+            if "q" in key:
+                return 0
+            if "s" in key:
+                args.sort = SORT_KEYS[(SORT_KEYS.index(args.sort) + 1) % len(SORT_KEYS)]
+                page, drawn = 0, -1
+            if "n" in key or " " in key:
+                page, drawn = page + 1, -1
+            if "p" in key or "b" in key:
+                page, drawn = max(0, page - 1), -1
     except KeyboardInterrupt:
-        if tty:
-            sys.stdout.write("\n")
         return 0
+    finally:
+        if keys is not None:
+            keys.close()
+        if tty:
+            sys.stdout.write("\x1b[?25h\n")
+            sys.stdout.flush()

@@ -213,3 +213,66 @@ def test_fleet_sorting_unit():
     assert rows[0]["last_seen"] == 0
     assert [r["gateway"] for r in f.rows("voltage")] == ["g2", "g1", "g3"]
     assert f.bad == 1
+
+
+def test_status_alarms_active_and_filter(broker):
+    import paho.mqtt.client as mqtt
+
+    host, port = broker.split(":")
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.connect(host, int(port))
+    c.loop_start()
+    now = time.time()
+    for gw in ("north-1", "north-2", "south-1"):
+        c.publish("f/%s/bank/state" % gw, json.dumps({"V": 12.7, "SOC": 90, "ts": now}), qos=1, retain=True).wait_for_publish(5)
+    c.publish("f/north-1/status", json.dumps({"link": "wifi", "rssi_dbm": -60, "alarms_active": ["low_soc", "stale:pv"]}),
+              qos=1, retain=True).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+    rows, _ = monitor_json(broker, "--filter", "north-*", prefix="f", wait=1)
+    assert sorted(r["gateway"] for r in rows) == ["north-1", "north-2"]
+    assert {r["gateway"]: r["alarms"] for r in rows} == {"north-1": 2, "north-2": 0}
+
+
+def test_tty_keys_sort_and_quit(broker):
+    import os
+    import pty
+
+    run_loadgen(broker, "--prefix", "tty", "--gateways", 50, "--devices", 3, "--duration", 0)
+    master, slave = pty.openpty()
+    env = dict(os.environ, COLUMNS="100", LINES="15", TERM="xterm")
+    mon = subprocess.Popen([VEGW, "monitor", "--broker", broker, "--prefix", "tty", "--refresh", "5"],
+                           stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    out = b""
+
+    def pump(seconds):
+        nonlocal out
+        import select
+
+        end = time.time() + seconds
+        while time.time() < end:
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:
+                    return
+
+    try:
+        pump(1.5)
+        os.write(master, b"s")  # soc -> voltage
+        pump(1.0)
+        os.write(master, b"n")
+        pump(1.0)
+        os.write(master, b"q")
+        pump(1.0)
+        assert mon.wait(10) == 0
+    finally:
+        if mon.poll() is None:
+            mon.kill()
+        os.close(master)
+    text = out.decode("utf-8", "replace")
+    assert "sort soc" in text and "sort voltage" in text
+    assert "page 2/" in text
+    assert "\x1b[?25h" in text  # cursor restored
