@@ -329,6 +329,7 @@ class Modem:
         self.stale = False  # a command timed out: its late answer may still arrive
         self._deadline = None
         self.log = None  # optional callable(direction, text) for debugging
+        self.sampling = None  # (rssi SignalStats, rsrp SignalStats) of sample_signal
 
     # ------------------------------------------------------------------ time
     def set_deadline(self, ms_from_now):
@@ -768,13 +769,13 @@ class Modem:
         r = self.result
         if not await self.handshake():
             if r["error"] is None or self.eof:
-                r["error"] = self._why()
+                r["error"] = self.stop_reason()
             return r
         await self.identify()
         sim = await self.check_sim()
         if sim != "ready":
             if sim is None and r["error"] is None:
-                r["error"] = self._why()
+                r["error"] = self.stop_reason()
             return r
         await self.read_iccid()
         pdp_ok = await self.configure_pdp()
@@ -794,10 +795,10 @@ class Modem:
         if dial and pdp_ok and r["registered"] and not self.dead():
             await self.dial()
         if self.dead() and r["error"] is None:
-            r["error"] = self._why()
+            r["error"] = self.stop_reason()
         return r
 
-    def _why(self):
+    def stop_reason(self):
         if self.eof:
             return "closed"
         return "timeout" if self.expired() else "no_response"
@@ -808,6 +809,7 @@ class Modem:
         (plus "rsrp_min/avg/max" when the model reports RSRP)."""
         st = SignalStats()
         rs = SignalStats()
+        self.sampling = (st, rs)  # a caller that cancels us can still read these
         until = time_add(_ticks(), int(seconds * 1000))
         while True:
             t0 = _ticks()
@@ -822,6 +824,13 @@ class Modem:
                 wait = left
             if wait > 0:
                 await asyncio.sleep(wait / 1000)
+        return self.signal_summary()
+
+    def signal_summary(self):
+        """min/avg/max so far of the current or last sample_signal()."""
+        if self.sampling is None:
+            return SignalStats().summary()
+        st, rs = self.sampling
         out = st.summary()
         if rs.samples - rs.unknown > 0:
             s = rs.summary()

@@ -188,7 +188,12 @@ def run(args):
             out["port"] = args.modem
             state["out"] = out
         else:
-            out = state["out"] or {"samples": 0, "unknown": 0, "min": None, "avg": None, "max": None}
+            out = state["out"]
+            if out is None:
+                out = m.signal_summary() if m is not None else at_modem.SignalStats().summary()
+                if m is not None:
+                    out["model"] = m.result["model"]
+                    out["tech"] = m.result["tech"]
             if timed_out:
                 out["error"] = "timeout"
             state["out"] = out
@@ -239,6 +244,10 @@ def run(args):
         s["model"] = m.result["model"]
         s["tech"] = m.result["tech"]
         s["seconds"] = args.seconds
+        if m.expired():
+            s["error"] = "timeout"  # --timeout ended the sampling early
+        elif m.dead():
+            s["error"] = m.stop_reason()
         state["out"] = s
 
     try:
