@@ -248,6 +248,21 @@ def test_wear_is_even_over_many_wraps():
     assert bd.violations == 0
 
 
+def test_a_flush_waits_for_at_most_one_erase():
+    # ESP32: a 4 KB erase takes ~45 ms; the loop budget is 50 ms.
+    bd = NorSim(8, 256)
+    log = FL(bd, batch_size=96)
+    worst = 0
+    for k in range(400):
+        log.append(1, _payload(k, k % 30))
+        if k % 3 == 2:
+            before = sum(bd.erases)
+            assert log.flush()
+            worst = max(worst, sum(bd.erases) - before)
+    assert worst == 1
+    assert log.erases >= 20
+
+
 def test_bad_input_is_refused_and_counted_never_raised():
     bd = NorSim(6, 256)
     log = FL(bd, batch_size=64)
