@@ -504,9 +504,14 @@ class Modem:
     async def identify(self):
         final, info = await self.command("AT+CGMM", self.t["opt"])
         if final == "OK" and info:
-            self.result["model_name"] = info[0]
+            name = info[0]
+            for line in info:  # a junk line may precede the name
+                if detect_model(line) is not None:
+                    name = line
+                    break
+            self.result["model_name"] = name
             if self.model is None:
-                self.model = detect_model(info[0])
+                self.model = detect_model(name)
         if self.model is None:
             self.model = "sim7600"  # the most common; the table differs little for the probe
             self.result["model_guessed"] = True
