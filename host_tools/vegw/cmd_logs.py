@@ -2,10 +2,12 @@
 
 Sources (exactly one):
   --from-file FILE            a file pulled earlier: JSON lines, a JSON array, our CSV,
-                              or a Parquet file written by this command
+                              a Parquet file written by this command, or a raw flash-log
+                              image (the simulator's flash.bin; read from a copy)
   --broker HOST:PORT --gateway ID
                               ask the gateway over MQTT (request/response below)
-  --port PORT                 USB (mpremote): not available yet, see docs/cli.md
+  --port PORT                 USB: reads the log on the board over the raw REPL
+                              (mpremote transport, vegw.deploy_link)
 
 JSON lines output is the input of `vegw alarms replay`: one decoded block per
 line, {"t": unix seconds, "device": NAME, FIELD: value, ...}, in time order.
@@ -41,7 +43,7 @@ def add_arguments(parser):
     src = parser.add_argument_group("source (one of)")
     src.add_argument("--from-file", metavar="FILE", help="JSON lines, JSON array, CSV or Parquet pulled earlier")
     src.add_argument("--broker", metavar="HOST:PORT", help="request the log over MQTT (with --gateway)")
-    src.add_argument("--port", metavar="PORT", help="USB serial port (not available yet)")
+    src.add_argument("--port", metavar="PORT", help="USB serial port of the board (raw REPL; stops the running app)")
     parser.add_argument("--gateway", metavar="ID", help="gateway id (with --broker)")
     parser.add_argument("--prefix", default="vegw", help="topic prefix (default vegw)")
     parser.add_argument("--from-seq", type=int, default=0, metavar="N", help="first sequence number to request")
@@ -131,8 +133,7 @@ def read_records(path):
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise LogError("%s: binary file; raw flash images cannot be decoded on the host yet "
-                       "(export with --broker or convert to JSON lines)" % path)
+        return read_flash_image(path, raw)
     head = text.lstrip()[:1]
     if head == "[":
         try:
@@ -173,6 +174,137 @@ def read_records(path):
                 rec[k] = val
         out.append(rec)
     return out
+
+
+def _stream_record(seq, rtype, payload):
+    """A flash-log record as the firmware streams it: JSON payloads only."""
+    b = bytes(payload)
+    if b[:1] != b"{":
+        return None  # binary (records.py) or the boot marker: not exported
+    try:
+        obj = json.loads(b.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    obj["seq"], obj["type"] = seq, rtype
+    return obj
+
+
+def read_flash_image(path, raw):
+    """Records of a raw flash-log image (lib/flashlog.py layout over
+    drivers/nor_sim.py's file format, 4 KB blocks), read from a temp copy:
+    opening a log writes a boot marker, and the user's file stays untouched."""
+    import shutil
+    import tempfile
+
+    bs = 4096
+    if len(raw) < 3 * bs or len(raw) % bs:
+        raise LogError("%s: binary, but not a flash-log image (size %d is not a multiple of 4096 >= 3 blocks)"
+                       % (path, len(raw)))
+    try:
+        import flashlog
+        from drivers import nor_sim
+    except ImportError as e:
+        raise LogError("%s: cannot decode flash images here (%s)" % (path, e))
+    tmpdir = tempfile.mkdtemp(prefix="vegw-logs-")
+    try:
+        copy = os.path.join(tmpdir, "flash.bin")
+        shutil.copyfile(path, copy)
+        bd = nor_sim.NorSim(len(raw) // bs, bs, path=copy, strict=False)
+        log = flashlog.FlashLog(bd)
+        out = []
+        if log.opened_ok:
+            for seq, rtype, payload in log.read_from(log.oldest_seq() or 1):
+                rec = _stream_record(seq, rtype, payload)
+                if rec is not None:
+                    out.append(normalize(rec))
+        bd.close()
+        if not out:
+            raise LogError("%s: binary, and no flash-log records in it" % path)
+        return out
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+# Device-side snippet for --port: the log object stays in the REPL's globals
+# between batches (opening a log scans flash and writes a boot marker).
+_USB_SCRIPT = """
+try:
+    _vl
+except NameError:
+    _vl = None
+    try:
+        from drivers import flash_esp32 as _vf
+        import flashlog as _vfl
+        _vl = _vfl.FlashLog(_vf.open_default())
+    except ImportError as e:
+        print("@@E no flash log on this firmware (%%s)" %% e)
+if _vl is not None:
+    _vn = 0
+    for _vs, _vt, _vp in _vl.read_from(%d or _vl.oldest_seq() or 1):
+        if _vn >= %d:
+            break
+        _vb = bytes(_vp)
+        if _vb[:1] == b"{":
+            print('@@R{"seq":%%d,"type":%%d,' %% (_vs, _vt) + _vb[1:].decode())
+        _vn += 1
+        _vlast = _vs
+    print("@@D%%d %%d" %% (_vn, _vlast if _vn else 0))
+"""
+
+
+def fetch_usb(port, from_seq=0, batch=200, progress=None, link_factory=None):
+    """Read the board's flash log over the raw REPL, `batch` records per exec."""
+    if link_factory is None:
+        from .deploy_link import DeviceLink, LinkError
+
+        def link_factory(p):
+            try:
+                return DeviceLink(p)
+            except LinkError as e:
+                raise LogError(str(e))
+    link = link_factory(port)
+    out = {}
+    seq = from_seq
+    try:
+        while True:
+            try:
+                text = link.exec(_USB_SCRIPT % (seq, batch)).decode("utf-8", "replace")
+            except Exception as e:  # noqa: BLE001 - LinkError and transport errors: one line
+                raise LogError("reading the log on %s: %s" % (port, e))
+            done = None
+            for line in text.splitlines():
+                if line.startswith("@@E"):
+                    raise LogError("%s: %s" % (port, line[3:].strip()))
+                if line.startswith("@@R"):
+                    rec = _stream_record_text(line[3:])
+                    if rec is not None:
+                        out[rec["seq"]] = normalize(rec)
+                elif line.startswith("@@D"):
+                    n, last = (int(x) for x in line[3:].split())
+                    done = (n, last)
+            if done is None:
+                raise LogError("%s: the board gave no answer to the log read" % port)
+            if progress:
+                progress(len(out), done[1])
+            if done[0] < batch:
+                break
+            seq = done[1] + 1
+    finally:
+        try:
+            link.close()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+    return [out[k] for k in sorted(out)]
+
+
+def _stream_record_text(text):
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) and isinstance(obj.get("seq"), int) else None
 
 
 # ------------------------------------------------------------------ MQTT fetch
@@ -312,8 +444,8 @@ def normalize(rec):
     window: when the aggregate existed)."""
     vals = rec.get("values")
     if not isinstance(vals, dict):
+        rec = {k: v for k, v in rec.items() if k != "type"}
         if "t" not in rec and isinstance(rec.get("ts"), (int, float)):
-            rec = dict(rec)
             rec["t"] = rec.pop("ts")
         return rec
     out = {k: v for k, v in rec.items() if k not in ("values", "t0", "ts", "type")}
@@ -421,26 +553,27 @@ def write_parquet(records, path):
         raise LogError("cannot write %s: %s" % (path, e))
 
 
+def _progress(n, seq):
+    sys.stderr.write("\rfetched %d records (seq %s)" % (n, seq))
+    sys.stderr.flush()
+
+
 def load(args):
     """Records from the one source the arguments name."""
     sources = [s for s in (args.from_file, args.broker, args.port) if s]
     if len(sources) != 1:
         raise LogError("give exactly one source: --from-file FILE, --broker HOST:PORT --gateway ID, or --port PORT")
     if args.port:
-        raise LogError("--port (USB) is not available yet: the firmware has no log export over the REPL; "
-                       "use --broker/--gateway, or copy the log with mpremote and convert it")
+        return fetch_usb(args.port, args.from_seq, max(1, args.batch),
+                         _progress if sys.stderr.isatty() else None)
     if args.from_file:
         return read_records(args.from_file)
     if not args.gateway:
         raise LogError("--broker needs --gateway ID")
 
-    def progress(n, nxt):
-        sys.stderr.write("\rfetched %d records (next seq %s)" % (n, nxt))
-        sys.stderr.flush()
-
     recs = fetch_mqtt(args.broker, args.gateway, args.prefix, args.from_seq, max(1, args.batch), args.timeout,
                       max(0, args.retries), args.username, args.password, args.tls, args.ca,
-                      progress if sys.stderr.isatty() else None)
+                      _progress if sys.stderr.isatty() else None)
     for r in recs:
         r.setdefault("gateway", args.gateway)
     return recs

@@ -126,11 +126,14 @@ def test_time_window_and_bad_inputs(tmp_path):
         r = vegw(*c)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (c, r.stderr)
     assert "bad.jsonl:2" in vegw("logs", "--from-file", bad).stderr
-    assert "not available yet" in vegw("logs", "--port", "/dev/ttyUSB0").stderr
+    assert "/dev/ttyUSB0" in vegw("logs", "--port", "/dev/ttyUSB0").stderr
     binf = tmp_path / "flash.bin"
     binf.write_bytes(bytes(range(256)) * 4)
     r = vegw("logs", "--from-file", binf)
-    assert r.returncode == 2 and "binary" in r.stderr
+    assert r.returncode == 2 and "binary" in r.stderr and r.stderr.count("\n") == 1
+    binf.write_bytes(bytes(range(256)) * 16 * 4)  # right size, no log in it
+    r = vegw("logs", "--from-file", binf)
+    assert r.returncode == 2 and "no flash-log records" in r.stderr and r.stderr.count("\n") == 1
 
 
 # ---------------------------------------------------------------- MQTT
@@ -330,3 +333,76 @@ def test_mqtt_stream_shape_of_the_firmware(broker, tmp_path):
         assert r.returncode == 0 and "V, I, SOC" in r.stdout, r.stderr
     finally:
         gw.close()
+
+
+# ---------------------------------------------------------------- flash image and USB
+
+def make_flash(path, minutes=300):
+    """A flash-log image as the firmware writes it (gateway.append_log: JSON payloads)."""
+    import sys
+
+    sys.path[:0] = [str(ROOT / "firmware" / "lib"), str(ROOT / "firmware")]
+    import flashlog
+    from drivers import nor_sim
+
+    bd = nor_sim.NorSim(16, 4096, path=str(path))
+    log = flashlog.FlashLog(bd)
+    for m in range(minutes):
+        rec = {"device": "house", "t0": T0 + m * 60, "ts": T0 + 60 + m * 60,
+               "values": {"V": [25.1, round(25.2 + m / 1000, 3), 25.4], "SOC": 80}}
+        assert log.append(1, json.dumps(rec).encode())
+        if m == 5:
+            log.append(2, json.dumps({"t": T0 + 330, "rule": "low", "event": "raised", "severity": "alarm",
+                                      "ts": T0 + 330}).encode())
+    log.flush()
+    bd.close()
+
+
+def test_flash_image_from_file_is_read_from_a_copy(tmp_path):
+    img = tmp_path / "flash.bin"
+    make_flash(img)
+    before = img.read_bytes()
+    r = vegw("logs", "--from-file", img, "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    lines = read_jsonl(r.stdout)
+    assert len(lines) == 300 and lines[0] == {"t": T0 + 60, "device": "house", "V": 25.2, "V_min": 25.1,
+                                              "V_max": 25.4, "SOC": 80}
+    assert img.read_bytes() == before  # opening a log writes a boot marker: never into the user's file
+
+
+def standin_root(tmp_path, with_log=True):
+    root = tmp_path / "board"
+    (root / "lib").mkdir(parents=True)
+    (root / "drivers").mkdir()
+    if with_log:
+        for m in ("flashlog.py", "blockdev.py"):
+            (root / "lib" / m).write_bytes((ROOT / "firmware" / "lib" / m).read_bytes())
+        (root / "drivers" / "nor_sim.py").write_bytes((ROOT / "firmware" / "drivers" / "nor_sim.py").read_bytes())
+        (root / "drivers" / "__init__.py").write_text("")
+        (root / "drivers" / "flash_esp32.py").write_text(
+            "from drivers import nor_sim\n\ndef open_default():\n    return nor_sim.NorSim(16, 4096, path='/flash.img')\n")
+        make_flash(root / "flash.img")
+    return root
+
+
+def test_usb_port_against_standin_board(tmp_path):
+    import sys
+
+    standin = ROOT / "tests" / "standin"
+    if not (standin / "board.py").exists():
+        pytest.skip("no stand-in board")
+    sys.path.insert(0, str(standin))
+    from board import StandinBoard
+
+    with StandinBoard(standin_root(tmp_path)) as b:
+        out = tmp_path / "usb.csv"
+        r = vegw("logs", "--port", b.port, "--batch", "70", "--out", out, "--all", timeout=120)
+        assert r.returncode == 0, r.stderr
+        rows = out.read_text().splitlines()
+        assert len(rows) == 1 + 301  # 300 samples + 1 event, across 5 raw-REPL batches
+        assert rows[1].split(",")[3:5] == ["house", "2"]
+        r = vegw("logs", "--port", b.port, "--from-seq", "290", timeout=120)
+        assert r.returncode == 0 and len(read_jsonl(r.stdout)) == 302 - 290 + 1  # seq 1 boot marker, 8 event
+    with StandinBoard(standin_root(tmp_path / "bare", with_log=False)) as b:
+        r = vegw("logs", "--port", b.port, timeout=120)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no flash log on this firmware" in r.stderr
