@@ -131,6 +131,9 @@ class FlashLog:
         # batch_size: RAM append buffer in bytes; records wait there until
         # flush() or until the next one does not fit. Bounded: one buffer,
         # allocated once. A record larger than it is refused and counted.
+        why = blockdev.check(bd)
+        if why is not None:
+            raise ValueError(why)  # wiring bug, not outside input
         self.bd = bd
         bs = bd.block_size
         self._bs = bs
