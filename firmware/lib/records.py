@@ -415,26 +415,29 @@ class MinuteEncoder:
         if not self.ok or not isinstance(t, int) or len(rows) != len(self.L.names):
             self.refused += 1
             return out
+        bits = -1
         try:
-            bits = -1
             if self._st is not None and self._fno < self.key_every and 0 <= t - self._t < 0x10000:
-                bits = self._delta_bits(t, rows)
-            if bits < 0:  # key frame: always the start of a new block
-                self._take_into(out)
-                self._key(t, rows)
-                self.keys += 1
-            else:
-                if self._w is not None and (self._w.o + (bits + 7) // 8 + 1 > _MAX_FRAME):
-                    self._take_into(out)
-                if self._w is None:
-                    self._open(T_DELTA)
-                self._delta(t, rows)
-                self.deltas += 1
+                bits = self._delta_bits(t, rows)  # validates the rows, changes nothing
         except (TypeError, ValueError, IndexError, OverflowError):
-            self.refused += 1
-            self._st = None  # state may be half updated: next minute is a key
-            self._w = None
+            self.refused += 1  # bad row: the open block and the state stay as they were
             return out
+        if bits < 0:  # key frame: always the start of a new block
+            self._take_into(out)
+            try:
+                self._key(t, rows)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                self.refused += 1
+                self._st = None  # next minute tries a key frame again
+                return out
+            self.keys += 1
+        else:
+            if self._w is not None and (self._w.o + (bits + 7) // 8 + 1 > _MAX_FRAME):
+                self._take_into(out)
+            if self._w is None:
+                self._open(T_DELTA)
+            self._delta(t, rows)
+            self.deltas += 1
         self._nframes += 1
         if self._nframes >= self.per_record:
             self._take_into(out)

@@ -218,7 +218,15 @@ def test_encoder_refuses_bad_layout_and_rows_without_raising():
     assert enc.add("noon", [None]) == []
     assert enc.refused == 3
     out = enc.add(1700000060, [[(1, 2, 3)] + [None] * 7])  # still usable
-    assert out == [] and enc.take()[0] == R.T_KEY
+    assert out == []
+    assert enc.add(1700000120, [[5] + [None] * 7]) == []  # bad row after a good minute
+    assert enc.refused == 4
+    enc.add(1700000180, [[(1, 2, 4)] + [None] * 7])
+    rtype, p = enc.take()
+    assert rtype == R.T_KEY
+    minutes = R.MinuteDecoder().decode(rtype, p)  # the good minutes were kept
+    assert [m["t"] for m in minutes] == [1700000060, 1700000180]
+    assert minutes[1]["devices"]["house"]["V"] == [0.01, 0.02, 0.04]
 
 
 def test_jump_too_large_for_a_delta_starts_a_key_block():
