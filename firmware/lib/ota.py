@@ -17,6 +17,10 @@
 #                 (9 bytes), then 1.._MAX_CHUNK data bytes
 #   ota/commit    JSON {"id": ...}   swap all received files in, then reboot
 #   ota/abort     JSON {"id": ...}   drop the session and its temp files
+# With a key (OtaReceiver(..., key=b"...")), manifest, commit and abort must
+# carry "sig": hex HMAC-SHA256(key, signed_text(...)); the manifest signs every
+# file's sha256, so the chunks need no signature of their own. Without a key
+# anyone allowed to publish on ota/# by the broker can install code.
 #   ota/query     anything           reply with the current state
 # Replies ("state"): need, recv, resend, file_ok, file_bad, ready, committed,
 # pending, healthy, rolled_back, aborted, no_session, idle, error.
@@ -145,6 +149,41 @@ def _path_problem(p):
     return None
 
 
+def hmac_sha256(key, msg):
+    """HMAC-SHA256 (RFC 2104) from hashlib alone (no hmac module on the board)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = bytes(key) + bytes(64 - len(key))
+    inner = hashlib.sha256(bytes([b ^ 0x36 for b in key]) + msg).digest()
+    return hashlib.sha256(bytes([b ^ 0x5C for b in key]) + inner).digest()
+
+
+def signed_text(kind, m):
+    """The bytes a signature covers: kind "manifest" (m = the manifest dict),
+    or "commit"/"abort" (m = {"id": ...}). Built field by field, never from
+    JSON text (key order differs between runtimes)."""
+    parts = [kind, str(m.get("id"))]
+    if kind == "manifest":
+        parts.append(str(m.get("sid")))
+        parts.append(str(m.get("version", "")))
+        for f in m.get("files") or ():
+            parts.append("%s:%s:%s" % (f.get("path"), f.get("size"), f.get("sha256")))
+        parts.append("remove")
+        for p in m.get("remove") or ():
+            parts.append(str(p))
+    return "\n".join(parts).encode()
+
+
+def _same(a, b):
+    # constant-time comparison of two hex strings
+    if not isinstance(a, str) or len(a) != len(b):
+        return False
+    d = 0
+    for i in range(len(b)):
+        d |= ord(a[i]) ^ ord(b[i])
+    return d == 0
+
+
 def _sha_problem(s):
     if not isinstance(s, str) or len(s) != 64:
         return "sha256 must be 64 lowercase hex characters"
@@ -158,8 +197,9 @@ class OtaReceiver:
     """See the module header for the protocol. `fs` is OsFs() or any object
     with open/size/remove/rename/mkdir(/free); `now_ms()` returns ticks in ms."""
 
-    def __init__(self, fs, now_ms, health_timeout_ms=120000, max_boots=2):
+    def __init__(self, fs, now_ms, health_timeout_ms=120000, max_boots=2, key=None):
         self.fs = fs
+        self.key = key  # bytes: manifests/commits/aborts must be signed with it
         self.now_ms = now_ms
         self.health_timeout_ms = health_timeout_ms
         self.max_boots = max_boots  # boots allowed without a health report
@@ -285,6 +325,9 @@ class OtaReceiver:
         if why:
             self.stats["rejected"] += 1
             return [{"state": "error", "id": m.get("id") if isinstance(m, dict) else None, "reason": why}]
+        if not self._signed("manifest", m):
+            self.stats["rejected"] += 1
+            return [{"state": "error", "id": m["id"], "reason": "bad or missing signature"}]
         if self._pending is not None:
             self.stats["rejected"] += 1
             return [self._r("error", self._pending, reason="busy: update awaiting health report")]
@@ -456,6 +499,9 @@ class OtaReceiver:
     def _commit(self, payload):
         m = self._m
         mid = self._msg_id(payload)
+        if not self._signed("commit", self._msg(payload)):
+            self.stats["rejected"] += 1
+            return [{"state": "error", "id": mid, "reason": "bad or missing signature"}]
         if m is None or mid != m["id"]:
             self.stats["rejected"] += 1
             return [{"state": "error", "id": mid, "reason": "no such update in progress"}]
@@ -483,6 +529,9 @@ class OtaReceiver:
     def _abort(self, payload):
         m = self._m
         mid = self._msg_id(payload)
+        if not self._signed("abort", self._msg(payload)):
+            self.stats["rejected"] += 1
+            return [{"state": "error", "id": mid, "reason": "bad or missing signature"}]
         if m is None or (mid is not None and mid != m["id"]):
             return [{"state": "aborted", "id": mid, "reason": "nothing to abort"}]
         self._drop_session()
@@ -553,12 +602,21 @@ class OtaReceiver:
             return []
         return [i for i in range(len(self._need)) if self._need[i]]
 
-    def _msg_id(self, payload):
+    def _msg(self, payload):
         try:
             d = json.loads(payload)
-            return d.get("id") if isinstance(d, dict) else None
         except (ValueError, UnicodeError):
-            return None
+            return {}
+        return d if isinstance(d, dict) else {}
+
+    def _msg_id(self, payload):
+        return self._msg(payload).get("id")
+
+    def _signed(self, kind, m):
+        if self.key is None:
+            return True
+        want = binascii.hexlify(hmac_sha256(self.key, signed_text(kind, m))).decode()
+        return _same(m.get("sig"), want)
 
     def _hash(self, path, size):
         if self.fs.size(path) != size:

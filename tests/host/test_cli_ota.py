@@ -59,7 +59,8 @@ class GatewaySim:
     hand each message to handle(), publish the replies on ota/status, reboot
     when asked (new receiver + boot_check), then report health or not."""
 
-    def __init__(self, port, root, gw="gw1", healthy=True, drop=(), corrupt=(), cut_after=None, health_ms=60000):
+    def __init__(self, port, root, gw="gw1", healthy=True, drop=(), corrupt=(), cut_after=None, health_ms=60000, key=None):
+        self.key = key
         self.port, self.root, self.gw = port, str(root), gw
         self.healthy = healthy
         self.drop = set(drop)  # chunk message numbers to lose
@@ -86,7 +87,7 @@ class GatewaySim:
 
     def _boot(self):
         self.boots += 1
-        self.rx = ota.OtaReceiver(ota.OsFs(self.root), self._now, health_timeout_ms=self.health_ms)
+        self.rx = ota.OtaReceiver(ota.OsFs(self.root), self._now, health_timeout_ms=self.health_ms, key=self.key)
         return self.rx.boot_check()
 
     def _publish(self, replies):
@@ -352,3 +353,24 @@ def test_micropython_gateway_end_to_end(broker, tmp_path):
     assert json.loads(files["ota_version.json"])["version"] == "mp1"
     assert not [n for n in files if n.endswith((".new", ".bak"))]
     assert gw.codes[0] == 3 and gw.boots >= 2  # rebooted once to run the update
+
+
+def test_signed_update(broker, tmp_path):
+    fw = make_fw(tmp_path)
+    root = device_root(tmp_path)
+    before = tree(root)
+    key = "5e" * 32
+    gw = GatewaySim(broker, root, key=bytes.fromhex(key))
+    try:
+        r = vegw_ota(broker, tmp_path, "--all")
+        assert r.returncode == 5 and "bad or missing signature" in r.stderr
+        r = vegw_ota(broker, tmp_path, "--all", "--key", "77" * 32)
+        assert r.returncode == 5 and "signature" in r.stderr
+        assert tree(root) == before
+        r = vegw_ota(broker, tmp_path, "--all", "--key", key)
+    finally:
+        gw.close()
+    assert r.returncode == 0, r.stderr
+    expect_new(fw, tree(root))
+    r = vegw_ota(broker, tmp_path, "--all", "--key", "xyz")
+    assert r.returncode == 2 and "--key must be hex" in r.stderr

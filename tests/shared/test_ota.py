@@ -505,3 +505,42 @@ def test_osfs_on_real_files():
                     pass
         os.rmdir(root + "/lib")
         os.rmdir(root)
+
+
+def test_hmac_sha256_rfc4231():
+    # RFC 4231 test cases 2 and 6 (a key longer than the block size)
+    mac = ota.hmac_sha256(b"Jefe", b"what do ya want for nothing?")
+    assert binascii.hexlify(mac) == b"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    mac = ota.hmac_sha256(b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First")
+    assert binascii.hexlify(mac) == b"60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+
+
+def _sign(key, kind, m):
+    m["sig"] = binascii.hexlify(ota.hmac_sha256(key, ota.signed_text(kind, m))).decode()
+    return json.dumps(m).encode()
+
+
+def test_signed_updates():
+    key = b"k" * 32
+    fs = MemFs(OLD)
+    rx = ota.OtaReceiver(fs, Clock(), key=key)
+    upd = {"lib/app.mpy": b"signed" * 100}
+    payload, order = manifest(upd, remove=["lib/gone.py"])
+    m = json.loads(payload)
+    # unsigned, signed with another key, or altered after signing: refused
+    assert rx.handle("manifest", payload)[0]["reason"] == "bad or missing signature"
+    assert rx.handle("manifest", _sign(b"x" * 32, "manifest", dict(m)))[0]["state"] == "error"
+    forged = json.loads(_sign(key, "manifest", dict(m)))
+    forged["files"][0]["sha256"] = sha(b"evil")
+    assert rx.handle("manifest", json.dumps(forged).encode())[0]["state"] == "error"
+    forged = json.loads(_sign(key, "manifest", dict(m)))
+    forged["remove"] = ["main.py"]
+    assert rx.handle("manifest", json.dumps(forged).encode())[0]["state"] == "error"
+    assert rx.stats["rejected"] == 4
+    # properly signed: accepted; the commit must be signed too
+    assert rx.handle("manifest", _sign(key, "manifest", dict(m)))[0]["state"] == "need"
+    assert send_all(rx, upd, order)[-1]["state"] == "ready"
+    assert rx.handle("commit", b'{"id": "u1"}')[0]["reason"] == "bad or missing signature"
+    assert rx.handle("abort", b'{"id": "u1"}')[0]["state"] == "error"
+    assert rx.handle("commit", _sign(key, "commit", {"id": "u1"}))[0]["state"] == "committed"
+    assert bytes(fs.files["lib/app.mpy"]) == upd["lib/app.mpy"]
