@@ -7,6 +7,9 @@ from machine import Pin
 
 class Relay:
     def __init__(self, pin, active=1):
+        if isinstance(pin, dict):  # the board.json form {"pin": n, "active": 0|1}
+            active = pin.get("active", active)
+            pin = pin["pin"]
         self.active = 1 if active else 0
         self.pin = Pin(pin, Pin.OUT, value=1 - self.active)
         self.on = False

@@ -1,6 +1,9 @@
 # Host twin of drivers/relay.py: records the switching instead of driving a pin.
 class Relay:
     def __init__(self, pin=None, active=1):
+        if isinstance(pin, dict):  # the board.json form {"pin": n, "active": 0|1}
+            active = pin.get("active", active)
+            pin = pin.get("pin")
         self.pin = pin
         self.active = 1 if active else 0
         self.on = False

@@ -2,7 +2,30 @@
 # blocking, poll its outcome, report RSSI. The policy (which network, when,
 # backoff) lives in link_manager; this file only talks to network.WLAN.
 # Host twin: wifi_host.py (same methods, scripted networks, fake clock).
+#
+# What the app platform (drivers/esp32.py) calls:
+#   w = Wifi(cfg["wifi"])          # networks in priority order
+#   await w.ensure()  -> bool      # join / keep joined, following link_manager
+#   w.link_failed()                # the broker session broke (3 in a row: drop this network)
+#   w.link_ok()                    # the broker answered (resets that count)
+#   w.info()  -> dict              # for the status topic
+import asyncio
+import time
+
 import network
+
+import link_manager
+
+try:
+    _ticks = time.ticks_ms
+    _tdiff = time.ticks_diff
+except AttributeError:  # CPython, for the tests with a fake network module
+
+    def _ticks():
+        return int(time.monotonic() * 1000)
+
+    def _tdiff(a, b):
+        return a - b
 
 # network.WLAN.status() codes (ESP32 port); getattr keeps older firmware working.
 _GOT_IP = getattr(network, "STAT_GOT_IP", 1010)
@@ -16,8 +39,23 @@ _FAILED = tuple(
 )
 
 
+def _seed():
+    # Different on every board, so a fleet that lost the same router does not
+    # retry in step.
+    try:
+        import os
+
+        return int.from_bytes(os.urandom(4), "little") or 1
+    except (ImportError, AttributeError, OSError):
+        return _ticks() or 1
+
+
 class Wifi:
-    def __init__(self, hostname=None):
+    def __init__(self, networks=None, hostname=None, **opts):
+        self.networks = [n for n in (networks or []) if isinstance(n, dict) and n.get("ssid")]
+        if "traffic_timeout_ms" not in opts:
+            opts["traffic_timeout_ms"] = 0  # the app reports failures, not every success
+        self.lm = link_manager.LinkManager(self.networks, cellular=False, now_ms=_ticks(), seed=_seed(), **opts)
         if hostname:
             try:
                 network.hostname(hostname)
@@ -71,3 +109,54 @@ class Wifi:
             self.wlan.disconnect()
         except OSError:
             pass
+
+    # ------------------------------------------------ link_manager supervision
+    def step(self, now):
+        """One round: carry out link_manager's action, report the radio's state."""
+        lm = self.lm
+        a = lm.tick(now)
+        if a is not None:
+            if a[0] == link_manager.WIFI_CONNECT:
+                net = self.networks[a[1]]
+                self.start_connect(net["ssid"], net.get("password", ""))
+            elif a[0] == link_manager.WIFI_DISCONNECT:
+                self.disconnect()
+        w = lm.wifi
+        if w.state == 1:  # connecting
+            st = self.poll()
+            if st == "up":
+                lm.wifi_connected(now, self.rssi())
+            elif st == "failed":
+                lm.wifi_failed(now)
+        elif w.state == 2:  # up
+            if not self.wlan.isconnected():
+                lm.wifi_failed(now)
+            else:
+                lm.wifi_rssi(self.rssi())
+
+    async def ensure(self, max_wait_ms=30000):
+        """True once Wi-Fi is up (at once if it is), False after max_wait_ms."""
+        if not self.networks:
+            return False
+        t0 = _ticks()
+        while True:
+            now = _ticks()
+            self.step(now)
+            if self.lm.active == "wifi" or (self.lm.wifi.state == 2 and self.wlan.isconnected()):
+                return True
+            if _tdiff(now, t0) >= max_wait_ms:
+                return False
+            await asyncio.sleep(0.25)
+
+    def link_failed(self):
+        self.lm.traffic(_ticks(), "wifi", False)
+
+    def link_ok(self):
+        self.lm.traffic(_ticks(), "wifi", True)
+
+    def info(self):
+        st = self.lm.status()
+        w = st["wifi"]
+        return {"link": "wifi" if w["up"] else None, "rssi_dbm": w["rssi"], "ssid": w.get("ssid"),
+                "ip": self.ip() if w["up"] else None, "wifi_reconnects": w["reconnects"],
+                "wifi_failures": w["failures"], "wifi_stalled": w["stalled"]}

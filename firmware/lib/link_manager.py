@@ -8,9 +8,10 @@
 # - Wi-Fi first when networks are configured, in the order given. Each
 #   network has its own exponential backoff (base * 2^failures, capped) with
 #   seeded jitter, so a dead first network does not starve a working second.
-# - A link that is up but passes no traffic (the app calls traffic(ok=False):
-#   broker unreachable, pings unanswered) counts as down: a Wi-Fi network in
-#   that state is dropped and tried again later like a failed join.
+# - A link that is up but passes no traffic counts as down: either no
+#   traffic(ok=True) for traffic_timeout_ms, or _MAX_BAD traffic(ok=False)
+#   in a row (broker unreachable, pings unanswered). A Wi-Fi network in that
+#   state is dropped and tried again later like a failed join.
 # - Cellular comes up when Wi-Fi has been down for `cell_after_ms` (or at once
 #   if no Wi-Fi is configured). Wi-Fi is retried in the background meanwhile;
 #   when it has been up with traffic for `wifi_stable_ms`, traffic moves back
@@ -26,6 +27,7 @@ except ImportError:
 
 
 _MAX_NETWORKS = const(8)  # Wi-Fi networks kept from config; the rest are ignored and counted
+_MAX_BAD = const(3)  # consecutive traffic failures (traffic(ok=False)) that make an up link "down"
 
 WIFI_CONNECT = "wifi_connect"  # arg: index into networks
 WIFI_DISCONNECT = "wifi_disconnect"
@@ -40,7 +42,7 @@ DEFAULTS = {
     "cell_after_ms": 120000,  # Wi-Fi down this long -> bring up cellular
     "wifi_stable_ms": 30000,  # Wi-Fi up with traffic this long -> move back from cellular
     "connect_timeout_ms": 20000,  # a join / PPP attempt without a result counts as failed
-    "traffic_timeout_ms": 90000,  # up but no successful traffic this long -> down
+    "traffic_timeout_ms": 90000,  # up but no successful traffic this long -> down (0: only count failures)
     "backoff_base_ms": 2000,
     "backoff_max_ms": 300000,
     "jitter_pct": 20,  # +-20 % on every backoff delay
@@ -82,6 +84,7 @@ class LinkStats:
         self.rssi = None
         self.last_ok = None  # ticks of the last successful traffic
         self.stalled = 0  # times dropped for passing no traffic
+        self.bad = 0  # consecutive traffic failures since the last success
 
     def as_dict(self):
         return {"up": self.state == _UP, "reconnects": self.reconnects, "failures": self.failures,
@@ -142,6 +145,7 @@ class LinkManager:
             w.reconnects += 1
         w.rssi = rssi
         w.last_ok = now_ms  # give the new link a full traffic_timeout to prove itself
+        w.bad = 0
         self.wifi_good_since = now_ms
         if self.wifi_index is not None:
             self.net_fail[self.wifi_index] = 0
@@ -177,6 +181,7 @@ class LinkManager:
         if c.connects > 1:
             c.reconnects += 1
         c.last_ok = now_ms
+        c.bad = 0
         if rssi is not None:
             c.rssi = rssi
         self.cell_fail = 0
@@ -198,8 +203,13 @@ class LinkManager:
         """The app's verdict on a link: ok=True when the broker answered
         (CONNACK, PINGRESP, PUBACK), False when it could not be reached."""
         s = self.wifi if link == "wifi" else self.cell
-        if ok and s.state == _UP:
+        if s.state != _UP:
+            return
+        if ok:
             s.last_ok = now_ms
+            s.bad = 0
+        else:
+            s.bad += 1
 
     def count(self, link, tx=0, rx=0):
         s = self.wifi if link == "wifi" else self.cell
@@ -208,7 +218,12 @@ class LinkManager:
 
     # ---------------------------------------------------------- decisions
     def _stalled(self, s, now_ms):
-        return s.state == _UP and s.last_ok is not None and _after(now_ms, s.last_ok) >= self.o["traffic_timeout_ms"]
+        if s.state != _UP:
+            return False
+        if s.bad >= _MAX_BAD:
+            return True
+        t = self.o["traffic_timeout_ms"]
+        return t > 0 and s.last_ok is not None and _after(now_ms, s.last_ok) >= t
 
     def tick(self, now_ms):
         """Returns None or (action, arg); at most one action per call."""

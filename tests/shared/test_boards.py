@@ -269,7 +269,7 @@ def test_relay_driver_levels_and_host_twin():
         r.set(True)
         r.set(False)
         assert r.pin.writes == [0, 1, 1, 0] and r.switches == 2 and r.get() is False
-        lo = relay.Relay(5, active=0)  # "low level trigger" relay boards
+        lo = relay.Relay({"pin": 5, "active": 0})  # board.json form; a "low level trigger" relay board
         assert lo.pin.writes == [1]
         lo.set(True)
         assert lo.pin.v == 0

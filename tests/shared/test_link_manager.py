@@ -220,10 +220,11 @@ def test_failover_with_simulated_links():
 
 class _FakeWLAN:
     # just enough of network.WLAN for drivers/wifi.py
+    instant = False  # join outcome at once: "cabin" works, anything else is not found
+
     def __init__(self, which):
         self.st = 1000
         self.joined = None
-        self.outcome = 1010
 
     def active(self, v=None):
         return True
@@ -231,6 +232,8 @@ class _FakeWLAN:
     def connect(self, ssid, pw):
         self.joined = (ssid, pw)
         self.st = 1001
+        if self.instant:
+            self.st = 1010 if ssid == "cabin" else 201
 
     def status(self, key=None):
         if key == "rssi":
@@ -291,3 +294,62 @@ def test_wifi_driver_maps_wlan_status():
         for k in ("drivers.wifi", "wifi"):
             if k in sys.modules:
                 del sys.modules[k]
+
+
+def test_repeated_traffic_failures_count_as_down():
+    m = mk(traffic_timeout_ms=0)  # no success reports expected: only failures count
+    m.tick(0)
+    m.wifi_connected(10)
+    m.tick(20)
+    assert m.tick(10000000) is None  # no timeout without success reports
+    m.traffic(100, "wifi", False)
+    m.traffic(200, "wifi", False)
+    m.traffic(300, "wifi", True)  # a success in between resets the count
+    m.traffic(400, "wifi", False)
+    m.traffic(500, "wifi", False)
+    assert m.tick(10000001) is None
+    m.traffic(600, "wifi", False)
+    assert m.tick(10000002) == (lm.WIFI_DISCONNECT, None)
+    assert m.wifi.stalled == 1
+
+
+def test_wifi_driver_ensure_follows_link_manager():
+    import asyncio
+    import sys
+
+    saved = sys.modules.get("network")
+    sys.modules["network"] = _FakeNetwork
+    _FakeWLAN.instant = True
+    try:
+        from drivers import wifi
+
+        w = wifi.Wifi([{"ssid": "attic", "password": "x"}, {"ssid": "cabin", "password": "pw"}],
+                      backoff_base_ms=100000)
+        assert asyncio.run(w.ensure(5000)) is True
+        assert w.wlan.joined == ("cabin", "pw")  # attic was tried first and not found
+        info = w.info()
+        assert info["link"] == "wifi" and info["ssid"] == "cabin" and info["rssi_dbm"] == -55
+        assert info["wifi_failures"] == 1
+        for _ in range(3):
+            w.link_failed()  # the broker keeps dropping us on this network
+        w.step(time_ms())
+        assert w.info()["link"] is None and w.info()["wifi_stalled"] == 1
+        assert asyncio.run(wifi.Wifi([]).ensure(100)) is False
+    finally:
+        _FakeWLAN.instant = False
+        if saved is None:
+            del sys.modules["network"]
+        else:
+            sys.modules["network"] = saved
+        for k in ("drivers.wifi", "wifi"):
+            if k in sys.modules:
+                del sys.modules[k]
+
+
+def time_ms():
+    import time
+
+    try:
+        return time.ticks_ms()
+    except AttributeError:
+        return int(time.monotonic() * 1000)
