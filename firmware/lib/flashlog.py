@@ -44,10 +44,7 @@ except ImportError:  # CPython
         return x
 
 
-try:
-    from array import array
-except ImportError:  # pragma: no cover
-    array = None
+from array import array
 
 import blockdev
 
@@ -69,16 +66,14 @@ _M32 = const(0xFFFFFFFF)
 # --- CRC-32 (IEEE 802.3, reflected 0xEDB88320, same value as zlib.crc32).
 # Nibble table split in 16-bit halves: on a 32-bit MicroPython port every
 # intermediate stays a small int (no heap allocation per byte).
-_TL = []
-_TH = []
-for _i in range(16):
-    _c = _i
-    for _k in range(4):
-        _c = (_c >> 1) ^ (0xEDB88320 if _c & 1 else 0)
-    _TL.append(_c & 0xFFFF)
-    _TH.append(_c >> 16)
-_TL = tuple(_TL)
-_TH = tuple(_TH)
+def _nibble(i):
+    for _ in range(4):
+        i = (i >> 1) ^ (0xEDB88320 if i & 1 else 0)
+    return i
+
+
+_TL = tuple(_nibble(i) & 0xFFFF for i in range(16))
+_TH = tuple(_nibble(i) >> 16 for i in range(16))
 
 
 def crc32_py(data, crc=0):
@@ -97,15 +92,19 @@ def crc32_py(data, crc=0):
     return ((hi << 16) | lo) ^ _M32
 
 
-try:
-    from binascii import crc32 as _crc_c
+def _pick_crc():
+    # The C version when the port has one (same values, ~100x faster).
+    try:
+        import binascii
 
-    if _crc_c(b"123456789") != 0xCBF43926:
-        _crc_c = None
-except ImportError:
-    _crc_c = None
+        if binascii.crc32(b"123456789") == 0xCBF43926:
+            return binascii.crc32
+    except (ImportError, AttributeError):
+        pass
+    return crc32_py
 
-crc32 = _crc_c if _crc_c is not None else crc32_py
+
+crc32 = _pick_crc()
 
 
 def seq_diff(a, b):
