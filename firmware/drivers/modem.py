@@ -19,6 +19,8 @@ import at_modem
 
 _RXBUF = 4096  # UART receive buffer for the modem (PPP frames arrive in bursts)
 _PPP_UP_MS = 30000  # network.PPP must report connected within this time
+_DIALOGUE_MS = 150000  # whole AT dialogue (registration on a weak signal is slow)
+_FAILS_BEFORE_POWER_CYCLE = 2  # failed attempts in a row before the modem is power-cycled
 
 
 class ModemHW:
@@ -64,6 +66,7 @@ class ModemHW:
                            apn=cfg.get("apn"), user=cfg.get("user", ""), password=cfg.get("password", ""),
                            timeouts=timeouts)
         self.modem = m
+        m.set_deadline(_DIALOGUE_MS)
         res = await m.probe(dial=True)
         if res["data"] != "connect":
             return res
@@ -103,3 +106,57 @@ class ModemHW:
         self.uart.write(b"+++")
         await asyncio.sleep_ms(1100)
         self.uart.write(b"ATH\r")
+
+
+class Cellular:
+    """The cellular link for link_manager.Supervisor: up() / down() /
+    isconnected(), plus the last probe result for the status topic and the
+    antenna `signal` command."""
+
+    def __init__(self, pins, cfg, hw=None):
+        self.hw = hw if hw is not None else ModemHW(pins)
+        self.cfg = cfg or {}
+        self.powered = False
+        self.fails = 0
+        self.last = None  # the last probe dict (sim, registered, operator, tech, rssi_dbm, ...)
+
+    async def up(self):
+        if self.fails >= _FAILS_BEFORE_POWER_CYCLE and self.powered:
+            await self.hw.power_off()
+            self.powered = False
+            self.fails = 0
+        if not self.powered:
+            await self.hw.power_on()
+            self.powered = True
+        res = await self.hw.connect(self.cfg)
+        self.last = res
+        ok = res.get("data") == "connect" and self.hw.isconnected()
+        self.fails = 0 if ok else self.fails + 1
+        return ok, res.get("rssi_dbm")
+
+    async def down(self):
+        await self.hw.disconnect()
+
+    def isconnected(self):
+        return self.hw.isconnected()
+
+    def info(self):
+        r = self.last or {}
+        return {"sim": r.get("sim"), "registered": r.get("registered"), "operator": r.get("operator"),
+                "tech": r.get("tech"), "rssi_dbm": r.get("rssi_dbm"), "rsrp": r.get("rsrp"),
+                "error": r.get("error")}
+
+    async def signal(self, seconds):
+        """Antenna commissioning: min/avg/max dBm over `seconds`. Needs the AT
+        channel, so not while PPP carries data (a second channel needs CMUX)."""
+        if self.hw.isconnected():
+            return {"error": "ppp_up"}
+        if not self.powered:
+            await self.hw.power_on()
+            self.powered = True
+        stream = at_modem.StreamPair(asyncio.StreamReader(self.hw.uart))
+        m = at_modem.Modem(stream, model=self.cfg.get("model") or self.hw.p.get("model"))
+        m.set_deadline(int(seconds * 1000) + 30000)
+        if not await m.handshake():
+            return {"error": m.result["error"] or "no_response"}
+        return await m.sample_signal(seconds)

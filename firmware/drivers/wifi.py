@@ -9,7 +9,6 @@
 #   w.link_failed()                # the broker session broke (3 in a row: drop this network)
 #   w.link_ok()                    # the broker answered (resets that count)
 #   w.info()  -> dict              # for the status topic
-import asyncio
 import time
 
 import network
@@ -55,7 +54,8 @@ class Wifi:
         self.networks = [n for n in (networks or []) if isinstance(n, dict) and n.get("ssid")]
         if "traffic_timeout_ms" not in opts:
             opts["traffic_timeout_ms"] = 0  # the app reports failures, not every success
-        self.lm = link_manager.LinkManager(self.networks, cellular=False, now_ms=_ticks(), seed=_seed(), **opts)
+        self.sup = link_manager.Supervisor(self.networks, wifi=self, clock=_ticks, seed=_seed(), **opts)
+        self.lm = self.sup.lm
         if hostname:
             try:
                 network.hostname(hostname)
@@ -111,48 +111,20 @@ class Wifi:
             pass
 
     # ------------------------------------------------ link_manager supervision
-    def step(self, now):
-        """One round: carry out link_manager's action, report the radio's state."""
-        lm = self.lm
-        a = lm.tick(now)
-        if a is not None:
-            if a[0] == link_manager.WIFI_CONNECT:
-                net = self.networks[a[1]]
-                self.start_connect(net["ssid"], net.get("password", ""))
-            elif a[0] == link_manager.WIFI_DISCONNECT:
-                self.disconnect()
-        w = lm.wifi
-        if w.state == 1:  # connecting
-            st = self.poll()
-            if st == "up":
-                lm.wifi_connected(now, self.rssi())
-            elif st == "failed":
-                lm.wifi_failed(now)
-        elif w.state == 2:  # up
-            if not self.wlan.isconnected():
-                lm.wifi_failed(now)
-            else:
-                lm.wifi_rssi(self.rssi())
+    def step(self, now=None):
+        return self.sup.step(now)
 
     async def ensure(self, max_wait_ms=30000):
         """True once Wi-Fi is up (at once if it is), False after max_wait_ms."""
         if not self.networks:
             return False
-        t0 = _ticks()
-        while True:
-            now = _ticks()
-            self.step(now)
-            if self.lm.active == "wifi" or (self.lm.wifi.state == 2 and self.wlan.isconnected()):
-                return True
-            if _tdiff(now, t0) >= max_wait_ms:
-                return False
-            await asyncio.sleep(0.25)
+        return await self.sup.ensure(max_wait_ms)
 
     def link_failed(self):
-        self.lm.traffic(_ticks(), "wifi", False)
+        self.sup.link_failed()
 
     def link_ok(self):
-        self.lm.traffic(_ticks(), "wifi", True)
+        self.sup.link_ok()
 
     def info(self):
         st = self.lm.status()

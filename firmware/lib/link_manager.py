@@ -41,7 +41,8 @@ _UP = const(2)
 DEFAULTS = {
     "cell_after_ms": 120000,  # Wi-Fi down this long -> bring up cellular
     "wifi_stable_ms": 30000,  # Wi-Fi up with traffic this long -> move back from cellular
-    "connect_timeout_ms": 20000,  # a join / PPP attempt without a result counts as failed
+    "connect_timeout_ms": 20000,  # a Wi-Fi join without a result counts as failed
+    "cell_connect_timeout_ms": 240000,  # modem power-up + registration + dial + PPP
     "traffic_timeout_ms": 90000,  # up but no successful traffic this long -> down (0: only count failures)
     "backoff_base_ms": 2000,
     "backoff_max_ms": 300000,
@@ -237,7 +238,7 @@ class LinkManager:
         if w.state == _CONNECTING and _after(now_ms, w.since) >= o["connect_timeout_ms"]:
             self.wifi_failed(now_ms)
             return (WIFI_DISCONNECT, None)
-        if c.state == _CONNECTING and _after(now_ms, c.since) >= o["connect_timeout_ms"]:
+        if c.state == _CONNECTING and _after(now_ms, c.since) >= o["cell_connect_timeout_ms"]:
             self.cell_failed(now_ms)
             return (CELL_DISCONNECT, None)
         # 2. links that are up but pass nothing
@@ -304,3 +305,159 @@ class LinkManager:
             net = self.networks[self.wifi_index]
             d["wifi"]["ssid"] = net.get("ssid") if isinstance(net, dict) else net
         return d
+
+
+class Supervisor:
+    """Runs a LinkManager against real (or host twin) links. Duck-typed:
+
+      wifi: start_connect(ssid, password), poll() -> "up"|"connecting"|"failed",
+            isconnected(), rssi(), disconnect()          (drivers/wifi.py, wifi_host.py)
+      cell: async up() -> (ok, rssi_dbm), async down(), isconnected()
+                                                          (drivers/modem.py Cellular)
+
+    The app calls `await ensure()` before opening the broker connection,
+    `link_ok()` / `link_failed()` with the broker's verdict, `count()` with
+    bytes sent/received, and publishes `info()` in the status topic."""
+
+    def __init__(self, networks, wifi=None, cell=None, clock=None, seed=1, **opts):
+        self.networks = [n for n in (networks or []) if isinstance(n, dict) and n.get("ssid")]
+        if wifi is None:
+            self.networks = []
+        self.wifi = wifi
+        self.cell = cell
+        self.clock = clock or _ticks_ms
+        self.lm = LinkManager(self.networks, cellular=cell is not None, now_ms=self.clock(), seed=seed, **opts)
+        self.cell_busy = False  # a cellular up/down is in progress (it takes seconds)
+        self.errors = 0  # exceptions from a link adapter, counted, never raised
+
+    def step(self, now=None):
+        """One round: carry out the manager's action, report what the links did."""
+        if now is None:
+            now = self.clock()
+        lm = self.lm
+        a = lm.tick(now)
+        if a is not None:
+            act = a[0]
+            try:
+                if act == WIFI_CONNECT:
+                    net = self.networks[a[1]]
+                    self.wifi.start_connect(net["ssid"], net.get("password", ""))
+                elif act == WIFI_DISCONNECT:
+                    self.wifi.disconnect()
+                elif act == CELL_CONNECT:
+                    self.cell_busy = True
+                    _spawn(self._cell_up())
+                elif act == CELL_DISCONNECT:
+                    self.cell_busy = True
+                    _spawn(self._cell_down())
+            except Exception:  # noqa: BLE001 - a driver error must not stop the supervisor
+                self.errors += 1
+                if act == WIFI_CONNECT:
+                    lm.wifi_failed(now)
+        w = lm.wifi
+        if self.wifi is not None:
+            try:
+                if w.state == _CONNECTING:
+                    st = self.wifi.poll()
+                    if st == "up":
+                        lm.wifi_connected(now, self.wifi.rssi())
+                    elif st == "failed":
+                        lm.wifi_failed(now)
+                elif w.state == _UP:
+                    if self.wifi.isconnected():
+                        lm.wifi_rssi(self.wifi.rssi())
+                    else:
+                        lm.wifi_failed(now)
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+        if self.cell is not None and lm.cell.state == _UP and not self.cell_busy:
+            try:
+                if not self.cell.isconnected():
+                    lm.cell_failed(now)
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+        return a
+
+    async def _cell_up(self):
+        try:
+            ok, rssi = await self.cell.up()
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            ok, rssi = False, None
+        self.cell_busy = False
+        now = self.clock()
+        if self.lm.cell.state != _CONNECTING:
+            # Wi-Fi came back meanwhile and the manager gave up on cellular
+            if ok:
+                self.cell_busy = True
+                await self._cell_down()
+            return
+        if ok:
+            self.lm.cell_connected(now, rssi)
+        else:
+            self.lm.cell_failed(now)
+
+    async def _cell_down(self):
+        try:
+            await self.cell.down()
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+        self.cell_busy = False
+
+    def active(self):
+        return self.lm.active
+
+    async def ensure(self, max_wait_ms=30000, poll_ms=250):
+        """True as soon as a link carries traffic, False after max_wait_ms."""
+        t0 = self.clock()
+        while True:
+            now = self.clock()
+            self.step(now)
+            if self.lm.active is not None:
+                return True
+            if _after(now, t0) >= max_wait_ms:
+                return False
+            await _asyncio().sleep(poll_ms / 1000)
+
+    def link_ok(self):
+        if self.lm.active:
+            self.lm.traffic(self.clock(), self.lm.active, True)
+
+    def link_failed(self):
+        if self.lm.active:
+            self.lm.traffic(self.clock(), self.lm.active, False)
+
+    def count(self, tx=0, rx=0):
+        if self.lm.active:
+            self.lm.count(self.lm.active, tx, rx)
+
+    def info(self):
+        """Status-topic fields: the active link and its RSSI, plus per-link counters."""
+        st = self.lm.status()
+        act = st["link"]
+        out = {"link": act, "rssi_dbm": st[act]["rssi"] if act else None, "failovers": st["failovers"],
+               "wifi": st["wifi"], "cell": st["cell"]}
+        if self.errors:
+            out["link_errors"] = self.errors
+        return out
+
+
+def _asyncio():
+    import asyncio
+
+    return asyncio
+
+
+def _spawn(coro):
+    return _asyncio().create_task(coro)
+
+
+def _ticks_ms():
+    try:
+        from time import ticks_ms
+
+        return ticks_ms()
+    except ImportError:
+        from time import monotonic
+
+        return int(monotonic() * 1000)

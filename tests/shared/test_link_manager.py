@@ -353,3 +353,102 @@ def time_ms():
         return time.ticks_ms()
     except AttributeError:
         return int(time.monotonic() * 1000)
+
+
+class _FakeCell:
+    def __init__(self):
+        self.ok = True
+        self.ups = 0
+        self.downs = 0
+        self.connected = False
+
+    async def up(self):
+        self.ups += 1
+        self.connected = self.ok
+        return self.ok, (-85 if self.ok else None)
+
+    async def down(self):
+        self.downs += 1
+        self.connected = False
+
+    def isconnected(self):
+        return self.connected
+
+
+def test_supervisor_drives_wifi_twin_and_cell():
+    import asyncio
+    from drivers.wifi_host import WifiHost
+
+    now = [0]
+    clock = lambda: now[0]  # noqa: E731
+    w = WifiHost(clock, {"cabin": {"rssi": -60, "password": "pw"}}, join_ms=2000)
+    cell = _FakeCell()
+    sup = lm.Supervisor([{"ssid": "cabin", "password": "pw"}], wifi=w, cell=cell, clock=clock, seed=3,
+                        cell_after_ms=30000, wifi_stable_ms=5000, backoff_base_ms=1000, backoff_max_ms=8000,
+                        connect_timeout_ms=5000, traffic_timeout_ms=0)
+
+    async def run_until(cond, limit_ms, step_ms=500):
+        end = now[0] + limit_ms
+        while now[0] < end:
+            sup.step()
+            await asyncio.sleep(0)  # let a spawned cellular up/down run
+            await asyncio.sleep(0)
+            if cond():
+                return True
+            now[0] += step_ms
+        return False
+
+    async def main():
+        assert await run_until(lambda: sup.active() == "wifi", 10000)
+        info = sup.info()
+        assert info["link"] == "wifi" and info["rssi_dbm"] == -60
+        sup.count(tx=500, rx=50)
+        w.set_available("cabin", False)
+        t_loss = now[0]
+        assert await run_until(lambda: sup.active() == "cell", 120000)
+        assert 30000 <= now[0] - t_loss <= 32000
+        assert cell.ups == 1 and sup.info()["rssi_dbm"] == -85
+        sup.count(tx=100)
+        # broker unreachable over cellular three times: the cell link is dropped
+        for _ in range(3):
+            sup.link_failed()
+        assert await run_until(lambda: cell.downs == 1, 2000)
+        assert sup.lm.cell.stalled == 1
+        # it comes back after its backoff, then Wi-Fi returns and traffic moves back
+        assert await run_until(lambda: sup.active() == "cell", 60000)
+        w.set_available("cabin", True)
+        assert await run_until(lambda: sup.active() == "wifi", 60000)
+        assert await run_until(lambda: cell.downs == 2, 2000)
+        st = sup.info()
+        assert st["wifi"]["tx"] == 500 and st["cell"]["tx"] == 100 and st["failovers"] >= 2
+        assert sup.errors == 0
+
+    asyncio.run(main())
+
+
+def test_supervisor_cell_failure_backs_off_and_errors_are_counted():
+    import asyncio
+
+    now = [0]
+    cell = _FakeCell()
+    cell.ok = False
+    sup = lm.Supervisor([], cell=cell, clock=lambda: now[0], cell_backoff_base_ms=10000, jitter_pct=0)
+
+    async def main():
+        for _ in range(60):  # 30 s
+            sup.step()
+            await asyncio.sleep(0)
+            now[0] += 500
+        return cell.ups
+
+    ups = asyncio.run(main())
+    assert ups == 2  # at 0 s, then after the 10 s backoff; the next after 20 s more
+    assert sup.active() is None and sup.info()["link"] is None
+
+    class Broken:
+        def start_connect(self, ssid, pw):
+            raise OSError(5)
+
+    sup = lm.Supervisor([{"ssid": "x"}], wifi=Broken(), clock=lambda: now[0])
+    sup.step()
+    assert sup.errors == 1 and sup.lm.wifi.failures == 1
