@@ -116,6 +116,8 @@ class Neighbourhood:
         self.rotations = 0
         self._adv = bytearray(24)
         self._addr = bytearray(6)
+        for k in range(11, 24):
+            self._adv[k] = self._rand() & 0xFF
 
     def _rand(self):
         x = self._s
@@ -168,7 +170,10 @@ class Neighbourhood:
                 adv[4] = 0xFF
                 adv[5] = 0x02
                 adv[6] = 0xE1
-            for k in range(7, 24):
-                adv[k] = self._rand() & 0xFF
+            x = self._rand()  # 4 fresh bytes per advert; the rest stays from before
+            adv[7] = x & 0xFF
+            adv[8] = (x >> 8) & 0xFF
+            adv[9] = (x >> 16) & 0xFF
+            adv[10] = (x >> 24) & 0xFF
             ble.deliver(addr, adv, -60 - (i % 40))
         return self.count
