@@ -40,6 +40,7 @@ class PartitionBD:
         self._p = found[0]
         self.block_size = self._p.ioctl(_IOCTL_BLOCK_SIZE, 0)
         self.block_count = self._p.ioctl(_IOCTL_BLOCK_COUNT, 0)
+        self.kind = "partition"
         self.syncs = 0
 
     def read(self, block, offset, buf):
@@ -59,6 +60,7 @@ class FileSectorsBD:
     def __init__(self, path="/vegwlog", block_count=120):
         self.block_size = _SECTOR
         self.block_count = block_count
+        self.kind = "files"
         self.path = path
         self.syncs = 0
         self.bytes_written = 0
@@ -130,8 +132,8 @@ class FileSectorsBD:
 
 def open_default(files_path="/vegwlog", files=120):
     """The raw partition if the firmware has one, else littlefs sector files.
-    Returns (block device, "partition" | "files")."""
+    The device's .kind says which ("partition" or "files")."""
     try:
-        return PartitionBD(), "partition"
+        return PartitionBD()
     except (ImportError, OSError, AttributeError):
-        return FileSectorsBD(files_path, files), "files"
+        return FileSectorsBD(files_path, files)

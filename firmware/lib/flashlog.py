@@ -630,6 +630,18 @@ class FlashLog:
         """Record bytes the ring can hold (L-1 sectors, one kept erased)."""
         return (self._L - 1) * (self._bs - _SEC_HDR)
 
+    def unsent_span(self):
+        """Seqs handed out after the cursor that are still stored: an upper
+        bound on the records to deliver (boot markers and the seq gap of a
+        reboot count too). Cheap: no flash read."""
+        last = (self.next_seq - 1) & _M32
+        start = self.cursor
+        old = self.oldest_seq()
+        if old and seq_diff(old - 1, start) > 0:
+            start = (old - 1) & _M32
+        d = seq_diff(last, start)
+        return d if d > 0 else 0
+
     def stats(self):
         return {
             "written": self.written,
@@ -648,5 +660,6 @@ class FlashLog:
             "next_seq": self.next_seq,
             "cursor": self.cursor,
             "oldest_seq": self.oldest_seq(),
+            "unsent": self.unsent_span(),
             "pending_bytes": self._blen,
         }

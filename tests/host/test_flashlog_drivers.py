@@ -106,8 +106,7 @@ def test_partition_adapter_maps_the_contract_onto_esp32_partition():
         got = [p for _, _, p in log.read_from(1)]
         assert got[-1] == b"%060d" % 399 and len(got) > 200
         assert nor.violations == 0  # never asked the flash to set a bit
-        bd2, kind = flash_esp32.open_default()
-        assert kind == "partition"
+        assert flash_esp32.open_default().kind == "partition"
         try:
             flash_esp32.PartitionBD("nope")
             raise AssertionError("no partition should raise OSError")
@@ -119,5 +118,5 @@ def test_partition_adapter_maps_the_contract_onto_esp32_partition():
 
 def test_open_default_falls_back_to_files_without_esp32():
     with tempfile.TemporaryDirectory() as d:
-        bd, kind = flash_esp32.open_default(os.path.join(d, "lg"), files=4)
-        assert kind == "files" and bd.block_count == 4
+        bd = flash_esp32.open_default(os.path.join(d, "lg"), files=4)
+        assert bd.kind == "files" and bd.block_count == 4

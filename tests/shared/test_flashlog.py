@@ -225,9 +225,12 @@ def test_unsent_yields_only_records_after_the_cursor():
     log = FL(bd, batch_size=128)
     seqs = [log.append(1, _payload(k + 1, 4)) for k in range(10)]
     log.flush()
+    assert log.stats()["unsent"] == 11  # 10 records and the boot marker
     assert log.mark_uploaded(seqs[5])
+    assert log.stats()["unsent"] == 4
     log = FL(bd, batch_size=128)
     assert [s for s, _, _ in log.unsent()] == seqs[6:]
+    assert log.stats()["unsent"] >= 4  # an upper bound: the reboot's seq gap counts
 
 
 def test_wear_is_even_over_many_wraps():
