@@ -176,19 +176,67 @@ def read_records(path):
     return out
 
 
-def _stream_record(seq, rtype, payload):
-    """A flash-log record as the firmware streams it: JSON payloads only."""
-    b = bytes(payload)
-    if b[:1] != b"{":
-        return None  # binary (records.py) or the boot marker: not exported
-    try:
-        obj = json.loads(b.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(obj, dict):
-        return None
-    obj["seq"], obj["type"] = seq, rtype
-    return obj
+_BINARY_TYPES = (16, 17, 18, 19, 20)  # lib/records.py: T_KEY, T_DELTA, T_EVENT, T_COUNTERS, T_VALUES
+
+
+class LogDecoder:
+    """Flash-log records (seq, type, payload) in log order -> export records.
+    Types below 16 carry JSON (gateway.py: 1 sample, 2 event, 3 counters);
+    16..20 are lib/records.py's compact binary frames, decoded with its
+    MinuteDecoder (a delta frame needs the key frame before it). The boot
+    marker (type 0) and anything undecodable are counted, not exported."""
+
+    def __init__(self):
+        self.skipped = 0
+        try:
+            import records
+        except ImportError:
+            records = None
+        self.records = records
+        self.minutes = records.MinuteDecoder() if records is not None else None
+
+    def feed(self, seq, rtype, payload):
+        b = bytes(payload)
+        if rtype in _BINARY_TYPES:
+            return self._binary(seq, rtype, b)
+        if rtype == 0 or b[:1] != b"{":
+            self.skipped += rtype != 0
+            return []
+        try:
+            obj = json.loads(b.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            self.skipped += 1
+            return []
+        if not isinstance(obj, dict):
+            self.skipped += 1
+            return []
+        obj["seq"] = seq
+        return [normalize(obj)]
+
+    def _binary(self, seq, rtype, b):
+        R = self.records
+        if R is None:
+            self.skipped += 1
+            return []
+        out = []
+        if rtype in (R.T_KEY, R.T_DELTA):
+            for minute in self.minutes.decode(rtype, b) or ():
+                for dev, vals in minute.get("devices", {}).items():
+                    out.append(normalize({"seq": seq, "t": minute["t"], "device": dev, "values": vals}))
+        elif rtype == R.T_EVENT:
+            ev = R.decode_event(b)
+            if ev is not None:  # not a device block: no "device" key (kept with --all)
+                out.append({"seq": seq, "t": ev["t"], "event": ev["event"], "source": ev["device"],
+                            "state": ev["state"]})
+        else:
+            tv = R.decode_values(b)
+            if tv is not None:
+                rec = {"seq": seq, "t": tv[0]}
+                rec.update(tv[1])
+                out.append(rec)
+        if not out:
+            self.skipped += 1
+        return out
 
 
 def read_flash_image(path, raw):
@@ -215,10 +263,9 @@ def read_flash_image(path, raw):
         log = flashlog.FlashLog(bd)
         out = []
         if log.opened_ok:
+            dec = LogDecoder()
             for seq, rtype, payload in log.read_from(log.oldest_seq() or 1):
-                rec = _stream_record(seq, rtype, payload)
-                if rec is not None:
-                    out.append(normalize(rec))
+                out.extend(dec.feed(seq, rtype, payload))
         bd.close()
         if not out:
             raise LogError("%s: binary, and no flash-log records in it" % path)
@@ -241,13 +288,19 @@ except NameError:
     except ImportError as e:
         print("@@E no flash log on this firmware (%%s)" %% e)
 if _vl is not None:
+    import binascii as _vx
     _vn = 0
-    for _vs, _vt, _vp in _vl.read_from(%d or _vl.oldest_seq() or 1):
+    _vf0 = %d
+    # binary minute frames need the key frame before the first wanted seq
+    _vf1 = (_vl.find_before(_vf0, 16) or _vf0) if _vf0 and %d else (_vf0 or _vl.oldest_seq() or 1)
+    for _vs, _vt, _vp in _vl.read_from(_vf1):
         if _vn >= %d:
             break
         _vb = bytes(_vp)
-        if _vb[:1] == b"{":
+        if _vt < 16 and _vb[:1] == b"{":
             print('@@R{"seq":%%d,"type":%%d,' %% (_vs, _vt) + _vb[1:].decode())
+        elif _vt:
+            print("@@B%%d %%d %%s" %% (_vs, _vt, _vx.hexlify(_vb).decode()))
         _vn += 1
         _vlast = _vs
     print("@@D%%d %%d" %% (_vn, _vlast if _vn else 0))
@@ -267,10 +320,12 @@ def fetch_usb(port, from_seq=0, batch=200, progress=None, link_factory=None):
     link = link_factory(port)
     out = {}
     seq = from_seq
+    dec = LogDecoder()
+    first = True
     try:
         while True:
             try:
-                text = link.exec(_USB_SCRIPT % (seq, batch)).decode("utf-8", "replace")
+                text = link.exec(_USB_SCRIPT % (seq, 1 if first else 0, batch)).decode("utf-8", "replace")
             except Exception as e:  # noqa: BLE001 - LinkError and transport errors: one line
                 raise LogError("reading the log on %s: %s" % (port, e))
             done = None
@@ -280,7 +335,16 @@ def fetch_usb(port, from_seq=0, batch=200, progress=None, link_factory=None):
                 if line.startswith("@@R"):
                     rec = _stream_record_text(line[3:])
                     if rec is not None:
-                        out[rec["seq"]] = normalize(rec)
+                        for r in dec.feed(rec.pop("seq"), rec.pop("type", 1), json.dumps(rec).encode()):
+                            out[_key(r)] = r
+                elif line.startswith("@@B"):
+                    try:
+                        bs, bt, bx = line[3:].split()
+                        recs = dec.feed(int(bs), int(bt), bytes.fromhex(bx))
+                    except ValueError:
+                        recs = []
+                    for r in recs:
+                        out[_key(r)] = r  # one binary frame holds several minutes: key on t too
                 elif line.startswith("@@D"):
                     n, last = (int(x) for x in line[3:].split())
                     done = (n, last)
@@ -288,6 +352,7 @@ def fetch_usb(port, from_seq=0, batch=200, progress=None, link_factory=None):
                 raise LogError("%s: the board gave no answer to the log read" % port)
             if progress:
                 progress(len(out), done[1])
+            first = False
             if done[0] < batch:
                 break
             seq = done[1] + 1
@@ -296,7 +361,12 @@ def fetch_usb(port, from_seq=0, batch=200, progress=None, link_factory=None):
             link.close()
         except Exception:  # noqa: BLE001 - already gone
             pass
-    return [out[k] for k in sorted(out)]
+    return [out[k] for k in sorted(out) if k[0] >= from_seq]
+
+
+def _key(r):
+    t = r.get("t")
+    return (r["seq"], t if isinstance(t, (int, float)) else 0, r.get("device") or "")
 
 
 def _stream_record_text(text):
@@ -397,7 +467,18 @@ def fetch_mqtt(broker, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10
                 if tries > retries:
                     raise LogError("no reply from gateway %s on %s/logs within %g s (%d tries); is it online and "
                                    "does its firmware answer {\"cmd\": \"logs\"}?" % (gateway, base, timeout, tries))
-        return [normalize(records[k]) for k in sorted(records)]
+        dec = LogDecoder()
+        out = []
+        for k in sorted(records):
+            r = records[k]
+            if isinstance(r.get("hex"), str) and isinstance(r.get("type"), int):
+                try:  # a binary (records.py) frame, sent as hex
+                    out.extend(dec.feed(k, r["type"], bytes.fromhex(r["hex"])))
+                except ValueError:
+                    dec.skipped += 1
+            else:
+                out.append(normalize(r))
+        return out
     finally:
         c.loop_stop()
         c.disconnect()

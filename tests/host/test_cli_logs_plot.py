@@ -370,7 +370,51 @@ def test_flash_image_from_file_is_read_from_a_copy(tmp_path):
     assert img.read_bytes() == before  # opening a log writes a boot marker: never into the user's file
 
 
-def standin_root(tmp_path, with_log=True):
+def make_binary_flash(path, minutes=100):
+    """A flash-log image of lib/records.py minute frames (key every 30 min)."""
+    import sys
+
+    sys.path[:0] = [str(ROOT / "firmware" / "lib"), str(ROOT / "firmware")]
+    import flashlog
+    import records
+    from drivers import nor_sim
+
+    bd = nor_sim.NorSim(16, 4096, path=str(path))
+    log = flashlog.FlashLog(bd)
+    enc = records.MinuteEncoder([("house", ["V", "SOC"]), ("solar", ["PPV"])], key_every=30, per_record=5)
+    for m in range(minutes):
+        rows = [[(2510, 2520 + m, 2530 + m), 800 - m], [(0, 100 + m, 200 + m)] if m % 2 == 0 else None]
+        for rt, p in enc.add(T0 + m * 60, rows):
+            assert log.append(rt, bytes(p))
+    last = enc.take()
+    if last:
+        log.append(last[0], bytes(last[1]))
+    log.append(records.T_EVENT, bytes(records.encode_event(T0 + 90, "house", "low_soc", 1)))
+    log.flush()
+    bd.close()
+
+
+def check_binary_export(lines, first_minute=0):
+    house = [x for x in lines if x["device"] == "house"]
+    solar = [x for x in lines if x["device"] == "solar"]
+    assert len(house) == 100 - first_minute and len(solar) == (100 - first_minute + 1) // 2
+    m = first_minute
+    assert house[0] == {"t": T0 + m * 60, "device": "house", "V_min": 25.1, "V": round(25.2 + m / 100, 2),
+                        "V_max": round(25.3 + m / 100, 2), "SOC": round(80.0 - m / 10, 1)}
+    assert house[-1]["V"] == 26.19 and solar[-1]["PPV"] == 198
+
+
+def test_flash_image_of_binary_minute_frames(tmp_path):
+    img = tmp_path / "bin.img"
+    make_binary_flash(img)
+    r = vegw("logs", "--from-file", img, "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    check_binary_export(read_jsonl(r.stdout))
+    r = vegw("logs", "--from-file", img, "--format", "csv", "--all")
+    assert sum(1 for ln in r.stdout.splitlines() if "low_soc" in ln) == 1
+
+
+def standin_root(tmp_path, with_log=True, binary=False):
     root = tmp_path / "board"
     (root / "lib").mkdir(parents=True)
     (root / "drivers").mkdir()
@@ -381,7 +425,7 @@ def standin_root(tmp_path, with_log=True):
         (root / "drivers" / "__init__.py").write_text("")
         (root / "drivers" / "flash_esp32.py").write_text(
             "from drivers import nor_sim\n\ndef open_default():\n    return nor_sim.NorSim(16, 4096, path='/flash.img')\n")
-        make_flash(root / "flash.img")
+        (make_binary_flash if binary else make_flash)(root / "flash.img")
     return root
 
 
@@ -403,6 +447,35 @@ def test_usb_port_against_standin_board(tmp_path):
         assert rows[1].split(",")[3:5] == ["house", "2"]
         r = vegw("logs", "--port", b.port, "--from-seq", "290", timeout=120)
         assert r.returncode == 0 and len(read_jsonl(r.stdout)) == 302 - 290 + 1  # seq 1 boot marker, 8 event
+    with StandinBoard(standin_root(tmp_path / "binary", binary=True)) as b:
+        r = vegw("logs", "--port", b.port, "--batch", "7", timeout=120)
+        assert r.returncode == 0, r.stderr
+        check_binary_export(read_jsonl(r.stdout))
+        # from a seq in the middle: the board starts at the key frame before it
+        r = vegw("logs", "--port", b.port, "--from-seq", "12", timeout=120)
+        assert r.returncode == 0, r.stderr
+        lines = read_jsonl(r.stdout)
+        assert lines and lines[0]["t"] > T0 + 30 * 60 and lines[-1]["V"] == 26.19
     with StandinBoard(standin_root(tmp_path / "bare", with_log=False)) as b:
         r = vegw("logs", "--port", b.port, timeout=120)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no flash log on this firmware" in r.stderr
+
+
+def test_mqtt_binary_frames_as_hex(broker, tmp_path):
+    import sys
+
+    img = tmp_path / "bin.img"
+    make_binary_flash(img)
+    sys.path[:0] = [str(ROOT / "firmware" / "lib"), str(ROOT / "firmware")]
+    import flashlog
+    from drivers import nor_sim
+
+    log = flashlog.FlashLog(nor_sim.NorSim(16, 4096, path=str(img)))
+    recs = [{"seq": s_, "type": t, "hex": bytes(p).hex()} for s_, t, p in log.read_from(log.oldest_seq()) if t]
+    gw = FakeGateway(broker, "site-4", recs, drop_first=False, stream=True)
+    try:
+        r = vegw("logs", "--broker", broker, "--gateway", "site-4", "--timeout", "2", "--batch", "9")
+        assert r.returncode == 0, r.stderr
+        check_binary_export(read_jsonl(r.stdout))
+    finally:
+        gw.close()
