@@ -34,7 +34,18 @@ class DeployError(Exception):
     pass
 
 
+EPILOG = """\
+Only files whose sha256 differs from the device's are copied; each goes to
+<name>.part and is renamed into place. After the soft reset the firmware must
+print a console line starting with "vegw: status" (or publish on
+<prefix>/<gateway>/status with --broker). A board that disconnects mid-copy:
+reconnect and run the same command again.
+Exit status: 0 deployed and status seen, 2 any error (one line on stderr)."""
+
+
 def add_arguments(p):
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
     p.add_argument("--port", required=True, help="serial port of the board (e.g. /dev/ttyUSB0, COM5)")
     p.add_argument("--board", metavar="NAME|FILE", help="board name (boards/NAME/board.json) or a board.json file; default: gateway.board from the config")
     p.add_argument("--config", metavar="FILE", help="config.json to validate and upload")
@@ -60,6 +71,8 @@ def run(args):
         return _err(str(e))
     except build_mod.BuildError as e:
         return _err(str(e))
+    except OSError as e:  # local files: build dir not writable, disk full, ...
+        return _err("%s%s" % (e.strerror or e, ": " + str(e.filename) if getattr(e, "filename", None) else ""))
 
 
 # ---- local inputs -----------------------------------------------------------

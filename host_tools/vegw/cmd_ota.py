@@ -41,7 +41,19 @@ class OtaFail(Exception):
         self.code = code
 
 
+EPILOG = """\
+Only files the gateway lacks are sent (it compares sha256). Each file is
+checked on the gateway before it replaces the old one; the old one is kept
+until the new firmware reports healthy, and restored if it does not.
+Exit status: 0 updated and healthy (or nothing to do), 2 bad input or broker
+unreachable, 3 rolled back by the gateway, 4 timeout, 5 refused by the gateway."""
+
+
 def add_arguments(p):
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
     p.add_argument("--broker", required=True, metavar="HOST:PORT", help="MQTT broker the gateway is connected to")
     p.add_argument("--gateway", required=True, metavar="ID", help="gateway id (gateway.id in its config)")
     p.add_argument("--prefix", default="vegw", help="topic prefix (mqtt.prefix in the config; default vegw)")
@@ -71,6 +83,8 @@ def run(args):
         return _err(e.code, str(e))
     except build_mod.BuildError as e:
         return _err(EXIT_USAGE, str(e))
+    except OSError as e:  # local files: build dir not writable, disk full, ...
+        return _err(EXIT_USAGE, "%s%s" % (e.strerror or e, ": " + str(e.filename) if getattr(e, "filename", None) else ""))
 
 
 def _key(text):
