@@ -74,6 +74,10 @@ class DeviceLink:
         except Exception as e:  # noqa: BLE001 - pyserial and mpremote raise several kinds
             raise LinkError("cannot open %s: %s" % (port, _short(e)))
         self.doing = "entering the raw REPL"
+        # Two Ctrl-C first: an asyncio firmware can need a second one to stop
+        # (mpremote sends one). At a prompt they are harmless.
+        self._call(self.t.serial.write, b"\r\x03\x03")
+        time.sleep(0.1)
         self._call(self.t.enter_raw_repl, soft_reset=False)
 
     def _call(self, fn, *a, **kw):

@@ -456,6 +456,17 @@ def test_hostile_input_never_raises():
             r = rx.handle(suffix, p)
             assert isinstance(r, list)
     assert rx.handle("chunk", b"\x01" + b"\x00" * 8 + b"x" * 1025) == []  # longer than _MAX_CHUNK
+    # mutated copies of a valid manifest: any reply, never an exception
+    good_m = manifest({"lib/a.mpy": b"abc", "main.py": b"x"}, remove=["lib/a.py"])[0]
+    for n in range(300):
+        b = bytearray(good_m)
+        for k in range(1 + rng.below(3)):
+            b[rng.below(len(b))] = rng.below(256)
+        assert isinstance(rx.handle("manifest", bytes(b)), list)
+        rx.handle("abort", b"{}")
+    for p in ("lib/a.mpy.new", "main.py.new"):
+        if p in fs.files:
+            del fs.files[p]
     assert only_files(fs) == OLD
     # the same receiver still works afterwards
     payload, order = manifest(NEW)
