@@ -44,6 +44,8 @@
 # integer codes; code_name() gives their names (ve_enums tables, plus the few
 # BLE-only tables below).
 #
+# Tables: written below as readable tuples (name, bit offset, width, flags,
+# divisor, addend, NA raw), packed at import into 5 bytes per field.
 # Allocation: Decoder.decode() works in preallocated buffers and keeps the raw
 # integers in a preallocated list; it allocates nothing on MicroPython for
 # fields up to 30 bits (wider fields become long ints on a 32-bit ESP32).
@@ -97,189 +99,217 @@ F_TIER = _TIER
 F_TX = _TX
 NO_NA = _NONE
 
-# One field: (name, bit offset, width, flags, divisor, addend, NA raw).
-# value = raw / divisor + addend; divisor 1 and an integer addend give an int.
-_TEST = (
-    ("uptime", 0, 30, 0, 1, 0, 0x3FFFFFFF),
-    ("T", 30, 7, 0, 1, -40, 0x7F),
-)
-_SOLAR = (
-    ("CS", 0, 8, 0, 1, 0, 0xFF),
-    ("ERR", 8, 8, 0, 1, 0, 0xFF),
-    ("V", 16, 16, _S, 100, 0, 0x7FFF),
-    ("I", 32, 16, _S, 10, 0, 0x7FFF),
-    ("H20", 48, 16, 0, 100, 0, 0xFFFF),
-    ("PPV", 64, 16, 0, 1, 0, 0xFFFF),
-    ("IL", 80, 9, 0, 10, 0, 0x1FF),
-)
-_BM = (
-    ("TTG", 0, 16, 0, 1, 0, 0xFFFF),
-    ("V", 16, 16, _S, 100, 0, 0x7FFF),
-    ("AR", 32, 16, 0, 1, 0, _NONE),
-    ("aux", 48, 16, _AUX, 1, 0, _NONE),
-    ("aux_input", 64, 2, _SEL, 1, 0, _NONE),
-    ("I", 66, 22, _S | _NA2, 1000, 0, 0x3FFFFF),
-    ("CE", 88, 20, 0, -10, 0, 0xFFFFF),
-    ("SOC", 108, 10, 0, 10, 0, 0x3FF),
-)
-_INVERTER = (
-    ("CS", 0, 8, 0, 1, 0, 0xFF),
-    ("AR", 8, 16, 0, 1, 0, _NONE),
-    ("V", 24, 16, _S, 100, 0, 0x7FFF),
-    ("AC_OUT_S", 40, 16, 0, 1, 0, 0xFFFF),
-    ("AC_OUT_V", 56, 15, 0, 100, 0, 0x7FFF),
-    ("AC_OUT_I", 71, 11, 0, 10, 0, 0x7FF),
-)
-_DCDC = (
-    ("CS", 0, 8, 0, 1, 0, 0xFF),
-    ("ERR", 8, 8, 0, 1, 0, 0xFF),
-    ("DC_IN_V", 16, 16, 0, 100, 0, 0xFFFF),
-    ("V", 32, 16, _S, 100, 0, 0x7FFF),
-    ("OR", 48, 32, 0, 1, 0, _NONE),
-)
-_LITHIUM = (
-    ("bms_flags", 0, 32, 0, 1, 0, _NONE),
-    ("error_flags", 32, 16, 0, 1, 0, _NONE),
-    ("cell_1", 48, 7, 0, 100, 2.6, 0x7F),
-    ("cell_2", 55, 7, 0, 100, 2.6, 0x7F),
-    ("cell_3", 62, 7, 0, 100, 2.6, 0x7F),
-    ("cell_4", 69, 7, 0, 100, 2.6, 0x7F),
-    ("cell_5", 76, 7, 0, 100, 2.6, 0x7F),
-    ("cell_6", 83, 7, 0, 100, 2.6, 0x7F),
-    ("cell_7", 90, 7, 0, 100, 2.6, 0x7F),
-    ("cell_8", 97, 7, 0, 100, 2.6, 0x7F),
-    ("V", 104, 12, 0, 100, 0, 0xFFF),
-    ("balancer_status", 116, 4, 0, 1, 0, 0xF),
-    ("T", 120, 7, 0, 1, -40, 0x7F),
-)
-_INVERTER_RS = (
-    ("CS", 0, 8, 0, 1, 0, 0xFF),
-    ("ERR", 8, 8, 0, 1, 0, 0xFF),
-    ("V", 16, 16, _S, 100, 0, 0x7FFF),
-    ("I", 32, 16, _S, 10, 0, 0x7FFF),
-    ("PPV", 48, 16, 0, 1, 0, 0xFFFF),
-    ("H20", 64, 16, 0, 100, 0, 0xFFFF),
-    ("ac_out_power", 80, 16, _S, 1, 0, 0x7FFF),
-)
-_GX = (
-    ("V", 0, 16, 0, 100, 0, 0xFFFF),
-    ("PPV", 16, 20, 0, 1, 0, 0xFFFFF),
-    ("SOC", 36, 7, 0, 1, 0, 0x7F),
-    ("P", 43, 21, _S, 1, 0, 0xFFFFF),
-    ("dc_power", 64, 21, _S, 1, 0, 0xFFFFF),
-)
-_AC_CHARGER = (
-    ("CS", 0, 8, 0, 1, 0, 0xFF),
-    ("ERR", 8, 8, 0, 1, 0, 0xFF),
-    ("V", 16, 13, 0, 100, 0, 0x1FFF),
-    ("I", 29, 11, 0, 10, 0, 0x7FF),
-    ("V2", 40, 13, 0, 100, 0, 0x1FFF),
-    ("I2", 53, 11, 0, 10, 0, 0x7FF),
-    ("V3", 64, 13, 0, 100, 0, 0x1FFF),
-    ("I3", 77, 11, 0, 10, 0, 0x7FF),
-    ("T", 88, 7, 0, 1, -40, 0x7F),
-    ("ac_current", 95, 9, 0, 10, 0, 0x1FF),
-)
-# Smart BatteryProtect: consecutive fields from bit 0 (the PDF's start bits are
-# misprinted; real captures and every decoder agree on this layout).
-_SBP = (
-    ("CS", 0, 8, 0, 1, 0, 0xFF),
-    ("output_state", 8, 8, 0, 1, 0, 0xFF),
-    ("ERR", 16, 8, 0, 1, 0, 0xFF),
-    ("AR", 24, 16, 0, 1, 0, _NONE),
-    ("WARN", 40, 16, 0, 1, 0, _NONE),
-    ("DC_IN_V", 56, 16, _S, 100, 0, 0x7FFF),
-    ("V", 72, 16, 0, 100, 0, 0xFFFF),
-    ("OR", 88, 32, 0, 1, 0, _NONE),
-)
-_LYNX = (
-    ("bms_error", 0, 8, 0, 1, 0, _NONE),
-    ("TTG", 8, 16, 0, 1, 0, 0xFFFF),
-    ("V", 24, 16, _S, 100, 0, 0x7FFF),
-    ("I", 40, 16, _S, 10, 0, 0x7FFF),
-    ("io_status", 56, 16, 0, 1, 0, _NONE),
-    ("warnings_alarms", 72, 18, 0, 1, 0, _NONE),
-    ("SOC", 90, 10, 0, 10, 0, 0x3FF),
-    ("CE", 100, 20, 0, -10, 0, 0xFFFFF),
-    ("T", 120, 7, 0, 1, -40, 0x7F),
-)
-_MULTI_RS = (
-    ("CS", 0, 8, 0, 1, 0, 0xFF),
-    ("ERR", 8, 8, 0, 1, 0, 0xFF),
-    ("I", 16, 16, _S, 10, 0, 0x7FFF),
-    ("V", 32, 14, 0, 100, 0, 0x3FFF),
-    ("ac_in_active", 46, 2, 0, 1, 0, 3),
-    ("ac_in_power", 48, 16, _S, 1, 0, 0x7FFF),
-    ("ac_out_power", 64, 16, _S, 1, 0, 0x7FFF),
-    ("PPV", 80, 16, 0, 1, 0, 0xFFFF),
-    ("H20", 96, 16, 0, 100, 0, 0xFFFF),
-)
-_VEBUS = (
-    ("CS", 0, 8, 0, 1, 0, 0xFF),
-    ("vebus_error", 8, 8, 0, 1, 0, 0xFF),
-    ("I", 16, 16, _S, 10, 0, 0x7FFF),
-    ("V", 32, 14, 0, 100, 0, 0x3FFF),
-    ("ac_in_active", 46, 2, 0, 1, 0, 3),
-    ("ac_in_power", 48, 19, _S, 1, 0, 0x3FFFF),
-    ("ac_out_power", 67, 19, _S, 1, 0, 0x3FFFF),
-    ("alarm_state", 86, 2, 0, 1, 0, 3),
-    ("T", 88, 7, 0, 1, -40, 0x7F),
-    ("SOC", 95, 7, 0, 1, 0, 0x7F),
-)
-_DEM = (
-    ("MON", 0, 16, _S, 1, 0, _NONE),
-    ("V", 16, 16, _S, 100, 0, 0x7FFF),
-    ("AR", 32, 16, 0, 1, 0, _NONE),
-    ("aux", 48, 16, _AUX, 1, 0, _NONE),
-    ("aux_input", 64, 2, _SEL, 1, 0, _NONE),
-    ("I", 66, 22, _S | _NA2, 1000, 0, 0x3FFFFF),
-)
-# Orion XS: not in Victron's document; reverse-engineered layout (ESPHome
-# victron_ble), signedness and NA values unverified.
-_ORION_XS = (
-    ("CS", 0, 8, 0, 1, 0, 0xFF),
-    ("ERR", 8, 8, 0, 1, 0, 0xFF),
-    ("V", 16, 16, 0, 100, 0, 0xFFFF),
-    ("I", 32, 16, 0, 10, 0, 0xFFFF),
-    ("DC_IN_V", 48, 16, 0, 100, 0, 0xFFFF),
-    ("DC_IN_I", 64, 16, 0, 10, 0, 0xFFFF),
-    ("OR", 80, 32, 0, 1, 0, _NONE),
-)
-_SOLARSENSE = (
-    ("error_code", 0, 32, 0, 1, 0, _NONE),
-    ("ERR", 32, 8, 0, 1, 0, 0xFF),
-    ("installation_power", 40, 20, 0, 1, 0, 0xFFFFF),
-    ("H20", 60, 20, 0, 100, 0, 0xFFFFF),
-    ("irradiance", 80, 14, 0, 10, 0, 0x3FFF),
-    ("cell_temperature", 94, 11, 0, 10, -60, 0x7FF),
-    ("sensor_battery_voltage", 106, 8, 0, 100, 1.7, 0xFF),
-    ("tx_power", 114, 1, _TX, 1, 0, _NONE),
-    ("time_since_sun", 115, 7, _TIER, 1, 0, 0x7F),
-)
+# The record layouts. One record per header line "type name", then one line
+# per field: name, bit offset, width, flags, divisor, addend, NA raw (hex, or
+# - for none). value = raw / divisor + addend (divisor 1 and an integer addend
+# give an int). Flags: s signed (two's complement of the width), n the max
+# positive value is NA too, x aux input selector (not published), a aux value
+# (name and scale from the selector), t SolarSense tiered minutes, p tx power
+# (raw * 6 dBm), - none. Parsed once at import into 5 bytes per field; kept
+# as text because MicroPython keeps a module's constants alive for good, and
+# this text costs a quarter of the equivalent tuples.
+_TABLE = """
+00 test
+  uptime                   0 30 -     1       0 3fffffff
+  T                       30  7 -     1     -40 7f
+01 solar_charger
+  CS                       0  8 -     1       0 ff
+  ERR                      8  8 -     1       0 ff
+  V                       16 16 s   100       0 7fff
+  I                       32 16 s    10       0 7fff
+  H20                     48 16 -   100       0 ffff
+  PPV                     64 16 -     1       0 ffff
+  IL                      80  9 -    10       0 1ff
+02 battery_monitor  # aux: VS | VM | T by aux_input (see AUX_MODES); I: 0x1FFFFF is NA too
+  TTG                      0 16 -     1       0 ffff
+  V                       16 16 s   100       0 7fff
+  AR                      32 16 -     1       0 -
+  aux                     48 16 a     1       0 -
+  aux_input               64  2 x     1       0 -
+  I                       66 22 sn 1000       0 3fffff
+  CE                      88 20 -   -10       0 fffff
+  SOC                    108 10 -    10       0 3ff
+03 inverter
+  CS                       0  8 -     1       0 ff
+  AR                       8 16 -     1       0 -
+  V                       24 16 s   100       0 7fff
+  AC_OUT_S                40 16 -     1       0 ffff
+  AC_OUT_V                56 15 -   100       0 7fff
+  AC_OUT_I                71 11 -    10       0 7ff
+04 dcdc_converter
+  CS                       0  8 -     1       0 ff
+  ERR                      8  8 -     1       0 ff
+  DC_IN_V                 16 16 -   100       0 ffff
+  V                       32 16 s   100       0 7fff
+  OR                      48 32 -     1       0 -
+05 smart_lithium
+  bms_flags                0 32 -     1       0 -
+  error_flags             32 16 -     1       0 -
+  cell_1                  48  7 -   100     2.6 7f
+  cell_2                  55  7 -   100     2.6 7f
+  cell_3                  62  7 -   100     2.6 7f
+  cell_4                  69  7 -   100     2.6 7f
+  cell_5                  76  7 -   100     2.6 7f
+  cell_6                  83  7 -   100     2.6 7f
+  cell_7                  90  7 -   100     2.6 7f
+  cell_8                  97  7 -   100     2.6 7f
+  V                      104 12 -   100       0 fff
+  balancer_status        116  4 -     1       0 f
+  T                      120  7 -     1     -40 7f
+06 inverter_rs
+  CS                       0  8 -     1       0 ff
+  ERR                      8  8 -     1       0 ff
+  V                       16 16 s   100       0 7fff
+  I                       32 16 s    10       0 7fff
+  PPV                     48 16 -     1       0 ffff
+  H20                     64 16 -   100       0 ffff
+  ac_out_power            80 16 s     1       0 7fff
+07 gx_device  # PDF: layout TBD
+  V                        0 16 -   100       0 ffff
+  PPV                     16 20 -     1       0 fffff
+  SOC                     36  7 -     1       0 7f
+  P                       43 21 s     1       0 fffff
+  dc_power                64 21 s     1       0 fffff
+08 ac_charger  # PDF: layout TBD, matches real IP22/IP65/IP43 chargers
+  CS                       0  8 -     1       0 ff
+  ERR                      8  8 -     1       0 ff
+  V                       16 13 -   100       0 1fff
+  I                       29 11 -    10       0 7ff
+  V2                      40 13 -   100       0 1fff
+  I2                      53 11 -    10       0 7ff
+  V3                      64 13 -   100       0 1fff
+  I3                      77 11 -    10       0 7ff
+  T                       88  7 -     1     -40 7f
+  ac_current              95  9 -    10       0 1ff
+09 smart_battery_protect  # consecutive fields from bit 0 (the PDF's start bits are misprinted)
+  CS                       0  8 -     1       0 ff
+  output_state             8  8 -     1       0 ff
+  ERR                     16  8 -     1       0 ff
+  AR                      24 16 -     1       0 -
+  WARN                    40 16 -     1       0 -
+  DC_IN_V                 56 16 s   100       0 7fff
+  V                       72 16 -   100       0 ffff
+  OR                      88 32 -     1       0 -
+0a lynx_smart_bms  # CE = -raw/10 (Victron's GX code)
+  bms_error                0  8 -     1       0 -
+  TTG                      8 16 -     1       0 ffff
+  V                       24 16 s   100       0 7fff
+  I                       40 16 s    10       0 7fff
+  io_status               56 16 -     1       0 -
+  warnings_alarms         72 18 -     1       0 -
+  SOC                     90 10 -    10       0 3ff
+  CE                     100 20 -   -10       0 fffff
+  T                      120  7 -     1     -40 7f
+0b multi_rs
+  CS                       0  8 -     1       0 ff
+  ERR                      8  8 -     1       0 ff
+  I                       16 16 s    10       0 7fff
+  V                       32 14 -   100       0 3fff
+  ac_in_active            46  2 -     1       0 3
+  ac_in_power             48 16 s     1       0 7fff
+  ac_out_power            64 16 s     1       0 7fff
+  PPV                     80 16 -     1       0 ffff
+  H20                     96 16 -   100       0 ffff
+0c vebus
+  CS                       0  8 -     1       0 ff
+  vebus_error              8  8 -     1       0 ff
+  I                       16 16 s    10       0 7fff
+  V                       32 14 -   100       0 3fff
+  ac_in_active            46  2 -     1       0 3
+  ac_in_power             48 19 s     1       0 3ffff
+  ac_out_power            67 19 s     1       0 3ffff
+  alarm_state             86  2 -     1       0 3
+  T                       88  7 -     1     -40 7f
+  SOC                     95  7 -     1       0 7f
+0d dc_energy_meter  # aux: VS | T by aux_input (1 is not valid here)
+  MON                      0 16 s     1       0 -
+  V                       16 16 s   100       0 7fff
+  AR                      32 16 -     1       0 -
+  aux                     48 16 a     1       0 -
+  aux_input               64  2 x     1       0 -
+  I                       66 22 sn 1000       0 3fffff
+0f orion_xs  # not in Victron's document: reverse-engineered (ESPHome), signedness/NA unverified
+  CS                       0  8 -     1       0 ff
+  ERR                      8  8 -     1       0 ff
+  V                       16 16 -   100       0 ffff
+  I                       32 16 -    10       0 ffff
+  DC_IN_V                 48 16 -   100       0 ffff
+  DC_IN_I                 64 16 -    10       0 ffff
+  OR                      80 32 -     1       0 -
+ff solarsense  # 0xFF/0x01, unencrypted
+  error_code               0 32 -     1       0 -
+  ERR                     32  8 -     1       0 ff
+  installation_power      40 20 -     1       0 fffff
+  H20                     60 20 -   100       0 fffff
+  irradiance              80 14 -    10       0 3fff
+  cell_temperature        94 11 -    10     -60 7ff
+  sensor_battery_voltage 106  8 -   100     1.7 ff
+  tx_power               114  1 p     1       0 -
+  time_since_sun         115  7 t     1       0 7f
+"""
+_FLAG_CHARS = "snxatp"  # bit 0 .. bit 5, in the order of the _S.._TX flags
 
-# Indexed by record type 0x00..0x0F: (name, fields) or None (0x0E Smart BMS:
-# layout unknown, counted as unknown_record).
-_RECORDS = (
-    ("test", _TEST),
-    ("solar_charger", _SOLAR),
-    ("battery_monitor", _BM),
-    ("inverter", _INVERTER),
-    ("dcdc_converter", _DCDC),
-    ("smart_lithium", _LITHIUM),
-    ("inverter_rs", _INVERTER_RS),
-    ("gx_device", _GX),
-    ("ac_charger", _AC_CHARGER),
-    ("smart_battery_protect", _SBP),
-    ("lynx_smart_bms", _LYNX),
-    ("multi_rs", _MULTI_RS),
-    ("vebus", _VEBUS),
-    ("dc_energy_meter", _DEM),
-    None,
-    ("orion_xs", _ORION_XS),
-)
-_SOLARSENSE_REC = ("solarsense", _SOLARSENSE)
+# Conversions (divisor, addend) a packed field refers to by index.
+_CONVS = ((1, 0), (10, 0), (100, 0), (1000, 0), (-10, 0), (1, -40), (100, 2.6), (10, -60), (100, 1.7))
+_FW = const(5)  # bytes per packed field: offset, width, flags, conversion, NA kind
+# NA kind: bit 0 = all ones is NA, bit 1 = max positive (signed) is NA
+
+
+def _parse_table(text):
+    """Packed records from _TABLE: (records indexed by type 0x00..0x0F with
+    None for unknown types, the 0xFF/0x01 SolarSense record)."""
+    recs = [None] * 16
+    solarsense = None
+    cur = None
+    for line in text.split("\n"):
+        h = line.find("#")
+        if h >= 0:
+            line = line[:h]
+        parts = line.split()
+        if not parts:
+            continue
+        if line[0] != " ":
+            if cur is not None:
+                done = (cur[1], tuple(cur[2]), bytes(cur[3]))
+                if cur[0] == RECORD_UNENCRYPTED:
+                    solarsense = done
+                else:
+                    recs[cur[0]] = done
+            cur = [int(parts[0], 16), parts[1], [], bytearray()]
+            continue
+        name = parts[0]
+        off = int(parts[1])
+        w = int(parts[2])
+        fl = 0
+        if parts[3] != "-":
+            for ch in parts[3]:
+                fl |= 1 << _FLAG_CHARS.index(ch)
+        div = int(parts[4])
+        add = float(parts[5]) if "." in parts[5] else int(parts[5])
+        mask = (1 << w) - 1
+        if parts[6] == "-":
+            nak = 0
+        else:
+            na = int(parts[6], 16)
+            if na == mask:
+                nak = 3 if fl & _NA2 else 1
+            elif fl & _S and na == mask >> 1:
+                nak = 2
+            else:
+                raise ValueError("NA of " + name)
+        cur[2].append(name)
+        cur[3].extend(bytes((off, w, fl, _CONVS.index((div, add)), nak)))
+    done = (cur[1], tuple(cur[2]), bytes(cur[3]))
+    if cur[0] == RECORD_UNENCRYPTED:
+        solarsense = done
+    else:
+        recs[cur[0]] = done
+    return tuple(recs), solarsense
+
+
 RECORD_UNENCRYPTED = const(0xFF)
 SUBTYPE_SOLARSENSE = const(0x01)
+_RECORDS, _SOLARSENSE_REC = _parse_table(_TABLE)
 
 # Aux input (battery monitor, DC energy meter): selector -> (name, signed,
 # divisor, addend, NA raw). 3 = none; the DC meter has no midpoint (1 invalid).
@@ -351,13 +381,33 @@ for _f in (
     field_names.register(_f[0], _f[1], _f[2], _f[3])
 
 
-def record_spec(rtype, subtype=0):
-    """(record name, field table) for a record type, or None if unknown."""
+def _packed(rtype, subtype=0):
     if rtype == RECORD_UNENCRYPTED:
         return _SOLARSENSE_REC if subtype == SUBTYPE_SOLARSENSE else None
     if 0 <= rtype < len(_RECORDS):
         return _RECORDS[rtype]
     return None
+
+
+def record_spec(rtype, subtype=0):
+    """(record name, fields) for a record type, or None if unknown. Each field
+    is (name, bit offset, width, flags, divisor, addend, NA raw or NO_NA);
+    built on each call (for the encoder and tests, not the decoding path)."""
+    rec = _packed(rtype, subtype)
+    if rec is None:
+        return None
+    lay = rec[2]
+    out = []
+    for k in range(len(rec[1])):
+        j = k * _FW
+        w = lay[j + 1]
+        fl = lay[j + 2]
+        nak = lay[j + 4]
+        mask = (1 << w) - 1
+        na = mask if nak & 1 else ((mask >> 1) if nak & 2 else _NONE)
+        c = _CONVS[lay[j + 3]]
+        out.append((rec[1][k], lay[j], w, fl, c[0], c[1], na))
+    return (rec[0], tuple(out))
 
 
 def record_types():
@@ -487,7 +537,8 @@ class Decoder:
         self.plain = bytearray(_MAX_PAYLOAD)
         self.raw = [None] * _MAX_FIELDS
         self.nfields = 0
-        self.fields = None
+        self.names = None  # field names of the record decoded last
+        self.layout = None  # its packed layout
         self.record = None
         self.model_id = 0
         self.record_type = 0
@@ -513,11 +564,12 @@ class Decoder:
         self.key_check = data[s + 7]
         self.payload_len = n - _HDR
         self.subtype = self.key_check if rt == RECORD_UNENCRYPTED else 0
-        spec = record_spec(rt, self.subtype)
-        if spec is None:
+        rec = _packed(rt, self.subtype)
+        if rec is None:
             return UNKNOWN_RECORD
-        self.record = spec[0]
-        self.fields = spec[1]
+        self.record = rec[0]
+        self.names = rec[1]
+        self.layout = rec[2]
         return None
 
     def decrypt(self, data, key, aes):
@@ -545,14 +597,15 @@ class Decoder:
         plain = self.plain
         nbits = self.payload_len << 3
         raw = self.raw
-        k = 0
-        for f in self.fields:
-            off = f[1]
-            w = f[2]
+        lay = self.layout
+        n = len(self.names)
+        for k in range(n):
+            j = k * _FW
+            off = lay[j]
+            w = lay[j + 1]
             end = off + w
             if end > nbits:
-                raw[k] = None
-                k += 1
+                raw[k] = None  # not in the received payload
                 continue
             i = (end - 1) >> 3
             lo = off >> 3
@@ -560,20 +613,19 @@ class Decoder:
             while i >= lo:
                 v = (v << 8) | plain[i]
                 i -= 1
-            v = (v >> (off & 7)) & ((1 << w) - 1)
-            na = f[6]
-            fl = f[3]
-            if v == na:
+            mask = (1 << w) - 1
+            v = (v >> (off & 7)) & mask
+            nak = lay[j + 4]
+            if nak & 1 and v == mask:
                 v = None
-            elif fl & _S:
-                half = 1 << (w - 1)
-                if fl & _NA2 and v == half - 1:
+            elif lay[j + 2] & _S:
+                half = (mask >> 1) + 1
+                if nak & 2 and v == half - 1:
                     v = None
                 elif v >= half:
-                    v -= half << 1
+                    v -= mask + 1
             raw[k] = v
-            k += 1
-        self.nfields = k
+        self.nfields = n
 
     def decode(self, data, key, aes=None):
         """Whole path for one advert: status string; see class docstring."""
@@ -591,15 +643,16 @@ class Decoder:
     def values(self):
         """The last OK decode as a new dict {field: SI value or None}."""
         out = {}
-        fields = self.fields
+        names = self.names
+        lay = self.layout
         raw = self.raw
         sel = 3
         for k in range(self.nfields):
-            if fields[k][3] & _SEL:
+            if lay[k * _FW + 2] & _SEL:
                 sel = raw[k]
         for k in range(self.nfields):
-            f = fields[k]
-            fl = f[3]
+            j = k * _FW
+            fl = lay[j + 2]
             v = raw[k]
             if fl & _SEL:
                 continue
@@ -620,8 +673,9 @@ class Decoder:
                 elif fl & _TX:
                     v = 6 * v
                 else:
-                    v = _scale(v, f[4], f[5])
-            out[f[0]] = v
+                    c = _CONVS[lay[j + 3]]
+                    v = _scale(v, c[0], c[1])
+            out[names[k]] = v
         return out
 
 
