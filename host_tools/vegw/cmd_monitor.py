@@ -244,7 +244,7 @@ def connect(args, fleet, on_error):
     return c, ready
 
 
-def run(args):
+def _run(args):
     try:
         parse_broker(args.broker)
     except ValueError:
@@ -419,3 +419,17 @@ def _live(args, fleet, errors):
         if tty:
             sys.stdout.write("\x1b[?25h\n")
             sys.stdout.flush()
+
+
+def run(args):
+    # Never a traceback for the user: an unexpected failure is one line (VEGW_DEBUG=1 shows it).
+    try:
+        return _run(args)
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
+    except Exception as e:  # noqa: BLE001
+        import os
+
+        if os.environ.get("VEGW_DEBUG"):
+            raise
+        return _err("unexpected %s: %s (VEGW_DEBUG=1 for details)" % (type(e).__name__, e))
