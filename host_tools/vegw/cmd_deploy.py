@@ -149,8 +149,12 @@ def local_extras(args):
         ca = mqtt.get("ca")
         if isinstance(ca, str) and ca:
             ca_path = pathlib.Path(args.config).resolve().parent / ca
-            if ca_path.is_file():
-                extras.append(("/" + pathlib.PurePosixPath(ca).name, ca_path.read_bytes()))
+            rel = pathlib.PurePosixPath(ca.replace("\\", "/"))
+            if ".." in rel.parts:
+                sys.stderr.write("vegw deploy: warning: mqtt.ca %r points outside the device root; not uploaded\n" % ca)
+            elif ca_path.is_file():
+                # same relative path on the device as in the config ("/" is the cwd at boot)
+                extras.append(("/" + rel.as_posix().lstrip("/"), ca_path.read_bytes()))
             else:
                 sys.stderr.write("vegw deploy: warning: mqtt.ca %r not found next to %s; assuming it is on the board\n" % (ca, args.config))
     return extras, cfg

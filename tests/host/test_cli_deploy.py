@@ -338,3 +338,17 @@ def test_device_packages_listed_when_missing(tmp_path, monkeypatch, capsys):
         assert cli.main(argv + ["--port", b.port]) == 0
     out = capsys.readouterr().out
     assert "install" not in out and "/lib/aioble/__init__.mpy" not in out
+
+
+def test_ca_file_uploaded_with_the_config(tmp_path):
+    make_tree(tmp_path)
+    cfg = dict(CONFIG, mqtt={"host": "broker.example", "port": 8883, "prefix": "vegw", "tls": True, "ca": "certs/ca.pem"})
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    root = tmp_path / "flash"
+    root.mkdir()
+    with StandinBoard(root) as b:
+        r = deploy(tmp_path, b.port, "--no-reset")
+    assert r.returncode == 0, r.stderr
+    assert (root / "certs" / "ca.pem").read_bytes() == (tmp_path / "certs" / "ca.pem").read_bytes()
