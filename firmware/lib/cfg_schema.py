@@ -596,8 +596,8 @@ def _check_rules(ctx, c):
         ctx.err("alarms.rules", "rule parser failed: %s" % e)
         return
     base = _RULE_LINE_BASE
-    for e in errs:
-        line, col, msg = e[0], e[1], e[2]
+    for pe in errs:
+        line, col, msg = pe[0], pe[1], pe[2]
         idx = line - base if isinstance(line, int) else 0
         ctx.err("alarms.rules[%d]" % idx, ("column %d: %s" % (col, msg)) if col else str(msg))
 
