@@ -45,10 +45,7 @@ import json
 import struct
 import sys
 
-try:
-    import hashlib
-except ImportError:  # pragma: no cover - both runtimes have it
-    hashlib = None
+import hashlib
 import binascii
 
 try:

@@ -20,7 +20,7 @@ SOURCE_DIRS = ("lib", "drivers")
 # `mpremote mip install` when missing: (package, path that proves it is there).
 # Today none: the MQTT client, the BLE scanner glue and the config schema are
 # our own modules in firmware/lib.
-DEVICE_PACKAGES = []
+DEVICE_PACKAGES = []  # type: list[tuple[str, str]]
 
 
 class BuildError(Exception):
