@@ -1,14 +1,14 @@
 """`vegw plot FILE --out PNG [--from T --to T]`: voltage, current, SoC and PV
 power over time, one panel per quantity that has data, one line per device.
 
-FILE is what `vegw logs` writes (JSON lines, CSV or Parquet); instead of FILE,
---broker HOST:PORT --gateway ID fetches the log from a gateway first (the same
-MQTT request as `vegw logs`). Per-minute aggregates with FIELD_min/FIELD_max
+FILE is what `vegw logs` writes (JSON lines, CSV or Parquet) or a raw flash-log
+image; instead of FILE, --broker HOST:PORT --gateway ID (MQTT) or --port PORT
+(USB) fetch the log from a gateway first, as `vegw logs` does. Per-minute aggregates with FIELD_min/FIELD_max
 columns are drawn as a shaded band around the line. Times are UTC.
 """
 import sys
 
-from .cmd_logs import LogError, fetch_mqtt, iso, parse_time, read_records, select
+from .cmd_logs import LogError, fetch_mqtt, fetch_usb, iso, parse_time, read_records, select
 
 # field, panel title, unit, tick format
 PANELS = (
@@ -26,7 +26,8 @@ def add_arguments(parser):
     parser.add_argument("--to", dest="t_to", metavar="T", help="end (unix seconds or ISO 8601, UTC)")
     parser.add_argument("--device", action="append", metavar="NAME", help="only this device (repeatable)")
     parser.add_argument("--title", help="figure title (default: file name and time span)")
-    parser.add_argument("--broker", metavar="HOST:PORT", help="fetch from a gateway instead of FILE")
+    parser.add_argument("--broker", metavar="HOST:PORT", help="fetch from a gateway over MQTT instead of FILE")
+    parser.add_argument("--port", metavar="PORT", help="read the log of a board on USB instead of FILE")
     parser.add_argument("--gateway", metavar="ID")
     parser.add_argument("--prefix", default="vegw")
     parser.add_argument("--timeout", type=float, default=10.0)
@@ -110,9 +111,11 @@ def plot(records, out, title=None, dpi=110):
 
 def _run(args):
     try:
-        if bool(args.file) == bool(args.broker):
-            raise LogError("give FILE or --broker HOST:PORT --gateway ID")
-        if args.broker:
+        if sum(1 for x in (args.file, args.broker, args.port) if x) != 1:
+            raise LogError("give one of FILE, --broker HOST:PORT --gateway ID, or --port PORT")
+        if args.port:
+            records = fetch_usb(args.port)
+        elif args.broker:
             if not args.gateway:
                 raise LogError("--broker needs --gateway ID")
             records = fetch_mqtt(args.broker, args.gateway, args.prefix, timeout=args.timeout)
@@ -124,7 +127,7 @@ def _run(args):
         records = select(records, t_from, t_to, args.device)
         if not records:
             raise LogError("no samples%s" % (" in the selected window" if (t_from or t_to) else ""))
-        drawn = plot(records, args.out, args.title or (args.file or args.gateway), args.dpi)
+        drawn = plot(records, args.out, args.title or (args.file or args.gateway or args.port), args.dpi)
     except LogError as e:
         return _err(str(e))
     print("wrote %s: %s; %d samples, %d device%s" % (

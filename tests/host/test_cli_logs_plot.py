@@ -456,6 +456,9 @@ def test_usb_port_against_standin_board(tmp_path):
         assert r.returncode == 0, r.stderr
         lines = read_jsonl(r.stdout)
         assert lines and lines[0]["t"] > T0 + 30 * 60 and lines[-1]["V"] == 26.19
+        png = tmp_path / "usb.png"
+        r = vegw("plot", "--port", b.port, "--out", png, timeout=120)
+        assert r.returncode == 0 and "V, SOC, PPV; 150 samples, 2 devices" in r.stdout, r.stderr
     with StandinBoard(standin_root(tmp_path / "bare", with_log=False)) as b:
         r = vegw("logs", "--port", b.port, timeout=120)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no flash log on this firmware" in r.stderr
