@@ -106,146 +106,147 @@ NO_NA = _NONE
 # positive value is NA too, x aux input selector (not published), a aux value
 # (name and scale from the selector), t SolarSense tiered minutes, p tx power
 # (raw * 6 dBm), - none. Parsed once at import into 5 bytes per field; kept
-# as text because MicroPython keeps a module's constants alive for good, and
-# this text costs a quarter of the equivalent tuples.
+# as unpadded text because MicroPython keeps a module's constants alive for
+# good, and a 7-tuple costs about 75 bytes of heap on a 64-bit port.
 _TABLE = """
+# type name / field: name offset width flags divisor addend NA
 00 test
-  uptime                   0 30 -     1       0 3fffffff
-  T                       30  7 -     1     -40 7f
+ uptime 0 30 - 1 0 3fffffff
+ T 30 7 - 1 -40 7f
 01 solar_charger
-  CS                       0  8 -     1       0 ff
-  ERR                      8  8 -     1       0 ff
-  V                       16 16 s   100       0 7fff
-  I                       32 16 s    10       0 7fff
-  H20                     48 16 -   100       0 ffff
-  PPV                     64 16 -     1       0 ffff
-  IL                      80  9 -    10       0 1ff
+ CS 0 8 - 1 0 ff
+ ERR 8 8 - 1 0 ff
+ V 16 16 s 100 0 7fff
+ I 32 16 s 10 0 7fff
+ H20 48 16 - 100 0 ffff
+ PPV 64 16 - 1 0 ffff
+ IL 80 9 - 10 0 1ff
 02 battery_monitor  # aux: VS | VM | T by aux_input (see AUX_MODES); I: 0x1FFFFF is NA too
-  TTG                      0 16 -     1       0 ffff
-  V                       16 16 s   100       0 7fff
-  AR                      32 16 -     1       0 -
-  aux                     48 16 a     1       0 -
-  aux_input               64  2 x     1       0 -
-  I                       66 22 sn 1000       0 3fffff
-  CE                      88 20 -   -10       0 fffff
-  SOC                    108 10 -    10       0 3ff
+ TTG 0 16 - 1 0 ffff
+ V 16 16 s 100 0 7fff
+ AR 32 16 - 1 0 -
+ aux 48 16 a 1 0 -
+ aux_input 64 2 x 1 0 -
+ I 66 22 sn 1000 0 3fffff
+ CE 88 20 - -10 0 fffff
+ SOC 108 10 - 10 0 3ff
 03 inverter
-  CS                       0  8 -     1       0 ff
-  AR                       8 16 -     1       0 -
-  V                       24 16 s   100       0 7fff
-  AC_OUT_S                40 16 -     1       0 ffff
-  AC_OUT_V                56 15 -   100       0 7fff
-  AC_OUT_I                71 11 -    10       0 7ff
+ CS 0 8 - 1 0 ff
+ AR 8 16 - 1 0 -
+ V 24 16 s 100 0 7fff
+ AC_OUT_S 40 16 - 1 0 ffff
+ AC_OUT_V 56 15 - 100 0 7fff
+ AC_OUT_I 71 11 - 10 0 7ff
 04 dcdc_converter
-  CS                       0  8 -     1       0 ff
-  ERR                      8  8 -     1       0 ff
-  DC_IN_V                 16 16 -   100       0 ffff
-  V                       32 16 s   100       0 7fff
-  OR                      48 32 -     1       0 -
+ CS 0 8 - 1 0 ff
+ ERR 8 8 - 1 0 ff
+ DC_IN_V 16 16 - 100 0 ffff
+ V 32 16 s 100 0 7fff
+ OR 48 32 - 1 0 -
 05 smart_lithium
-  bms_flags                0 32 -     1       0 -
-  error_flags             32 16 -     1       0 -
-  cell_1                  48  7 -   100     2.6 7f
-  cell_2                  55  7 -   100     2.6 7f
-  cell_3                  62  7 -   100     2.6 7f
-  cell_4                  69  7 -   100     2.6 7f
-  cell_5                  76  7 -   100     2.6 7f
-  cell_6                  83  7 -   100     2.6 7f
-  cell_7                  90  7 -   100     2.6 7f
-  cell_8                  97  7 -   100     2.6 7f
-  V                      104 12 -   100       0 fff
-  balancer_status        116  4 -     1       0 f
-  T                      120  7 -     1     -40 7f
+ bms_flags 0 32 - 1 0 -
+ error_flags 32 16 - 1 0 -
+ cell_1 48 7 - 100 2.6 7f
+ cell_2 55 7 - 100 2.6 7f
+ cell_3 62 7 - 100 2.6 7f
+ cell_4 69 7 - 100 2.6 7f
+ cell_5 76 7 - 100 2.6 7f
+ cell_6 83 7 - 100 2.6 7f
+ cell_7 90 7 - 100 2.6 7f
+ cell_8 97 7 - 100 2.6 7f
+ V 104 12 - 100 0 fff
+ balancer_status 116 4 - 1 0 f
+ T 120 7 - 1 -40 7f
 06 inverter_rs
-  CS                       0  8 -     1       0 ff
-  ERR                      8  8 -     1       0 ff
-  V                       16 16 s   100       0 7fff
-  I                       32 16 s    10       0 7fff
-  PPV                     48 16 -     1       0 ffff
-  H20                     64 16 -   100       0 ffff
-  ac_out_power            80 16 s     1       0 7fff
+ CS 0 8 - 1 0 ff
+ ERR 8 8 - 1 0 ff
+ V 16 16 s 100 0 7fff
+ I 32 16 s 10 0 7fff
+ PPV 48 16 - 1 0 ffff
+ H20 64 16 - 100 0 ffff
+ ac_out_power 80 16 s 1 0 7fff
 07 gx_device  # PDF: layout TBD
-  V                        0 16 -   100       0 ffff
-  PPV                     16 20 -     1       0 fffff
-  SOC                     36  7 -     1       0 7f
-  P                       43 21 s     1       0 fffff
-  dc_power                64 21 s     1       0 fffff
+ V 0 16 - 100 0 ffff
+ PPV 16 20 - 1 0 fffff
+ SOC 36 7 - 1 0 7f
+ P 43 21 s 1 0 fffff
+ dc_power 64 21 s 1 0 fffff
 08 ac_charger  # PDF: layout TBD, matches real IP22/IP65/IP43 chargers
-  CS                       0  8 -     1       0 ff
-  ERR                      8  8 -     1       0 ff
-  V                       16 13 -   100       0 1fff
-  I                       29 11 -    10       0 7ff
-  V2                      40 13 -   100       0 1fff
-  I2                      53 11 -    10       0 7ff
-  V3                      64 13 -   100       0 1fff
-  I3                      77 11 -    10       0 7ff
-  T                       88  7 -     1     -40 7f
-  ac_current              95  9 -    10       0 1ff
+ CS 0 8 - 1 0 ff
+ ERR 8 8 - 1 0 ff
+ V 16 13 - 100 0 1fff
+ I 29 11 - 10 0 7ff
+ V2 40 13 - 100 0 1fff
+ I2 53 11 - 10 0 7ff
+ V3 64 13 - 100 0 1fff
+ I3 77 11 - 10 0 7ff
+ T 88 7 - 1 -40 7f
+ ac_current 95 9 - 10 0 1ff
 09 smart_battery_protect  # consecutive fields from bit 0 (the PDF's start bits are misprinted)
-  CS                       0  8 -     1       0 ff
-  output_state             8  8 -     1       0 ff
-  ERR                     16  8 -     1       0 ff
-  AR                      24 16 -     1       0 -
-  WARN                    40 16 -     1       0 -
-  DC_IN_V                 56 16 s   100       0 7fff
-  V                       72 16 -   100       0 ffff
-  OR                      88 32 -     1       0 -
+ CS 0 8 - 1 0 ff
+ output_state 8 8 - 1 0 ff
+ ERR 16 8 - 1 0 ff
+ AR 24 16 - 1 0 -
+ WARN 40 16 - 1 0 -
+ DC_IN_V 56 16 s 100 0 7fff
+ V 72 16 - 100 0 ffff
+ OR 88 32 - 1 0 -
 0a lynx_smart_bms  # CE = -raw/10 (Victron's GX code)
-  bms_error                0  8 -     1       0 -
-  TTG                      8 16 -     1       0 ffff
-  V                       24 16 s   100       0 7fff
-  I                       40 16 s    10       0 7fff
-  io_status               56 16 -     1       0 -
-  warnings_alarms         72 18 -     1       0 -
-  SOC                     90 10 -    10       0 3ff
-  CE                     100 20 -   -10       0 fffff
-  T                      120  7 -     1     -40 7f
+ bms_error 0 8 - 1 0 -
+ TTG 8 16 - 1 0 ffff
+ V 24 16 s 100 0 7fff
+ I 40 16 s 10 0 7fff
+ io_status 56 16 - 1 0 -
+ warnings_alarms 72 18 - 1 0 -
+ SOC 90 10 - 10 0 3ff
+ CE 100 20 - -10 0 fffff
+ T 120 7 - 1 -40 7f
 0b multi_rs
-  CS                       0  8 -     1       0 ff
-  ERR                      8  8 -     1       0 ff
-  I                       16 16 s    10       0 7fff
-  V                       32 14 -   100       0 3fff
-  ac_in_active            46  2 -     1       0 3
-  ac_in_power             48 16 s     1       0 7fff
-  ac_out_power            64 16 s     1       0 7fff
-  PPV                     80 16 -     1       0 ffff
-  H20                     96 16 -   100       0 ffff
+ CS 0 8 - 1 0 ff
+ ERR 8 8 - 1 0 ff
+ I 16 16 s 10 0 7fff
+ V 32 14 - 100 0 3fff
+ ac_in_active 46 2 - 1 0 3
+ ac_in_power 48 16 s 1 0 7fff
+ ac_out_power 64 16 s 1 0 7fff
+ PPV 80 16 - 1 0 ffff
+ H20 96 16 - 100 0 ffff
 0c vebus
-  CS                       0  8 -     1       0 ff
-  vebus_error              8  8 -     1       0 ff
-  I                       16 16 s    10       0 7fff
-  V                       32 14 -   100       0 3fff
-  ac_in_active            46  2 -     1       0 3
-  ac_in_power             48 19 s     1       0 3ffff
-  ac_out_power            67 19 s     1       0 3ffff
-  alarm_state             86  2 -     1       0 3
-  T                       88  7 -     1     -40 7f
-  SOC                     95  7 -     1       0 7f
+ CS 0 8 - 1 0 ff
+ vebus_error 8 8 - 1 0 ff
+ I 16 16 s 10 0 7fff
+ V 32 14 - 100 0 3fff
+ ac_in_active 46 2 - 1 0 3
+ ac_in_power 48 19 s 1 0 3ffff
+ ac_out_power 67 19 s 1 0 3ffff
+ alarm_state 86 2 - 1 0 3
+ T 88 7 - 1 -40 7f
+ SOC 95 7 - 1 0 7f
 0d dc_energy_meter  # aux: VS | T by aux_input (1 is not valid here)
-  MON                      0 16 s     1       0 -
-  V                       16 16 s   100       0 7fff
-  AR                      32 16 -     1       0 -
-  aux                     48 16 a     1       0 -
-  aux_input               64  2 x     1       0 -
-  I                       66 22 sn 1000       0 3fffff
+ MON 0 16 s 1 0 -
+ V 16 16 s 100 0 7fff
+ AR 32 16 - 1 0 -
+ aux 48 16 a 1 0 -
+ aux_input 64 2 x 1 0 -
+ I 66 22 sn 1000 0 3fffff
 0f orion_xs  # not in Victron's document: reverse-engineered (ESPHome), signedness/NA unverified
-  CS                       0  8 -     1       0 ff
-  ERR                      8  8 -     1       0 ff
-  V                       16 16 -   100       0 ffff
-  I                       32 16 -    10       0 ffff
-  DC_IN_V                 48 16 -   100       0 ffff
-  DC_IN_I                 64 16 -    10       0 ffff
-  OR                      80 32 -     1       0 -
+ CS 0 8 - 1 0 ff
+ ERR 8 8 - 1 0 ff
+ V 16 16 - 100 0 ffff
+ I 32 16 - 10 0 ffff
+ DC_IN_V 48 16 - 100 0 ffff
+ DC_IN_I 64 16 - 10 0 ffff
+ OR 80 32 - 1 0 -
 ff solarsense  # 0xFF/0x01, unencrypted
-  error_code               0 32 -     1       0 -
-  ERR                     32  8 -     1       0 ff
-  installation_power      40 20 -     1       0 fffff
-  H20                     60 20 -   100       0 fffff
-  irradiance              80 14 -    10       0 3fff
-  cell_temperature        94 11 -    10     -60 7ff
-  sensor_battery_voltage 106  8 -   100     1.7 ff
-  tx_power               114  1 p     1       0 -
-  time_since_sun         115  7 t     1       0 7f
+ error_code 0 32 - 1 0 -
+ ERR 32 8 - 1 0 ff
+ installation_power 40 20 - 1 0 fffff
+ H20 60 20 - 100 0 fffff
+ irradiance 80 14 - 10 0 3fff
+ cell_temperature 94 11 - 10 -60 7ff
+ sensor_battery_voltage 106 8 - 100 1.7 ff
+ tx_power 114 1 p 1 0 -
+ time_since_sun 115 7 t 1 0 7f
 """
 _FLAG_CHARS = "snxatp"  # bit 0 .. bit 5, in the order of the _S.._TX flags
 
@@ -278,6 +279,9 @@ def _parse_table(text):
             cur = [int(parts[0], 16), parts[1], [], bytearray()]
             continue
         name = parts[0]
+        known = field_names.info(name)
+        if known is not None:
+            name = known[0]  # the registry's constant string: no heap copy per field
         off = int(parts[1])
         w = int(parts[2])
         fl = 0
@@ -309,6 +313,43 @@ def _parse_table(text):
 
 RECORD_UNENCRYPTED = const(0xFF)
 SUBTYPE_SOLARSENSE = const(0x01)
+
+# Fields with no VE.Direct label, flat: name, unit, HA device_class, state_class.
+_REGISTER = (
+    "uptime", "s", "duration", "m",
+    "ac_out_power", "W", "power", "m",
+    "ac_in_power", "W", "power", "m",
+    "ac_in_active", "", "", "",
+    "dc_power", "W", "power", "m",
+    "ac_current", "A", "current", "m",
+    "bms_flags", "", "", "",
+    "error_flags", "", "", "",
+    "cell_1", "V", "voltage", "m",
+    "cell_2", "V", "voltage", "m",
+    "cell_3", "V", "voltage", "m",
+    "cell_4", "V", "voltage", "m",
+    "cell_5", "V", "voltage", "m",
+    "cell_6", "V", "voltage", "m",
+    "cell_7", "V", "voltage", "m",
+    "cell_8", "V", "voltage", "m",
+    "balancer_status", "", "", "",
+    "output_state", "", "", "",
+    "bms_error", "", "", "",
+    "io_status", "", "", "",
+    "warnings_alarms", "", "", "",
+    "vebus_error", "", "", "",
+    "alarm_state", "", "", "",
+    "error_code", "", "", "",
+    "installation_power", "W", "power", "m",
+    "irradiance", "W/m²", "irradiance", "m",
+    "cell_temperature", "°C", "temperature", "m",
+    "sensor_battery_voltage", "V", "voltage", "m",
+    "tx_power", "dBm", "signal_strength", "m",
+    "time_since_sun", "min", "duration", "m",
+)
+for _i in range(0, len(_REGISTER), 4):
+    field_names.register(_REGISTER[_i], _REGISTER[_i + 1], _REGISTER[_i + 2], _REGISTER[_i + 3])
+
 _RECORDS, _SOLARSENSE_REC = _parse_table(_TABLE)
 
 # Aux input (battery monitor, DC energy meter): selector -> (name, signed,
@@ -359,26 +400,6 @@ _BITMASKS = (
     "OR", ve_enums.OFF_REASON_BITS, "bms_flags", BMS_FLAG_BITS,
 )
 
-# Fields with no VE.Direct label: (name, unit, HA device_class, state_class).
-for _f in (
-    ("uptime", "s", "duration", "m"), ("ac_out_power", "W", "power", "m"),
-    ("ac_in_power", "W", "power", "m"), ("ac_in_active", "", "", ""),
-    ("dc_power", "W", "power", "m"), ("ac_current", "A", "current", "m"),
-    ("bms_flags", "", "", ""), ("error_flags", "", "", ""),
-    ("cell_1", "V", "voltage", "m"), ("cell_2", "V", "voltage", "m"),
-    ("cell_3", "V", "voltage", "m"), ("cell_4", "V", "voltage", "m"),
-    ("cell_5", "V", "voltage", "m"), ("cell_6", "V", "voltage", "m"),
-    ("cell_7", "V", "voltage", "m"), ("cell_8", "V", "voltage", "m"),
-    ("balancer_status", "", "", ""), ("output_state", "", "", ""),
-    ("bms_error", "", "", ""), ("io_status", "", "", ""),
-    ("warnings_alarms", "", "", ""), ("vebus_error", "", "", ""),
-    ("alarm_state", "", "", ""), ("error_code", "", "", ""),
-    ("installation_power", "W", "power", "m"), ("irradiance", "W/m²", "irradiance", "m"),
-    ("cell_temperature", "°C", "temperature", "m"),
-    ("sensor_battery_voltage", "V", "voltage", "m"),
-    ("tx_power", "dBm", "signal_strength", "m"), ("time_since_sun", "min", "duration", "m"),
-):
-    field_names.register(_f[0], _f[1], _f[2], _f[3])
 
 
 def _packed(rtype, subtype=0):
