@@ -7,10 +7,14 @@
 #     ("change"; slow drifts add up until they cross it), or
 #   - heartbeat_s passed since the last publish ("heartbeat"),
 # and not more often than min_interval_ms (0 = no hold-off; a change still
-# pending when the hold-off ends is published then).
+# pending when the hold-off ends is published then). With aligned=True the
+# hold-off windows sit on multiples of min_interval_ms of the now_ms clock:
+# every device with a pending change publishes in the same second, so the
+# packets share TCP segments (Nagle) and the link wakes once per window.
 #
 # Deadband of a numeric field = max(absolute, relative % of the last published
-# value), by unit (see _BY_UNIT), overridable per field or per "device.field".
+# value), by unit (_BY_UNIT) or for a few fields (_BY_FIELD), overridable per
+# field or per "device.field" by the caller.
 # Fields with no unit (states, enums, bit masks, counters, booleans, text)
 # publish on any change, as does a value becoming or leaving null.
 import field_names
@@ -27,12 +31,19 @@ _MAX_DEVICES = const(16)  # devices tracked; more are reported every time (and c
 _PERIOD = const(0x40000000)  # ticks_ms period on MicroPython (2**30)
 _HALF = const(0x20000000)
 
-# unit -> (absolute deadband, relative % of the last published value)
+# unit -> (absolute deadband, relative % of the last published value).
+# Currents and powers are wider than the resolution: a BMV beside an inverter
+# jitters by +-0.3 A and a few W every second, and bench/bench_mqtt.py shows
+# A 0.2|2 %, W 5|2 % costing ~1.4 MB/day against ~1 MB/day with these.
 _BY_UNIT = (
-    ("V", 0.05, 0), ("A", 0.2, 2), ("W", 5, 2), ("VA", 5, 2), ("%", 0.5, 0),
-    ("°C", 0.5, 0), ("Ah", 0.1, 1), ("kWh", 0.01, 0), ("min", 5, 5), ("s", 300, 0),
+    ("V", 0.05, 0), ("A", 0.5, 5), ("W", 10, 5), ("VA", 10, 5), ("%", 0.5, 0),
+    ("°C", 0.5, 0), ("Ah", 0.1, 1), ("kWh", 0.01, 0), ("min", 10, 10), ("s", 300, 0),
     ("W/m²", 10, 5), ("dBm", 3, 0),
 )
+
+# fields whose unit default does not fit: AC voltage wanders by a volt, PV
+# voltage jitters while the tracker searches, H9 (time since full) is history
+_BY_FIELD = (("AC_OUT_V", 2, 0), ("VPV", 1, 2), ("H9", 3600, 0))
 
 
 def tdiff(a, b):
@@ -49,17 +60,23 @@ def unit_deadband(unit):
 
 
 class Reporter:
-    def __init__(self, heartbeat_s=60, deadbands=None, min_interval_ms=0):
+    def __init__(self, heartbeat_s=60, deadbands=None, min_interval_ms=0, aligned=False,
+                 unit_deadbands=None):
         """deadbands: {"V": 0.02, "P": (10, 3), "house.I": 0.5, ...}: a number
-        is an absolute deadband, a pair is (absolute, relative %)."""
+        is an absolute deadband, a pair is (absolute, relative %).
+        unit_deadbands: {"A": (0.2, 2), ...} replaces the defaults of a unit."""
         self.heartbeat_ms = int(heartbeat_s * 1000)
         self.min_interval_ms = min_interval_ms
+        self.aligned = aligned and min_interval_ms > 0
         self.overrides = {}
         for k, v in (deadbands or {}).items():
             if isinstance(v, (tuple, list)):
                 self.overrides[k] = (v[0], v[1])
             else:
                 self.overrides[k] = (v, 0)
+        self.units = {}
+        for k, v in (unit_deadbands or {}).items():
+            self.units[k] = (v[0], v[1]) if isinstance(v, (tuple, list)) else (v, 0)
         self._last = {}  # device -> (values dict published, now_ms)
         self.changed = []  # fields beyond their deadband in the last due()
         # counters
@@ -75,8 +92,15 @@ class Reporter:
         if db is None:
             db = self.overrides.get(field)
         if db is None:
+            for f, a, r in _BY_FIELD:
+                if f == field:
+                    return a, r
             inf = field_names.info(field)
-            db = unit_deadband(inf[1]) if inf is not None else (0, 0)
+            if inf is None:
+                return 0, 0
+            db = self.units.get(inf[1])
+            if db is None:
+                db = unit_deadband(inf[1])
         return db
 
     def _moved(self, device, field, old, new):
@@ -116,7 +140,13 @@ class Reporter:
                 self.changed.append(f)  # a field disappeared
         age = tdiff(now_ms, t)
         if self.changed:
-            if age >= self.min_interval_ms:
+            if self.aligned:
+                # a new window began since the last publish (ticks wrap every
+                # 2**30 ms, not a multiple: one odd window per 12 days)
+                w = self.min_interval_ms
+                if now_ms // w != t // w or age >= w:
+                    return "change"
+            elif age >= self.min_interval_ms:
                 return "change"
             return None
         if age >= self.heartbeat_ms:

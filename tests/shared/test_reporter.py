@@ -32,21 +32,30 @@ def test_voltage_deadband_and_drift_accumulates():
 
 def test_current_and_power_absolute_or_percent():
     r = R.Reporter(heartbeat_s=3600)
-    # small current: the 0.2 A floor applies
+    # small current: the 0.5 A floor applies
     r.check("m", {"I": 1.0}, 0)
-    assert r.check("m", {"I": 1.15}, 1) is None
-    assert r.check("m", {"I": 1.2}, 2) == "change"
-    # large current: 2 % of 50 A = 1 A
+    assert r.check("m", {"I": 1.45}, 1) is None
+    assert r.check("m", {"I": 1.5}, 2) == "change"
+    # large current: 5 % of 50 A = 2.5 A
     r.check("m2", {"I": 50.0}, 0)
-    assert r.check("m2", {"I": 50.9}, 1) is None
-    assert r.check("m2", {"I": 51.0}, 2) == "change"
-    # power: max(5 W, 2 %): 2 % of 1000 W = 20 W
+    assert r.check("m2", {"I": 52.4}, 1) is None
+    assert r.check("m2", {"I": 47.5}, 2) == "change"
+    # power: max(10 W, 5 %): 5 % of 1000 W = 50 W
     r.check("inv", {"P": 1000}, 0)
-    assert r.check("inv", {"P": 1019}, 1) is None
-    assert r.check("inv", {"P": 980}, 2) == "change"
+    assert r.check("inv", {"P": 1049}, 1) is None
+    assert r.check("inv", {"P": 950}, 2) == "change"
     r.check("dc", {"P": 40}, 0)
-    assert r.check("dc", {"P": 44}, 1) is None
-    assert r.check("dc", {"P": 35}, 2) == "change"
+    assert r.check("dc", {"P": 49}, 1) is None
+    assert r.check("dc", {"P": 30}, 2) == "change"
+    # the defaults of a unit can be replaced (here the tighter 0.2 A | 2 %)
+    r3 = R.Reporter(heartbeat_s=3600, unit_deadbands={"A": (0.2, 2), "W": 5})
+    r3.check("m", {"I": 1.0, "P": 40}, 0)
+    assert r3.check("m", {"I": 1.15, "P": 44}, 1) is None
+    assert r3.check("m", {"I": 1.2, "P": 44}, 2) == "change"
+    assert r3.check("m", {"I": 1.2, "P": 49}, 3) == "change"
+    assert r3.deadband("m", "I") == (0.2, 2) and r3.deadband("m", "P") == (5, 0)
+    # per-field defaults beat the unit: AC voltage wanders by volts
+    assert r3.deadband("m", "AC_OUT_V") == (2, 0)
 
 
 def test_states_publish_on_any_change_and_none_transitions():
@@ -150,3 +159,24 @@ def test_random_walk_rate_is_bounded():
         if r.check("b", {"V": round(v + noise, 2), "I": i, "CS": 3}, s * 1000):
             n += 1
     assert 60 <= n <= 200, n  # 60 heartbeats; naive would be 3600
+
+
+def test_aligned_windows_publish_together():
+    r = R.Reporter(heartbeat_s=300, min_interval_ms=60000, aligned=True)
+    # three devices first seen at different seconds
+    for i, d in enumerate(("a", "b", "c")):
+        r.check(d, {"P": 100}, 10000 + i * 7000)
+    # all change at once mid-window: nobody publishes before the boundary
+    for t in range(30000, 60000, 1000):
+        for d in ("a", "b", "c"):
+            assert r.check(d, {"P": 200}, t) is None, (d, t)
+    # at the first block of the next window all three publish
+    assert [r.check(d, {"P": 200}, 60000) for d in ("a", "b", "c")] == ["change"] * 3
+    # one publish per window at most
+    assert r.check("a", {"P": 300}, 61000) is None
+    assert r.check("a", {"P": 300}, 120000) == "change"
+    # aligned=False keeps the per-device hold-off
+    r2 = R.Reporter(heartbeat_s=300, min_interval_ms=60000)
+    r2.check("a", {"P": 100}, 10000)
+    assert r2.check("a", {"P": 200}, 60000) is None
+    assert r2.check("a", {"P": 200}, 70000) == "change"
