@@ -602,7 +602,7 @@ class Decoder:
             for i in range(n):
                 plain[i] = data[s + i]
             return None
-        if key is None or self.key_check != key[0]:
+        if key is None or len(key) != 16 or aes is None or self.key_check != key[0]:
             return WRONG_KEY
         ctr = self._ctr
         ctr[0] = data[s - 3]
@@ -790,7 +790,10 @@ class Tracker:
         return self._devs.get(bytes(mac))
 
     def feed(self, mac, data):
+        """mac: 6 bytes (a memoryview is copied); data: manufacturer data."""
         self.notice = None
+        if not isinstance(mac, bytes):
+            mac = bytes(mac)
         st = self._feed(mac, data)
         self.counts[st] += 1
         return st

@@ -105,6 +105,8 @@ def test_real_capture_wrong_key_is_status_not_garbage():
     assert st == br.WRONG_KEY and values is None
     d = br.Decoder()
     assert d.decode(adv, None) == br.WRONG_KEY
+    assert d.decode(adv, b"") == br.WRONG_KEY  # a broken key is a status, never an exception
+    assert d.decode(adv, KEY_BM[:15]) == br.WRONG_KEY
 
 
 # --- every record type round-trip through the encoder --------------------------
@@ -369,7 +371,8 @@ def test_tracker_drops_repeated_counter_wrap_safe():
 
 def test_tracker_values_after_ok():
     t = _tracker()
-    assert t.feed(MAC1, be.encode("solar_charger", {"V": 13.5, "PPV": 99}, KEY, 1)) == "ok"
+    mv = memoryview(bytearray(MAC1))  # what the scanner hands over
+    assert t.feed(mv, be.encode("solar_charger", {"V": 13.5, "PPV": 99}, KEY, 1)) == "ok"
     v = t.values()
     assert close(v["V"], 13.5) and v["PPV"] == 99
     assert t.decoder.record == "solar_charger"
