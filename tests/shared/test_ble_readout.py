@@ -3,14 +3,16 @@
 # Runs under CPython and the MicroPython unix port.
 import sys
 
-if "host_tools/vegw" not in sys.path:
-    sys.path.append("host_tools/vegw")  # the encoder (both runners start in the repo root)
 
 import binascii
 
 import aes_ecb
 import ble_readout as br
-import ble_encode as be
+try:  # CPython: the installed host tools
+    from vegw import ble_encode as be
+except ImportError:  # MicroPython: the runner starts in the repository root
+    sys.path.append("host_tools/vegw")
+    import ble_encode as be
 import field_names
 from _util import IS_MICROPYTHON, Rng, raises, skip
 

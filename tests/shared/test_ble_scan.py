@@ -4,12 +4,14 @@
 # Runs under CPython and the MicroPython unix port.
 import sys
 
-if "host_tools/vegw" not in sys.path:
-    sys.path.append("host_tools/vegw")
 
 import asyncio
 
-import ble_encode as be
+try:  # CPython: the installed host tools
+    from vegw import ble_encode as be
+except ImportError:  # MicroPython: the runner starts in the repository root
+    sys.path.append("host_tools/vegw")
+    import ble_encode as be
 import ble_readout as br
 from drivers import ble_host, ble_scan
 from _util import IS_MICROPYTHON, skip
