@@ -4,7 +4,6 @@
 # Runs under CPython and the MicroPython unix port.
 import sys
 
-
 import asyncio
 
 try:  # CPython: the installed host tools
