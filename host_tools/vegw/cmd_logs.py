@@ -51,7 +51,7 @@ def add_arguments(parser):
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to wait per response")
     parser.add_argument("--retries", type=int, default=2, help="re-requests after a timeout (default 2)")
     parser.add_argument("--username")
-    parser.add_argument("--password")
+    parser.add_argument("--password", help="default: $VEGW_MQTT_PASSWORD (keeps it out of the process list)")
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--ca", metavar="FILE")
     parser.add_argument("--format", choices=("csv", "parquet", "jsonl"),
@@ -420,7 +420,7 @@ def fetch_mqtt(broker, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vegw-logs-" + uuid.uuid4().hex[:8])
     if username:
-        c.username_pw_set(username, password)
+        c.username_pw_set(username, password or os.environ.get("VEGW_MQTT_PASSWORD"))
     if tls or ca:
         c.tls_set(ca_certs=ca)
     c.on_connect, c.on_message, c.on_subscribe = on_connect, on_message, on_subscribe

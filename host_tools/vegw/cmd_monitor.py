@@ -193,7 +193,7 @@ def add_arguments(parser):
     parser.add_argument("--wait", type=float, default=5.0, metavar="SECONDS", help="with --once (default 5)")
     parser.add_argument("--refresh", type=float, default=2.0, metavar="HZ", help="redraws per second at most (default 2)")
     parser.add_argument("--username")
-    parser.add_argument("--password")
+    parser.add_argument("--password", help="default: $VEGW_MQTT_PASSWORD (keeps it out of the process list)")
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--ca", metavar="FILE", help="CA file (implies --tls)")
 
@@ -222,7 +222,9 @@ def connect(args, fleet, on_error):
     host, port = parse_broker(args.broker)
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
     if args.username:
-        c.username_pw_set(args.username, args.password)
+        import os
+
+        c.username_pw_set(args.username, args.password or os.environ.get("VEGW_MQTT_PASSWORD"))
     if args.tls or args.ca:
         c.tls_set(ca_certs=args.ca)
     ready = threading.Event()
