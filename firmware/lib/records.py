@@ -270,11 +270,18 @@ def _rice_get(r, k):
 
 
 def _eg_put(w, u):
-    # Exp-Golomb order 0: 0 -> "0", 1..2 -> "10x", 3..6 -> "110xx", ...
+    # Exp-Golomb order 0: 0 -> "0", 1..2 -> "10x", 3..6 -> "110xx", ...;
+    # a prefix of _QMAX ones escapes to 32 raw bits (u < 2**32, checked by
+    # the caller).
     u += 1
     n = 0
     while (u >> (n + 1)) > 0:
         n += 1
+    if n >= _QMAX:
+        w.ones(_QMAX)
+        w.put((u - 1) >> 16, 16)
+        w.put((u - 1) & 0xFFFF, 16)
+        return
     w.ones(n)
     w.put(0, 1)
     w.put(u, n)
@@ -283,7 +290,7 @@ def _eg_put(w, u):
 def _eg_get(r):
     n = r.unary()
     if n >= _QMAX:
-        raise ValueError("eg")
+        return (r.get(16) << 16) | r.get(16)
     return ((1 << n) | r.get(n)) - 1
 
 
@@ -362,7 +369,7 @@ def _eg_bits(u):
     n = 0
     while (u >> (n + 1)) > 0:
         n += 1
-    return 2 * n + 1
+    return _QMAX + 32 if n >= _QMAX else 2 * n + 1
 
 
 class MinuteEncoder:
@@ -589,7 +596,10 @@ class MinuteEncoder:
                 else:
                     sbits += 1
                     if int(v) != st.av[j]:
-                        sbits += _eg_bits(_zz(int(v) - st.av[j]) - 1)
+                        u = _zz(int(v) - st.av[j]) - 1
+                        if u >> 32:
+                            return -1
+                        sbits += _eg_bits(u)
             if L.nstate[d]:
                 n += 1 + (sbits if self._states_moved(d, row) else 0)
         return n

@@ -242,6 +242,24 @@ def test_jump_too_large_for_a_delta_starts_a_key_block():
     assert [m["devices"]["solar"]["H19"] for m in out] == [0.05, (5 + (1 << 40)) / 100, (6 + (1 << 40)) / 100]
 
 
+def test_large_state_change_round_trips():
+    # a state jumping by 2**19 needs the Exp-Golomb escape; by 2**40 a key frame
+    L = [("d", ["CS", "V"])]
+    enc = R.MinuteEncoder(L, per_record=4)
+    vals = [0, 524288, 524288 + (1 << 40), -7]
+    recs = []
+    for m, v in enumerate(vals):
+        recs += enc.add(1700000000 + 60 * m, [[v, (1, 1, 1)]])
+    last = enc.take()
+    if last:
+        recs.append(last)
+    dec = R.MinuteDecoder()
+    out = []
+    for r in recs:
+        out += dec.decode(*r)
+    assert [m["devices"]["d"]["CS"] for m in out] == vals
+
+
 def test_unknown_field_keeps_its_name_and_resolution():
     L = [("x", ["my_extra", "V"])]
     enc = R.MinuteEncoder(L, per_record=3)
