@@ -328,18 +328,29 @@ def pem_to_der(pem):
     return binascii.a2b_base64("".join(body))
 
 
+tls_error = ""  # why the last make_tls_context() could not load its CA
+
+
 def make_tls_context(ca=None):
     """Client SSLContext for either runtime. ca: CA certificate as PEM text or
     DER bytes; the server certificate is checked only when it is given
-    (without it the link is encrypted but not authenticated)."""
+    (without it the link is encrypted but not authenticated). A CA that does
+    not load never raises: it fails closed (the context requires a
+    certificate and trusts none, so every connect fails) and tls_error says
+    why."""
+    global tls_error
     import ssl
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls_error = ""
     if ca:
         ctx.verify_mode = ssl.CERT_REQUIRED
-        if _MP:
-            ca = pem_to_der(ca)  # mbedtls here takes DER (PEM fails: no NUL end)
-        ctx.load_verify_locations(cadata=ca)
+        try:
+            if _MP:
+                ca = pem_to_der(ca)  # mbedtls here takes DER (PEM fails: no NUL end)
+            ctx.load_verify_locations(cadata=ca)
+        except Exception as e:  # noqa: BLE001 - ValueError (MicroPython), SSLError, binascii.Error
+            tls_error = "CA not loaded: %r" % (e,)
     else:
         if not _MP:
             ctx.check_hostname = False
@@ -590,7 +601,12 @@ class MQTTClient:
 
     async def _read(self):
         if _MP:
-            n = await self._r.readinto(self._rd)
+            while True:
+                n = await self._r.readinto(self._rd)
+                if n is not None:
+                    break
+                # None: a TLS socket was readable but holds no complete record
+                # yet; wait again (0 is the real end of stream)
             if not n:
                 return b""
             self.bytes_recv += n

@@ -199,6 +199,10 @@ async def main(argv):
             c = M.MQTTClient("t-tls-bad", "127.0.0.1", port, ssl=M.make_tls_context(f.read()),
                              connect_timeout_ms=8000)
         res["wrongca"] = [await c.connect(), c.last_error[:80]]
+        # a CA that does not even parse: no exception, fails closed
+        ctx = M.make_tls_context("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+        c = M.MQTTClient("t-tls-junk", "127.0.0.1", port, ssl=ctx, connect_timeout_ms=8000)
+        res["junkca"] = [await c.connect(), M.tls_error[:80]]
         out(res=res)
     STOP[0] = True
     await asyncio.sleep(0.02)
@@ -402,3 +406,4 @@ def test_tls_with_and_without_ca(script, runtime, tmp_path):
     assert res["ca"] == [0, True]
     assert res["noca"] == [0, True]  # encrypted, server not authenticated
     assert res["wrongca"][0] == -2, res["wrongca"]
+    assert res["junkca"][0] == -2 and res["junkca"][1].startswith("CA not loaded"), res["junkca"]
