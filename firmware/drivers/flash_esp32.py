@@ -95,8 +95,7 @@ class FileSectorsBD:
             self._fi = -1
 
     def read(self, block, offset, buf):
-        if block == self._fi:
-            self._f.flush()
+        if block == self._fi:  # same handle: sees its own unsynced writes
             self._f.seek(offset)
             n = self._f.readinto(buf)
         else:
