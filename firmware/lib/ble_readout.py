@@ -44,8 +44,8 @@
 # integer codes; code_name() gives their names (ve_enums tables, plus the few
 # BLE-only tables below).
 #
-# Tables: written below as readable tuples (name, bit offset, width, flags,
-# divisor, addend, NA raw), packed at import into 5 bytes per field.
+# Layouts: one readable text table below (_TABLE), packed at import into 5
+# bytes per field; record_spec() expands a record back into tuples.
 # Allocation: Decoder.decode() works in preallocated buffers and keeps the raw
 # integers in a preallocated list; it allocates nothing on MicroPython for
 # fields up to 30 bits (wider fields become long ints on a 32-bit ESP32).
