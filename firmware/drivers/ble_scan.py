@@ -48,10 +48,10 @@ DEFAULT_DURATION_MS = 30000
 
 
 try:
-    _Flag = asyncio.ThreadSafeFlag
+    _Flag = asyncio.ThreadSafeFlag  # type: ignore[attr-defined]
 except AttributeError:  # CPython (host tests): the fake radio calls the IRQ in-thread
 
-    class _Flag:
+    class _Flag:  # type: ignore[no-redef]
         def __init__(self):
             self._e = asyncio.Event()
 
