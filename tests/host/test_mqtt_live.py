@@ -82,7 +82,7 @@ async def main(argv):
             await asyncio.sleep(0.02)
         okset = [p for p, ok in acked if ok]
         oks = [p in okset for p in pids]
-        big = await c.publish("vegw/gwT/big", b"x" * 5000)
+        big = await c.publish("vegw/gwT/big", b"x" * 2100)  # > 2048 B tx buffer
         # 1000 B fits our 2048 B tx buffer but not the 512 B rx buffer: the
         # broker's copy back to us is skipped and counted, the link survives
         huge_in = await c.publish("vegw/gwT/cmd", b"y" * 1000, qos=1)
