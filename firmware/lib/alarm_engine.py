@@ -55,6 +55,9 @@ class Engine:
     Engine(rules, on_event=None, stale_s=60, stale_by_device=None, builtin=None,
            devices=None, on_output=None, output_severity=2, flap_max=10,
            flap_window=3600)
+    on_output(name, severity, on): called when the local output (relay, buzzer)
+    must change: on while any rule of at least output_severity is raised and
+    not acknowledged; name/severity are those of the rule that switched it.
     update(device, values, now)   feed one decoded block
     tick(now)                     run timers and stale detection (call ~1/s)
     acknowledge(name, now) -> bool
@@ -550,7 +553,8 @@ class Engine:
         want = len(self._out_set) > 0
         if want != self._out_on:
             self._out_on = want
-            self.on_output(want)
+            # the rule whose event switched the output, and the output's new state
+            self.on_output(name, alarm_rules.SEVERITIES[sev], want)
 
     def _push(self, ev):
         self.events_emitted += 1

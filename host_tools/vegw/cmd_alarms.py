@@ -30,6 +30,11 @@ import alarm_engine
 import alarm_rules
 import metrics
 
+try:
+    import ble_readout  # noqa: F401  registers the BLE-only field names rules may use
+except ImportError:  # pragma: no cover
+    pass
+
 
 def add_arguments(p):
     sub = p.add_subparsers(dest="action", metavar="ACTION")
@@ -164,8 +169,13 @@ def _replay(args):
         for dev, _ in alarm_rules.refs(r):
             if dev not in devs:
                 devs.append(dev)
-    engine = alarm_engine.Engine(rules, on_event=emit, stale_s=stale, builtin=builtin, devices=devs,
-                                 flap_max=0 if args.no_rate_limit else 10)
+    per_dev = {}
+    if isinstance(cfg, dict) and isinstance(cfg.get("devices"), list) and args.stale is None:
+        for d in cfg["devices"]:
+            if isinstance(d, dict) and isinstance(d.get("stale_timeout"), (int, float)) and d["stale_timeout"] > 0:
+                per_dev[str(d.get("name"))] = d["stale_timeout"]
+    engine = alarm_engine.Engine(rules, on_event=emit, stale_s=stale, stale_by_device=per_dev, builtin=builtin,
+                                 devices=devs, flap_max=0 if args.no_rate_limit else 10)
     want_metrics = _metric_refs(rules)
     mobjs = {}
     try:

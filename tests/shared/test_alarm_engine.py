@@ -334,7 +334,13 @@ def test_relay_output_follows_alarm_severity_and_acknowledge():
     rules, _ = alarm_rules.parse_rules("a: alarm: house.V < 12\nw: warning: house.V < 12.5\nb: alarm: house.I > 100",
                                        None)
     out = []
-    eng = A.Engine(rules, on_event=lambda e: None, on_output=out.append, builtin={"stale": False})
+    calls = []
+
+    def relay(name, sev, on):
+        calls.append((name, sev, on))
+        out.append(on)
+
+    eng = A.Engine(rules, on_event=lambda e: None, on_output=relay, builtin={"stale": False})
     eng.update("house", {"V": 12.2, "I": 0}, 0)  # warning only: relay stays off
     assert out == []
     eng.update("house", {"V": 11.8}, 1)
@@ -344,6 +350,7 @@ def test_relay_output_follows_alarm_severity_and_acknowledge():
     assert out == [True]  # b still raised
     eng.acknowledge("b", 4)  # acknowledged: silenced
     assert out == [True, False]
+    assert calls == [("a", "alarm", True), ("b", "alarm", False)]
 
 
 def test_bad_outside_input_never_raises():
