@@ -27,9 +27,7 @@ except ImportError:  # CPython (tests only)
 
 
 import alarm_engine
-import alarm_rules
 import ble_readout
-import cfg_schema
 import flashlog
 import gateway
 import mqtt_async
@@ -66,10 +64,13 @@ class App:
         self.flog = fl
         devices = [d["name"] for d in cfg.get("devices", ())]
         rules_cfg = cfg.get("alarms", {})
+        import alarm_rules
+
         rules, errors = alarm_rules.parse_rules(rules_cfg.get("rules") or [],
                                                 alarm_rules.default_field_ok(devices))
         for e in errors:  # validated before deploy; report anyway
             log("alarm rule refused:", e)
+        del alarm_rules
         relay = platform.relay()
         self.engine = alarm_engine.Engine(
             rules, stale_s=rules_cfg.get("stale_timeout") or 60,
@@ -316,7 +317,6 @@ class App:
 
     async def run(self, duration_s=None):
         log("starting gateway", self.gw.gw, "firmware", gateway.VERSION)
-        log("config:", json.dumps(cfg_schema.masked(self.cfg)))
         tasks = [asyncio.create_task(self.uplink()), asyncio.create_task(self.ticker()),
                  asyncio.create_task(self.watchdog()), asyncio.create_task(self.ble())]
         for d in self.cfg.get("devices", ()):
@@ -357,6 +357,13 @@ class App:
         log("stopped")
 
 
+def _unload(*names):
+    # Boot-only modules leave RAM once used (the heap is ~110 KB on a board).
+    for n in names:
+        sys.modules.pop(n, None)
+    gc.collect()
+
+
 def load_config(platform):
     raw = platform.read_config()
     try:
@@ -364,10 +371,15 @@ def load_config(platform):
     except Exception as e:
         log("config.json is not valid JSON:", repr(e))
         return None
-    board = platform.board()
-    norm, errors = cfg_schema.validate(cfg, board)
+    import cfg_schema
+
+    norm, errors = cfg_schema.validate(cfg, platform.board())
     for path, msg in errors:
         log("config error:", path + ":", msg)
+    if not errors:
+        log("config:", json.dumps(cfg_schema.masked(norm)))  # secrets masked
+    del cfg_schema
+    _unload("cfg_schema", "boardinfo")
     return None if errors else norm
 
 

