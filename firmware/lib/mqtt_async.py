@@ -18,10 +18,7 @@
 # and the caller decides when to connect again.
 import sys
 
-try:
-    import asyncio
-except ImportError:  # pragma: no cover - very old MicroPython
-    import uasyncio as asyncio
+import asyncio
 try:
     from micropython import const
 except ImportError:
@@ -31,7 +28,7 @@ except ImportError:
 
 
 try:
-    from time import ticks_ms, ticks_diff
+    from time import ticks_ms, ticks_diff  # type: ignore[attr-defined]
 except ImportError:
     import time as _time
 
