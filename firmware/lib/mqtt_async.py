@@ -435,7 +435,10 @@ class MQTTClient:
 
     # -- configuration (umqtt.simple names)
     def set_callback(self, cb):
-        """cb(topic_bytes, msg_bytes) for every PUBLISH received."""
+        """cb(topic_bytes, msg_bytes) for every PUBLISH received. It runs inside
+        the receive task: keep it short and never await there; to answer a
+        command, hand it to another task (an exception in cb is caught and
+        kept in last_error)."""
         self.cb = cb
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
@@ -666,6 +669,15 @@ class MQTTClient:
             await self.publish(self.avail_topic, b"offline", retain=True, qos=0)
         await self._send(_enc_fixed, DISCONNECT)
         self._drop("disconnect")
+
+    async def ping(self):
+        """Send a PINGREQ now (the keepalive task also does this by itself).
+        True if written; the PINGRESP only resets the dead-link timer."""
+        if not self._connected:
+            return False
+        self._ping_out = True
+        self.pings += 1
+        return await self._send(_enc_fixed, PINGREQ)
 
     # -- publish / subscribe
     def _next_pid(self):

@@ -100,7 +100,10 @@ async def main(argv):
         c = M.MQTTClient("t-ka", "127.0.0.1", port, keepalive=1)
         rc = await c.connect()
         await asyncio.sleep(3.6)
-        out(rc=rc, connected=c.is_connected(), pings=c.pings, counters=c.counters())
+        pings = c.pings
+        manual = await c.ping()
+        await asyncio.sleep(0.2)
+        out(rc=rc, connected=c.is_connected(), pings=pings, manual=manual, counters=c.counters())
         await c.disconnect()
     elif sc == "blackhole":
         c = M.MQTTClient("t-bh", "127.0.0.1", port, keepalive=2, connect_timeout_ms=1500,
@@ -287,6 +290,7 @@ def test_keepalive_pings_keep_link_up(script, runtime):
     assert r["rc"] == 0 and r["connected"] is True
     # keepalive 1 s, 3.6 s idle: a PINGREQ each second or so, each answered
     assert 2 <= r["pings"] <= 5, r["pings"]
+    assert r["manual"] is True and r["counters"]["pings"] == r["pings"] + 1
     assert r["counters"]["bytes_recv"] >= 4 + 2 * r["pings"] - 2  # CONNACK + PINGRESPs
     assert r["lat"] < LATENCY_LIMIT_MS
 
