@@ -1,55 +1,41 @@
 # Registry of every field a decoder or metric can produce: one vocabulary for
 # VE.Direct, BLE, alarm rules, MQTT payloads and Home Assistant discovery.
 #
-# FIELDS is a flat tuple of 4-tuples (name, unit, device_class, state_class).
-# unit "" = dimensionless/text, device_class "" = none, state_class "" = none
-# ("m" measurement, "t" total, "ti" total_increasing). A linear scan is fine:
-# lookups happen at config load and discovery, never per byte.
+# _TABLE is ONE string "|name:unit:device_class:state_class|...": a single
+# object (in flash when frozen) instead of ~70 tuples built at import, which
+# matters on a ~110 KB heap. unit "" = dimensionless/text, device_class "" =
+# none, state_class "" = none, "m" measurement, "t" total, "ti"
+# total_increasing. Lookups happen at config load and discovery, never per byte.
 
-FIELDS = (
-    # --- VE.Direct text labels (also used by BLE where the quantity matches)
-    ("V", "V", "voltage", "m"), ("V2", "V", "voltage", "m"), ("V3", "V", "voltage", "m"),
-    ("VS", "V", "voltage", "m"), ("VM", "V", "voltage", "m"), ("DM", "%", "", "m"),
-    ("VPV", "V", "voltage", "m"), ("PPV", "W", "power", "m"),
-    ("I", "A", "current", "m"), ("I2", "A", "current", "m"), ("I3", "A", "current", "m"),
-    ("IL", "A", "current", "m"), ("LOAD", "", "", ""), ("T", "°C", "temperature", "m"),
-    ("P", "W", "power", "m"), ("CE", "Ah", "", "m"), ("SOC", "%", "battery", "m"),
-    ("TTG", "min", "duration", "m"), ("Alarm", "", "", ""), ("Relay", "", "", ""),
-    ("AR", "", "", ""), ("OR", "", "", ""), ("WARN", "", "", ""),
-    ("H1", "Ah", "", "m"), ("H2", "Ah", "", "m"), ("H3", "Ah", "", "m"),
-    ("H4", "", "", "ti"), ("H5", "", "", "ti"), ("H6", "Ah", "", "m"),
-    ("H7", "V", "voltage", "m"), ("H8", "V", "voltage", "m"), ("H9", "s", "duration", "m"),
-    ("H10", "", "", "ti"), ("H11", "", "", "ti"), ("H12", "", "", "ti"),
-    ("H13", "", "", "ti"), ("H14", "", "", "ti"), ("H15", "V", "voltage", "m"),
-    ("H16", "V", "voltage", "m"), ("H17", "kWh", "energy", "ti"), ("H18", "kWh", "energy", "ti"),
-    ("H19", "kWh", "energy", "t"), ("H20", "kWh", "energy", "t"), ("H21", "W", "power", "m"),
-    ("H22", "kWh", "energy", "t"), ("H23", "W", "power", "m"),
-    ("ERR", "", "", ""), ("CS", "", "", ""), ("BMV", "", "", ""), ("FW", "", "", ""),
-    ("FWE", "", "", ""), ("PID", "", "", ""), ("SER#", "", "", ""), ("HSDS", "", "", ""),
-    ("MODE", "", "", ""), ("AC_OUT_V", "V", "voltage", "m"), ("AC_OUT_I", "A", "current", "m"),
-    ("AC_OUT_S", "VA", "apparent_power", "m"), ("MPPT", "", "", ""), ("MON", "", "", ""),
-    ("DC_IN_V", "V", "voltage", "m"), ("DC_IN_I", "A", "current", "m"), ("DC_IN_P", "W", "power", "m"),
-    ("CAP_BLE", "", "", ""), ("HC#", "", "", ""),
+_TABLE = (
+    "|"
+    "V:V:voltage:m|V2:V:voltage:m|V3:V:voltage:m|VS:V:voltage:m|VM:V:voltage:m|DM:%::m|"
+    "VPV:V:voltage:m|PPV:W:power:m|I:A:current:m|I2:A:current:m|I3:A:current:m|"
+    "IL:A:current:m|LOAD:::|T:°C:temperature:m|P:W:power:m|CE:Ah::m|SOC:%:battery:m|"
+    "TTG:min:duration:m|Alarm:::|Relay:::|AR:::|OR:::|WARN:::|H1:Ah::m|H2:Ah::m|H3:Ah::m|"
+    "H4:::ti|H5:::ti|H6:Ah::m|H7:V:voltage:m|H8:V:voltage:m|H9:s:duration:m|H10:::ti|"
+    "H11:::ti|H12:::ti|H13:::ti|H14:::ti|H15:V:voltage:m|H16:V:voltage:m|H17:kWh:energy:ti|"
+    "H18:kWh:energy:ti|H19:kWh:energy:t|H20:kWh:energy:t|H21:W:power:m|H22:kWh:energy:t|"
+    "H23:W:power:m|ERR:::|CS:::|BMV:::|FW:::|FWE:::|PID:::|SER#:::|HSDS:::|MODE:::|"
+    "AC_OUT_V:V:voltage:m|AC_OUT_I:A:current:m|AC_OUT_S:VA:apparent_power:m|MPPT:::|MON:::|"
+    "DC_IN_V:V:voltage:m|DC_IN_I:A:current:m|DC_IN_P:W:power:m|CAP_BLE:::|HC#:::|"
 )
 
-# Documented aliases accepted by rules and config (alias, canonical).
-ALIASES = (
-    ("voltage", "V"), ("battery_voltage", "V"), ("current", "I"), ("battery_current", "I"),
-    ("power", "P"), ("soc", "SOC"), ("state_of_charge", "SOC"), ("consumed_ah", "CE"),
-    ("time_to_go", "TTG"), ("temperature", "T"), ("starter_voltage", "VS"),
-    ("aux_voltage", "VS"), ("midpoint_voltage", "VM"), ("midpoint_deviation", "DM"),
-    ("pv_voltage", "VPV"), ("pv_power", "PPV"), ("load_current", "IL"), ("load", "LOAD"),
-    ("alarm_reason", "AR"), ("warning_reason", "WARN"), ("off_reason", "OR"),
-    ("device_state", "CS"), ("state", "CS"), ("charger_error", "ERR"), ("error", "ERR"),
-    ("tracker_mode", "MPPT"), ("device_mode", "MODE"), ("monitor_mode", "MON"),
-    ("ac_out_voltage", "AC_OUT_V"), ("ac_out_current", "AC_OUT_I"),
-    ("ac_out_apparent_power", "AC_OUT_S"), ("input_voltage", "DC_IN_V"),
-    ("input_current", "DC_IN_I"), ("input_power", "DC_IN_P"),
-    ("yield_today", "H20"), ("yield_yesterday", "H22"), ("yield_total", "H19"),
-    ("max_power_today", "H21"), ("product_id", "PID"), ("serial", "SER#"),
+# Documented aliases accepted by rules and config: "|alias=canonical|..."
+_ALIASES = (
+    "|"
+    "voltage=V|battery_voltage=V|current=I|battery_current=I|power=P|soc=SOC|"
+    "state_of_charge=SOC|consumed_ah=CE|time_to_go=TTG|temperature=T|starter_voltage=VS|"
+    "aux_voltage=VS|midpoint_voltage=VM|midpoint_deviation=DM|pv_voltage=VPV|pv_power=PPV|"
+    "load_current=IL|load=LOAD|alarm_reason=AR|warning_reason=WARN|off_reason=OR|"
+    "device_state=CS|state=CS|charger_error=ERR|error=ERR|tracker_mode=MPPT|device_mode=MODE|"
+    "monitor_mode=MON|ac_out_voltage=AC_OUT_V|ac_out_current=AC_OUT_I|"
+    "ac_out_apparent_power=AC_OUT_S|input_voltage=DC_IN_V|input_current=DC_IN_I|"
+    "input_power=DC_IN_P|yield_today=H20|yield_yesterday=H22|yield_total=H19|"
+    "max_power_today=H21|product_id=PID|serial=SER#|"
 )
 
-_EXTRA = []  # fields registered at import by other modules (BLE-only, metrics)
+_EXTRA = []  # type: list  # fields registered at import by other modules (BLE-only, metrics)
 
 
 def register(name, unit="", device_class="", state_class=""):
@@ -59,10 +45,13 @@ def register(name, unit="", device_class="", state_class=""):
 
 
 def info(name):
-    for table in (FIELDS, _EXTRA):
-        for f in table:
-            if f[0] == name:
-                return f
+    """(name, unit, device_class, state_class) or None."""
+    i = _TABLE.find("|" + name + ":")
+    if i >= 0:
+        return tuple(_TABLE[i + 1 : _TABLE.find("|", i + 1)].split(":"))
+    for f in _EXTRA:
+        if f[0] == name:
+            return f
     return None
 
 
@@ -70,13 +59,20 @@ def resolve(name):
     """Canonical field name for a name or alias, or None if nothing produces it."""
     if info(name) is not None:
         return name
-    for a, c in ALIASES:
-        if a == name:
-            return c
+    i = _ALIASES.find("|" + name + "=")
+    if i >= 0:
+        i += len(name) + 2
+        return _ALIASES[i : _ALIASES.find("|", i)]
     return None
 
 
+def fields():
+    """Every field as (name, unit, device_class, state_class) (allocates)."""
+    out = [tuple(e.split(":")) for e in _TABLE.split("|") if e]
+    return out + list(_EXTRA)
+
+
 def all_names():
-    out = [f[0] for f in FIELDS] + [f[0] for f in _EXTRA]
-    out += [a for a, _ in ALIASES]
+    out = [f[0] for f in fields()]
+    out += [e.split("=")[0] for e in _ALIASES.split("|") if e]
     return out

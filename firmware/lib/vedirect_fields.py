@@ -28,37 +28,41 @@ _K_ONOFF = const(2)  # ON/OFF (BMV-600: On/Off)
 _K_TEXT = const(3)  # string as sent
 _K_TTG = const(4)  # minutes; -1 = infinite -> None
 
-# (label, kind, decimals) per field. decimals: the device's unit is
-# 10**-decimals of the SI unit (mV: 3, per-mille of 100 %: 1, 0.01 kWh: 2).
-TABLE = (
-    (b"V", _K_INT, 3), (b"V2", _K_INT, 3), (b"V3", _K_INT, 3), (b"VS", _K_INT, 3),
-    (b"VM", _K_INT, 3), (b"DM", _K_INT, 1), (b"VPV", _K_INT, 3), (b"PPV", _K_INT, 0),
-    (b"I", _K_INT, 3), (b"I2", _K_INT, 3), (b"I3", _K_INT, 3), (b"IL", _K_INT, 3),
-    (b"LOAD", _K_ONOFF, 0), (b"T", _K_INT, 0), (b"P", _K_INT, 0), (b"CE", _K_INT, 3),
-    (b"SOC", _K_INT, 1), (b"TTG", _K_TTG, 0), (b"Alarm", _K_ONOFF, 0),
-    (b"Relay", _K_ONOFF, 0), (b"AR", _K_INT, 0), (b"OR", _K_HEX, 0),
-    (b"H1", _K_INT, 3), (b"H2", _K_INT, 3), (b"H3", _K_INT, 3), (b"H4", _K_INT, 0),
-    (b"H5", _K_INT, 0), (b"H6", _K_INT, 3), (b"H7", _K_INT, 3), (b"H8", _K_INT, 3),
-    (b"H9", _K_INT, 0), (b"H10", _K_INT, 0), (b"H11", _K_INT, 0), (b"H12", _K_INT, 0),
-    (b"H13", _K_INT, 0), (b"H14", _K_INT, 0), (b"H15", _K_INT, 3), (b"H16", _K_INT, 3),
-    (b"H17", _K_INT, 2), (b"H18", _K_INT, 2), (b"H19", _K_INT, 2), (b"H20", _K_INT, 2),
-    (b"H21", _K_INT, 0), (b"H22", _K_INT, 2), (b"H23", _K_INT, 0), (b"ERR", _K_INT, 0),
-    (b"CS", _K_INT, 0), (b"BMV", _K_TEXT, 0), (b"FW", _K_TEXT, 0), (b"FWE", _K_TEXT, 0),
-    (b"PID", _K_HEX, 0), (b"SER#", _K_TEXT, 0), (b"HSDS", _K_INT, 0), (b"MODE", _K_INT, 0),
-    (b"AC_OUT_V", _K_INT, 2), (b"AC_OUT_I", _K_INT, 1), (b"AC_OUT_S", _K_INT, 0),
-    (b"WARN", _K_INT, 0), (b"MPPT", _K_INT, 0), (b"MON", _K_INT, 0),
-    (b"DC_IN_V", _K_INT, 2), (b"DC_IN_I", _K_INT, 1), (b"DC_IN_P", _K_INT, 0),
-    (b"CAP_BLE", _K_INT, 0), (b"HC#", _K_TEXT, 0),
+# One entry per label, three parallel constants (no tuple per field: on a
+# ~110 KB heap every import-time object counts):
+#   LABELS  the label as sent (bytes, compared in place in the block buffer)
+#   NAMES   the same as interned str (dict keys; update() never builds a str)
+#   _KD     kind << 4 | decimals; decimals: the device's unit is 10**-decimals
+#           of the SI unit (mV: 3, per-mille of 100 percent: 1, 0.01 kWh: 2)
+LABELS = (
+    b"V", b"V2", b"V3", b"VS", b"VM", b"DM", b"VPV", b"PPV", b"I", b"I2", b"I3", b"IL", b"LOAD",
+    b"T", b"P", b"CE", b"SOC", b"TTG", b"Alarm", b"Relay", b"AR", b"OR", b"H1", b"H2", b"H3",
+    b"H4", b"H5", b"H6", b"H7", b"H8", b"H9", b"H10", b"H11", b"H12", b"H13", b"H14", b"H15",
+    b"H16", b"H17", b"H18", b"H19", b"H20", b"H21", b"H22", b"H23", b"ERR", b"CS", b"BMV",
+    b"FW", b"FWE", b"PID", b"SER#", b"HSDS", b"MODE", b"AC_OUT_V", b"AC_OUT_I", b"AC_OUT_S",
+    b"WARN", b"MPPT", b"MON", b"DC_IN_V", b"DC_IN_I", b"DC_IN_P", b"CAP_BLE", b"HC#",
+)
+NAMES = (
+    "V", "V2", "V3", "VS", "VM", "DM", "VPV", "PPV", "I", "I2", "I3", "IL", "LOAD", "T", "P",
+    "CE", "SOC", "TTG", "Alarm", "Relay", "AR", "OR", "H1", "H2", "H3", "H4", "H5", "H6", "H7",
+    "H8", "H9", "H10", "H11", "H12", "H13", "H14", "H15", "H16", "H17", "H18", "H19", "H20",
+    "H21", "H22", "H23", "ERR", "CS", "BMV", "FW", "FWE", "PID", "SER#", "HSDS", "MODE",
+    "AC_OUT_V", "AC_OUT_I", "AC_OUT_S", "WARN", "MPPT", "MON", "DC_IN_V", "DC_IN_I", "DC_IN_P",
+    "CAP_BLE", "HC#",
+)
+_KD = (
+    b"\x03\x03\x03\x03\x03\x01\x03\x00\x03\x03\x03\x03\x20\x00\x00\x03"
+    b"\x01\x40\x20\x20\x00\x10\x03\x03\x03\x00\x00\x03\x03\x03\x00\x00"
+    b"\x00\x00\x00\x00\x03\x03\x02\x02\x02\x02\x00\x02\x00\x00\x00\x30"
+    b"\x30\x30\x10\x30\x00\x00\x02\x01\x00\x00\x00\x00\x02\x01\x00\x00"
+    b"\x30"
 )
 
 _MISSING = object()
 
-# Interned names, same order as TABLE (so update() never builds a str).
-NAMES = tuple(e[0].decode() for e in TABLE)
-
 # Lookup key per entry: first byte * 64 + length. Equal keys are resolved by
 # comparing the label bytes (H1/H2/..., V2/V3/VS/VM).
-_KEYS = tuple(e[0][0] * 64 + len(e[0]) for e in TABLE)
+_KEYS = tuple(lab[0] * 64 + len(lab) for lab in LABELS)
 
 # Enumerated labels -> ve_enums table, and bit-mask labels -> bit table.
 ENUMS = (("CS", ve_enums.DEVICE_STATE), ("ERR", ve_enums.CHARGER_ERROR),
@@ -69,7 +73,7 @@ BITS = (("AR", ve_enums.ALARM_REASON_BITS), ("WARN", ve_enums.ALARM_REASON_BITS)
 
 
 def entry(block, i):
-    """Index into TABLE of field i of a Block, or -1 for an unknown label."""
+    """Index into LABELS/NAMES of field i of a Block, or -1 for an unknown label."""
     o = block._offs  # direct reads: a (start, end) tuple would allocate
     s = o[3 * i]
     e = o[3 * i + 1]
@@ -84,7 +88,7 @@ def entry(block, i):
             k = keys.index(key, k)
         except ValueError:
             return -1
-        if block._buf.find(TABLE[k][0], s, e) == s:
+        if block._buf.find(LABELS[k], s, e) == s:
             return k
         k += 1
 
@@ -144,7 +148,7 @@ def raw_value(block, i, k):
     o = block._offs
     s = o[3 * i + 1] + 1
     e = o[3 * i + 2]
-    kind = TABLE[k][1]
+    kind = _KD[k] >> 4
     if kind == _K_INT or kind == _K_TTG:
         return _parse_int(buf, s, e)
     if kind == _K_HEX:
@@ -171,7 +175,7 @@ def update(block, raw):
             val = block.value(i)
         else:
             name = NAMES[k]
-            if TABLE[k][1] == _K_TEXT:
+            if _KD[k] >> 4 == _K_TEXT:
                 old = raw.get(name)
                 s = block._offs[3 * i + 1] + 1
                 e = block._offs[3 * i + 2]
@@ -205,10 +209,10 @@ def to_si(name, raw):
     k = _index(name)
     if k < 0:
         return raw
-    kind = TABLE[k][1]
+    kind = _KD[k] >> 4
     if kind == _K_TTG:
         return None if raw == -1 else raw
-    d = TABLE[k][2]
+    d = _KD[k] & 15
     if d == 0:
         return raw
     return round(raw / (10 ** d), d)
@@ -223,7 +227,7 @@ def decode(block):
 
 def decimals(name):
     k = _index(name)
-    return TABLE[k][2] if k >= 0 else 0
+    return _KD[k] & 15 if k >= 0 else 0
 
 
 def enum_table(name):

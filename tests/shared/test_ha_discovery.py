@@ -135,7 +135,7 @@ def test_every_registered_field_is_valid_for_ha():
     import ble_readout  # noqa: F401
     import metrics  # noqa: F401
 
-    names = [f[0] for f in field_names.FIELDS] + [f[0] for f in field_names._EXTRA]
+    names = [f[0] for f in field_names.fields()]
     n = 0
     for topic, p in H.iter_configs("gw", "dev", names, serial="S1"):
         n += 1
