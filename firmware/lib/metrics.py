@@ -166,6 +166,8 @@ class BatteryMetrics:
         self.cyc_t0 = 0
         self.cyc_last = 0
         self.estimates = []  # [(Ah, coverage, mean discharge A)], newest last
+        self._cache_day = None  # see _past()
+        self._cache = None
 
     def update(self, values, now):
         """Feed one decoded block of the monitor at time now (s)."""
@@ -204,6 +206,8 @@ class BatteryMetrics:
 
     def _account(self, day, ms):
         r = self.ring
+        if self._cache_day is not None and day < self._cache_day:
+            self._cache_day = None
         r.add(day, _COV, ms)
         if self.i is not None:
             q = _round(self.i * ms)
@@ -269,14 +273,31 @@ class BatteryMetrics:
         conf = 100.0 * (cov / n) * (n / 3 if n < 3 else 1.0) * (0.8 if heavy else 1.0)
         return ah, conf
 
+    def _past(self, today):
+        # Sums over the days before today for the 7/30/90-day windows: they
+        # change only when the day rolls over (or a span reaches back into a
+        # past day), so they are summed once, not on every values() call.
+        if self._cache_day != today:
+            r = self.ring
+            c = []
+            for n in (7, 30, 90):
+                c.append((r.total(today - n + 1, today - 1, _SOC_COV), r.total(today - n + 1, today - 1, _SOC)))
+            self._cache = c
+            self._cache_day = today
+        return self._cache
+
     def values(self, now):
         """Metric fields at time now (None where not yet known)."""
         r = self.ring
         today = self.integ.day(now)
         out = {}
-        for n, key in ((1, "soc_avg_1d"), (7, "soc_avg_7d"), (30, "soc_avg_30d"), (90, "soc_avg_90d")):
-            cov = r.total(today - n + 1, today, _SOC_COV)
-            out[key] = r.total(today - n + 1, today, _SOC) / cov if cov else None
+        cov1 = r.get(today, _SOC_COV)
+        soc1 = r.get(today, _SOC)
+        out["soc_avg_1d"] = soc1 / cov1 if cov1 else None
+        past = self._past(today)
+        for k, key in ((0, "soc_avg_7d"), (1, "soc_avg_30d"), (2, "soc_avg_90d")):
+            cov = past[k][0] + cov1
+            out[key] = (past[k][1] + soc1) / cov if cov else None
         for d, sfx in ((today, "today"), (today - 1, "yesterday")):
             out["ah_in_" + sfx] = r.get(d, _QIN) / _MS_PER_AH
             out["ah_out_" + sfx] = r.get(d, _QOUT) / _MS_PER_AH
@@ -335,6 +356,7 @@ class BatteryMetrics:
         self.cyc_q, self.cyc_cov, self.cyc_t0, self.cyc_last = h[5], h[6], h[7], h[8]
         self.estimates = est
         self.ring.buf[:] = data[o:]
+        self._cache_day = None
         self.integ.prev_t = None  # the time across the reboot is a gap
         return True
 
@@ -416,3 +438,88 @@ def for_block(values, **kw):
     if "SOC" in values or "CE" in values or "H6" in values:
         return BatteryMetrics(**kw)
     return None
+
+
+_MAX_SET = const(8)  # devices with metrics per gateway; more are dropped (counted)
+_KIND_BAT = const(1)
+_KIND_SOL = const(2)
+
+
+class MetricSet:
+    """The metrics of every device of a gateway, for the app to wire in:
+    update(device, block, now) after each decoded block, values(device, now)
+    to publish and to feed the alarm engine, to_bytes()/from_bytes() to keep
+    them in flash. The kind (battery monitor or MPPT) is picked from the
+    device's first suitable block. capacity: {device: Ah} from the config."""
+
+    def __init__(self, capacity=None, max_gap_s=60, day_offset_s=0):
+        self.capacity = capacity or {}
+        self.max_gap_s = max_gap_s
+        self.day_offset_s = day_offset_s
+        self.objs = {}
+        self.dropped = 0
+
+    def _make(self, device, kind):
+        if kind == _KIND_SOL:
+            return SolarMetrics(self.max_gap_s, self.day_offset_s)
+        return BatteryMetrics(capacity_ah=self.capacity.get(device), max_gap_s=self.max_gap_s,
+                              day_offset_s=self.day_offset_s)
+
+    def update(self, device, block, now):
+        m = self.objs.get(device)
+        if m is None:
+            if "PPV" in block:
+                kind = _KIND_SOL
+            elif "SOC" in block or "CE" in block or "H6" in block:
+                kind = _KIND_BAT
+            else:
+                return
+            if len(self.objs) >= _MAX_SET:
+                self.dropped += 1
+                return
+            m = self.objs[device] = self._make(device, kind)
+        m.update(block, now)
+
+    def values(self, device, now):
+        m = self.objs.get(device)
+        return m.values(now) if m is not None else None
+
+    def to_bytes(self):
+        out = b"VGMX" + struct.pack("<B", len(self.objs))
+        for name in self.objs:
+            m = self.objs[name]
+            nb = name.encode()
+            blob = m.to_bytes()
+            kind = _KIND_SOL if isinstance(m, SolarMetrics) else _KIND_BAT
+            out += struct.pack("<BB", len(nb), kind) + nb + struct.pack("<H", len(blob)) + blob
+        return out
+
+    def from_bytes(self, data):
+        """Restore every device's metrics; False (nothing changed) on foreign
+        or damaged data."""
+        try:
+            if bytes(data[:4]) != b"VGMX":
+                return False
+            n = data[4]
+            o = 5
+            got = {}
+            for _ in range(n):
+                ln, kind = struct.unpack_from("<BB", data, o)
+                o += 2
+                name = bytes(data[o:o + ln]).decode()
+                o += ln
+                bl = struct.unpack_from("<H", data, o)[0]
+                o += 2
+                if kind not in (_KIND_BAT, _KIND_SOL) or o + bl > len(data):
+                    return False
+                m = self._make(name, kind)
+                if not m.from_bytes(data[o:o + bl]):
+                    return False
+                got[name] = m
+                o += bl
+            if o != len(data) or len(got) > _MAX_SET:
+                return False
+        except Exception:  # noqa: BLE001 - damaged flash must not stop boot
+            return False
+        self.objs = got
+        return True

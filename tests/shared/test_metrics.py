@@ -224,3 +224,37 @@ def test_for_block_picks_the_kind_and_bad_values_never_raise():
         m.update({"V": v, "I": v, "P": v, "SOC": v, "VM": v, "DM": v, "H6": v, "H9": v}, T0)
         m.update({"V": v, "I": v, "P": v, "SOC": v}, T0 + 1)
         m.values(T0 + 1)
+
+
+def test_values_see_a_span_written_into_yesterday_after_a_call():
+    m = M.BatteryMetrics()
+    m.update({"I": 1.0, "SOC": 40.0}, T0 + D - 30)
+    m.values(T0 + D + 10)  # day rolled over: past-day sums are cached
+    m.update({"I": 1.0, "SOC": 40.0}, T0 + D + 30)  # 30 s of this go to yesterday
+    v = m.values(T0 + D + 30)
+    assert near(v["soc_avg_7d"], 40.0) and near(v["soc_avg_1d"], 40.0)
+    assert near(v["ah_in_yesterday"], 30 / 3600)
+
+
+def test_metric_set_picks_kinds_and_survives_reboot():
+    ms = M.MetricSet(capacity={"house": 200})
+    ms.update("inverter", {"AC_OUT_V": 230.0}, T0)  # no metrics for an inverter
+    ms.update("solar", {"ERR": 0, "LOAD": True}, T0)  # MPPT block B: kind not known yet
+    for k in range(4):
+        ms.update("house", {"V": 12.5, "I": -20.0, "SOC": 90.0}, T0 + 60 * k)
+        ms.update("solar", {"V": 12.5, "I": 4.0, "PPV": 60}, T0 + 60 * k)
+    assert ms.values("inverter", T0) is None
+    h = ms.values("house", T0 + 180)
+    assert near(h["ah_out_today"], 1.0)  # 20 A for 180 s
+    assert near(h["full_cycles"], 1.0 / 200)
+    assert near(ms.values("solar", T0 + 180)["pv_kwh_today"], 60 * 180 / 3.6e6)
+    blob = ms.to_bytes()
+    ms2 = M.MetricSet(capacity={"house": 200})
+    assert ms2.from_bytes(blob) is True
+    assert ms2.values("house", T0 + 180) == h
+    s1, s2 = ms.values("solar", T0 + 180), ms2.values("solar", T0 + 180)
+    for k in ("pv_kwh_today", "charge_kwh_today", "load_kwh_today"):
+        assert s2[k] == s1[k], k
+    assert s1["charge_power"] == 50.0 and s2["charge_power"] is None  # live values wait for a block
+    assert ms2.from_bytes(blob[:-3]) is False and ms2.from_bytes(b"nope") is False
+    assert ms2.values("house", T0 + 180) == h  # a refused blob changes nothing
