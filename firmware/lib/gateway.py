@@ -229,6 +229,7 @@ class Gateway:
     def _reading(self, dev, si, now_s, new_fields):
         if self.started_s is None:
             self.started_s = now_s
+        self._roll(now_s)  # a reading of a new window closes the old one first
         dev.last_s = now_s
         dev.readings += 1
         if dev.stale_reported:
@@ -352,6 +353,9 @@ class Gateway:
                 dev.stale_reported = True  # no heartbeat of frozen values
             else:
                 self._report(dev, now_s)
+        self._roll(now_s)
+
+    def _roll(self, now_s):
         slot = int(now_s // self.log_interval) * self.log_interval
         if self._log_slot is None:
             self._log_slot = slot

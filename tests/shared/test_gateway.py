@@ -1,0 +1,216 @@
+# The gateway core (firmware/lib/gateway.py) in simulated time: decoded
+# readings in, MQTT messages and flash-log records out.
+import json
+import sys
+
+if "host_tools/vegw" not in sys.path:
+    sys.path.append("host_tools/vegw")
+
+import alarm_engine
+import alarm_rules
+import ble_encode
+import ble_readout
+import flashlog
+import gateway
+import vedirect
+from drivers.nor_sim import NorSim
+from _util import read_fixture
+
+MP_HEAPSIZE = "1M"  # test data and fixtures; the app's own heap is checked by the sim tests
+
+KEY = "00112233445566778899aabbccddeeff"
+MAC = "C0:DE:00:00:00:01"
+
+
+def make(rules=(), log_interval=60, heartbeat=60, stale=60):
+    cfg = {
+        "gateway": {"id": "gw1"},
+        "mqtt": {"prefix": "vegw", "heartbeat": heartbeat, "discovery": True},
+        "devices": [{"name": "house", "type": "vedirect"}, {"name": "shunt", "type": "ble", "mac": MAC, "key": KEY}],
+        "alarms": {"stale_timeout": stale},
+        "log": {"interval": log_interval},
+    }
+    parsed, errors = alarm_rules.parse_rules(list(rules), alarm_rules.default_field_ok(["house", "shunt"]))
+    assert errors == [], errors
+    engine = alarm_engine.Engine(parsed, stale_s=stale, devices=["house", "shunt"])
+    tracker = ble_readout.Tracker([(MAC, KEY)])
+    log = flashlog.FlashLog(NorSim(16))
+    gw = gateway.Gateway(cfg, flashlog=log, engine=engine, tracker=tracker)
+    return gw, log
+
+
+def block(fields):
+    body = b""
+    for lab, val in fields:
+        body += b"\r\n" + lab + b"\t" + val
+    body += b"\r\nChecksum\t"
+    return body + bytes(((256 - sum(body)) & 0xFF,))
+
+
+def feeder(gw, name):
+    now = [0]
+    p = vedirect.Parser(lambda blk: gw.vedirect_block(name, blk, now[0]))
+
+    def feed(data, t):
+        now[0] = t
+        p.feed(data)
+
+    return feed
+
+
+def drain(gw):
+    out = []
+    while len(gw.out):
+        out.append(gw.out.pop())
+    return out
+
+
+def states(msgs, dev):
+    return [json.loads(m[1]) for m in msgs if m[0] == "vegw/gw1/%s/state" % dev]
+
+
+def test_first_block_publishes_whole_state_in_si_units_retained():
+    gw, _ = make()
+    feed = feeder(gw, "house")
+    feed(read_fixture("faq_bmv700.bin"), 1000)
+    msgs = drain(gw)
+    st = states(msgs, "house")
+    assert len(st) == 1
+    s = st[0]
+    assert s["V"] == 26.201 and s["SOC"] == 100.0 and s["TTG"] is None and s["PID"] == 0x203
+    assert s["ts"] == 1000
+    m = [m for m in msgs if m[0] == "vegw/gw1/house/state"][0]
+    assert m[3] is True  # retained: a new subscriber sees the latest values
+
+
+def test_report_by_exception_deadband_and_heartbeat():
+    gw, _ = make(heartbeat=60)
+    feed = feeder(gw, "house")
+    feed(block([(b"V", b"12800"), (b"I", b"-3000")]), 0)
+    assert len(states(drain(gw), "house")) == 1
+    feed(block([(b"V", b"12810"), (b"I", b"-3010")]), 2)  # within deadbands
+    gw.tick(2)
+    assert states(drain(gw), "house") == []
+    feed(block([(b"V", b"12900"), (b"I", b"-3010")]), 3)  # V moved 0.1 V
+    st = states(drain(gw), "house")
+    assert len(st) == 1 and st[0]["V"] == 12.9
+    for t in range(4, 64):
+        feed(block([(b"V", b"12900"), (b"I", b"-3010")]), t)
+        gw.tick(t)
+    st = states(drain(gw), "house")
+    assert len(st) == 1 and st[0]["ts"] == 63  # heartbeat 60 s after the last publish
+
+
+def test_stale_device_gets_no_heartbeat_of_frozen_values():
+    gw, _ = make(heartbeat=30, stale=60)
+    feed = feeder(gw, "house")
+    feed(block([(b"V", b"12800")]), 0)
+    drain(gw)
+    for t in range(1, 200):
+        gw.tick(t)
+    st = states(drain(gw), "house")
+    assert [s["ts"] for s in st] == [30]  # heartbeat while fresh, nothing once stale
+
+
+def test_ble_advert_decoded_into_the_same_field_names():
+    gw, _ = make()
+    adv = ble_encode.encode("battery_monitor", {"V": 12.53, "I": -4.2, "SOC": 87.5, "CE": -23.4, "TTG": 600, "AR": 0},
+                            bytes.fromhex(KEY), 0x1234, model_id=0xA389)
+    gw.ble_advert(bytes.fromhex(MAC.replace(":", "")), adv, -71, 10)
+    st = states(drain(gw), "shunt")
+    assert len(st) == 1
+    s = st[0]
+    assert s["V"] == 12.53 and abs(s["I"] + 4.2) < 1e-9 and s["SOC"] == 87.5 and s["CE"] == -23.4
+    assert s["rssi"] == -71
+    # the same counter again is not republished
+    gw.ble_advert(bytes.fromhex(MAC.replace(":", "")), adv, -71, 11)
+    assert states(drain(gw), "shunt") == []
+
+
+def test_wrong_ble_key_is_a_notice_not_values():
+    gw, _ = make()
+    adv = ble_encode.encode("battery_monitor", {"V": 12.5}, bytes.fromhex("ff" + KEY[2:]), 1, model_id=0xA389)
+    gw.ble_advert(bytes.fromhex(MAC.replace(":", "")), adv, -70, 5)
+    msgs = drain(gw)
+    assert states(msgs, "shunt") == []
+    notes = [json.loads(m[1])["notice"] for m in msgs if m[0] == "vegw/gw1/status/notice"]
+    assert len(notes) == 1 and "key does not match device C0:DE:00:00:00:01" in notes[0]
+
+
+def test_log_window_writes_one_aggregate_record_per_device():
+    gw, log = make(log_interval=60)
+    feed = feeder(gw, "house")
+    for t in range(0, 120):
+        v = b"%d" % (12000 + t)
+        feed(block([(b"V", v), (b"CS", b"3" if t < 30 else b"5")]), t)
+        gw.tick(t)
+    recs = [(s, ty, json.loads(p)) for s, ty, p in log.read_from(1) if ty == gateway.REC_SAMPLE]
+    assert len(recs) == 1
+    seq, ty, r = recs[0]
+    assert r["device"] == "house" and r["t0"] == 0 and r["ts"] == 60
+    vmin, vavg, vmax = r["values"]["V"]
+    assert vmin == 12.0 and vmax == 12.059 and abs(vavg - 12.0295) <= 0.0006  # avg kept to the mV
+    assert r["values"]["CS"] == 5  # states: last value
+
+
+def test_alarm_event_goes_to_the_flash_log_with_a_sequence_number():
+    gw, log = make(rules=["low: alarm: house.V < 12.0 for 30s clear 12.4"])
+    feed = feeder(gw, "house")
+    for t in range(0, 100):
+        feed(block([(b"V", b"11900" if t < 50 else b"12500")]), t)
+        gw.tick(t)
+    evs = [json.loads(p) for s, ty, p in log.read_from(1) if ty == gateway.REC_EVENT]
+    kinds = [(e["rule"], e["event"]) for e in evs]
+    assert ("low", "raised") in kinds and ("low", "cleared") in kinds
+    raised = [e for e in evs if e["event"] == "raised"][0]
+    assert raised["t"] == 30 and raised["severity"] == "alarm"
+
+
+def test_commands_allow_list():
+    gw, _ = make(rules=["hi: warning: house.V > 13 latch"])
+    feed = feeder(gw, "house")
+    feed(block([(b"V", b"13500")]), 1)
+    drain(gw)
+    assert gw.command(b'{"cmd": "rm -rf /"}', 2) is None
+    assert gw.command(b"not json", 2) is None
+    assert gw.command(b'{"cmd": "log_interval", "seconds": 0}', 2) is None
+    assert gw.command(b'{"cmd": "log_interval", "seconds": 30}', 2) is None and gw.log_interval == 30
+    assert gw.command(b'{"cmd": "ack", "rule": "hi"}', 3) is None
+    replies = [json.loads(m[1]) for m in drain(gw) if m[0] == "vegw/gw1/cmd/reply"]
+    assert [r["ok"] for r in replies] == [False, False, False, True, True]
+    assert replies[0]["error"] == "command not allowed"
+    assert gw.counters["commands_refused"] == 2
+    assert gw.command(b'{"cmd": "reboot"}', 4) is None and gw.reboot_requested
+    assert gw.command(b'{"cmd": "logs", "from_seq": 1}', 5) == {"cmd": "logs", "from_seq": 1}
+
+
+def test_outbox_is_bounded_and_coalesces_retained_states():
+    ob = gateway.Outbox(4)
+    for i in range(10):
+        ob.put("a/state", b"%d" % i, 0, True)
+    assert len(ob) == 1 and ob.pop()[1] == b"9" and ob.coalesced == 9
+    for i in range(6):
+        ob.put("t", b"%d" % i)
+    assert len(ob) == 4 and ob.dropped == 2 and ob.pop()[1] == b"2"
+
+
+def test_discovery_configs_paced_and_unique_per_gateway():
+    gw, _ = make()
+    feed = feeder(gw, "house")
+    feed(read_fixture("faq_bmv700.bin") + block([(b"SER#", b"HQ1"), (b"V", b"12000")]), 1)
+    drain(gw)
+    gw.announce_gateway()
+    topics = [t for t, p in gw.discovery_configs()]
+    assert len(topics) >= 8
+    assert len(set(topics)) == len(topics)
+    assert all(t.startswith("homeassistant/") and "gw1" in t for t in topics)
+    assert list(gw.discovery_configs()) == []  # nothing due twice
+
+
+def test_status_has_counters_and_devices():
+    gw, _ = make()
+    feed = feeder(gw, "house")
+    feed(read_fixture("faq_bmv700.bin"), 5)
+    st = gw.status(70)
+    assert st["devices"]["house"]["readings"] == 1 and st["devices"]["house"]["stale"] is True
+    assert st["devices"]["shunt"]["stale"] is True and st["blocks"] == 1
