@@ -110,7 +110,8 @@ class Device:
         self.record = None  # BLE record type name
         self.pub = {}  # values of the last state publish
         self.pub_s = None
-        self.agg = {}  # field -> [min, max, sum, n] (numbers) or [last]
+        self.agg = {}  # field -> [min, max, sum, n] (quantities) or [last] (states)
+        self.analog = {}  # field -> True if it has a unit (aggregated as min/avg/max)
         self.announced = 0  # fields announced by HA discovery
         self.stale_reported = False
 
@@ -239,10 +240,15 @@ class Gateway:
             self._drain_events(now_s)
         # aggregate for the flash log
         agg = dev.agg
+        kinds = dev.analog
         for f in si:
             v = si[f]
             a = agg.get(f)
-            if _num(v):
+            analog = kinds.get(f)
+            if analog is None:  # cached: min/avg/max for quantities with a unit
+                inf = field_names.info(f)
+                analog = kinds[f] = bool(inf and inf[1])
+            if analog and _num(v):
                 if a is None or len(a) != 4:
                     agg[f] = [v, v, v, 1]
                 else:
