@@ -409,6 +409,7 @@ class MQTTClient:
         self._w = None
         self._lock = asyncio.Lock()
         self._connected = False
+        self._connecting = False
         self._rx_task = None
         self._tick_task = None
         self._last_rx = 0
@@ -492,6 +493,7 @@ class MQTTClient:
             return
         # MicroPython: own the socket so a timed-out connect can close it (the
         # stock open_connection would leak it) and so DNS is ours, not its.
+        import errno
         import socket
 
         s = socket.socket(ai[0], socket.SOCK_STREAM)
@@ -500,7 +502,8 @@ class MQTTClient:
         try:
             s.connect(ai[-1])
         except OSError as e:
-            if e.errno != 115:  # EINPROGRESS
+            # not a literal 115: lwIP on the ESP32 numbers EINPROGRESS 119
+            if e.errno != errno.EINPROGRESS:
                 raise
         if self.ssl:
             s = self.ssl.wrap_socket(s, server_hostname=self.server_hostname,
@@ -525,18 +528,27 @@ class MQTTClient:
         """Open the link, send CONNECT, wait for CONNACK, start the receive and
         keepalive tasks, re-subscribe, publish "online" to avail_topic.
         Returns 0 on success, a CONNACK code 1..5, or ERR_* (< 0). Bounded by
-        connect_timeout_ms (plus the DNS lookup when the address is not cached)."""
+        connect_timeout_ms (plus the DNS lookup when the address is not cached).
+        One connect at a time: a second call while one runs gets ERR_PROTO."""
+        if self._connecting:
+            self.last_error = "connect already in progress"
+            return ERR_PROTO
         if self._connected:
             self._drop("reconnect")
-        t0 = ticks_ms()
         ai = self._resolve()
         if ai is None:
             self.conn_failures += 1
             return ERR_DNS
-        rc = await self._connect2(ai, clean_session, t0)
+        self._connecting = True
+        rc = ERR_NET
+        try:
+            rc = await self._connect2(ai, clean_session, ticks_ms())
+        finally:
+            self._connecting = False
+            if rc:
+                self._close_sock()  # also when the caller cancelled us
         if rc:
             self.conn_failures += 1
-            self._close_sock()
             self._addr = None  # resolve again next time
             return rc
         self.connects += 1
