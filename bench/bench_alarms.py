@@ -102,6 +102,38 @@ def mp_main():
         a1 = gc.mem_alloc()
         gc.enable()
         results.append(("tick, " + label, time.ticks_diff(t1, t0) / 200, (a1 - a0) / 200))
+    # derived metrics of one battery monitor: update() per main block, values() per publish
+    import metrics
+    m = metrics.BatteryMetrics(capacity_ah=200)
+    blk = {"V": 25.6, "I": -3.2, "P": -82, "SOC": 86.5, "CE": -20.5}
+    t = now
+    for i in range(10):
+        m.update(blk, t)
+        t += 1
+    m.values(t)
+    for label, fn in (("metrics update()", 0), ("metrics values()", 1)):
+        # time with the GC on (these allocate), bytes from 10 calls with it off
+        gc.collect()
+        t0 = time.ticks_us()
+        for i in range(200):
+            if fn == 0:
+                m.update(blk, t)
+            else:
+                m.values(t)
+            t += 1
+        t1 = time.ticks_us()
+        gc.collect()
+        gc.disable()
+        a0 = gc.mem_alloc()
+        for i in range(10):
+            if fn == 0:
+                m.update(blk, t)
+            else:
+                m.values(t)
+            t += 1
+        a1 = gc.mem_alloc()
+        gc.enable()
+        results.append((label, time.ticks_diff(t1, t0) / 200, (a1 - a0) / 10))
     # loop overhead alone (fetching the block from the list)
     t0 = time.ticks_us()
     for i in range(N):
@@ -152,6 +184,8 @@ def host_main():
     for label, (us, by) in best.items():
         if label.startswith("tick"):
             print("  %-28s %7.1f us  %6.1f B   (once per second; no target)" % (label, us, by))
+        elif label.startswith("metrics"):
+            print("  %-28s %7.1f us  %6.1f B   (battery monitor, per call; no target)" % (label, us, by))
         else:
             print("  update(), %-17s %7.1f us  %6.1f B   target <= %d us, <= %d B  %s" % (
                 label, us, by, TARGET_US, TARGET_BYTES,

@@ -6,14 +6,16 @@
 # on the board: float32 cannot hold an epoch). Integration is a left Riemann
 # sum: the values of a block hold until the next block with the same field;
 # an interval longer than max_gap_s (default 60 s, the stale timeout) is a
-# gap and counts nowhere ("covered" time excludes it). Accumulators are
-# integers in fine units (A*ms, W*ms, %*ms) so single-precision floats on the
-# ESP32 do not lose small increments added to large sums.
+# gap and counts nowhere ("covered" time excludes it). Daily sums are u32
+# integers with the fraction carried (see DayRing), so single-precision floats
+# on the ESP32 never add a small increment to a large float sum.
 #
-# Daily aggregates live in a preallocated ring (DayRing) of fixed-size
-# records that to_bytes()/from_bytes() write and read as they are, so the
-# averages survive a reboot.
+# Daily aggregates live in a ring (DayRing) of fixed-size per-day records
+# (32 bytes for a battery) that to_bytes()/from_bytes() write and read as
+# they are, so the averages survive a reboot.
 import struct
+from array import array
+
 import field_names
 
 try:
@@ -65,34 +67,65 @@ def _round(x):
 
 
 class DayRing:
-    """Per-day integer accumulators in one bytearray: ndays records of
-    day (u32) + nfields signed 64-bit sums. Record of day d sits at d % ndays;
-    writing a newer day over an older one zeroes it first."""
+    """Per-day accumulators: ndays records of day + nfields sums (u32 each),
+    record of day d at slot d % ndays. Each record is its own small array
+    ('I', 4 + 4*nfields bytes), allocated the first time its slot is written:
+    no large contiguous block is needed on a fragmented heap, and reading or
+    adding allocates no tuple. Callers add amounts in base units (A*ms, W*ms,
+    %*ms, ms); field k stores amount / scales[k] with the fraction carried
+    over, so small steady flows are not rounded away. A sum that would pass
+    2**32-1 saturates (counted in .saturated)."""
 
-    def __init__(self, nfields, ndays):
-        self.nf = nfields
+    def __init__(self, scales, ndays):
+        self.scales = scales
+        self.nf = len(scales)
         self.nd = ndays
-        self.rec = 4 + 8 * nfields
-        self.buf = bytearray(self.rec * ndays)
-        for i in range(ndays):
-            struct.pack_into("<I", self.buf, i * self.rec, _EMPTY)
+        self.rec = 4 + 4 * self.nf
+        self.fmt = "<%dI" % (self.nf + 1)
+        self.days = [None] * ndays
+        self.carry = [0.0] * self.nf
+        self.saturated = 0
 
-    def _off(self, day):
-        return (day % self.nd) * self.rec
+    def _record(self, day, create):
+        i = day % self.nd
+        a = self.days[i]
+        if a is not None and a[0] == day:
+            return a
+        if not create:
+            return None
+        if a is None:
+            a = self.days[i] = array("I", [0] * (self.nf + 1))
+        else:
+            for k in range(1, self.nf + 1):
+                a[k] = 0
+        a[0] = day
+        return a
 
     def add(self, day, idx, amount):
-        o = self._off(day)
-        if struct.unpack_from("<I", self.buf, o)[0] != day:
-            self.buf[o:o + self.rec] = bytes(self.rec)
-            struct.pack_into("<I", self.buf, o, day)
-        p = o + 4 + 8 * idx
-        struct.pack_into("<q", self.buf, p, struct.unpack_from("<q", self.buf, p)[0] + amount)
+        sc = self.scales[idx]
+        if sc == 1 and type(amount) is int:
+            n = amount
+        else:
+            v = amount / sc + self.carry[idx]
+            n = int(v)
+            self.carry[idx] = v - n
+        if n <= 0:
+            return
+        a = self._record(day, True)
+        s = a[idx + 1] + n
+        if s > 0xFFFFFFFF:
+            s = 0xFFFFFFFF
+            self.saturated += 1
+        a[idx + 1] = s
 
     def get(self, day, idx):
-        o = self._off(day)
-        if day < 0 or struct.unpack_from("<I", self.buf, o)[0] != day:
+        """Sum of field idx on day, in base units (0 for a day not held)."""
+        if day < 0:
             return 0
-        return struct.unpack_from("<q", self.buf, o + 4 + 8 * idx)[0]
+        a = self._record(day, False)
+        if a is None:
+            return 0
+        return a[idx + 1] * self.scales[idx]
 
     def total(self, first, last, idx):
         s = 0
@@ -101,6 +134,23 @@ class DayRing:
             s += self.get(d, idx)
             d += 1
         return s
+
+    def size(self):
+        return self.rec * self.nd
+
+    def to_bytes(self):
+        empty = struct.pack("<I", _EMPTY) + bytes(self.rec - 4)
+        return b"".join([struct.pack(self.fmt, *a) if a is not None else empty for a in self.days])
+
+    def load(self, data):
+        """Restore from to_bytes() output (length already checked)."""
+        days = [None] * self.nd
+        for i in range(self.nd):
+            rec = struct.unpack_from(self.fmt, data, i * self.rec)
+            if rec[0] != _EMPTY:
+                days[i] = array("I", rec)
+        self.days = days
+        self.carry = [0.0] * self.nf
 
 
 class _Integrator:
@@ -153,7 +203,8 @@ class BatteryMetrics:
         self.nominal_v = nominal_v
         self.v_empty = v_empty
         self.full_soc = full_soc
-        self.ring = DayRing(7, _BAT_DAYS)
+        # cov, soc_cov: ms; soc: 0.01 %*s; charge: 10 A*ms (= 10 mAs); energy: W*s
+        self.ring = DayRing((1, 1, 10, 10, 10, 1000, 1000), _BAT_DAYS)
         self.integ = _Integrator(max_gap_s, day_offset_s)
         self.i = self.p = self.soc = None  # held values of the last main block
         self.v = self.vm = self.dm = None
@@ -210,24 +261,24 @@ class BatteryMetrics:
             self._cache_day = None
         r.add(day, _COV, ms)
         if self.i is not None:
-            q = _round(self.i * ms)
+            q = self.i * ms
             if q >= 0:
                 r.add(day, _QIN, q)
             else:
                 r.add(day, _QOUT, -q)
-                self.q_out_total += -q
+                self.q_out_total += _round(-q)
             if self.cyc_active:
-                self.cyc_q -= q
+                self.cyc_q -= _round(q)
                 self.cyc_cov += ms
         if self.p is not None:
-            e = _round(self.p * ms)
+            e = self.p * ms
             if e >= 0:
                 r.add(day, _EIN, e)
             else:
                 r.add(day, _EOUT, -e)
         if self.soc is not None:
             r.add(day, _SOC_COV, ms)
-            r.add(day, _SOC, _round(self.soc * ms))
+            r.add(day, _SOC, self.soc * ms)
 
     def _bank_v(self):
         if self.nominal_v:
@@ -298,11 +349,15 @@ class BatteryMetrics:
         for k, key in ((0, "soc_avg_7d"), (1, "soc_avg_30d"), (2, "soc_avg_90d")):
             cov = past[k][0] + cov1
             out[key] = (past[k][1] + soc1) / cov if cov else None
-        for d, sfx in ((today, "today"), (today - 1, "yesterday")):
-            out["ah_in_" + sfx] = r.get(d, _QIN) / _MS_PER_AH
-            out["ah_out_" + sfx] = r.get(d, _QOUT) / _MS_PER_AH
-            out["kwh_in_" + sfx] = r.get(d, _EIN) / _MJ_PER_KWH
-            out["kwh_out_" + sfx] = r.get(d, _EOUT) / _MJ_PER_KWH
+        y = today - 1
+        out["ah_in_today"] = r.get(today, _QIN) / _MS_PER_AH
+        out["ah_out_today"] = r.get(today, _QOUT) / _MS_PER_AH
+        out["kwh_in_today"] = r.get(today, _EIN) / _MJ_PER_KWH
+        out["kwh_out_today"] = r.get(today, _EOUT) / _MJ_PER_KWH
+        out["ah_in_yesterday"] = r.get(y, _QIN) / _MS_PER_AH
+        out["ah_out_yesterday"] = r.get(y, _QOUT) / _MS_PER_AH
+        out["kwh_in_yesterday"] = r.get(y, _EIN) / _MJ_PER_KWH
+        out["kwh_out_yesterday"] = r.get(y, _EOUT) / _MJ_PER_KWH
         cap_est, conf = self._capacity()
         cap = self.capacity_ah or cap_est
         drawn = -self.h6 if self.h6 is not None else self.q_out_total / _MS_PER_AH
@@ -329,7 +384,7 @@ class BatteryMetrics:
         est = struct.pack("<B", len(self.estimates))
         for e in self.estimates:
             est += struct.pack(_EST, e[0], e[1], e[2])
-        return head + est + bytes(self.ring.buf)
+        return head + est + self.ring.to_bytes()
 
     def from_bytes(self, data):
         """Restore from to_bytes(); False (state untouched) when data is not ours."""
@@ -342,7 +397,7 @@ class BatteryMetrics:
                 return False
             n = data[hs]
             es = struct.calcsize(_EST)
-            if n > _MAX_ESTIMATES or len(data) != hs + 1 + n * es + len(self.ring.buf):
+            if n > _MAX_ESTIMATES or len(data) != hs + 1 + n * es + self.ring.size():
                 return False
             est = []
             for k in range(n):
@@ -355,7 +410,7 @@ class BatteryMetrics:
         self.cyc_active = bool(h[4])
         self.cyc_q, self.cyc_cov, self.cyc_t0, self.cyc_last = h[5], h[6], h[7], h[8]
         self.estimates = est
-        self.ring.buf[:] = data[o:]
+        self.ring.load(data[o:])
         self._cache_day = None
         self.integ.prev_t = None  # the time across the reboot is a gap
         return True
@@ -375,7 +430,7 @@ class SolarMetrics:
     power/energy from V * I."""
 
     def __init__(self, max_gap_s=60, day_offset_s=0):
-        self.ring = DayRing(4, _SOL_DAYS)
+        self.ring = DayRing((1, 1000, 1000, 1000), _SOL_DAYS)  # ms, then W*s
         self.integ = _Integrator(max_gap_s, day_offset_s)
         self.ppv = self.v = self.i = self.il = None
 
@@ -398,13 +453,13 @@ class SolarMetrics:
         r = self.ring
         r.add(day, _S_COV, ms)
         if self.ppv is not None:
-            r.add(day, _S_PV, _round(self.ppv * ms))
+            r.add(day, _S_PV, self.ppv * ms)
         p = self._power(self.il)
         if p is not None:
-            r.add(day, _S_LOAD, _round(p * ms))
+            r.add(day, _S_LOAD, p * ms)
         p = self._power(self.i)
         if p is not None:
-            r.add(day, _S_CHG, _round(p * ms))
+            r.add(day, _S_CHG, p * ms)
 
     def values(self, now):
         r = self.ring
@@ -420,12 +475,12 @@ class SolarMetrics:
         }
 
     def to_bytes(self):
-        return b"VGMS\x01" + bytes(self.ring.buf)
+        return b"VGMS\x01" + self.ring.to_bytes()
 
     def from_bytes(self, data):
-        if len(data) != 5 + len(self.ring.buf) or bytes(data[:5]) != b"VGMS\x01":
+        if len(data) != 5 + self.ring.size() or bytes(data[:5]) != b"VGMS\x01":
             return False
-        self.ring.buf[:] = data[5:]
+        self.ring.load(data[5:])
         self.integ.prev_t = None
         return True
 

@@ -258,3 +258,23 @@ def test_metric_set_picks_kinds_and_survives_reboot():
     assert s1["charge_power"] == 50.0 and s2["charge_power"] is None  # live values wait for a block
     assert ms2.from_bytes(blob[:-3]) is False and ms2.from_bytes(b"nope") is False
     assert ms2.values("house", T0 + 180) == h  # a refused blob changes nothing
+
+
+def test_small_steady_flow_is_not_rounded_away_and_sums_saturate():
+    m = M.BatteryMetrics()
+    for k in range(3601):  # 4 mA idle draw, one block a second for an hour
+        m.update({"I": -0.004, "P": -0.05, "SOC": 50.0}, T0 + k)
+    v = m.values(T0 + 3600)
+    assert near(v["ah_out_today"], 0.004, 1e-6)
+    assert near(v["kwh_out_today"], 0.05 / 1000, 1e-8)  # 0.05 W for 1 h = 0.05 Wh
+    assert near(v["soc_avg_1d"], 50.0, 1e-6)
+    r = M.DayRing((1,), 2)
+    r.add(5, 0, 0xFFFFFFF0)
+    r.add(5, 0, 0x100)
+    assert r.get(5, 0) == 0xFFFFFFFF and r.saturated == 1
+    assert r.get(6, 0) == 0 and r.get(4, 0) == 0
+    r.add(7, 0, 3)  # slot of day 5 reused for day 7
+    assert r.get(5, 0) == 0 and r.get(7, 0) == 3
+    r2 = M.DayRing((1,), 2)
+    r2.load(r.to_bytes())
+    assert r2.get(7, 0) == 3 and r2.days[0] is None
