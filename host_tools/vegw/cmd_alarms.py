@@ -15,7 +15,8 @@ Contracts (scripts and acceptance checks rely on them):
       object per event, {"t", "rule", "event", "severity"}, t being the time
       of the line that caused it. Built-in rules (stale:DEV, error:DEV,
       device_alarm:DEV, device_warning:DEV) add events of their own.
-      A line {"t": T, "ack": NAME} acknowledges a rule at T.
+      A line {"t": T, "ack": NAME} acknowledges a rule at T. The gateway's
+      flapping limit is off unless --rate-limit is given.
 
 RULES_FILE is a rules text file, or a config.json whose alarms.rules list is
 used (L is then the 1-based index in that list, and the config's device names
@@ -48,7 +49,9 @@ def add_arguments(p):
                    help="stale timeout per device (default 60, or the config's alarms.stale_timeout)")
     r.add_argument("--devices", help="comma-separated device names rules may use (default: any)")
     r.add_argument("--no-builtin", action="store_true", help="switch off the built-in rules (stale, error, device alarms)")
-    r.add_argument("--no-rate-limit", action="store_true", help="do not suppress flapping rules")
+    r.add_argument("--rate-limit", action="store_true",
+                   help="suppress flapping rules as the gateway does (more than 10 raises an hour); off by default "
+                        "so the output follows the rule semantics exactly")
     r.add_argument("--values", action="store_true", help="add the values that triggered each event")
     r.add_argument("--capacity", type=float, default=None, metavar="AH",
                    help="battery capacity for derived metrics (full_cycles, soh)")
@@ -175,7 +178,7 @@ def _replay(args):
             if isinstance(d, dict) and isinstance(d.get("stale_timeout"), (int, float)) and d["stale_timeout"] > 0:
                 per_dev[str(d.get("name"))] = d["stale_timeout"]
     engine = alarm_engine.Engine(rules, on_event=emit, stale_s=stale, stale_by_device=per_dev, builtin=builtin,
-                                 devices=devs, flap_max=0 if args.no_rate_limit else 10)
+                                 devices=devs, flap_max=10 if args.rate_limit else 0)
     want_metrics = _metric_refs(rules)
     mobjs = {}
     try:

@@ -176,7 +176,9 @@ def test_replay_keeps_float_times_and_rate_limits_flapping(tmp_path):
     r = vegw("replay", "--rules", rules, stdin=lines(*blocks))
     got = events(r.stdout)
     assert got[0] == {"t": 0.5, "rule": "f", "event": "raised", "severity": "info"}
+    assert got[1] == {"t": 1.5, "rule": "f", "event": "cleared", "severity": "info"}
+    assert len(got) == 30  # exact semantics by default: no flapping limit
+    r = vegw("replay", "--rules", rules, "--rate-limit", stdin=lines(*blocks))
+    got = events(r.stdout)
     assert got[20] == {"t": 20.5, "rule": "f", "event": "suppressed", "severity": "info"}
     assert len(got) == 21
-    r = vegw("replay", "--rules", rules, "--no-rate-limit", stdin=lines(*blocks))
-    assert len(events(r.stdout)) == 30
