@@ -106,11 +106,14 @@ def _report(errors):
 
 
 def run(args):
-    if args.action == "check":
-        return _check(args)
-    if args.action == "replay":
-        return _replay(args)
-    return _err("choose an action: check or replay (vegw alarms -h)")
+    if args.action not in ("check", "replay"):
+        return _err("choose an action: check or replay (vegw alarms -h)")
+    try:
+        return _check(args) if args.action == "check" else _replay(args)
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
+    except Exception as e:  # noqa: BLE001 - the contract: one line, exit 2, never a traceback
+        return _err("%s failed: %s: %s" % (args.action, type(e).__name__, e))
 
 
 def _check(args):
