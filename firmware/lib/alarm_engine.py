@@ -74,7 +74,7 @@ class Engine:
         self.stale_s = stale_s
         self.stale_by_device = stale_by_device or {}
         b = {"stale": True, "error": True, "device_alarm": True}
-        if builtin is not None:
+        if isinstance(builtin, dict):
             for k in builtin:
                 b[k] = bool(builtin[k])
         self._b_stale = b["stale"]
@@ -124,7 +124,9 @@ class Engine:
         self._recheck = bytearray(n)
         self._acked = bytearray(n)
         self._deadline = [None] * n
-        self._flap = {}  # name -> [window start, raises in window, suppressed, last published event]
+        # name -> [window start, raises in window, suppressed since (or None), last published event];
+        # bounded: one entry per rule and per built-in rule of each device
+        self._flap = {}
         self._out_on = False
         self._out_set = []
         if devices:
@@ -454,7 +456,15 @@ class Engine:
         """Acknowledge a raised rule. A latched rule clears; others stay raised.
         Returns False when no such rule is raised."""
         r = self._rindex.get(name)
-        if r is None or self._state[r] != _RAISED:
+        if r is None:
+            if type(name) is str and name in self.active():
+                # a raised built-in rule: silence the output; it clears by itself
+                sev = SEV_WARNING if name[:6] == "stale:" or name[:15] == "device_warning:" else SEV_ALARM
+                self._emit(now, name, "acknowledged", sev, None)
+                self._output(name, sev, False)
+                return True
+            return False
+        if self._state[r] != _RAISED:
             return False
         rule = self._rules[r]
         self._acked[r] = 1

@@ -362,3 +362,19 @@ def test_bad_outside_input_never_raises():
     eng.update("house", {}, 3)
     eng.update(None, {"V": 1}, 3)
     assert eng.acknowledge(None, 3) is False
+
+
+def test_acknowledge_builtin_silences_output_until_it_clears():
+    rules, _ = alarm_rules.parse_rules("", None)
+    evs = []
+    out = []
+    eng = A.Engine(rules, on_event=evs.append, on_output=lambda n, s, on: out.append((n, on)))
+    feed(eng, 0, "solar", ERR=2)
+    assert out == [("error:solar", True)]
+    assert eng.acknowledge("error:solar", 5) is True
+    assert out == [("error:solar", True), ("error:solar", False)]
+    assert eng.acknowledge("error:house", 5) is False
+    feed(eng, 10, "solar", ERR=0)
+    assert brief(evs) == [(0, "error:solar", "raised"), (5, "error:solar", "acknowledged"),
+                          (10, "error:solar", "cleared")]
+    assert out[-1] == ("error:solar", False)
