@@ -70,7 +70,7 @@ def _load_rules(path, devices):
     except OSError as e:
         raise _Fail("cannot read rules file '%s': %s" % (path, e.strerror or e))
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a BOM from a Windows editor is not a rule character
     except UnicodeDecodeError as e:
         raise _Fail("rules file '%s' is not UTF-8 text (byte %d)" % (path, e.start))
     cfg = None
