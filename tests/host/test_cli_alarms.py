@@ -182,3 +182,11 @@ def test_replay_keeps_float_times_and_rate_limits_flapping(tmp_path):
     got = events(r.stdout)
     assert got[20] == {"t": 20.5, "rule": "f", "event": "suppressed", "severity": "info"}
     assert len(got) == 21
+
+
+def test_check_accepts_bom_and_crlf(tmp_path):
+    p = tmp_path / "win.rules"
+    p.write_bytes(b"\xef\xbb\xbfa: info: house.V > 1\r\n# c\r\nb: warning: house.I > 1 for 5m\r\n")
+    r = vegw("check", p)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ok: 2 rules (0 alarm, 1 warning, 1 info)\n"
