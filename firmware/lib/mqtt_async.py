@@ -514,15 +514,20 @@ class MQTTClient:
 
     def _close_sock(self):
         w = self._w
+        s = self._sock
         self._r = self._w = None
+        self._sock = None
         try:
-            if w is not None:
+            if _MP:
+                # MicroPython's Stream.close() does nothing (wait_closed()
+                # closes): close the socket we own, or the broker never sees
+                # the link go and the fd leaks
+                if s is not None:
+                    s.close()
+            elif w is not None:
                 w.close()
-            elif self._sock is not None:
-                self._sock.close()
         except Exception:  # noqa: BLE001 - closing a dead socket
             pass
-        self._sock = None
 
     async def connect(self, clean_session=True):
         """Open the link, send CONNECT, wait for CONNACK, start the receive and
