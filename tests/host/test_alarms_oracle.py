@@ -120,6 +120,34 @@ def test_engine_matches_second_by_second_model(sc):
     assert engine_run(text, blocks) == oracle(cond_kind, D, hyst, A, blocks), text
 
 
+def engine_replay_mode(rule, blocks):
+    """As `vegw alarms replay` drives it: timers only at each line's time."""
+    rules, errors = alarm_rules.parse_rules([rule])
+    assert errors == []
+    evs = []
+    eng = alarm_engine.Engine(rules, on_event=evs.append, stale_s=TIMEOUT, flap_max=0,
+                              builtin={"stale": False, "error": False, "device_alarm": False})
+    for s in sorted(blocks):
+        for dev, v in blocks[s]:
+            eng.tick(s)
+            eng.update(dev, {"V": v}, s)
+    return [(e["t"], e["event"]) for e in evs]
+
+
+@settings(max_examples=300, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(scenario())
+def test_replay_mode_reports_each_event_at_the_first_line_at_or_after_it(sc):
+    text, cond_kind, D, hyst, A, blocks = sc
+    times = sorted(blocks)
+    dense = engine_run(text, blocks)
+    want = []
+    for t, ev in dense:
+        later = [x for x in times if x >= t]
+        if later:
+            want.append((later[0], ev))
+    assert engine_replay_mode(text, blocks) == want, text
+
+
 def test_model_and_engine_agree_on_a_hand_written_case():
     # fresh data 0..10 every 2 s below 24; stale after 15 (last block 10 + 5)
     blocks = {s: [("house", 23.0)] for s in range(0, 11, 2)}
