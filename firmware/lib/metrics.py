@@ -540,8 +540,9 @@ class MetricSet:
         return m.values(now) if m is not None else None
 
     def to_bytes(self):
-        out = b"VGMX" + struct.pack("<B", len(self.objs))
-        for name in self.objs:
+        names = [n for n in self.objs if len(n.encode()) < 256]
+        out = b"VGMX" + struct.pack("<B", len(names))
+        for name in names:
             m = self.objs[name]
             nb = name.encode()
             blob = m.to_bytes()
