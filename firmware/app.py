@@ -26,12 +26,19 @@ except ImportError:  # CPython (tests only)
         return a - b
 
 
-import alarm_engine
-import ble_readout
-import flashlog
-import gateway
-import mqtt_async
-import vedirect
+# The app's modules are imported by _load(), after the config was validated
+# and the validator unloaded: boot must not hold both in a ~110 KB heap.
+alarm_engine = ble_readout = flashlog = gateway = mqtt_async = vedirect = None
+
+
+def _load():
+    global alarm_engine, ble_readout, flashlog, gateway, mqtt_async, vedirect
+    import alarm_engine
+    import ble_readout
+    import flashlog
+    import gateway
+    import mqtt_async
+    import vedirect
 
 _READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
 _REPLAY_WINDOW = 8  # QoS 1 log records in flight at once
@@ -322,7 +329,8 @@ class App:
         for d in self.cfg.get("devices", ()):
             if d.get("type") == "vedirect":
                 tasks.append(asyncio.create_task(self.reader(d)))
-        print("vegw: status boot ok")
+        gc.collect()
+        print("vegw: status boot ok heap_alloc=%d heap_free=%d" % (gc.mem_alloc(), gc.mem_free()))
         if duration_s is None:
             while True:
                 await asyncio.sleep(3600)
@@ -379,7 +387,7 @@ def load_config(platform):
     if not errors:
         log("config:", json.dumps(cfg_schema.masked(norm)))  # secrets masked
     del cfg_schema
-    _unload("cfg_schema", "boardinfo")
+    _unload("cfg_schema", "boardinfo", "alarm_rules", "metrics", "ble_readout", "aes_ecb")
     return None if errors else norm
 
 
@@ -388,6 +396,7 @@ def main(platform, duration_s=None):
     if cfg is None:
         log("no valid config: running the uplink-less safe mode (REPL stays up)")
         return 1
+    _load()
     app = App(platform, cfg)
     try:
         asyncio.run(app.run(duration_s))

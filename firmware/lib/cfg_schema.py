@@ -49,7 +49,7 @@ MODEM_MODELS = ("sim7600", "sim7080", "sim7000", "sim800", "a7670", "bg95", "bg9
 #   "mac", "key" (checked by ble_readout), "strs" (list of strings, b max)
 #   A default of None means null is accepted.
 _GATEWAY = (
-    ("id", "name", REQUIRED, 1, 32),
+    ("id", "ident", REQUIRED, 1, 32),
     ("board", "str", "esp32-devkit", 1, 32),
 )
 _WIFI = (
@@ -314,7 +314,12 @@ def _value(ctx, path, kind, v, a, b, nullable):
         else:
             ctx.err(path, "must be %d to %d characters, got %d" % (a, b, len(v)))
         return None
-    if kind == "name":
+    if kind == "ident":  # the gateway id: one MQTT topic level, any case
+        bad = _chars_ok(v, _LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        if bad is not None:
+            ctx.err(path, "only A-Z, a-z, 0-9, '_' and '-' allowed (one MQTT topic level), got %r" % bad)
+            return None
+    elif kind == "name":
         bad = _chars_ok(v, _LOWER)
         if bad is not None:
             ctx.err(path, "only a-z, 0-9, '_' and '-' allowed (used in MQTT topics and rules), got %r" % bad)

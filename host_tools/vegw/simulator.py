@@ -20,6 +20,7 @@ from . import ROOT, ble_encode, vestream
 from .runtime import ESP32_HEAP, micropython_binary
 
 BAUD_BYTES_PER_S = 1920  # 19200 baud, 8N1
+_RECORD_MAX = 1 << 20
 
 
 def _listener():
@@ -43,6 +44,7 @@ class SerialFeed(threading.Thread):
         self.port = self.sock.getsockname()[1]
         self.stop_evt = threading.Event()
         self.sent = 0
+        self.record = bytearray()  # what went on the wire (kept up to _RECORD_MAX) for tests
         self.paused = False  # a silent device (cable pulled)
 
     def _chunks(self):
@@ -72,6 +74,8 @@ class SerialFeed(threading.Thread):
                     if not self.paused:
                         conn.sendall(data)
                         self.sent += len(data)
+                        if len(self.record) < _RECORD_MAX:
+                            self.record += data
                     t_next += seconds / self.speed
                     delay = t_next - time.monotonic()
                     if delay > 0:

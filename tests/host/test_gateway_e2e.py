@@ -1,0 +1,153 @@
+"""End to end: the firmware (mpy-cross bytecode) under the MicroPython unix
+port with an ESP32's heap, simulated VE.Direct and BLE devices, a real
+Mosquitto on loopback, and a subscriber checking what arrives."""
+import json
+import os
+import pathlib
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "host_tools"))
+sys.path.insert(0, str(ROOT / "firmware" / "lib"))
+
+from vegw.broker import Broker, mosquitto_binary  # noqa: E402
+from vegw.runtime import ESP32_HEAP  # noqa: E402
+from vegw.simulator import Site  # noqa: E402
+import vedirect  # noqa: E402
+import vedirect_fields  # noqa: E402
+
+pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="Debian mosquitto not installed (make mosquitto)")
+
+HEAP = os.environ.get("VEGW_SIM_HEAP", ESP32_HEAP)
+
+
+class Sub:
+    """Collects every message under the given filters (paho, QoS 1)."""
+
+    def __init__(self, port, topics=("#",)):
+        self.msgs = []
+        self.lock = threading.Lock()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub-%d" % os.getpid())
+        self.c.on_message = self._on
+        self.c.on_connect = lambda c, u, f, rc, p=None: [c.subscribe(t, 1) for t in topics]
+        self.c.reconnect_delay_set(0.1, 0.5)
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+
+    def _on(self, c, u, m):
+        with self.lock:
+            self.msgs.append((m.topic, m.payload, m.retain, time.monotonic()))
+
+    def topic(self, t):
+        with self.lock:
+            return [m for m in self.msgs if m[0] == t]
+
+    def json(self, t):
+        return [json.loads(m[1]) for m in self.topic(t)]
+
+    def stop(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def decoded_values(raw):
+    """Every value each label took in a recorded serial stream."""
+    seen = {}
+
+    def on_block(b):
+        for k, v in vedirect_fields.decode(b).items():
+            seen.setdefault(k, set()).add(v)
+
+    vedirect.Parser(on_block).feed(bytes(raw))
+    return seen
+
+
+def wait_for(pred, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_demo_site_end_to_end_at_esp32_heap():
+    with Broker() as b:
+        sub = Sub(b.port)
+        site = Site(gateway="e2e", broker=("127.0.0.1", b.port), duration=14, heartbeat=60)
+        try:
+            assert "heapsize=" + HEAP in site.fw.proc.args
+            rc = site.fw.wait(90)
+            out = site.fw.proc.stdout.read()
+        finally:
+            site.stop()
+        time.sleep(0.5)
+        sub.stop()
+    assert rc == 0, out[-3000:]
+    assert "MemoryError" not in out and "Traceback" not in out, out[-3000:]
+    # availability: online, and offline on a clean stop
+    av = [m[1] for m in sub.topic("vegw/e2e/availability")]
+    assert av[0] == b"online" and av[-1] == b"offline"
+    # every device's state arrived, values decoded right
+    for dev in ("house", "solar", "inverter", "shunt", "orion"):
+        assert sub.json("vegw/e2e/%s/state" % dev), dev
+    for dev in ("house", "solar", "inverter"):
+        sent = decoded_values(site.feeds[dev].record)
+        for st in sub.json("vegw/e2e/%s/state" % dev):
+            for k, v in st.items():
+                if k == "ts":
+                    continue
+                assert v in sent[k], (dev, k, v, sorted(sent[k], key=str)[:5])
+    house = sub.json("vegw/e2e/house/state")[-1]
+    assert house["PID"] == 0xA381 and house["BMV"] == "712 Smart" and 0 < house["SOC"] <= 100
+    solar = sub.json("vegw/e2e/solar/state")[-1]
+    assert solar["LOAD"] is True and "IL" in solar and solar["PID"] == 0xA056
+    inv = sub.json("vegw/e2e/inverter/state")[-1]
+    assert inv["AC_OUT_V"] == 230.0 and inv["CS"] == 9
+    shunt = sub.json("vegw/e2e/shunt/state")[-1]
+    assert shunt["SOC"] == 87.5 and shunt["CE"] == -23.4 and shunt["T"] == 21.5 and shunt["TTG"] == 1440
+    orion = sub.json("vegw/e2e/orion/state")[-1]
+    assert orion["DC_IN_V"] == 12.81 and orion["V"] == 13.62 and orion["I"] == 12.3
+    # status: heap and counters
+    st = sub.json("vegw/e2e/status")
+    assert st and st[0]["heap_free"] > 0 and st[0]["fw"]
+    # Home Assistant discovery: valid, unique ids, tied to the gateway's will
+    cfgs = [(t, json.loads(p)) for t, p, r, _ in sub.msgs if t.startswith("homeassistant/")]
+    assert len(cfgs) > 40
+    by_topic = {}
+    for t, c in cfgs:  # a config may be re-sent (retained, same content)
+        assert by_topic.setdefault(t, c["unique_id"]) == c["unique_id"]
+    assert len(set(by_topic.values())) == len(by_topic)  # one entity per unique id
+    for t, c in cfgs:
+        assert t.endswith("/config") and t.split("/")[1] in ("sensor", "binary_sensor")
+        assert c["unique_id"].startswith("vegw_e2e_")
+        assert c.get("availability_topic") == "vegw/e2e/availability" or c["state_topic"] == "vegw/e2e/availability"
+        assert c["state_topic"].startswith("vegw/e2e/")
+        assert "identifiers" in c["device"]
+        if "unit_of_measurement" in c and c.get("device_class") == "voltage":
+            assert c["unit_of_measurement"] == "V"
+
+
+def test_two_gateways_on_one_broker_never_collide():
+    with Broker() as b:
+        sub = Sub(b.port, ("homeassistant/#",))
+        sites = [Site(gateway=g, broker=("127.0.0.1", b.port), duration=8, seed=3) for g in ("siteA", "siteB")]
+        try:
+            for s in sites:
+                assert s.fw.wait(60) == 0
+        finally:
+            for s in sites:
+                s.stop()
+        time.sleep(0.5)
+        sub.stop()
+    uids = {}
+    for t, p, r, _ in sub.msgs:
+        c = json.loads(p)
+        uids.setdefault(c["unique_id"], set()).add(c["state_topic"].split("/")[1])
+    assert uids and all(len(gws) == 1 for gws in uids.values())
+    assert any("siteA" in u for u in uids) and any("siteB" in u for u in uids)
