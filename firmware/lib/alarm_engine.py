@@ -22,7 +22,6 @@
 # Hot path: update() allocates nothing in steady state with integer times
 # (slots in a list, flags in bytearrays, a preallocated RPN stack); events and
 # timer starts allocate (a dict, a float deadline on the host).
-import alarm_rules
 import ve_enums
 
 try:
@@ -36,6 +35,9 @@ except ImportError:  # CPython
 _MAX_RULES = const(64)  # rules beyond this are dropped at load (counted in stats)
 _MAX_DEVICES = const(16)  # blocks from further unknown devices are dropped (counted)
 _MAX_EVENTS = const(32)  # outbox ring when no callback is given; oldest dropped (counted)
+# same order as alarm_rules.SEVERITIES; kept here so the parser can leave RAM
+# once the rules are compiled (the engine needs only their compiled form)
+_SEVERITIES = ("info", "warning", "alarm")
 _STACK = const(40)  # RPN stack depth; alarm_rules caps a condition at 32 comparisons
 
 _IDLE = const(0)
@@ -525,14 +527,14 @@ class Engine:
                 f[1] += 1
                 if self.flap_max and f[1] > self.flap_max:
                     f[2] = now
-                    self._push({"t": now, "rule": name, "event": "suppressed", "severity": alarm_rules.SEVERITIES[sev],
+                    self._push({"t": now, "rule": name, "event": "suppressed", "severity": _SEVERITIES[sev],
                                 "values": {"raises": f[1] - 1, "window": self.flap_window}})
             if f[2] is not None:
                 self.suppressed += 1
                 return
             f[3] = kind
             self._output(name, sev, kind == "raised")
-        self._push({"t": now, "rule": name, "event": kind, "severity": alarm_rules.SEVERITIES[sev], "values": values})
+        self._push({"t": now, "rule": name, "event": kind, "severity": _SEVERITIES[sev], "values": values})
 
     def _flap_tick(self, now):
         if not self.suppressed:
@@ -549,7 +551,7 @@ class Engine:
                     sev = self._rules[r][1] if r is not None else (SEV_WARNING if name[:6] == "stale:" else SEV_ALARM)
                     f[3] = cur
                     self._output(name, sev, cur == "raised")
-                    self._push({"t": now, "rule": name, "event": cur, "severity": alarm_rules.SEVERITIES[sev],
+                    self._push({"t": now, "rule": name, "event": cur, "severity": _SEVERITIES[sev],
                                 "values": None})
 
     def _output(self, name, sev, on):
@@ -564,7 +566,7 @@ class Engine:
         if want != self._out_on:
             self._out_on = want
             # the rule whose event switched the output, and the output's new state
-            self.on_output(name, alarm_rules.SEVERITIES[sev], want)
+            self.on_output(name, _SEVERITIES[sev], want)
 
     def _push(self, ev):
         self.events_emitted += 1

@@ -25,11 +25,6 @@
 import field_names
 
 try:
-    import metrics  # noqa: F401 - registers the derived-metric field names
-except ImportError:  # pragma: no cover - metrics is optional for the parser
-    pass
-
-try:
     from micropython import const
 except ImportError:  # CPython
 
@@ -439,6 +434,17 @@ def suggest(word, candidates):
     return best
 
 
+def _load_metrics():
+    # The derived metrics register their field names when imported. Import
+    # them only when a rule names a field no decoder knows: a gateway whose
+    # rules read only decoded values never loads the metrics code.
+    try:
+        import metrics  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def default_field_ok(devices=None):
     """field_ok for parse_rules: a field exists when field_names.resolve() knows it
     (VE.Direct labels, documented aliases, registered BLE and metric names); the
@@ -454,6 +460,8 @@ def default_field_ok(devices=None):
                 return "unknown device '%s'; did you mean '%s'?" % (device, s)
             return "unknown device '%s'; configured: %s" % (device, ", ".join(devs))
         if field_names.resolve(field) is not None:
+            return None
+        if _load_metrics() and field_names.resolve(field) is not None:
             return None
         s = suggest(field, field_names.all_names())
         if s is not None:
