@@ -31,30 +31,28 @@ _NOT_ENTITIES = ("SER#", "PID", "BMV", "FW", "FWE", "HSDS", "CAP_BLE", "HC#")
 # ON/OFF labels, decoded to JSON booleans (docs/CONTRACTS.md).
 _BINARY = ("LOAD", "Alarm", "Relay")
 
-# Friendly names; a field not listed is named by its own label.
+# Friendly names, "|FIELD=Name|...": one string object rather than ~70
+# tuples built at import (RAM on a ~110 KB heap). A field not listed is
+# named by its own label.
 _NAMES = (
-    ("V", "Voltage"), ("V2", "Voltage 2"), ("V3", "Voltage 3"), ("VS", "Starter voltage"),
-    ("VM", "Midpoint voltage"), ("DM", "Midpoint deviation"), ("VPV", "PV voltage"),
-    ("PPV", "PV power"), ("I", "Current"), ("I2", "Current 2"), ("I3", "Current 3"),
-    ("IL", "Load current"), ("LOAD", "Load output"), ("T", "Temperature"), ("P", "Power"),
-    ("CE", "Consumed Ah"), ("SOC", "State of charge"), ("TTG", "Time to go"),
-    ("Alarm", "Alarm"), ("Relay", "Relay"), ("AR", "Alarm reason"), ("OR", "Off reason"),
-    ("WARN", "Warning reason"), ("H1", "Deepest discharge"), ("H2", "Last discharge"),
-    ("H3", "Average discharge"), ("H4", "Charge cycles"), ("H5", "Full discharges"),
-    ("H6", "Cumulative Ah drawn"), ("H7", "Minimum voltage"), ("H8", "Maximum voltage"),
-    ("H9", "Time since full charge"), ("H10", "Automatic synchronisations"),
-    ("H11", "Low voltage alarms"), ("H12", "High voltage alarms"),
-    ("H13", "Low starter voltage alarms"), ("H14", "High starter voltage alarms"),
-    ("H15", "Minimum starter voltage"), ("H16", "Maximum starter voltage"),
-    ("H17", "Energy discharged"), ("H18", "Energy charged"), ("H19", "Yield total"),
-    ("H20", "Yield today"), ("H21", "Maximum power today"), ("H22", "Yield yesterday"),
-    ("H23", "Maximum power yesterday"), ("ERR", "Error"), ("CS", "State"),
-    ("MODE", "Device mode"), ("AC_OUT_V", "AC output voltage"),
-    ("AC_OUT_I", "AC output current"), ("AC_OUT_S", "AC output apparent power"),
-    ("MPPT", "Tracker mode"), ("MON", "Monitor mode"), ("DC_IN_V", "Input voltage"),
-    ("DC_IN_I", "Input current"), ("DC_IN_P", "Input power"), ("uptime", "Uptime"),
-    ("ac_out_power", "AC output power"), ("ac_in_power", "AC input power"),
-    ("ac_in_active", "Active AC input"), ("dc_power", "DC power"), ("ac_current", "AC current"),
+    "|"
+    "V=Voltage|V2=Voltage 2|V3=Voltage 3|VS=Starter voltage|VM=Midpoint voltage|"
+    "DM=Midpoint deviation|VPV=PV voltage|PPV=PV power|I=Current|I2=Current 2|"
+    "I3=Current 3|IL=Load current|LOAD=Load output|T=Temperature|P=Power|CE=Consumed Ah|"
+    "SOC=State of charge|TTG=Time to go|Alarm=Alarm|Relay=Relay|AR=Alarm reason|"
+    "OR=Off reason|WARN=Warning reason|H1=Deepest discharge|H2=Last discharge|"
+    "H3=Average discharge|H4=Charge cycles|H5=Full discharges|H6=Cumulative Ah drawn|"
+    "H7=Minimum voltage|H8=Maximum voltage|H9=Time since full charge|"
+    "H10=Automatic synchronisations|H11=Low voltage alarms|H12=High voltage alarms|"
+    "H13=Low starter voltage alarms|H14=High starter voltage alarms|"
+    "H15=Minimum starter voltage|H16=Maximum starter voltage|H17=Energy discharged|"
+    "H18=Energy charged|H19=Yield total|H20=Yield today|H21=Maximum power today|"
+    "H22=Yield yesterday|H23=Maximum power yesterday|ERR=Error|CS=State|MODE=Device mode|"
+    "AC_OUT_V=AC output voltage|AC_OUT_I=AC output current|"
+    "AC_OUT_S=AC output apparent power|MPPT=Tracker mode|MON=Monitor mode|"
+    "DC_IN_V=Input voltage|DC_IN_I=Input current|DC_IN_P=Input power|uptime=Uptime|"
+    "ac_out_power=AC output power|ac_in_power=AC input power|"
+    "ac_in_active=Active AC input|dc_power=DC power|ac_current=AC current|"
 )
 
 _CLASSES = (("m", "measurement"), ("t", "total"), ("ti", "total_increasing"))
@@ -87,9 +85,10 @@ def gateway_ident(gateway):
 
 
 def friendly_name(field):
-    for f, n in _NAMES:
-        if f == field:
-            return n
+    i = _NAMES.find("|" + field + "=")
+    if i >= 0:
+        i += len(field) + 2
+        return _NAMES[i : _NAMES.find("|", i)]
     if field.startswith("cell_"):
         return "Cell " + field[5:] + " voltage"
     return field.replace("_", " ")
