@@ -51,6 +51,15 @@ SEV_ALARM = const(2)
 BUILTINS = ("stale", "error", "device_alarm")
 
 
+def _int_if_whole(x):
+    try:
+        if type(x) is float and x == int(x):
+            return int(x)
+    except (OverflowError, ValueError):  # inf, nan
+        pass
+    return x
+
+
 class Engine:
     """Rule engine. Public API:
 
@@ -73,8 +82,13 @@ class Engine:
         self.on_event = on_event
         self.on_output = on_output
         self.output_severity = output_severity
-        self.stale_s = stale_s
-        self.stale_by_device = stale_by_device or {}
+        # integral timeouts as ints: now (int seconds on the board) + a float
+        # would be a float32 with a 64 s resolution at today's epoch
+        self.stale_s = _int_if_whole(stale_s)
+        self.stale_by_device = {}
+        if stale_by_device:
+            for k in stale_by_device:
+                self.stale_by_device[k] = _int_if_whole(stale_by_device[k])
         b = {"stale": True, "error": True, "device_alarm": True}
         if isinstance(builtin, dict):
             for k in builtin:

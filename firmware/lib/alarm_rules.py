@@ -162,7 +162,10 @@ def _number(text, col):
     if unit == "":
         return (_NUM, sign * val, col)
     if unit in _UNITS and sign == 1 and text[0] != "+":
-        return (_DUR, val * _UNITS[unit], col)
+        secs = val * _UNITS[unit]
+        if secs == int(secs):
+            secs = int(secs)  # 1.5h -> 5400: an int deadline stays exact on a float32 board
+        return (_DUR, secs, col)
     raise _Err(col, "bad number or duration '%s'; durations look like 30s, 5m, 2h, 1d" % text)
 
 

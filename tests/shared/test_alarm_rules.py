@@ -168,6 +168,12 @@ def test_custom_field_ok_message_is_used_verbatim():
     assert r[2] == ((2, ("a", "V"), 1, False),)
 
 
+def test_whole_durations_are_ints():
+    r = one("x: info: house.V > 1 for 1.5h after 0.5s")
+    assert r[3] == 5400 and type(r[3]) is int
+    assert r[5] == 0.5
+
+
 def test_suggest_and_refs():
     assert R.suggest("volts", ["V", "VS", "voltage"]) == "voltage"
     assert R.suggest("qqqqqqqq", ["V", "I"]) is None
