@@ -280,6 +280,9 @@ def _text(t):
 
 
 def _parse_line(s, field_ok):
+    lead = len(s) - len(s.lstrip())
+    if lead < len(s) and _is_digit(s[lead]) and ":" in s:
+        raise _Err(lead + 1, "a rule name must start with a letter or '_'")
     toks = _tokenize(s)
     if toks[0][0] == _END:
         return None
