@@ -44,7 +44,7 @@ _READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
 _REPLAY_WINDOW = 8  # QoS 1 log records in flight at once
 _REPLAY_PER_S = 20  # backlog records per second (rate limit on reconnect)
 _MARK_EVERY_MS = 2000  # persist the upload cursor at most this often
-_STATUS_EVERY_S = 60
+_STATUS_EVERY_S = 60  # seconds
 _WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
 _BACKOFF_MAX_S = 60
 
@@ -78,6 +78,7 @@ class App:
         for e in errors:  # validated before deploy; report anyway
             log("alarm rule refused:", e)
         del alarm_rules
+        _unload("alarm_rules", "metrics")
         relay = platform.relay()
         self.engine = alarm_engine.Engine(
             rules, stale_s=rules_cfg.get("stale_timeout") or 60,
@@ -104,6 +105,7 @@ class App:
         self.alive[name] = ticks_ms()
 
     def _status_extra(self):
+        gc.collect()  # once a minute: report live data, not garbage
         out = {"heap_free": gc.mem_free(), "heap_alloc": gc.mem_alloc(),
                "loop_lag_max_ms": self.loop_lag_max_ms}
         out.update(self.p.link_info())

@@ -195,7 +195,8 @@ def build_mpy(out_dir=None):
     for src, dst in jobs:
         if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
             continue
-        subprocess.run([cross, "-o", str(dst), str(src)], check=True, cwd=str(src.parent))
+        # -O3: no line numbers or asserts in the bytecode (less RAM, as deploy does)
+        subprocess.run([cross, "-O3", "-o", str(dst), str(src)], check=True, cwd=str(src.parent))
     return out
 
 
