@@ -178,3 +178,46 @@ class Broker:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+def main(argv=None):
+    """`python -m vegw.broker [--tls] [--user NAME:PASSWORD]`: run a loopback
+    broker until Ctrl-C, printing where it listens."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m vegw.broker", description=main.__doc__)
+    ap.add_argument("--tls", action="store_true", help="also a TLS listener with a fresh test CA")
+    ap.add_argument("--user", help="NAME:PASSWORD; anonymous clients are then refused")
+    ap.add_argument("--verbose", action="store_true", help="mosquitto's log on stderr")
+    a = ap.parse_args(argv)
+    users = None
+    if a.user:
+        if ":" not in a.user:
+            sys.stderr.write("--user wants NAME:PASSWORD\n")
+            return 2
+        name, pw = a.user.split(":", 1)
+        users = {name: pw}
+    try:
+        b = Broker(users=users, tls=a.tls, verbose=a.verbose).start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        sys.stderr.write("broker: %s\n" % e)
+        return 2
+    def _term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)  # stop mosquitto and clean up on kill too
+    print("mosquitto on 127.0.0.1:%d" % b.port, flush=True)
+    if b.tls_port:
+        print("TLS on 127.0.0.1:%d, CA %s" % (b.tls_port, b.ca_pem), flush=True)
+    try:
+        b.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        b.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
