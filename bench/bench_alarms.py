@@ -190,11 +190,9 @@ def host_main():
             print("  update(), %-17s %7.1f us  %6.1f B   target <= %d us, <= %d B  %s" % (
                 label, us, by, TARGET_US, TARGET_BYTES,
                 "OK" if us <= TARGET_US and by <= TARGET_BYTES else "OVER"))
-    for e in extra:
-        if e.startswith("overhead"):
-            print("  loop overhead included above: %s us per block" % e.split()[1])
-        elif e.startswith("heap"):
-            pass
+    over = [float(e.split()[1]) for e in extra if e.startswith("overhead")]
+    if over:
+        print("  loop overhead included above: %.2f us per block" % min(over))
     heaps = [e for e in extra if e.startswith("heap")]
     if heaps:
         print("  heap in use after the run (engine, rules, test data): %s B" % heaps[-1].split()[1])
