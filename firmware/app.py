@@ -246,8 +246,7 @@ class App:
                     if rec is None:
                         break
                     seq, rtype, payload = rec
-                    topic = gw.base + ("event" if rtype == gateway.REC_EVENT else "log")
-                    body = b'{"seq":%d,' % seq + payload[1:] if payload[:1] == b"{" else payload
+                    topic, body = _log_message(gw.base, seq, rtype, payload)
                     pid = await client.publish(topic, body, qos=1)
                     if not pid:
                         break
@@ -316,8 +315,7 @@ class App:
         for seq, rtype, payload in self.flog.read_from(start):
             if n >= limit or c is None or not c.is_connected():
                 break
-            body = b'{"seq":%d,"type":%d,' % (seq, rtype) + payload[1:]
-            await c.publish(self.gw.base + "logs", body, qos=1)
+            await c.publish(self.gw.base + "logs", _log_message(self.gw.base, seq, rtype, payload)[1], qos=1)
             n += 1
             if n % 20 == 0:
                 await asyncio.sleep(0.05)
@@ -345,8 +343,7 @@ class App:
         now = self.now()
         self.gw.tick(now)
         if self.flog is not None:
-            self.gw._log_window(self.gw._log_slot or now)
-            self.flog.flush()
+            self.gw.close(now)
         c = self.mqtt
         if c is not None and c.is_connected():
             # drain what is queued, then say offline (the will is for crashes)
@@ -365,6 +362,17 @@ class App:
             t.cancel()
         await asyncio.sleep(0)
         log("stopped")
+
+
+def _log_message(base, seq, rtype, payload):
+    """A flash-log record as an MQTT message carrying its sequence number:
+    alarm events as JSON on .../event, binary minute blocks (records.py) as
+    {"seq","type","hex"} on .../log (`vegw logs` decodes them)."""
+    if rtype == gateway.REC_EVENT and payload[:1] == b"{":
+        return base + "event", b'{"seq":%d,' % seq + payload[1:]
+    import binascii
+
+    return base + "log", b'{"seq":%d,"type":%d,"hex":"%s"}' % (seq, rtype, binascii.hexlify(payload))
 
 
 def _unload(*names):

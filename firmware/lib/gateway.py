@@ -29,6 +29,7 @@ except ImportError:
 
 
 import field_names
+import records
 import reporter
 import vedirect_fields as VF
 
@@ -40,9 +41,11 @@ _MAX_OUT = const(48)  # live messages waiting for the uplink; oldest dropped
 _MAX_CHANGED = const(40)  # fields tracked per block for change detection
 _MIN_STATE_GAP_MS = const(1000)  # at most one state message per device per second
 
-REC_SAMPLE = const(1)  # per-minute aggregate of one device
-REC_EVENT = const(2)  # alarm event
-REC_COUNTERS = const(3)  # gateway counters snapshot (hourly)
+# Flash-log record types. Per-interval aggregates of every device go in the
+# compact binary blocks of records.py (T_KEY / T_DELTA: ~33 B a minute for a
+# whole site, so 1.5 MB holds 30+ days); alarm events as small JSON.
+REC_EVENT = const(2)  # alarm event (JSON)
+REC_COUNTERS = const(3)  # gateway counters snapshot (JSON)
 
 # Commands accepted on <prefix>/<gw>/cmd: nothing else is ever executed.
 COMMANDS = ("ack", "reboot", "status", "log_interval", "logs", "signal")
@@ -164,6 +167,8 @@ class Gateway:
                 dev.mac = d["mac"].upper()
                 self._by_mac[dev.mac] = dev
         self._gw_announce = False
+        self._enc = None  # records.MinuteEncoder for the current layout
+        self._layout = None
         self._log_slot = None  # start of the current aggregation window (s)
         self.started_s = None
         self.reboot_requested = False
@@ -370,20 +375,60 @@ class Gateway:
             self._log_slot = slot
 
     def _log_window(self, start_s):
-        """Per-interval aggregates, one record per device with data."""
+        """Close one aggregation window: one row per device (scaled min/avg/
+        max for quantities, last value for states) into the binary encoder;
+        finished blocks go to the flash log."""
+        layout = []
+        rows = []
         for dev in self.devices.values():
-            if not dev.agg:
-                continue
-            vals = {}
-            for f, a in dev.agg.items():
-                if len(a) == 4:
-                    avg = a[2] / a[3]
-                    d = VF.decimals(f) if dev.kind == "vedirect" else 3
-                    vals[f] = [a[0], round(avg, d or 3), a[1]]
-                else:
-                    vals[f] = a[0]
+            agg = dev.agg  # numbers and booleans only: text (FW, SER#) is not logged
+            fields = [f for f in agg if type(agg[f][0]) in (int, float, bool)]
+            fields.sort()
+            layout.append((dev.name, fields))
+            rows.append(self._row(dev, fields) if dev.agg else None)
             dev.agg = {}
-            self.append_log(REC_SAMPLE, {"device": dev.name, "t0": start_s, "values": vals}, start_s + self.log_interval)
+        if layout != self._layout:
+            # a device came or its fields changed: new layout, key frame
+            self._flush_encoder(start_s)
+            self._layout = layout
+            self._enc = records.MinuteEncoder(layout, key_every=60, per_record=5)
+        if any(r is not None for r in rows):
+            for rtype, payload in self._enc.add(int(start_s + self.log_interval), rows):
+                self._append(rtype, payload)
+        if self.log is not None:
+            self.log.flush()
+
+    def _row(self, dev, fields):
+        row = []
+        for f in fields:
+            a = dev.agg[f]
+            dec, kind = records.res(f)
+            if len(a) == 4 and kind == records.KIND_ANALOG:
+                sc = records.to_scaled
+                row.append((sc(a[0], dec), sc(a[2] / a[3], dec), sc(a[1], dec)))
+            else:
+                v = a[0] if len(a) == 1 else a[2] / a[3]
+                row.append(records.to_scaled(v, dec) if (type(v) in (int, float, bool)) else None)
+        return row
+
+    def _flush_encoder(self, now_s):
+        """Put the open block of minutes into the log (before a flush that
+        must not leave data in RAM: shutdown, layout change)."""
+        if self._enc is not None:
+            r = self._enc.take()
+            if r is not None:
+                self._append(r[0], r[1])
+
+    def _append(self, rtype, payload):
+        if self.log is not None:
+            self.log.append(rtype, payload)
+            self.counters["records"] += 1
+
+    def close(self, now_s):
+        """Clean shutdown: the open window and block go to flash."""
+        if self._log_slot is not None:
+            self._log_window(self._log_slot)
+        self._flush_encoder(now_s)
         if self.log is not None:
             self.log.flush()
 

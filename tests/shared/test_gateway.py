@@ -12,6 +12,7 @@ import ble_encode
 import ble_readout
 import flashlog
 import gateway
+import records
 import vedirect
 from drivers.nor_sim import NorSim
 from _util import read_fixture
@@ -137,20 +138,36 @@ def test_wrong_ble_key_is_a_notice_not_values():
     assert len(notes) == 1 and "key does not match device C0:DE:00:00:00:01" in notes[0]
 
 
-def test_log_window_writes_one_aggregate_record_per_device():
+def minutes(log):
+    dec = records.MinuteDecoder()
+    out = []
+    for seq, ty, p in log.read_from(1):
+        if ty in (records.T_KEY, records.T_DELTA):
+            out += dec.decode(ty, p)
+    return out
+
+
+def test_log_window_aggregates_go_to_flash_as_compact_blocks():
     gw, log = make(log_interval=60)
     feed = feeder(gw, "house")
-    for t in range(0, 120):
+    for t in range(0, 181):
         v = b"%d" % (12000 + t)
-        feed(block([(b"V", v), (b"CS", b"3" if t < 30 else b"5")]), t)
+        feed(block([(b"V", v), (b"CS", b"3" if t < 30 else b"5"), (b"FW", b"0415")]), t)
         gw.tick(t)
-    recs = [(s, ty, json.loads(p)) for s, ty, p in log.read_from(1) if ty == gateway.REC_SAMPLE]
-    assert len(recs) == 1
-    seq, ty, r = recs[0]
-    assert r["device"] == "house" and r["t0"] == 0 and r["ts"] == 60
-    vmin, vavg, vmax = r["values"]["V"]
-    assert vmin == 12.0 and vmax == 12.059 and abs(vavg - 12.0295) <= 0.0006  # avg kept to the mV
-    assert r["values"]["CS"] == 5  # states: last value
+    gw.close(181)  # the open window and block of minutes go to flash too
+    ms = minutes(log)
+    assert [m["t"] for m in ms] == [60, 120, 180, 240], ms
+    m0 = ms[0]
+    assert m0["t"] == 60
+    house = m0["devices"]["house"]
+    vmin, vavg, vmax = house["V"]
+    assert vmin == 12.0 and vmax == 12.06 and abs(vavg - 12.03) < 0.006  # 0.01 V resolution
+    assert house["CS"] == 5  # states: last value of the window
+    assert "FW" not in house  # text is not logged
+    assert ms[1]["devices"]["house"]["V"][0] == 12.06
+    assert ms[2]["devices"]["house"]["V"][2] == 12.18
+    assert ms[3]["devices"]["house"]["V"] == [12.18, 12.18, 12.18]  # the single sample at t=180
+    assert "shunt" not in ms[0]["devices"] or ms[0]["devices"]["shunt"] is None
 
 
 def test_alarm_event_goes_to_the_flash_log_with_a_sequence_number():
