@@ -47,6 +47,7 @@ _MARK_EVERY_MS = 2000  # persist the upload cursor at most this often
 _STATUS_EVERY_S = 60  # seconds
 _WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
 _BACKOFF_MAX_S = 60
+_SAVE_EVERY_S = 3600  # derived metrics to flash (and at a clean stop)
 
 
 def log(*args):
@@ -90,7 +91,15 @@ class App:
                 problem = tracker.add(d["mac"], d["key"])
                 if problem:
                     log("ble device", d["name"], "refused:", problem)
-        self.gw = gateway.Gateway(cfg, flashlog=fl, engine=self.engine, tracker=tracker)
+        ms = None
+        if platform.state_store() is not None:
+            import metrics
+
+            ms = metrics.MetricSet()
+            blob = platform.state_store().load("metrics")
+            if blob and not ms.from_bytes(blob):
+                log("saved metrics unreadable: starting afresh")
+        self.gw = gateway.Gateway(cfg, flashlog=fl, engine=self.engine, tracker=tracker, metrics=ms)
         self.gw.status_extra = self._status_extra
         self.mqtt = None
         self._acked = []  # [(pid, seq, acked)] in publish order
@@ -143,6 +152,7 @@ class App:
 
     async def ticker(self):
         last_status = 0
+        last_save = self.now()
         t_prev = ticks_ms()
         while self.running:
             await asyncio.sleep_ms(1000) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(1)
@@ -157,10 +167,21 @@ class App:
             if now - last_status >= _STATUS_EVERY_S:
                 last_status = now
                 self.gw.publish_status(now)
+            if now - last_save >= _SAVE_EVERY_S:
+                last_save = now
+                self.save_state()
             if self.gw.reboot_requested:
                 log("reboot requested over MQTT")
                 await asyncio.sleep(1)
                 self.p.reset()
+
+    def save_state(self):
+        store = self.p.state_store()
+        if store is not None and self.gw.metrics is not None:
+            try:
+                store.save("metrics", self.gw.metrics.to_bytes())
+            except OSError as e:
+                log("saving metrics failed:", repr(e))
 
     async def watchdog(self):
         while self.running:
@@ -344,6 +365,7 @@ class App:
         self.gw.tick(now)
         if self.flog is not None:
             self.gw.close(now)
+        self.save_state()
         c = self.mqtt
         if c is not None and c.is_connected():
             # drain what is queued, then say offline (the will is for crashes)

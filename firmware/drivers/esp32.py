@@ -41,6 +41,7 @@ class Platform:
         self._wdt = None
         self._relay = None
         self._wifi = None
+        self._store = None
 
     def read_config(self):
         with open("config.json") as f:
@@ -74,6 +75,13 @@ class Platform:
         except ImportError:
             return None
         return flash_esp32.open_default()
+
+    def state_store(self):
+        if self._store is None:
+            from drivers import state_store
+
+            self._store = state_store.FileStore("/state")
+        return self._store
 
     def relay(self):
         pin = (self._board or {}).get("relay")

@@ -93,6 +93,7 @@ class Platform:
             self.vedirect[name] = _hostport(addr)
         self.ble_addr = _arg("--ble")
         self._relay = HostRelay()
+        self._store = None
         self.watchdog_feeds = 0
         self._net_ok = True
 
@@ -136,6 +137,13 @@ class Platform:
 
     def relay(self):
         return self._relay
+
+    def state_store(self):
+        if self._store is None and self.flash_path:
+            from drivers import state_store
+
+            self._store = state_store.FileStore(self.flash_path + ".state")
+        return self._store
 
     # network
     async def network_up(self):

@@ -75,11 +75,14 @@ _MQTT = (
     ("discovery_prefix", "topic", "homeassistant", 1, 32),
     ("keepalive", "int", 60, 10, 3600),
     ("heartbeat", "int", 300, 10, 86400),
+    ("min_interval", "int", 10, 0, 3600),  # s between state messages of a device (cellular: 60)
     ("per_value_topics", "bool", False, 0, 0),
 )
 _DEVICE = (
     ("name", "name", REQUIRED, 1, 24),
     ("type", "enum", REQUIRED, DEVICE_TYPES, 0),
+    ("stale_timeout", "int", None, 5, 86400),  # null -> alarms.stale_timeout
+    ("capacity_ah", "num", None, 1, 100000),  # battery capacity for derived metrics
 )
 _VEDIRECT = (
     ("uart", "int", REQUIRED, 1, 2),  # UART0 carries the REPL on stock firmware

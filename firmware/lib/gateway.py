@@ -40,6 +40,7 @@ VERSION = "0.1.0"
 _MAX_OUT = const(48)  # live messages waiting for the uplink; oldest dropped
 _MAX_CHANGED = const(40)  # fields tracked per block for change detection
 _MIN_STATE_GAP_MS = const(1000)  # at most one state message per device per second
+_DERIVE_EVERY_S = const(10)  # derived metrics recomputed (they move slowly)
 
 # Flash-log record types. Per-interval aggregates of every device go in the
 # compact binary blocks of records.py (T_KEY / T_DELTA: ~33 B a minute for a
@@ -115,17 +116,22 @@ class Device:
         self.pub_s = None
         self.agg = {}  # field -> [min, max, sum, n] (quantities) or [last] (states)
         self.analog = {}  # field -> True if it has a unit (aggregated as min/avg/max)
+        self.derived = None  # derived metrics (metrics.py), merged into the state
         self.announced = 0  # fields announced by HA discovery
         self.stale_reported = False
 
     def values(self):
-        """Latest values, SI units (allocates)."""
+        """Latest values, SI units, derived metrics included (allocates)."""
         if self.kind == "vedirect":
             out = {}
             for k, v in self.raw.items():
                 out[k] = VF.to_si(k, v)
-            return out
-        return dict(self.raw)
+        else:
+            out = dict(self.raw)
+        if self.derived:
+            for k in self.derived:
+                out[k] = self.derived[k]
+        return out
 
 
 def _num(v):
@@ -137,7 +143,7 @@ def _json(obj):
 
 
 class Gateway:
-    def __init__(self, cfg, outbox=None, flashlog=None, engine=None, tracker=None, relay=None):
+    def __init__(self, cfg, outbox=None, flashlog=None, engine=None, tracker=None, relay=None, metrics=None):
         self.cfg = cfg
         g = cfg.get("gateway", {})
         m = cfg.get("mqtt", {})
@@ -147,7 +153,12 @@ class Gateway:
         self.discovery = m.get("discovery", True)
         self.discovery_prefix = m.get("discovery_prefix") or "homeassistant"
         self.heartbeat_s = m.get("heartbeat") or 300
-        self.reporter = reporter.Reporter(self.heartbeat_s, min_interval_ms=_MIN_STATE_GAP_MS)
+        gap = m.get("min_interval")
+        gap_ms = _MIN_STATE_GAP_MS if gap is None else max(gap * 1000, _MIN_STATE_GAP_MS)
+        # aligned: every device's change publishes fall in the same second,
+        # so they share TCP segments (bytes per day on cellular)
+        self.reporter = reporter.Reporter(self.heartbeat_s, min_interval_ms=gap_ms, aligned=gap_ms > _MIN_STATE_GAP_MS)
+        self.per_value = bool(m.get("per_value_topics"))
         self._t0 = None  # time origin of the reporter's millisecond clock
         self.discovery_pending = []  # device names whose HA configs are due
         self.log_interval = cfg.get("log", {}).get("interval") or 60
@@ -158,10 +169,13 @@ class Gateway:
         self.engine = engine
         self.tracker = tracker
         self.relay = relay
+        self.metrics = metrics  # metrics.MetricSet or None
         self.devices = {}
         self._by_mac = {}
         for d in cfg.get("devices", ()):
             dev = Device(d["name"], d["type"], d.get("stale_timeout") or stale)
+            if d.get("capacity_ah") and metrics is not None:
+                metrics.capacity[d["name"]] = d["capacity_ah"]
             self.devices[d["name"]] = dev
             if d["type"] == "ble":
                 dev.mac = d["mac"].upper()
@@ -243,6 +257,8 @@ class Gateway:
         if self.engine is not None:
             self.engine.update(dev.name, si, now_s)
             self._drain_events(now_s)
+        if self.metrics is not None:
+            self.metrics.update(dev.name, si, int(now_s))
         # aggregate for the flash log
         agg = dev.agg
         kinds = dev.analog
@@ -280,11 +296,16 @@ class Gateway:
 
     # ------------------------------------------------------------ outputs
     def _publish_state(self, dev, now_s, vals):
+        old = dev.pub
         dev.pub = vals
         dev.pub_s = now_s
         payload = dict(vals)
         payload["ts"] = int(now_s)
         self.out.put(self.base + dev.name + "/state", _json(payload), 0, True)
+        if self.per_value:  # option: one retained topic per value, changed ones only
+            for f in vals:
+                if old.get(f, old) != vals[f]:
+                    self.out.put(self.base + dev.name + "/" + f, _json(vals[f]), 0, True)
         self.counters["state_msgs"] += 1
         if self.discovery and len(vals) > dev.announced and dev.name not in self.discovery_pending:
             self.discovery_pending.append(dev.name)
@@ -357,13 +378,22 @@ class Gateway:
         if self.engine is not None:
             self.engine.tick(now_s)
             self._drain_events(now_s)
+        derive = self.metrics is not None and int(now_s) % _DERIVE_EVERY_S == 0
         for dev in self.devices.values():
             if dev.last_s is None:
                 continue
             if now_s - dev.last_s >= dev.stale_s:
                 dev.stale_reported = True  # no heartbeat of frozen values
-            else:
-                self._report(dev, now_s)
+                continue
+            if derive:
+                d = self.metrics.values(dev.name, int(now_s))
+                if d:
+                    dev.derived = d
+                    if self.engine is not None:
+                        self.engine.update(dev.name, d, now_s)
+            self._report(dev, now_s)
+        if derive and self.engine is not None:
+            self._drain_events(now_s)
         self._roll(now_s)
 
     def _roll(self, now_s):

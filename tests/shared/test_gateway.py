@@ -231,3 +231,48 @@ def test_status_has_counters_and_devices():
     st = gw.status(70)
     assert st["devices"]["house"]["readings"] == 1 and st["devices"]["house"]["stale"] is True
     assert st["devices"]["shunt"]["stale"] is True and st["blocks"] == 1
+
+
+def test_derived_metrics_published_and_restored_after_reboot():
+    import metrics
+
+    def gw_with(ms):
+        cfg = {"gateway": {"id": "gw1"}, "mqtt": {"heartbeat": 60},
+               "devices": [{"name": "house", "type": "vedirect", "capacity_ah": 200}], "log": {"interval": 60}}
+        return gateway.Gateway(cfg, metrics=ms)
+
+    ms = metrics.MetricSet()
+    gw = gw_with(ms)
+    feed = feeder(gw, "house")
+    for t in range(0, 3600, 5):  # an hour drawing 10 A at 50 % SOC
+        feed(block([(b"V", b"12500"), (b"I", b"-10000"), (b"P", b"-125"), (b"SOC", b"500"), (b"CE", b"-100000")]), t)
+        gw.tick(t)
+    st = states(drain(gw), "house")[-1]
+    assert abs(st["ah_out_today"] - 10.0) < 0.2, st["ah_out_today"]
+    assert abs(st["soc_avg_1d"] - 50.0) < 0.5
+    saved = ms.to_bytes()
+    # reboot: a new gateway restores the saved blob and keeps counting
+    ms2 = metrics.MetricSet()
+    assert ms2.from_bytes(saved)
+    gw2 = gw_with(ms2)
+    feed2 = feeder(gw2, "house")
+    for t in range(3600, 3700, 5):
+        feed2(block([(b"V", b"12500"), (b"I", b"-10000"), (b"P", b"-125"), (b"SOC", b"500"), (b"CE", b"-100000")]), t)
+        gw2.tick(t)
+    st2 = states(drain(gw2), "house")[-1]
+    assert st2["ah_out_today"] >= st["ah_out_today"]  # not reset by the reboot
+
+
+def test_per_value_topics_option_publishes_changed_values():
+    cfg = {"gateway": {"id": "gw1"}, "mqtt": {"per_value_topics": True},
+           "devices": [{"name": "house", "type": "vedirect"}]}
+    gw = gateway.Gateway(cfg)
+    feed = feeder(gw, "house")
+    feed(block([(b"V", b"12800"), (b"I", b"1000")]), 0)
+    msgs = drain(gw)
+    per = dict((m[0], json.loads(m[1])) for m in msgs if m[0].count("/") == 3 and not m[0].endswith("/state"))
+    assert per == {"vegw/gw1/house/V": 12.8, "vegw/gw1/house/I": 1.0}
+    feed(block([(b"V", b"13800"), (b"I", b"1000")]), 5)
+    msgs = drain(gw)
+    per = [m[0] for m in msgs if m[0].count("/") == 3 and not m[0].endswith("/state")]
+    assert per == ["vegw/gw1/house/V"]
