@@ -19,6 +19,17 @@ _TABLE = (
     "H23:W:power:m|ERR:::|CS:::|BMV:::|FW:::|FWE:::|PID:::|SER#:::|HSDS:::|MODE:::|"
     "AC_OUT_V:V:voltage:m|AC_OUT_I:A:current:m|AC_OUT_S:VA:apparent_power:m|MPPT:::|MON:::|"
     "DC_IN_V:V:voltage:m|DC_IN_I:A:current:m|DC_IN_P:W:power:m|CAP_BLE:::|HC#:::|"
+    # BLE-only fields (ble_readout's records): here rather than registered
+    # at import, so no tuple per field is built on the heap
+    "uptime:s:duration:m|ac_out_power:W:power:m|ac_in_power:W:power:m|ac_in_active:::|"
+    "dc_power:W:power:m|ac_current:A:current:m|bms_flags:::|error_flags:::|"
+    "cell_1:V:voltage:m|cell_2:V:voltage:m|cell_3:V:voltage:m|cell_4:V:voltage:m|"
+    "cell_5:V:voltage:m|cell_6:V:voltage:m|cell_7:V:voltage:m|cell_8:V:voltage:m|"
+    "balancer_status:::|output_state:::|bms_error:::|io_status:::|warnings_alarms:::|"
+    "vebus_error:::|alarm_state:::|error_code:::|installation_power:W:power:m|"
+    "irradiance:W/m²:irradiance:m|cell_temperature:°C:temperature:m|"
+    "sensor_battery_voltage:V:voltage:m|tx_power:dBm:signal_strength:m|"
+    "time_since_sun:min:duration:m|"
 )
 
 # Documented aliases accepted by rules and config: "|alias=canonical|..."

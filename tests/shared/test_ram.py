@@ -1,0 +1,74 @@
+# The RAM diet (docs/ram.md): tables written as constants must agree with
+# their readable sources, and names moved to on-demand modules must still be
+# reachable through the module the rest of the code imports.
+# Runs under CPython and the MicroPython unix port.
+import sys
+
+import ble_readout as br
+import field_names
+import records
+
+
+def test_ble_layout_constants_match_the_readable_table():
+    import ble_tables
+
+    recs, solarsense = ble_tables.parse_table()
+    assert len(recs) == len(br._RECORDS) == 16
+    for i in range(16):
+        assert recs[i] == br._RECORDS[i], i
+    assert solarsense == br._SOLARSENSE_REC
+    # a broken table is refused, not silently packed
+    bad = "01 x\n V 0 16 s 100 0 1234\n"
+    try:
+        ble_tables.parse_table(bad)
+        raised = False
+    except ValueError:
+        raised = True
+    assert raised
+
+
+def test_ble_rare_names_load_on_demand():
+    sys.modules.pop("ble_tables", None)
+    assert br.code_name("CS", 3) == "bulk"
+    assert br.code_name("vebus_error", 1) == "phase_switched_off"
+    assert br.code_name("bms_flags", 1 | 16) == ["charged", "charging"]
+    assert "ble_tables" in sys.modules
+    name, fields = br.record_spec(0x02)
+    assert name == "battery_monitor" and fields[0][0] == "TTG"
+    assert (0xFF, 0x01, "solarsense") in br.record_types()
+    assert br.OUTPUT_STATE[:2] == (0, "off")
+    st, rec, vals = br.decode(b"\x10", bytes(16))
+    assert st == br.MALFORMED and rec is None and vals is None
+    try:
+        br.no_such_name
+        raised = False
+    except AttributeError:
+        raised = True
+    assert raised
+
+
+def test_ble_fields_known_without_registration():
+    # in the registry's table itself: no tuple per field built at import
+    for name, unit in (("cell_1", "V"), ("irradiance", "W/m²"), ("uptime", "s"), ("vebus_error", "")):
+        inf = field_names.info(name)
+        assert inf is not None and inf[0] == name and inf[1] == unit, name
+    assert field_names.resolve("ac_out_power") == "ac_out_power"
+    names = [f[0] for f in field_names.fields()]
+    assert len(names) == len(set(names))
+
+
+def test_records_decoder_side_loads_on_demand():
+    enc = records.MinuteEncoder([("d", ["V", "CS"])], key_every=60, per_record=1)
+    out = enc.add(1700000000, [[(1250, 1260, 1270), 3]])
+    assert len(out) == 1 and out[0][0] == records.T_KEY
+    dec = records.MinuteDecoder()
+    minutes = dec.decode(out[0][0], out[0][1])
+    assert minutes[0]["devices"]["d"] == {"V": [12.5, 12.6, 12.7], "CS": 3}
+    assert records.from_scaled(1234, 2) == 12.34
+    assert records.decode_values(records.encode_values(["V"], [12.5], 7)) == (7, {"V": 12.5})
+    try:
+        records.nothing_here
+        raised = False
+    except AttributeError:
+        raised = True
+    assert raised
