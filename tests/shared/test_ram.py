@@ -72,3 +72,43 @@ def test_records_decoder_side_loads_on_demand():
     except AttributeError:
         raised = True
     assert raised
+
+
+def _block(labels):
+    import vedirect
+
+    body = b""
+    for lab in labels:
+        body += b"\r\n" + lab + b"\t1"
+    body += b"\r\nChecksum\t"
+    out = []
+    vedirect.Parser(out.append).feed(body + bytes(((256 - sum(body)) & 0xFF,)) + b"\r\n")
+    assert len(out) == 1, "one verified block"
+    return out[0]
+
+
+def test_vedirect_labels_resolve_in_place():
+    import vedirect_fields as VF
+
+    labels = VF.LABELS
+    assert labels[0] == b"V" and labels[-1] == b"HC#" and len(labels) == len(VF.NAMES)
+    for first in range(0, len(labels), 20):
+        b = _block(labels[first:first + 20])
+        assert [VF.entry(b, i) for i in range(b.count)] == list(range(first, min(first + 20, len(labels))))
+    # unknown labels sharing a first byte and length with known ones
+    b = _block((b"H99", b"V4", b"CX", b"SER$"))
+    assert [VF.entry(b, i) for i in range(4)] == [-1, -1, -1, -1]
+
+
+def test_vedirect_text_names_and_product_name():
+    import vedirect_fields as VF
+
+    assert VF.product_name(0xA053) == "SmartSolar MPPT 75/15"
+    assert VF.product_name(41859) == "BMV-712 Smart Rev2"
+    assert VF.product_name(None) is None and VF.product_name(1) is None
+    if sys.implementation.name == "micropython":
+        assert "vedirect_text" not in sys.modules  # dropped after the call
+    assert VF.text("CS", 3) == "bulk"
+    assert VF.text("AR", 1 | 2) == "low_voltage,high_voltage"
+    assert VF.enum_table("MPPT") is not None and VF.bits_table("OR") is not None
+    assert VF.text("V", 1) is None
