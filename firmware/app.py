@@ -48,6 +48,7 @@ _STATUS_EVERY_S = 60  # seconds
 _WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
 _BACKOFF_MAX_S = 60
 _SAVE_EVERY_S = 3600  # derived metrics to flash (and at a clean stop)
+_DRAIN_MS = 8000  # a clean stop waits this long at most for the backlog to go out
 
 
 def log(*args):
@@ -59,7 +60,8 @@ class App:
         self.p = platform
         self.cfg = cfg
         self.alive = {}
-        self.running = True
+        self.running = True  # readers, ticker
+        self.uplink_on = True  # the uplink outlives them at a clean stop, to drain
         self.loop_lag_max_ms = 0
         fl = None
         bd = platform.block_device()
@@ -81,8 +83,9 @@ class App:
         del alarm_rules
         _unload("alarm_rules", "metrics")
         relay = platform.relay()
+        stale_by = dict((d["name"], d["stale_timeout"]) for d in cfg.get("devices", ()) if d.get("stale_timeout"))
         self.engine = alarm_engine.Engine(
-            rules, stale_s=rules_cfg.get("stale_timeout") or 60,
+            rules, stale_s=rules_cfg.get("stale_timeout") or 60, stale_by_device=stale_by,
             builtin=rules_cfg.get("builtin"), devices=devices,
             on_output=(lambda name, sev, on: relay.set(on)) if relay is not None else None)
         tracker = ble_readout.Tracker()
@@ -194,7 +197,7 @@ class App:
         m = self.cfg.get("mqtt", {})
         gw = self.gw
         backoff = 1
-        while self.running:
+        while self.uplink_on:
             self.beat("uplink")
             if not await self.p.network_up():
                 await asyncio.sleep(2)
@@ -227,7 +230,7 @@ class App:
 
     async def _sleep_beat(self, seconds):
         end = ticks_ms() + int(seconds * 1000)
-        while self.running and ticks_diff(end, ticks_ms()) > 0:
+        while self.uplink_on and ticks_diff(end, ticks_ms()) > 0:
             self.beat("uplink")
             await asyncio.sleep(0.2)
 
@@ -238,7 +241,7 @@ class App:
         sent_this_s = 0
         sec = ticks_ms()
         disc = None  # discovery config generator in progress
-        while self.running and client.is_connected():
+        while self.uplink_on and client.is_connected():
             self.beat("uplink")
             # live first: states, status, replies; then HA discovery configs
             k = 0
@@ -359,7 +362,10 @@ class App:
         await self.stop(tasks)
 
     async def stop(self, tasks):
-        """Clean stop: log window flushed, offline announced, link closed."""
+        """Clean stop: readers and timers stop, the open log window and block
+        go to flash, the uplink delivers what is queued and logged (bounded),
+        then "offline" is announced (the will is for crashes) and the link
+        closed."""
         self.running = False
         now = self.now()
         self.gw.tick(now)
@@ -367,12 +373,14 @@ class App:
             self.gw.close(now)
         self.save_state()
         c = self.mqtt
+        t0 = ticks_ms()
+        while c is not None and c.is_connected() and ticks_diff(ticks_ms(), t0) < _DRAIN_MS:
+            if not len(self.gw.out) and not self._acked and (self.flog is None or self._next_record() is None):
+                break
+            await asyncio.sleep(0.05)
+        self.uplink_on = False
+        await asyncio.sleep(0.05)
         if c is not None and c.is_connected():
-            # drain what is queued, then say offline (the will is for crashes)
-            for _ in range(50):
-                if not len(self.gw.out) and not self._acked:
-                    break
-                await asyncio.sleep(0.05)
             while len(self.gw.out):
                 topic, payload, qos, retain = self.gw.out.pop()
                 await c.publish(topic, payload, retain=retain, qos=qos)

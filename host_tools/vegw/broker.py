@@ -155,6 +155,32 @@ class Broker:
             self.proc.send_signal(signal.SIGCONT)
             self.paused = False
 
+    def kill(self):
+        """The broker process dies (SIGKILL): connections reset, the port
+        refuses; the config stays so restart() brings it back on the same port."""
+        if self.proc is not None:
+            if self.paused:
+                self.resume()
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def restart(self, timeout=5.0):
+        """Start again on the same port(s) after kill()."""
+        exe = mosquitto_binary()
+        conf = os.path.join(self._dir, "mosquitto.conf")
+        self.proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=None if self.verbose else subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("mosquitto did not come back on port %d" % self.port)
+                time.sleep(0.02)
+
     def stop(self):
         if self.proc is not None:
             if self.paused:
