@@ -114,6 +114,7 @@ class Device:
         self.record = None  # BLE record type name
         self.pub = {}  # values of the last state publish
         self.pub_s = None
+        self.dirty = False  # a value moved beyond its deadband since pub_s
         self.agg = {}  # field -> [min, max, sum, n] (quantities) or [last] (states)
         self.analog = {}  # field -> True if it has a unit (aggregated as min/avg/max)
         self.derived = None  # derived metrics (metrics.py), merged into the state
@@ -159,6 +160,7 @@ class Gateway:
         # so they share TCP segments (bytes per day on cellular)
         self.reporter = reporter.Reporter(self.heartbeat_s, min_interval_ms=gap_ms, aligned=gap_ms > _MIN_STATE_GAP_MS)
         self.per_value = bool(m.get("per_value_topics"))
+        self.hold_s = gap_ms // 1000  # a device's state at most this often (changes)
         self._t0 = None  # time origin of the reporter's millisecond clock
         self.discovery_pending = []  # device names whose HA configs are due
         self.log_interval = cfg.get("log", {}).get("interval") or 60
@@ -281,8 +283,25 @@ class Gateway:
                     a[3] += 1
             else:
                 agg[f] = [v]
-        # report by exception (deadbands and heartbeat: reporter.py)
-        self._report(dev, now_s)
+        # report by exception (deadbands and heartbeat: reporter.py). The
+        # full value dict is built only when a field of this reading moved
+        # beyond its deadband (or is new): most readings cost a few compares.
+        if not dev.dirty and (new_fields or dev.pub_s is None or self._moved(dev, si)):
+            dev.dirty = True
+        if dev.dirty and (dev.pub_s is None or now_s - dev.pub_s >= self.hold_s):
+            self._report(dev, now_s)
+
+    def _moved(self, dev, si):
+        pub = dev.pub
+        rep = self.reporter
+        for f in si:
+            old = pub.get(f, pub)
+            if old is pub:
+                return True
+            v = si[f]
+            if old != v and rep._moved(dev.name, f, old, v):
+                return True
+        return False
 
     def _ms(self, now_s):
         if self._t0 is None:
@@ -292,6 +311,7 @@ class Gateway:
     def _report(self, dev, now_s):
         vals = dev.values()
         if self.reporter.check(dev.name, vals, self._ms(now_s)) is not None:
+            dev.dirty = False
             self._publish_state(dev, now_s, vals)
 
     # ------------------------------------------------------------ outputs
@@ -388,10 +408,14 @@ class Gateway:
             if derive:
                 d = self.metrics.values(dev.name, int(now_s))
                 if d:
+                    if not dev.dirty and dev.derived is not None and self._moved(dev, d):
+                        dev.dirty = True
                     dev.derived = d
                     if self.engine is not None:
                         self.engine.update(dev.name, d, now_s)
-            self._report(dev, now_s)
+            age = now_s - dev.pub_s if dev.pub_s is not None else None
+            if age is None or age >= self.heartbeat_s or (dev.dirty and age >= self.hold_s):
+                self._report(dev, now_s)
         if derive and self.engine is not None:
             self._drain_events(now_s)
         self._roll(now_s)
