@@ -9,7 +9,7 @@ import field_names
 import ble_readout
 from ble_readout import (  # noqa: F401
     OK, WRONG_KEY, RECORD_UNENCRYPTED, SUBTYPE_SOLARSENSE, NO_NA, F_SIGNED, F_NA2, _CONVS,
-    _RECORDS, _SOLARSENSE_REC, _packed,
+    _packed,
 )
 
 # same values as ble_readout's flag consts (not module attributes on MicroPython)
@@ -25,7 +25,8 @@ _FW = 5
 # positive value is NA too, x aux input selector (not published), a aux value
 # (name and scale from the selector), t SolarSense tiered minutes, p tx power
 # (raw * 6 dBm), - none. parse_table() packs it into 5 bytes per field: the
-# result is written out as constants in ble_readout._RECORDS (the gateway
+# result is written out as constants in ble_readout._REC_TEXT and
+# _REC_LAYOUT (the gateway
 # never parses text at boot) and test_ble_readout checks the two agree.
 # Edit this table, then regenerate ble_readout's constants with
 # gen_records() below.
@@ -294,10 +295,11 @@ def record_spec(rtype, subtype=0):
 def record_types():
     """Every decodable (record type, subtype, name)."""
     out = []
-    for i in range(len(_RECORDS)):
-        if _RECORDS[i] is not None:
-            out.append((i, 0, _RECORDS[i][0]))
-    out.append((RECORD_UNENCRYPTED, SUBTYPE_SOLARSENSE, _SOLARSENSE_REC[0]))
+    for i in range(16):
+        rec = _packed(i)
+        if rec is not None:
+            out.append((i, 0, rec[0]))
+    out.append((RECORD_UNENCRYPTED, SUBTYPE_SOLARSENSE, _packed(RECORD_UNENCRYPTED, SUBTYPE_SOLARSENSE)[0]))
     return out
 
 
@@ -324,18 +326,29 @@ def decode(data, key16, aes=None):
 
 
 def gen_records():
-    """ble_readout's _RECORDS / _SOLARSENSE_REC constants as source text, from
+    """ble_readout's _REC_TEXT / _REC_LAYOUT constants as source text, from
     the table (run under CPython after editing _TABLE)."""
     recs, sol = parse_table()
-
-    def lit(r):
+    text = []
+    lay = b""
+    for r in list(recs) + [sol]:
         if r is None:
-            return "None"
-        return "(%r, (%s), %r)" % (r[0], " ".join("%r," % n for n in r[1]), r[2])
-
-    out = ["_RECORDS = ("]
-    for r in recs:
-        out.append("    %s," % lit(r))
+            text.append("")
+        else:
+            text.append(" ".join((r[0],) + tuple(r[1])))
+            lay += r[2]
+    out = ["_REC_TEXT = ("]
+    line = ""
+    for tok in "|".join(text).replace("|", "| ").split(" "):
+        tok = tok + ("" if tok.endswith("|") else " ")
+        if len(line) + len(tok) > 80:
+            out.append('    "%s"' % line)
+            line = ""
+        line += tok
+    out.append('    "%s"' % line.rstrip(" "))
     out.append(")")
-    out.append("_SOLARSENSE_REC = %s" % lit(sol))
+    out.append("_REC_LAYOUT = (")
+    for i in range(0, len(lay), 16):
+        out.append('    b"' + "".join("\\x%02x" % x for x in lay[i:i + 16]) + '"')
+    out.append(")")
     return "\n".join(out)

@@ -13,10 +13,16 @@ def test_ble_layout_constants_match_the_readable_table():
     import ble_tables
 
     recs, solarsense = ble_tables.parse_table()
-    assert len(recs) == len(br._RECORDS) == 16
+    assert len(recs) == 16
     for i in range(16):
-        assert recs[i] == br._RECORDS[i], i
-    assert solarsense == br._SOLARSENSE_REC
+        assert recs[i] == br._packed(i), i
+        assert br._packed(i) is br._packed(i)  # unpacked once, then cached
+    assert solarsense == br._packed(0xFF, 0x01)
+    assert br._packed(0xFF, 0x02) is None and br._packed(0x0E) is None and br._packed(0x40) is None
+    # the generator reproduces the constants
+    ns = {}
+    exec(ble_tables.gen_records(), ns)
+    assert ns["_REC_TEXT"] == br._REC_TEXT and ns["_REC_LAYOUT"] == br._REC_LAYOUT
     # a broken table is refused, not silently packed
     bad = "01 x\n V 0 16 s 100 0 1234\n"
     try:
