@@ -152,3 +152,35 @@ def test_two_gateways_on_one_broker_never_collide():
         uids.setdefault(c["unique_id"], set()).add(c["state_topic"].split("/")[1])
     assert uids and all(len(gws) == 1 for gws in uids.values())
     assert any("siteA" in u for u in uids) and any("siteB" in u for u in uids)
+
+
+def test_rule_to_event_to_relay_and_acknowledge_over_mqtt():
+    rules = ["shunt_watch: alarm: shunt.SOC < 90 latch"]  # the demo shunt reports 87.5 %
+    with Broker() as b:
+        sub = Sub(b.port, ("vegw/#",))
+        site = Site(gateway="alarm", broker=("127.0.0.1", b.port), duration=14, rules=rules)
+        try:
+            assert wait_for(lambda: any(json.loads(m[1]).get("event") == "raised"
+                                        for m in sub.topic("vegw/alarm/event")), 12)
+            pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            pub.connect("127.0.0.1", b.port)
+            pub.loop_start()
+            pub.publish("vegw/alarm/cmd", json.dumps({"cmd": "ack", "rule": "shunt_watch"}), qos=1).wait_for_publish(5)
+            pub.publish("vegw/alarm/cmd", json.dumps({"cmd": "format_flash"}), qos=1).wait_for_publish(5)
+            assert wait_for(lambda: len(sub.topic("vegw/alarm/cmd/reply")) >= 2, 5)
+            pub.loop_stop()
+            rc = site.fw.wait(60)
+            out = site.fw.proc.stdout.read()
+        finally:
+            site.stop()
+        sub.stop()
+    assert rc == 0, out[-2000:]
+    evs = [e for e in sub.json("vegw/alarm/event") if e["rule"] == "shunt_watch"]
+    kinds = [e["event"] for e in evs]
+    assert kinds[0] == "raised" and "acknowledged" in kinds
+    raised = evs[0]
+    assert raised["severity"] == "alarm" and isinstance(raised["seq"], int) and raised["values"]
+    assert "vegw: relay on" in out and "vegw: relay off" in out  # the local output followed
+    replies = sub.json("vegw/alarm/cmd/reply")
+    assert {"ok": True, "cmd": "ack", "rule": "shunt_watch"} in replies
+    assert any(r.get("error") == "command not allowed" for r in replies)
