@@ -66,61 +66,61 @@ KIND_STATE = const(1)  # last value
 KIND_BOOL = const(2)  # last value, decoded as True/False
 KIND_LAST = const(3)  # numeric last value that moves often (CE, SOC, TTG, H20)
 
-# Field codes: the index in this tuple is what goes to flash. Append only:
-# never reorder or remove, or old logs decode to the wrong names.
-CODES = (
-    "V", "V2", "V3", "VS", "VM", "DM", "VPV", "PPV", "I", "I2", "I3", "IL",
-    "LOAD", "T", "P", "CE", "SOC", "TTG", "Alarm", "Relay", "AR", "OR",
-    "WARN", "H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10",
-    "H11", "H12", "H13", "H14", "H15", "H16", "H17", "H18", "H19", "H20",
-    "H21", "H22", "H23", "ERR", "CS", "MODE", "AC_OUT_V", "AC_OUT_I",
-    "AC_OUT_S", "MPPT", "MON", "DC_IN_V", "DC_IN_I", "DC_IN_P", "PID",
-    "uptime", "ac_out_power", "ac_in_power", "ac_in_active", "dc_power",
-    "ac_current", "bms_flags", "error_flags", "cell_1", "cell_2", "cell_3",
-    "cell_4", "cell_5", "cell_6", "cell_7", "cell_8", "balancer_status",
-    "output_state", "bms_error", "vebus_error", "alarm_state", "error_code",
-    "installation_power", "irradiance", "cell_temperature",
-    "sensor_battery_voltage", "time_since_sun", "HSDS",
+# Field codes and resolutions, ONE string (no tuple of names built at import:
+# RAM): "|name=DK|..." where D is the decimals and K the kind of the field,
+# and a field's position in the string (its index counting from 0) is its
+# code, what goes to flash. Append only: never reorder or remove, or old
+# logs decode to the wrong names. code_of()/code_name() translate.
+# Resolution rule: volts 0.01 V, amps 0.1 A, watts/VA 1, percent 0.1 %,
+# Ah 0.1 Ah, kWh 0.01 kWh, degC 0.1, minutes/seconds 1 (AC_OUT_V: 0.1 V is
+# plenty for mains); enums, bit masks and ids are states (last value);
+# energy and history counters (H*) are "last" values too: a minute's
+# min/avg/max of a counter says nothing its last value does not, and CE, SOC
+# and TTG are integrals that move less than one step a minute.
+_TAB = (
+    "|V=20|V2=20|V3=20|VS=20|VM=20|DM=10|VPV=20|PPV=00|I=10|I2=10|I3=10|IL=10|LOAD=02|"
+    "T=10|P=00|CE=13|SOC=13|TTG=03|Alarm=02|Relay=02|AR=01|OR=01|WARN=01|H1=13|H2=13|"
+    "H3=13|H4=03|H5=03|H6=13|H7=23|H8=23|H9=03|H10=03|H11=03|H12=03|H13=03|H14=03|"
+    "H15=23|H16=23|H17=23|H18=23|H19=23|H20=23|H21=01|H22=23|H23=01|ERR=01|CS=01|"
+    "MODE=01|AC_OUT_V=10|AC_OUT_I=10|AC_OUT_S=00|MPPT=01|MON=01|DC_IN_V=20|"
+    "DC_IN_I=10|DC_IN_P=00|PID=01|uptime=03|ac_out_power=00|ac_in_power=00|"
+    "ac_in_active=01|dc_power=00|ac_current=10|bms_flags=01|error_flags=01|cell_1=20|"
+    "cell_2=20|cell_3=20|cell_4=20|cell_5=20|cell_6=20|cell_7=20|cell_8=20|"
+    "balancer_status=01|output_state=01|bms_error=01|vebus_error=01|alarm_state=01|"
+    "error_code=01|installation_power=00|irradiance=00|cell_temperature=10|"
+    "sensor_battery_voltage=20|time_since_sun=03|HSDS=01|"
 )
 
-# Resolution (decimals) and kind per field. The rule: volts 0.01 V, amps
-# 0.1 A, watts/VA 1, percent 0.1 %, Ah 0.1 Ah, kWh 0.01 kWh, degC 0.1,
-# minutes/seconds 1; enums, bit masks and counters are states (last value);
-# energy and history counters (H*) are states too: a minute's min/avg/max of a
-# counter says nothing its last value does not.
-_V2 = ("V", "V2", "V3", "VS", "VM", "VPV", "DC_IN_V", "cell_1", "cell_2", "cell_3",
-       "cell_4", "cell_5", "cell_6", "cell_7", "cell_8", "sensor_battery_voltage")
-_A1 = ("I", "I2", "I3", "IL", "AC_OUT_I", "DC_IN_I", "ac_current", "DM",
-       "T", "cell_temperature", "AC_OUT_V")  # AC_OUT_V: 0.1 V is plenty for mains
-_W0 = ("P", "PPV", "AC_OUT_S", "DC_IN_P", "ac_out_power", "ac_in_power", "dc_power",
-       "installation_power", "irradiance")
-_BOOLS = ("LOAD", "Alarm", "Relay")
-_ST2 = ("H17", "H18", "H19", "H20", "H22", "H7", "H8", "H15", "H16")  # kWh, V: 0.01
-_ST1 = ("H1", "H2", "H3", "H6", "CE", "SOC")  # Ah, %: 0.1
-# CE, SOC and TTG are integrals that move less than one step a minute: their
-# min/max within a minute say nothing, so they are stored as last value.
-_L0 = ("TTG", "H4", "H5", "H9", "H10", "H11", "H12", "H13", "H14", "uptime", "time_since_sun")
+
+def _find(name):
+    if not isinstance(name, str) or "|" in name or "=" in name:
+        return -1
+    return _TAB.find("|" + name + "=")
+
+
+def code_of(name):
+    """Field code of a name (0..254), or -1 when it has none (escaped)."""
+    i = _find(name)
+    return -1 if i < 0 else _TAB.count("|", 0, i)
+
+
+def code_name(code):
+    """Name of a field code, or None."""
+    i = 0
+    for _ in range(code):
+        i = _TAB.find("|", i + 1)
+    if code < 0 or i < 0 or i >= len(_TAB) - 1:
+        return None
+    return _TAB[i + 1 : _TAB.find("=", i)]
 
 
 def res(name):
     """(decimals, kind) used for a field; unknown names: 2 decimals, analog."""
-    if name in _V2:
+    i = _find(name)
+    if i < 0:
         return 2, KIND_ANALOG
-    if name in _A1:
-        return 1, KIND_ANALOG
-    if name in _W0:
-        return 0, KIND_ANALOG
-    if name in _BOOLS:
-        return 0, KIND_BOOL
-    if name in _ST2:
-        return 2, KIND_LAST
-    if name in _ST1:
-        return 1, KIND_LAST
-    if name in _L0:
-        return 0, KIND_LAST
-    if name in CODES:
-        return 0, KIND_STATE  # enums, bit masks, ids
-    return 2, KIND_ANALOG
+    i += len(name) + 2
+    return ord(_TAB[i]) - 48, ord(_TAB[i + 1]) - 48
 
 
 _POW10 = (1, 10, 100, 1000, 10000)
@@ -422,8 +422,9 @@ class MinuteEncoder:
             b[o] = len(L.fields[d])
             o += 1
             for f in L.fields[d]:
-                if f in CODES:
-                    b[o] = CODES.index(f)
+                c = code_of(f)
+                if c >= 0:
+                    b[o] = c
                     o += 1
                 else:
                     fb = f.encode()
@@ -619,6 +620,8 @@ _DEC = ("MinuteDecoder", "Agg", "from_scaled", "encode_values", "decode_values",
 
 
 def __getattr__(name):
+    if name == "CODES":  # every field name in code order (tests, tools)
+        return tuple(e.split("=")[0] for e in _TAB.split("|") if e)
     if name in _DEC:
         import records_dec
 

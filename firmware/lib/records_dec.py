@@ -14,7 +14,7 @@ except ImportError:  # CPython
 
 
 from records import (  # noqa: F401
-    CODES, KIND_ANALOG, KIND_BOOL, KIND_LAST, KIND_STATE, T_COUNTERS, T_DELTA, T_EVENT,
+    code_name, code_of, KIND_ANALOG, KIND_BOOL, KIND_LAST, KIND_STATE, T_COUNTERS, T_DELTA, T_EVENT,
     T_KEY, T_VALUES, _Layout, _State, _POW10, _put_varint, _valid_name, _zz, res, to_scaled,
 )
 
@@ -156,7 +156,9 @@ class MinuteDecoder:
                     extra[f] = (b[o] & 15, b[o] >> 4)
                     o += 1
                 else:
-                    f = CODES[c]
+                    f = code_name(c)
+                    if f is None:
+                        raise ValueError("field code")
                 fs.append(f)
             layout.append((dname, fs))
         L = _Layout(layout)
@@ -346,8 +348,9 @@ def encode_values(names, values, t=0):
         f = names[i]
         if not _valid_name(f) or o > _MAX_FRAME - 48:
             f = "?"
-        if f in CODES:
-            b[o] = CODES.index(f)
+        c = code_of(f)
+        if c >= 0:
+            b[o] = c
             o += 1
         else:
             b[o] = _ESC
@@ -369,7 +372,9 @@ def _decode_values_at(b, o):
         if c == _ESC:
             f, o = _get_name(b, o)
         else:
-            f = CODES[c]
+            f = code_name(c)
+            if f is None:
+                raise ValueError("field code")
         u, o = _get_varint(b, o)
         d, k = res(f)
         out[f] = None if not u else from_scaled(_unzz(u - 1), d, k)
