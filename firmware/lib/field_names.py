@@ -30,6 +30,17 @@ _TABLE = (
     "irradiance:W/m²:irradiance:m|cell_temperature:°C:temperature:m|"
     "sensor_battery_voltage:V:voltage:m|tx_power:dBm:signal_strength:m|"
     "time_since_sun:min:duration:m|"
+    # derived metrics (metrics.py: BATTERY_FIELDS, SOLAR_FIELDS)
+    "full_cycles:::ti|soc_avg_1d:%:battery:m|soc_avg_7d:%:battery:m|"
+    "soc_avg_30d:%:battery:m|soc_avg_90d:%:battery:m|ah_in_today:Ah::ti|"
+    "ah_out_today:Ah::ti|ah_in_yesterday:Ah::m|ah_out_yesterday:Ah::m|"
+    "kwh_in_today:kWh:energy:ti|kwh_out_today:kWh:energy:ti|"
+    "kwh_in_yesterday:kWh:energy:m|kwh_out_yesterday:kWh:energy:m|"
+    "since_full:s:duration:m|mid_dev:%::m|mid_dev_abs:%::m|capacity_est:Ah::m|"
+    "capacity_conf:%::m|soh:%::m|pv_kwh_today:kWh:energy:ti|"
+    "pv_kwh_yesterday:kWh:energy:m|load_power:W:power:m|load_kwh_today:kWh:energy:ti|"
+    "load_kwh_yesterday:kWh:energy:m|charge_power:W:power:m|"
+    "charge_kwh_today:kWh:energy:ti|"
 )
 
 # Documented aliases accepted by rules and config: "|alias=canonical|..."

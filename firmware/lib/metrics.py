@@ -1,6 +1,6 @@
 # Derived metrics from battery monitors (BMV/SmartShunt) and MPPTs: values
-# Victron's displays do not show. Each metric is a field (registered below in
-# field_names), published like any decoded value and usable in alarm rules.
+# Victron's displays do not show. Each metric is a field (in field_names'
+# table), published like any decoded value and usable in alarm rules.
 #
 # Time is explicit: update(values, now) and values(now), now in seconds (int
 # on the board: float32 cannot hold an epoch). Integration is a left Riemann
@@ -33,26 +33,26 @@ _EMPTY = const(0xFFFFFFFF)  # day number of an unused ring record
 _MAX_ESTIMATES = const(4)  # capacity estimates kept for the average
 _NONE_T = -(1 << 62)  # persisted "no time"
 
-BATTERY_FIELDS = (
-    ("full_cycles", "", "", "ti"),
-    ("soc_avg_1d", "%", "battery", "m"), ("soc_avg_7d", "%", "battery", "m"),
-    ("soc_avg_30d", "%", "battery", "m"), ("soc_avg_90d", "%", "battery", "m"),
-    ("ah_in_today", "Ah", "", "ti"), ("ah_out_today", "Ah", "", "ti"),
-    ("ah_in_yesterday", "Ah", "", "m"), ("ah_out_yesterday", "Ah", "", "m"),
-    ("kwh_in_today", "kWh", "energy", "ti"), ("kwh_out_today", "kWh", "energy", "ti"),
-    ("kwh_in_yesterday", "kWh", "energy", "m"), ("kwh_out_yesterday", "kWh", "energy", "m"),
-    ("since_full", "s", "duration", "m"),
-    ("mid_dev", "%", "", "m"), ("mid_dev_abs", "%", "", "m"),
-    ("capacity_est", "Ah", "", "m"), ("capacity_conf", "%", "", "m"), ("soh", "%", "", "m"),
+# The metrics' field names, in field_names' table with their unit and Home
+# Assistant classes (no tuples built here at import: RAM). BATTERY_FIELDS and
+# SOLAR_FIELDS, tuples of field_names.info() entries, are built on demand.
+_BAT_NAMES = (
+    "full_cycles soc_avg_1d soc_avg_7d soc_avg_30d soc_avg_90d ah_in_today ah_out_today "
+    "ah_in_yesterday ah_out_yesterday kwh_in_today kwh_out_today kwh_in_yesterday "
+    "kwh_out_yesterday since_full mid_dev mid_dev_abs capacity_est capacity_conf soh"
 )
-SOLAR_FIELDS = (
-    ("pv_kwh_today", "kWh", "energy", "ti"), ("pv_kwh_yesterday", "kWh", "energy", "m"),
-    ("load_power", "W", "power", "m"), ("load_kwh_today", "kWh", "energy", "ti"),
-    ("load_kwh_yesterday", "kWh", "energy", "m"), ("charge_power", "W", "power", "m"),
-    ("charge_kwh_today", "kWh", "energy", "ti"),
+_SOL_NAMES = (
+    "pv_kwh_today pv_kwh_yesterday load_power load_kwh_today load_kwh_yesterday "
+    "charge_power charge_kwh_today"
 )
-for _f in BATTERY_FIELDS + SOLAR_FIELDS:
-    field_names.register(*_f)
+
+
+def __getattr__(name):
+    if name == "BATTERY_FIELDS":
+        return tuple(field_names.info(n) for n in _BAT_NAMES.split())
+    if name == "SOLAR_FIELDS":
+        return tuple(field_names.info(n) for n in _SOL_NAMES.split())
+    raise AttributeError(name)
 
 
 def _num(v):
