@@ -22,7 +22,7 @@
 # Hot path: update() allocates nothing in steady state with integer times
 # (slots in a list, flags in bytearrays, a preallocated RPN stack); events and
 # timer starts allocate (a dict, a float deadline on the host).
-import ve_enums
+import sys
 
 try:
     from micropython import const
@@ -49,6 +49,19 @@ SEV_WARNING = const(1)
 SEV_ALARM = const(2)
 
 BUILTINS = ("stale", "error", "device_alarm")
+
+
+def _enum_text(table, code, bits):
+    # Names for a built-in event (rare): ve_enums is loaded for the call and,
+    # on MicroPython, dropped again when nothing else had it loaded (RAM).
+    had = "ve_enums" in sys.modules
+    import ve_enums
+
+    t = getattr(ve_enums, table)
+    out = ve_enums.bit_names(t, code) if bits else ve_enums.name(t, code)
+    if not had and sys.implementation.name == "micropython":
+        sys.modules.pop("ve_enums", None)
+    return out
 
 
 def _int_if_whole(x):
@@ -422,20 +435,20 @@ class Engine:
             if on != bs[5]:
                 bs[5] = on
                 self._emit(now, "error:" + device, "raised" if on else "cleared", SEV_ALARM,
-                           {"ERR": bs[0], "name": ve_enums.name(ve_enums.CHARGER_ERROR, bs[0])})
+                           {"ERR": bs[0], "name": _enum_text("CHARGER_ERROR", bs[0], False)})
         if self._b_alarm:
             on = bool(bs[1]) or bs[2] is True or bs[4] == 2
             if on != bs[6]:
                 bs[6] = on
                 self._emit(now, "device_alarm:" + device, "raised" if on else "cleared", SEV_ALARM,
                            {"AR": bs[1], "Alarm": bs[2], "alarm_state": bs[4],
-                            "reasons": ve_enums.bit_names(ve_enums.ALARM_REASON_BITS, bs[1]) if type(bs[1]) is int else None})
+                            "reasons": _enum_text("ALARM_REASON_BITS", bs[1], True) if type(bs[1]) is int else None})
             on = bool(bs[3]) or bs[4] == 1
             if on != bs[7]:
                 bs[7] = on
                 self._emit(now, "device_warning:" + device, "raised" if on else "cleared", SEV_WARNING,
                            {"WARN": bs[3], "alarm_state": bs[4],
-                            "reasons": ve_enums.bit_names(ve_enums.ALARM_REASON_BITS, bs[3]) if type(bs[3]) is int else None})
+                            "reasons": _enum_text("ALARM_REASON_BITS", bs[3], True) if type(bs[3]) is int else None})
 
     def tick(self, now):
         """Stale detection and duration timers at time `now`."""

@@ -226,15 +226,18 @@ def product_name(pid):
     """Product name for a PID (int), or None if unknown. Never raises. The
     tables are in vedirect_text.py, loaded for the call and dropped again on
     MicroPython (the gateway asks once per device)."""
+    import sys
+
+    had = "ve_enums" in sys.modules
     import vedirect_text
 
     try:
         return vedirect_text.product_name(pid)
     finally:
         if _MP:
-            import sys
-
             sys.modules.pop("vedirect_text", None)
+            if not had:
+                sys.modules.pop("ve_enums", None)
 
 
 _MP = __import__("sys").implementation.name == "micropython"

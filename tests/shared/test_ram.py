@@ -127,3 +127,16 @@ def test_vedirect_text_names_and_product_name():
     assert VF.text("AR", 1 | 2) == "low_voltage,high_voltage"
     assert VF.enum_table("MPPT") is not None and VF.bits_table("OR") is not None
     assert VF.text("V", 1) is None
+
+
+def test_builtin_event_names_without_resident_enums():
+    import alarm_engine
+
+    sys.modules.pop("ve_enums", None)
+    eng = alarm_engine.Engine([], devices=["m"])
+    eng.update("m", {"ERR": 17, "AR": 1 | 2}, 100)
+    names = [str(ev) for ev in eng.events()]
+    assert any("charger_temperature_high" in n for n in names), names
+    assert any("low_voltage" in n and "high_voltage" in n for n in names), names
+    if sys.implementation.name == "micropython":
+        assert "ve_enums" not in sys.modules  # loaded for the names, dropped again
