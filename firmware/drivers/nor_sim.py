@@ -14,6 +14,8 @@
 # rest keep their old content) and every later
 # operation raises OSError(EIO) until reboot() (reads keep working, like a
 # CPU that is about to lose power). A cut never half-programs a byte.
+from array import array
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -33,7 +35,7 @@ class NorSim:
         self.block_size = block_size
         self.block_count = block_count
         self.strict = strict
-        self.erases = [0] * block_count  # per block, this object's lifetime
+        self.erases = array("I", bytes(4 * block_count))  # per block, this object's lifetime (u32)
         self.violations = 0
         self.prog_bytes = 0
         self.prog_calls = 0
