@@ -49,6 +49,8 @@ _WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
 _BACKOFF_MAX_S = 60
 _SAVE_EVERY_S = 3600  # derived metrics to flash (and at a clean stop)
 _DRAIN_MS = 8000  # a clean stop waits this long at most for the backlog to go out
+_HEALTHY_AFTER_S = 30  # connected this long after an OTA update: report healthy
+_RX_BUF = 4160  # MQTT receive buffer: OTA manifests (4 KB) and chunks (1 KB + header)
 
 
 def log(*args):
@@ -56,9 +58,13 @@ def log(*args):
 
 
 class App:
-    def __init__(self, platform, cfg):
+    def __init__(self, platform, cfg, ota_rx=None, ota_replies=None, safe=False):
         self.p = platform
         self.cfg = cfg
+        self.safe = safe  # crash loop: uplink and commands only, no device readers
+        self.ota_rx = ota_rx  # ota.OtaReceiver, created at boot (boot_check) or on demand
+        self.ota_out = list(ota_replies or ())  # replies waiting for the uplink
+        self.healthy_after_s = int(getattr(platform, "healthy_after", None) or _HEALTHY_AFTER_S)
         self.alive = {}
         self.running = True  # readers, ticker
         self.uplink_on = True  # the uplink outlives them at a clean stop, to drain
@@ -167,6 +173,7 @@ class App:
             self.beat("ticker")
             now = self.now()
             self.gw.tick(now)
+            self._ota_health()
             if now - last_status >= _STATUS_EVERY_S:
                 last_status = now
                 self.gw.publish_status(now)
@@ -206,7 +213,7 @@ class App:
                 "vegw-" + gw.gw, m.get("host"), m.get("port") or 0, user=m.get("username"),
                 password=m.get("password"), keepalive=m.get("keepalive") or 60,
                 ssl=self.p.tls_context(m) if m.get("tls") else None,
-                avail_topic=gw.base + "availability")
+                avail_topic=gw.base + "availability", rx_buf=_RX_BUF)
             client.set_callback(self._on_message)
             client.on_puback = self._on_puback
             self.mqtt = client
@@ -220,6 +227,8 @@ class App:
             log("mqtt connected to", m.get("host"))
             await client.publish(gw.base + "availability", b"online", retain=True, qos=1)
             await client.subscribe(gw.base + "cmd", 1)
+            await client.subscribe(gw.base + "ota/#", 1)
+            self.connected_at = self.now()
             gw.announce_gateway()
             gw.publish_status(self.now())
             self._acked = []
@@ -243,6 +252,8 @@ class App:
         disc = None  # discovery config generator in progress
         while self.uplink_on and client.is_connected():
             self.beat("uplink")
+            if self.ota_out:
+                await self._ota_flush(client)
             # live first: states, status, replies; then HA discovery configs
             k = 0
             while len(gw.out) and k < 8:
@@ -319,7 +330,11 @@ class App:
 
     def _on_message(self, topic, msg):
         gw = self.gw
-        if bytes(topic).decode() != gw.base + "cmd":
+        t = bytes(topic).decode()
+        if t.startswith(gw.base + "ota/"):
+            self._ota(t[len(gw.base) + 4:], bytes(msg))
+            return
+        if t != gw.base + "cmd":
             return
         extra = gw.command(bytes(msg), self.now())
         if extra is None:
@@ -328,6 +343,44 @@ class App:
             asyncio.create_task(self._send_logs(extra))
         else:
             self.p.command(extra, gw)
+
+    def _ota_receiver(self):
+        if self.ota_rx is None:
+            import ota  # ~17 KB: loaded when an update arrives, not before
+
+            self.ota_rx = ota.OtaReceiver(self.p.ota_fs(), ticks_ms)
+        return self.ota_rx
+
+    def _ota(self, suffix, payload):
+        if suffix == "status":
+            return  # our own replies come back on ota/#
+        for r in self._ota_receiver().handle(suffix, payload):
+            if len(self.ota_out) < 16:
+                self.ota_out.append(r)
+
+    async def _ota_flush(self, client):
+        """Publish OTA replies; a reply asking for a reboot is acknowledged
+        by the broker before the reset."""
+        while self.ota_out:
+            r = self.ota_out.pop(0)
+            pid = await client.publish(self.gw.base + "ota/status", json.dumps(r), qos=1)
+            if r.get("reboot"):
+                if pid:
+                    await client.wait_puback(pid, 5000)
+                log("rebooting into the updated firmware")
+                self.gw.close(self.now())
+                self.save_state()
+                await client.disconnect()
+                self.p.reset()
+
+    def _ota_health(self):
+        rx = self.ota_rx
+        if rx is None:
+            return
+        self.ota_out.extend(rx.tick())
+        at = getattr(self, "connected_at", None)
+        if rx.pending() and at is not None and self.now() - at >= self.healthy_after_s:
+            self.ota_out.extend(rx.mark_healthy())
 
     async def _send_logs(self, req):
         """{"cmd":"logs","from_seq":N,"max":M}: records from the flash log to
@@ -349,10 +402,15 @@ class App:
     async def run(self, duration_s=None):
         log("starting gateway", self.gw.gw, "firmware", gateway.VERSION)
         tasks = [asyncio.create_task(self.uplink()), asyncio.create_task(self.ticker()),
-                 asyncio.create_task(self.watchdog()), asyncio.create_task(self.ble())]
-        for d in self.cfg.get("devices", ()):
-            if d.get("type") == "vedirect":
-                tasks.append(asyncio.create_task(self.reader(d)))
+                 asyncio.create_task(self.watchdog())]
+        if self.safe:
+            log("safe mode: device readers off; uplink, commands and OTA stay up")
+            self.gw.notice("safe mode after a crash loop: device readers off")
+        else:
+            tasks.append(asyncio.create_task(self.ble()))
+            for d in self.cfg.get("devices", ()):
+                if d.get("type") == "vedirect":
+                    tasks.append(asyncio.create_task(self.reader(d)))
         gc.collect()
         print("vegw: status boot ok heap_alloc=%d heap_free=%d" % (gc.mem_alloc(), gc.mem_free()))
         if duration_s is None:
@@ -431,13 +489,19 @@ def load_config(platform):
     return None if errors else norm
 
 
-def main(platform, duration_s=None):
+def main(platform, duration_s=None, ota_rx=None, ota_replies=None, safe=False):
     cfg = load_config(platform)
     if cfg is None:
-        log("no valid config: running the uplink-less safe mode (REPL stays up)")
+        log("no valid config: nothing started, the REPL stays up (fix config.json and reset)")
         return 1
+    if ota_rx is None and "ota" not in sys.modules:
+        # RAM: an entry point that did `import ota` at top level and dropped it
+        # from sys.modules still pins it (~15 KB) through its global name
+        m = sys.modules.get("__main__")
+        if getattr(m, "ota", None) is not None:
+            m.ota = None
     _load()
-    app = App(platform, cfg)
+    app = App(platform, cfg, ota_rx, ota_replies, safe)
     try:
         asyncio.run(app.run(duration_s))
     except KeyboardInterrupt:

@@ -1,6 +1,16 @@
 # Entry point under the MicroPython unix port (vegw sim): the same app as
-# main.py on the board, with the host platform.
+# main.py on the board, with the host platform. The working directory is the
+# simulated device's filesystem (OTA replaces files there).
 import sys
+import time
+
+import ota
+
+rx = ota.OtaReceiver(ota.OsFs(), time.ticks_ms)
+replies = rx.boot_check()  # before importing anything an update may replace
+if not rx.pending():
+    rx = None
+    del sys.modules["ota"]
 
 from drivers import host  # noqa: E402
 import app  # noqa: E402
@@ -8,4 +18,4 @@ import app  # noqa: E402
 duration = None
 if "--duration" in sys.argv:
     duration = float(sys.argv[sys.argv.index("--duration") + 1])
-sys.exit(app.main(host.Platform(), duration))
+sys.exit(app.main(host.Platform(), duration, rx, replies))

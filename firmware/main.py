@@ -33,10 +33,23 @@ def _board():
         return None
 
 
-if _crash_loop():
-    print("vegw: safe mode (crash loop): readers off, REPL up; fix config and reset")
-else:
-    from drivers import esp32
-    import app
+def _ota_boot():
+    # Finish or roll back an OTA update before importing anything it replaces.
+    import ota
 
-    app.main(esp32.Platform(_board()))
+    rx = ota.OtaReceiver(ota.OsFs(), time.ticks_ms)
+    replies = rx.boot_check()
+    if not rx.pending():
+        rx = None
+        del sys.modules["ota"]  # loaded again only when an update arrives
+    return rx, replies
+
+
+_rx, _replies = _ota_boot()
+_safe = _crash_loop()
+if _safe:
+    print("vegw: safe mode (crash loop): device readers off, uplink and REPL up")
+from drivers import esp32  # noqa: E402
+import app  # noqa: E402
+
+app.main(esp32.Platform(_board()), None, _rx, _replies, _safe)

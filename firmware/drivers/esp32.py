@@ -76,6 +76,11 @@ class Platform:
             return None
         return flash_esp32.open_default()
 
+    def ota_fs(self):
+        import ota
+
+        return ota.OsFs()
+
     def state_store(self):
         if self._store is None:
             from drivers import state_store

@@ -92,6 +92,7 @@ class Platform:
             name, addr = spec.split("=", 1)
             self.vedirect[name] = _hostport(addr)
         self.ble_addr = _arg("--ble")
+        self.healthy_after = _arg("--healthy-after")  # OTA health report delay (tests)
         self._relay = HostRelay()
         self._store = None
         self.watchdog_feeds = 0
@@ -137,6 +138,11 @@ class Platform:
 
     def relay(self):
         return self._relay
+
+    def ota_fs(self):
+        import ota
+
+        return ota.OsFs()  # the working directory is the simulated device's filesystem
 
     def state_store(self):
         if self._store is None and self.flash_path:

@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import random
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -188,10 +189,12 @@ def build_mpy(out_dir=None):
     out = pathlib.Path(out_dir or (ROOT / "build" / "sim"))
     fw = ROOT / "firmware"
     cross = os.path.join(os.path.dirname(micropython_binary()), "mpy-cross")
+    # the device's layout: /app.mpy, /lib/*.mpy, /drivers/*.mpy
     jobs = [(fw / "app.py", out / "app.mpy"), (fw / "host_main.py", out / "host_main.mpy")]
-    jobs += [(p, out / (p.stem + ".mpy")) for p in sorted((fw / "lib").glob("*.py"))]
+    jobs += [(p, out / "lib" / (p.stem + ".mpy")) for p in sorted((fw / "lib").glob("*.py"))]
     jobs += [(p, out / "drivers" / (p.stem + ".mpy")) for p in sorted((fw / "drivers").glob("*.py"))]
     (out / "drivers").mkdir(parents=True, exist_ok=True)
+    (out / "lib").mkdir(parents=True, exist_ok=True)
     for src, dst in jobs:
         if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
             continue
@@ -203,15 +206,21 @@ def build_mpy(out_dir=None):
 class FirmwareProcess:
     """The firmware under the MicroPython unix port with an ESP32's heap."""
 
+    RESET = 3  # exit status of the firmware's reset on the host platform
+
     def __init__(self, config, vedirect_ports, ble_port=None, flash_path=None, duration=None,
-                 heap=None, workdir=None, stdout=None):
+                 heap=None, workdir=None, stdout=None, healthy_after=None):
         heap = heap or os.environ.get("VEGW_SIM_HEAP") or ESP32_HEAP
         self.workdir = workdir or tempfile.mkdtemp(prefix="vegw-sim-")
         self.config_path = os.path.join(self.workdir, "config.json")
         with open(self.config_path, "w") as f:
             json.dump(config, f, indent=1)
         self.flash_path = flash_path or os.path.join(self.workdir, "flash.bin")
-        build = build_mpy()
+        # the simulated device's filesystem: a copy of the build (OTA writes here)
+        fs = os.path.join(self.workdir, "fs")
+        if not os.path.isdir(fs):
+            shutil.copytree(str(build_mpy()), fs)
+        self.fs = fs
         args = [micropython_binary(), "-X", "heapsize=" + heap, "-m", "host_main",
                 "--config", self.config_path, "--flash", self.flash_path]
         for name, port in vedirect_ports.items():
@@ -220,13 +229,28 @@ class FirmwareProcess:
             args += ["--ble", "127.0.0.1:%d" % ble_port]
         if duration:
             args += ["--duration", str(duration)]
+        if healthy_after is not None:
+            args += ["--healthy-after", str(healthy_after)]
         env = dict(os.environ)
-        env["MICROPYPATH"] = ".frozen:" + str(build)
-        self.proc = subprocess.Popen(args, cwd=str(build), env=env, stdout=stdout or subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        env["MICROPYPATH"] = ".frozen:%s:%s/lib" % (fs, fs)
+        self._popen = dict(args=args, cwd=fs, env=env, stdout=stdout or subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        self.resets = 0
+        self.output = []  # console text of earlier boots
+        self.proc = subprocess.Popen(**self._popen)
 
     def wait(self, timeout=None):
-        return self.proc.wait(timeout)
+        """Wait for the firmware to end; a reset (OTA, reboot command) boots
+        it again on the same filesystem and flash, as a board would."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            rc = self.proc.wait(None if end is None else max(0.1, end - time.monotonic()))
+            if rc != self.RESET:
+                return rc
+            self.resets += 1
+            if self.proc.stdout is not None:
+                self.output.append(self.proc.stdout.read())
+            self.proc = subprocess.Popen(**self._popen)
 
     def kill(self):
         if self.proc.poll() is None:
@@ -239,7 +263,7 @@ class Site:
 
     def __init__(self, gateway="sim1", broker=("127.0.0.1", 1883), vedirect=None, ble=True, speed=1.0,
                  config=None, duration=None, seed=1, log_interval=60, heartbeat=60, rules=None,
-                 flash_path=None, stdout=None):
+                 flash_path=None, stdout=None, healthy_after=None):
         self.feeds = {}
         if vedirect is None:  # the demo site
             for i, (name, model) in enumerate(DEMO_VEDIRECT):
@@ -264,7 +288,7 @@ class Site:
             self.air.start()
         self.fw = FirmwareProcess(config, {n: f.port for n, f in self.feeds.items()},
                                   self.air.port if self.air else None, flash_path=flash_path,
-                                  duration=duration, stdout=stdout)
+                                  duration=duration, stdout=stdout, healthy_after=healthy_after)
 
     def stop(self):
         self.fw.kill()

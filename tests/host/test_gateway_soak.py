@@ -26,7 +26,7 @@ def test_24_hours_heap_flat_no_drops(tmp_path):
     feed = tmp_path / "feed.bin"
     mkfeed.make(str(feed))
     build = build_mpy()
-    env = dict(os.environ, MICROPYPATH=".frozen:" + str(build))
+    env = dict(os.environ, MICROPYPATH=".frozen:%s:%s/lib" % (build, build))
     r = subprocess.run([micropython_binary(), "-X", "heapsize=" + HEAP, str(ROOT / "tests" / "soak" / "gateway_soak.py"),
                         str(feed), "24", "5", str(tmp_path / "flash.bin")],
                        cwd=str(build), env=env, capture_output=True, text=True, timeout=400)
