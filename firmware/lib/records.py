@@ -271,7 +271,7 @@ class _State:
         self.hi = [0] * n
         self.pres = bytearray(n)
         self.A = [4] * (3 * n)  # Rice: sum of recent codes, per stream
-        self.N = [1] * (3 * n)
+        self.N = bytearray(b"\x01" * (3 * n))  # counts stay below _WIN (16): a byte each
 
     def k(self, s):
         a = self.A[s]
