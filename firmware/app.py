@@ -148,6 +148,21 @@ class App:
             if n:
                 parser.feed(buf, n)
 
+    async def shared_reader(self, devs):
+        """Several devices on one UART: the RX pin is time-sliced."""
+        import uart_share
+
+        parsers = []
+        for d in devs:
+            name = d["name"]
+            parsers.append(vedirect.Parser((lambda n: lambda blk: self.gw.vedirect_block(n, blk, self.now()))(name)))
+        sr = uart_share.SharedReader(self.p.open_shared_uart(devs), parsers)
+        buf = bytearray(_READ_BUF)
+        tag = "reader:uart%d" % devs[0]["uart"]
+        while self.running:
+            self.beat(tag)
+            await sr.step(buf)
+
     async def ble(self):
         scanner = self.p.ble_scanner(self.cfg, self._advert)
         if scanner is None:
@@ -408,9 +423,15 @@ class App:
             self.gw.notice("safe mode after a crash loop: device readers off")
         else:
             tasks.append(asyncio.create_task(self.ble()))
+            by_uart = {}
             for d in self.cfg.get("devices", ()):
                 if d.get("type") == "vedirect":
-                    tasks.append(asyncio.create_task(self.reader(d)))
+                    by_uart.setdefault(d["uart"], []).append(d)
+            for devs in by_uart.values():
+                if len(devs) == 1:
+                    tasks.append(asyncio.create_task(self.reader(devs[0])))
+                else:  # more devices than UARTs: time-slice the RX pin
+                    tasks.append(asyncio.create_task(self.shared_reader(devs)))
         gc.collect()
         print("vegw: status boot ok heap_alloc=%d heap_free=%d" % (gc.mem_alloc(), gc.mem_free()))
         if duration_s is None:

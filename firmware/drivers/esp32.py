@@ -35,6 +35,26 @@ class UartPort:
         return 0
 
 
+class SharedUart:
+    """One hardware UART, RX pin switched between devices (lib/uart_share.py).
+    init(rx=pin) again, never deinit(); from v1.27 init() discards buffered
+    input, so what is buffered is read out first."""
+
+    def __init__(self, uart_id, pins, tx=None):
+        self.pins = pins
+        self.port = UartPort(uart_id, pins[0], tx)
+        self.uart = self.port.uart
+
+    def select(self, i):
+        while self.uart.any():
+            self.uart.read()
+        self.uart.init(baudrate=19200, bits=8, parity=None, stop=1, rx=self.pins[i], rxbuf=_RX_BUF, timeout=0)
+        self.port.idle_ms = 0
+
+    async def read_into(self, buf):
+        return await self.port.read_into(buf)
+
+
 class Platform:
     def __init__(self, board):
         self._board = board
@@ -55,6 +75,9 @@ class Platform:
 
     def open_vedirect(self, dev):
         return UartPort(dev["uart"], dev["rx"], dev.get("tx"))
+
+    def open_shared_uart(self, devs):
+        return SharedUart(devs[0]["uart"], [d["rx"] for d in devs], devs[0].get("tx"))
 
     def ble_scanner(self, cfg, on_advert):
         if not any(d.get("type") == "ble" for d in cfg.get("devices", ())):

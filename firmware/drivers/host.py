@@ -72,6 +72,30 @@ class TcpSerial:
         return 0
 
 
+class SharedTcp:
+    """Host twin of a time-sliced UART: one simulated device per pin; only
+    the selected one is heard (what the others send meanwhile is lost, as on
+    the board)."""
+
+    def __init__(self, ports):
+        self.ports = ports
+        self.cur = 0
+
+    def select(self, i):
+        self.cur = i
+        p = self.ports[i]
+        if p.sock is not None:
+            junk = bytearray(512)
+            try:
+                while p.sock.readinto(junk):
+                    pass
+            except OSError:
+                pass
+
+    async def read_into(self, buf):
+        return await self.ports[self.cur].read_into(buf)
+
+
 class HostRelay:
     def __init__(self):
         self.on = False
@@ -116,6 +140,9 @@ class Platform:
         if addr is None:
             return _Silent()
         return TcpSerial(addr[0], addr[1])
+
+    def open_shared_uart(self, devs):
+        return SharedTcp([self.open_vedirect(d) for d in devs])
 
     def ble_scanner(self, cfg, on_advert):
         if not self.ble_addr:

@@ -166,8 +166,11 @@ DEMO_VEDIRECT = (("house", "bmv712"), ("solar", "mppt"), ("inverter", "inverter"
 
 def demo_config(gateway, host, port, ble_devices, vedirect_names=None, heartbeat=60, log_interval=60, rules=None):
     devices = []
+    # an ESP32 has two UARTs for data: the first device gets UART1 alone, the
+    # others share UART2 (time-sliced RX pins, like a board with 3 devices)
     for i, name in enumerate(vedirect_names if vedirect_names is not None else [n for n, _ in DEMO_VEDIRECT]):
-        devices.append({"name": name, "type": "vedirect", "uart": 1 + (i % 2), "rx": 16 + 2 * i, "tx": 17 + 2 * i})
+        devices.append({"name": name, "type": "vedirect", "uart": 1 if i == 0 else 2, "rx": (16, 4, 13, 14, 27)[i % 5],
+                        "tx": 17 if i == 0 else (None if i > 1 else 5)})
     for d in ble_devices:
         devices.append({"name": d.name, "type": "ble", "mac": d.mac, "key": d.key_hex})
     return {
