@@ -213,66 +213,6 @@ def _packed(rtype, subtype=0):
     return rec or None
 
 
-def _hexval(c):
-    o = ord(c)
-    if 48 <= o <= 57:
-        return o - 48
-    o |= 0x20
-    if 97 <= o <= 102:
-        return o - 87
-    return -1
-
-
-def key_problem(key_text):
-    """None if `key_text` is a usable 32-hex-character key, else the reason."""
-    if not isinstance(key_text, str):
-        return "ble key must be a string of 32 hex characters"
-    k = key_text.strip()
-    if len(k) != 32:
-        return "ble key must be 32 hex characters, got %d" % len(k)
-    for i in range(32):
-        if _hexval(k[i]) < 0:
-            return "ble key must be 32 hex characters, found %r at position %d" % (k[i], i + 1)
-    return None
-
-
-def key_bytes(key_text):
-    """16 key bytes from a key that passed key_problem()."""
-    k = key_text.strip()
-    out = bytearray(16)
-    for i in range(16):
-        out[i] = (_hexval(k[2 * i]) << 4) | _hexval(k[2 * i + 1])
-    return bytes(out)
-
-
-def mac_problem(text):
-    """None if `text` is a MAC address AA:BB:CC:DD:EE:FF (':' or '-'), else why."""
-    if not isinstance(text, str):
-        return "ble mac must be a string like AA:BB:CC:DD:EE:FF"
-    m = text.strip()
-    if len(m) != 17:
-        return "ble mac must look like AA:BB:CC:DD:EE:FF, got %r" % text
-    sep = m[2]
-    if sep not in ":-":
-        return "ble mac must look like AA:BB:CC:DD:EE:FF, got %r" % text
-    for i in range(17):
-        if i % 3 == 2:
-            if m[i] != sep:
-                return "ble mac must look like AA:BB:CC:DD:EE:FF, got %r" % text
-        elif _hexval(m[i]) < 0:
-            return "ble mac must look like AA:BB:CC:DD:EE:FF, got %r" % text
-    return None
-
-
-def mac_bytes(text):
-    """6 address bytes, in display order, from a MAC that passed mac_problem()."""
-    m = text.strip()
-    out = bytearray(6)
-    for i in range(6):
-        out[i] = (_hexval(m[3 * i]) << 4) | _hexval(m[3 * i + 1])
-    return bytes(out)
-
-
 def mac_text(mac):
     return ":".join("%02X" % b for b in mac)
 
@@ -518,16 +458,26 @@ class Tracker:
     def add(self, mac, key):
         """Add a device: mac as text or 6 bytes, key as text or 16 bytes.
         Returns None or the reason it was refused."""
-        if isinstance(mac, str):
-            p = mac_problem(mac)
-            if p:
-                return p
-            mac = mac_bytes(mac)
-        if isinstance(key, str):
-            p = key_problem(key)
-            if p:
-                return p
-            key = key_bytes(key)
+        if isinstance(mac, str) or isinstance(key, str):
+            # text from the config (boot only): the parsers are in
+            # ble_keys.py, loaded for the call and dropped on MicroPython
+            import sys
+            import ble_keys
+
+            try:
+                if isinstance(mac, str):
+                    p = ble_keys.mac_problem(mac)
+                    if p:
+                        return p
+                    mac = ble_keys.mac_bytes(mac)
+                if isinstance(key, str):
+                    p = ble_keys.key_problem(key)
+                    if p:
+                        return p
+                    key = ble_keys.key_bytes(key)
+            finally:
+                if sys.implementation.name == "micropython":
+                    sys.modules.pop("ble_keys", None)
         if len(mac) != 6 or len(key) != 16:
             return "mac must be 6 bytes and key 16 bytes"
         if bytes(mac) not in self._devs and len(self._devs) >= _MAX_DEVICES:
@@ -593,7 +543,14 @@ _TABLES = ("record_spec", "record_types", "code_name", "decode", "parse_table", 
            "OUTPUT_STATE", "AC_IN_ACTIVE", "ALARM_STATE", "BALANCER_STATUS", "BMS_FLAG_BITS")
 
 
+_KEYS = ("key_problem", "key_bytes", "mac_problem", "mac_bytes")
+
+
 def __getattr__(name):
+    if name in _KEYS:
+        import ble_keys
+
+        return getattr(ble_keys, name)
     if name in _TABLES:
         import ble_tables
 
