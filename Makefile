@@ -34,8 +34,12 @@ sim: deps
 bench: deps
 	$(PY) bench/run.py
 
+# The firmware against MicroPython's ESP32 and stdlib stubs (mypy.ini).
+STUBS := $(VENV)/lib/python3*/site-packages
 lint: deps
-	$(PY) -m pip install -q micropython-esp32-stubs mypy
+	@mkdir -p build/stubs
+	@for m in time machine network bluetooth esp32 micropython cryptolib; do \
+	  cp $(STUBS)/$$m.pyi build/stubs/ ; done
 	$(PY) -m mypy --config-file mypy.ini firmware
 
 clean:

@@ -20,7 +20,7 @@ except ImportError:  # CPython (tests only)
     import time
 
     def ticks_ms():
-        return int(time.monotonic() * 1000)
+        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
 
     def ticks_diff(a, b):
         return a - b
@@ -28,7 +28,19 @@ except ImportError:  # CPython (tests only)
 
 # The app's modules are imported by _load(), after the config was validated
 # and the validator unloaded: boot must not hold both in a ~110 KB heap.
-alarm_engine = ble_readout = flashlog = gateway = mqtt_async = vedirect = None
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython
+    TYPE_CHECKING = False
+if TYPE_CHECKING:  # what `make lint` checks against
+    import alarm_engine
+    import ble_readout
+    import flashlog
+    import gateway
+    import mqtt_async
+    import vedirect
+else:
+    alarm_engine = ble_readout = flashlog = gateway = mqtt_async = vedirect = None
 
 
 def _load():
@@ -239,6 +251,8 @@ class App:
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 continue
             backoff = 1
+            if hasattr(self.p, "link_ok"):
+                self.p.link_ok()  # the broker answered: the link passes traffic
             log("mqtt connected to", m.get("host"))
             await client.publish(gw.base + "availability", b"online", retain=True, qos=1)
             await client.subscribe(gw.base + "cmd", 1)

@@ -60,7 +60,7 @@ class Platform:
         self._board = board
         self._wdt = None
         self._relay = None
-        self._wifi = None
+        self._link = None
         self._store = None
 
     def read_config(self):
@@ -123,19 +123,37 @@ class Platform:
         return self._relay
 
     async def network_up(self):
-        if self._wifi is None:
-            from drivers import wifi
+        if self._link is None:
+            self._link = self._make_link()
+        return await self._link.ensure()
 
-            with open("config.json") as f:
-                self._wifi = wifi.Wifi(json.loads(f.read()).get("wifi") or [])
-        return await self._wifi.ensure()
+    def _make_link(self):
+        # Wi-Fi first when configured, cellular (PPP) when Wi-Fi has been down
+        # for a while and the board has a modem: lib/link_manager.py decides.
+        from drivers import wifi
+
+        with open("config.json") as f:
+            cfg = json.loads(f.read())
+        nets = cfg.get("wifi") or []
+        w = wifi.Wifi(nets)
+        modem_pins = (self._board or {}).get("modem")
+        if not cfg.get("modem") or not modem_pins:
+            return w  # Wi-Fi only: Wifi carries its own supervisor
+        import link_manager
+        from drivers import modem
+
+        return link_manager.Supervisor(nets, wifi=w, cell=modem.Cellular(modem_pins, cfg["modem"]))
 
     def link_failed(self):
-        if self._wifi is not None:
-            self._wifi.link_failed()
+        if self._link is not None:
+            self._link.link_failed()
+
+    def link_ok(self):
+        if self._link is not None:
+            self._link.link_ok()
 
     def link_info(self):
-        return self._wifi.info() if self._wifi is not None else {"link": None}
+        return self._link.info() if self._link is not None else {"link": None}
 
     def tls_context(self, m):
         import mqtt_async

@@ -21,7 +21,7 @@ try:
 except AttributeError:  # CPython, for the tests with a fake network module
 
     def _ticks():
-        return int(time.monotonic() * 1000)
+        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
 
     def _tdiff(a, b):
         return a - b

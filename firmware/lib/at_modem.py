@@ -39,7 +39,7 @@ try:
 except AttributeError:  # CPython
 
     def _ticks():
-        return int(time.monotonic() * 1000)
+        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
 
     def _diff(a, b):
         return a - b
@@ -65,7 +65,7 @@ _MAX_PIN = const(8)  # SIM PINs are 4 to 8 digits
 #              when fewer than 3 are left (an earlier boot or tool got it wrong)
 # Uncertain entries are marked UNVERIFIED: they come from vendor manuals and
 # LilyGO examples, not from a modem on the bench.
-MODELS = {
+MODELS = {  # type: dict
     "sim7600": {
         "match": ("SIM7600", "SIM7500"),
         "iccid": ("AT+CICCID", "+ICCID:"),

@@ -174,7 +174,7 @@ def uart_plan(board, devices, dwell_ms=_DEFAULT_DWELL_MS):
     Returns {"uarts": {uart: [names]}, "update_ms": {name: ms},
     "shared": bool, "problems": [...], "notes": [...]}"""
     free = free_uarts(board)
-    plan = {"uarts": {}, "update_ms": {}, "shared": False, "problems": [], "notes": []}
+    plan = {"uarts": {}, "update_ms": {}, "shared": False, "problems": [], "notes": []}  # type: dict
     if not free:
         plan["problems"].append("no UART left for VE.Direct on %s" % board.get("name", "this board"))
         return plan

@@ -458,6 +458,6 @@ def _ticks_ms():
 
         return ticks_ms()
     except ImportError:
-        from time import monotonic
+        from time import monotonic  # type: ignore[attr-defined]  # CPython fallback
 
         return int(monotonic() * 1000)

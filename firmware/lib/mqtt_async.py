@@ -33,7 +33,7 @@ except ImportError:
     import time as _time
 
     def ticks_ms():
-        return int(_time.monotonic() * 1000)
+        return int(_time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
 
     def ticks_diff(a, b):
         return a - b
@@ -350,7 +350,7 @@ def make_tls_context(ca=None):
             tls_error = "CA not loaded: %r" % (e,)
     else:
         if not _MP:
-            ctx.check_hostname = False
+            ctx.check_hostname = False  # type: ignore[attr-defined]  # CPython's ssl only
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
 
