@@ -28,7 +28,7 @@ RESIDENT = ["asyncio", "drivers.host", "app", "alarm_engine", "ble_readout", "fl
             "mqtt_async", "vedirect", "metrics", "drivers.nor_sim", "drivers.ble_host",
             "drivers.ble_scan", "drivers.state_store"]
 ON_DEMAND = ["ble_tables", "records_dec", "vedirect_text", "ve_enums", "cfg_schema", "boardinfo",
-             "alarm_rules", "ha_discovery", "ota", "flashlog_crc", "drivers.ble_hood", "ble_keys"]
+             "alarm_rules", "ha_discovery", "ota", "flashlog_crc", "drivers.ble_hood", "ble_keys", "field_aliases"]
 # 64-bit heap bytes after gc.collect() for the whole resident set, qstrs
 # included (was ~175 KB before the RAM diet, ~140 KB after it)
 BUDGET = 160 * 1024

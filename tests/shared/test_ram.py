@@ -140,3 +140,15 @@ def test_builtin_event_names_without_resident_enums():
     assert any("low_voltage" in n and "high_voltage" in n for n in names), names
     if sys.implementation.name == "micropython":
         assert "ve_enums" not in sys.modules  # loaded for the names, dropped again
+
+
+def test_aliases_load_on_demand():
+    sys.modules.pop("field_aliases", None)
+    assert field_names.resolve("soc") == "SOC" and field_names.resolve("serial") == "SER#"
+    assert field_names.resolve("V") == "V" and field_names.resolve("nope") is None
+    if sys.implementation.name == "micropython":
+        assert "field_aliases" not in sys.modules  # loaded for the call, dropped again
+    names = field_names.all_names()
+    assert "pv_power" in names and "cell_1" in names and "soc_avg_7d" in names
+    assert ("V", "V", "voltage", "m") in field_names.fields()
+    assert "voltage=V" in field_names._ALIASES
