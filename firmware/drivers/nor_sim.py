@@ -25,6 +25,7 @@ except ImportError:  # CPython
 
 
 _EIO = const(5)
+_CHUNK = const(256)  # bytes per step of prog/erase (scratch buffers, no big allocation)
 
 
 class NorSim:
@@ -43,6 +44,9 @@ class NorSim:
         self.powered = True
         self.cuts = 0
         self._countdown = -1  # bytes left before the cut; -1 = not armed
+        self._old = bytearray(_CHUNK)  # prog scratch: flash content
+        self._new = bytearray(_CHUNK)  # prog scratch: what gets written
+        self._ff = b"\xff" * _CHUNK  # erase pattern
         self._size = block_count * block_size
         self._file = None
         self._mem = None
@@ -113,25 +117,36 @@ class NorSim:
         self._get(self._addr(block, offset, len(buf)), buf)
 
     def prog(self, block, offset, data):
+        # In _CHUNK steps through two preallocated scratch buffers: no
+        # allocation of the write's size (a 4 KB block on a fragmented heap).
         n = len(data)
         addr = self._addr(block, offset, n)
         self.prog_calls += 1
-        old = bytearray(n)
-        self._get(addr, old)
-        new = bytearray(n)
+        old = self._old
         bad = False
-        for i in range(n):
-            d = data[i]
-            o = old[i]
-            if d & ~o & 0xFF:
-                bad = True
-            new[i] = d & o
+        c = 0
+        while c < n and not bad:
+            m = min(_CHUNK, n - c)
+            self._get(addr + c, memoryview(old)[:m])
+            for i in range(m):
+                if data[c + i] & ~old[i] & 0xFF:
+                    bad = True
+                    break
+            c += m
         if bad:
             self.violations += 1
             if self.strict:
                 raise OSError(_EIO)
         k = self._spend(n)
-        self._put(addr, new[:k] if k < n else new)
+        new = self._new
+        c = 0
+        while c < k:
+            m = min(_CHUNK, k - c)
+            self._get(addr + c, memoryview(old)[:m])
+            for i in range(m):
+                new[i] = data[c + i] & old[i]
+            self._put(addr + c, memoryview(new)[:m])
+            c += m
         self.prog_bytes += k
         if k < n:
             raise OSError(_EIO)
@@ -140,10 +155,12 @@ class NorSim:
         addr = self._addr(block, 0, self.block_size)
         k = self._spend(self.block_size)
         if k:
-            if self.erase_from_end:
-                self._put(addr + self.block_size - k, b"\xff" * k)
-            else:
-                self._put(addr, b"\xff" * k)
+            start = addr + self.block_size - k if self.erase_from_end else addr
+            c = 0
+            while c < k:
+                m = min(_CHUNK, k - c)
+                self._put(start + c, memoryview(self._ff)[:m])
+                c += m
         self.erases[block] += 1  # an erase that started wears the block
         if k < self.block_size:
             raise OSError(_EIO)
