@@ -234,8 +234,8 @@ class _Layout:
     def __init__(self, devices):
         self.names = []
         self.fields = []  # per device: list of field names
-        self.dec = []  # flat, one per (device, field)
-        self.kind = []
+        self.dec = bytearray()  # flat, one per (device, field): a byte each (RAM)
+        self.kind = bytearray()
         self.start = []  # flat index of each device's first field
         self.nstate = []  # enum/bool fields of each device (one "moved" bit)
         n = 0
