@@ -61,10 +61,15 @@ def unit_deadband(unit):
 
 class Reporter:
     def __init__(self, heartbeat_s=60, deadbands=None, min_interval_ms=0, aligned=False,
-                 unit_deadbands=None):
+                 unit_deadbands=None, copy=True):
         """deadbands: {"V": 0.02, "P": (10, 3), "house.I": 0.5, ...}: a number
         is an absolute deadband, a pair is (absolute, relative %).
-        unit_deadbands: {"A": (0.2, 2), ...} replaces the defaults of a unit."""
+        unit_deadbands: {"A": (0.2, 2), ...} replaces the defaults of a unit.
+        copy=False keeps the caller's dict as the published reference instead
+        of a copy (RAM: one dict per device less) - only for a caller that
+        never changes a dict after passing it (the gateway builds a fresh one
+        per report); last(device) returns it."""
+        self.copy = copy
         self.heartbeat_ms = int(heartbeat_s * 1000)
         self.min_interval_ms = min_interval_ms
         self.aligned = aligned and min_interval_ms > 0
@@ -158,7 +163,12 @@ class Reporter:
         if device not in self._last and len(self._last) >= _MAX_DEVICES:
             self.untracked += 1
             return
-        self._last[device] = (dict(values), now_ms)
+        self._last[device] = (dict(values) if self.copy else values, now_ms)
+
+    def last(self, device):
+        """The values last recorded as published for device, or None."""
+        p = self._last.get(device)
+        return None if p is None else p[0]
 
     def check(self, device, values, now_ms):
         """due() and, when due, sent(): the one call of the simple case."""

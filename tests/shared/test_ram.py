@@ -152,3 +152,19 @@ def test_aliases_load_on_demand():
     assert "pv_power" in names and "cell_1" in names and "soc_avg_7d" in names
     assert ("V", "V", "voltage", "m") in field_names.fields()
     assert "voltage=V" in field_names._ALIASES
+
+
+def test_reporter_can_keep_the_callers_dict():
+    import reporter
+
+    r = reporter.Reporter(heartbeat_s=3600, copy=False)
+    v = {"V": 12.0}
+    assert r.check("d", v, 0) == "first"
+    assert r.last("d") is v  # no second copy of the device's values
+    assert r.check("d", {"V": 12.01}, 1000) is None
+    assert r.check("d", {"V": 12.2}, 2000) == "change"
+    assert r.last("d") == {"V": 12.2} and r.last("x") is None
+    c = reporter.Reporter(heartbeat_s=3600)  # default: a copy, safe for reused dicts
+    w = {"V": 12.0}
+    c.check("d", w, 0)
+    assert c.last("d") == w and c.last("d") is not w
