@@ -29,7 +29,7 @@ _TABLE = (
     "vebus_error:::|alarm_state:::|error_code:::|installation_power:W:power:m|"
     "irradiance:W/m²:irradiance:m|cell_temperature:°C:temperature:m|"
     "sensor_battery_voltage:V:voltage:m|tx_power:dBm:signal_strength:m|"
-    "time_since_sun:min:duration:m|"
+    "time_since_sun:min:duration:m|rssi:dBm:signal_strength:m|"
     # derived metrics (metrics.py: BATTERY_FIELDS, SOLAR_FIELDS)
     "full_cycles:::ti|soc_avg_1d:%:battery:m|soc_avg_7d:%:battery:m|"
     "soc_avg_30d:%:battery:m|soc_avg_90d:%:battery:m|ah_in_today:Ah::ti|"
