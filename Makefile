@@ -26,7 +26,7 @@ mosquitto:
 	fi
 
 test: deps
-	$(PY) -m pytest -q -p no:randomly tests
+	$(PY) -m pytest -q -p no:randomly -n 3 --dist loadfile tests
 
 sim: deps
 	$(VENV)/bin/vegw sim

@@ -215,9 +215,10 @@ class App:
     def save_state(self):
         store = self.p.state_store()
         if store is not None and self.gw.metrics is not None:
+            gc.collect()
             try:
                 store.save("metrics", self.gw.metrics.to_bytes())
-            except OSError as e:
+            except (OSError, MemoryError) as e:  # next hour's save tries again
                 log("saving metrics failed:", repr(e))
 
     async def watchdog(self):
@@ -231,19 +232,24 @@ class App:
         m = self.cfg.get("mqtt", {})
         gw = self.gw
         backoff = 1
+        # One client for the gateway's life: its buffers (6 KB) are allocated
+        # once, not at every reconnect (a fragmented heap could not give
+        # them back). It re-subscribes and publishes "online" at each connect.
+        client = mqtt_async.MQTTClient(
+            "vegw-" + gw.gw, m.get("host"), m.get("port") or 0, user=m.get("username"),
+            password=m.get("password"), keepalive=m.get("keepalive") or 60,
+            ssl=self.p.tls_context(m) if m.get("tls") else None,
+            avail_topic=gw.base + "availability", rx_buf=_RX_BUF)
+        client.set_callback(self._on_message)
+        client.on_puback = self._on_puback
+        self.mqtt = client
+        await client.subscribe(gw.base + "cmd", 1)  # offline: taken at each connect
+        await client.subscribe(gw.base + "ota/#", 1)
         while self.uplink_on:
             self.beat("uplink")
             if not await self.p.network_up():
                 await asyncio.sleep(2)
                 continue
-            client = mqtt_async.MQTTClient(
-                "vegw-" + gw.gw, m.get("host"), m.get("port") or 0, user=m.get("username"),
-                password=m.get("password"), keepalive=m.get("keepalive") or 60,
-                ssl=self.p.tls_context(m) if m.get("tls") else None,
-                avail_topic=gw.base + "availability", rx_buf=_RX_BUF)
-            client.set_callback(self._on_message)
-            client.on_puback = self._on_puback
-            self.mqtt = client
             rc = await client.connect()
             if rc != 0:
                 log("mqtt connect failed:", client.last_error or rc, "- retry in", backoff, "s")
@@ -254,9 +260,6 @@ class App:
             if hasattr(self.p, "link_ok"):
                 self.p.link_ok()  # the broker answered: the link passes traffic
             log("mqtt connected to", m.get("host"))
-            await client.publish(gw.base + "availability", b"online", retain=True, qos=1)
-            await client.subscribe(gw.base + "cmd", 1)
-            await client.subscribe(gw.base + "ota/#", 1)
             self.connected_at = self.now()
             gw.announce_gateway()
             gw.publish_status(self.now())

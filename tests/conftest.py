@@ -4,8 +4,7 @@ Every test module in tests/shared/ is collected by pytest as usual (CPython),
 and every test function in it gets a twin item, `name[micropython]`, that runs
 the same function under the real MicroPython unix port with an ESP32's heap
 (`-X heapsize=111wK`, or a module's `MP_HEAPSIZE` line). Each module runs once
-per session in its own micropython process, started at collection so the runs
-overlap with the CPython tests.
+per session in its own micropython process, started by its first twin item.
 """
 import os
 import pathlib
@@ -31,6 +30,16 @@ class _MpRun:
 
     def __init__(self, path):
         self.path = path
+        self.proc = None
+        self.results = None
+        self.output = ""
+
+    def start(self):
+        """Started by the module's first [micropython] item (with xdist
+        --dist loadfile a module's items all run in one worker)."""
+        if self.proc is not None:
+            return
+        path = self.path
         text = path.read_text()
         m = re.search(r"^MP_HEAPSIZE\s*=\s*['\"]([0-9]+w?[KM]?)['\"]", text, re.M)
         heap = m.group(1) if m else DEFAULT_HEAP
@@ -38,10 +47,9 @@ class _MpRun:
             [micropython_binary(), "-X", "heapsize=" + heap, str(ROOT / "tests" / "mprun.py"), path.stem],
             cwd=str(ROOT), env=micropython_env(SHARED, ROOT / "tests" / "mplib"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        self.results = None
-        self.output = ""
 
     def result(self, name):
+        self.start()
         if self.results is None:
             try:
                 self.output, _ = self.proc.communicate(timeout=MP_TIMEOUT)
@@ -113,3 +121,10 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
         "shared-code cases passed: %d under CPython, %d under MicroPython" % (counts["cpython"], counts["micropython"])
     )
+
+
+def pytest_runtest_setup(item):
+    # overlap a module's MicroPython run with its CPython items
+    run = _RUNS.get(pathlib.Path(str(item.fspath)))
+    if run is not None:
+        run.start()

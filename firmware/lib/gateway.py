@@ -28,6 +28,8 @@ except ImportError:
         return x
 
 
+from array import array
+
 import field_names
 import records
 import reporter
@@ -41,6 +43,8 @@ _MAX_OUT = const(48)  # live messages waiting for the uplink; oldest dropped
 _MAX_CHANGED = const(40)  # fields tracked per block for change detection
 _MIN_STATE_GAP_MS = const(1000)  # at most one state message per device per second
 _DERIVE_EVERY_S = const(10)  # derived metrics recomputed (they move slowly)
+_MAX_AGG = const(48)  # fields aggregated per device (more are counted, not logged)
+_MAX_OUT_BYTES = const(8192)  # payload bytes the outbox may hold (heap, not count, is scarce)
 
 # Flash-log record types. Per-interval aggregates of every device go in the
 # compact binary blocks of records.py (T_KEY / T_DELTA: ~33 B a minute for a
@@ -61,25 +65,27 @@ class Outbox:
         self.dropped = 0
         self.coalesced = 0
         self.high_water = 0
+        self.bytes = 0  # payload bytes held
 
-    def put(self, topic, payload, qos=0, retain=False):
+    def put(self, topic, payload, qos=0, retain=False, replace=False):
+        """replace: a newer message of the same topic supersedes a queued one
+        (a device's retained state, the status): the broker or the reader
+        would only keep the last anyway."""
         size = len(self._q)
-        if retain:
-            # a newer retained message (a device's state) replaces a queued
-            # one of the same topic: the broker would keep only the last
+        if retain or replace:
             for i in range(self._n):
                 j = (self._h + i) % size
                 m = self._q[j]
                 if m[0] == topic:
+                    self.bytes += len(payload) - len(m[1])
                     self._q[j] = (topic, payload, qos, retain)
                     self.coalesced += 1
                     return
-        if self._n == size:
-            # drop the oldest: a fresher state of the same device follows
-            self._h = (self._h + 1) % size
-            self._n -= 1
+        while self._n and (self._n == size or self.bytes + len(payload) > _MAX_OUT_BYTES):
+            self.pop()  # drop the oldest: bounded by count and by bytes
             self.dropped += 1
         self._q[(self._h + self._n) % size] = (topic, payload, qos, retain)
+        self.bytes += len(payload)
         self._n += 1
         if self._n > self.high_water:
             self.high_water = self._n
@@ -94,10 +100,80 @@ class Outbox:
         self._q[self._h] = None
         self._h = (self._h + 1) % len(self._q)
         self._n -= 1
+        self.bytes -= len(m[1])
         return m
 
     def __len__(self):
         return self._n
+
+
+class Agg:
+    """One log window of one device in scaled integers (records.res gives
+    each field's resolution): parallel preallocated arrays, a slot per field
+    assigned on first sight; no allocation per sample beyond the float a
+    scaling makes. Quantities: min/sum/max/count; states: last value."""
+
+    def __init__(self):
+        self.names = []  # slot -> field
+        self.slot = {}  # field -> slot
+        self.dec = bytearray(_MAX_AGG)
+        self.analog = bytearray(_MAX_AGG)
+        self.mn = array("l", bytes(4 * _MAX_AGG))
+        self.mx = array("l", bytes(4 * _MAX_AGG))
+        self.sm = array("l", bytes(4 * _MAX_AGG))
+        self.cnt = array("H", bytes(2 * _MAX_AGG))
+        self.n = 0  # samples this window
+        self.refused = 0  # fields beyond _MAX_AGG
+
+    def add(self, f, v):
+        if type(v) not in (int, float, bool):
+            return  # text (FW, SER#) and "not available" are not logged
+        s = self.slot.get(f)
+        if s is None:
+            s = len(self.names)
+            if s >= _MAX_AGG:
+                self.refused += 1
+                return
+            self.names.append(f)
+            self.slot[f] = s
+            dec, kind = records.res(f)
+            self.dec[s] = dec
+            self.analog[s] = kind == records.KIND_ANALOG
+        x = records.to_scaled(v, self.dec[s])
+        if x is None:
+            return
+        c = self.cnt[s]
+        if not self.analog[s] or not c:
+            self.mn[s] = self.mx[s] = x
+            self.sm[s] = x
+        else:
+            if x < self.mn[s]:
+                self.mn[s] = x
+            if x > self.mx[s]:
+                self.mx[s] = x
+            self.sm[s] += x
+        self.cnt[s] = c + 1 if c < 65535 else c
+
+    def take(self):
+        """(field names, row for records.MinuteEncoder) of the window, or
+        None if nothing came; starts the next window. The names are every
+        field ever seen (sorted), so the log's layout only changes when a new
+        field appears; a field without a sample this window is None."""
+        if not any(self.cnt[s] for s in range(len(self.names))):
+            return None
+        fields = sorted(self.names)
+        row = []
+        for f in fields:
+            s = self.slot[f]
+            c = self.cnt[s]
+            if not c:
+                row.append(None)
+            elif self.analog[s]:
+                row.append((self.mn[s], (2 * self.sm[s] + c) // (2 * c), self.mx[s]))
+            else:
+                row.append(self.mn[s])  # last value
+            self.cnt[s] = 0
+        return fields, row
 
 
 class Device:
@@ -112,11 +188,9 @@ class Device:
         self.mac = None
         self.model = None
         self.record = None  # BLE record type name
-        self.pub = {}  # values of the last state publish
-        self.pub_s = None
+        self.pub_s = None  # time of the last state publish (its values: reporter)
         self.dirty = False  # a value moved beyond its deadband since pub_s
-        self.agg = {}  # field -> [min, max, sum, n] (quantities) or [last] (states)
-        self.analog = {}  # field -> True if it has a unit (aggregated as min/avg/max)
+        self.agg = Agg()  # the current log window
         self.derived = None  # derived metrics (metrics.py), merged into the state
         self.announced = 0  # fields announced by HA discovery
         self.stale_reported = False
@@ -263,26 +337,8 @@ class Gateway:
             self.metrics.update(dev.name, si, int(now_s))
         # aggregate for the flash log
         agg = dev.agg
-        kinds = dev.analog
         for f in si:
-            v = si[f]
-            a = agg.get(f)
-            analog = kinds.get(f)
-            if analog is None:  # cached: min/avg/max for quantities with a unit
-                inf = field_names.info(f)
-                analog = kinds[f] = bool(inf and inf[1])
-            if analog and _num(v):
-                if a is None or len(a) != 4:
-                    agg[f] = [v, v, v, 1]
-                else:
-                    if v < a[0]:
-                        a[0] = v
-                    if v > a[1]:
-                        a[1] = v
-                    a[2] += v
-                    a[3] += 1
-            else:
-                agg[f] = [v]
+            agg.add(f, si[f])
         # report by exception (deadbands and heartbeat: reporter.py). The
         # full value dict is built only when a field of this reading moved
         # beyond its deadband (or is new): most readings cost a few compares.
@@ -291,8 +347,14 @@ class Gateway:
         if dev.dirty and (dev.pub_s is None or now_s - dev.pub_s >= self.hold_s):
             self._report(dev, now_s)
 
+    def _pub(self, dev):
+        """The values of the device's last state publish (kept once, by the
+        reporter)."""
+        last = self.reporter._last.get(dev.name)
+        return last[0] if last is not None else {}
+
     def _moved(self, dev, si):
-        pub = dev.pub
+        pub = self._pub(dev)
         rep = self.reporter
         for f in si:
             old = pub.get(f, pub)
@@ -310,14 +372,13 @@ class Gateway:
 
     def _report(self, dev, now_s):
         vals = dev.values()
+        old = self._pub(dev)
         if self.reporter.check(dev.name, vals, self._ms(now_s)) is not None:
             dev.dirty = False
-            self._publish_state(dev, now_s, vals)
+            self._publish_state(dev, now_s, vals, old)
 
     # ------------------------------------------------------------ outputs
-    def _publish_state(self, dev, now_s, vals):
-        old = dev.pub
-        dev.pub = vals
+    def _publish_state(self, dev, now_s, vals, old):
         dev.pub_s = now_s
         payload = dict(vals)
         payload["ts"] = int(now_s)
@@ -344,7 +405,7 @@ class Gateway:
                 yield topic, _json(cfg)
         while self.discovery_pending:
             dev = self.devices[self.discovery_pending.pop(0)]
-            vals = dev.pub
+            vals = self._pub(dev)
             dev.announced = len(vals)
             for topic, cfg in ha_discovery.iter_configs(
                     self.gw, dev.name, list(vals), serial=dev.ident_serial, mac=dev.mac, model=dev.model,
@@ -435,12 +496,13 @@ class Gateway:
         layout = []
         rows = []
         for dev in self.devices.values():
-            agg = dev.agg  # numbers and booleans only: text (FW, SER#) is not logged
-            fields = [f for f in agg if type(agg[f][0]) in (int, float, bool)]
-            fields.sort()
-            layout.append((dev.name, fields))
-            rows.append(self._row(dev, fields) if dev.agg else None)
-            dev.agg = {}
+            got = dev.agg.take()
+            if got is None:
+                layout.append((dev.name, self._fields_of(dev.name)))
+                rows.append(None)
+            else:
+                layout.append((dev.name, got[0]))
+                rows.append(got[1])
         if layout != self._layout:
             # a device came or its fields changed: new layout, key frame
             self._flush_encoder(start_s)
@@ -452,18 +514,13 @@ class Gateway:
         if self.log is not None:
             self.log.flush()
 
-    def _row(self, dev, fields):
-        row = []
-        for f in fields:
-            a = dev.agg[f]
-            dec, kind = records.res(f)
-            if len(a) == 4 and kind == records.KIND_ANALOG:
-                sc = records.to_scaled
-                row.append((sc(a[0], dec), sc(a[2] / a[3], dec), sc(a[1], dec)))
-            else:
-                v = a[0] if len(a) == 1 else a[2] / a[3]
-                row.append(records.to_scaled(v, dec) if (type(v) in (int, float, bool)) else None)
-        return row
+    def _fields_of(self, name):
+        # a device silent this window keeps its place in the layout
+        if self._layout is not None:
+            for d, fields in self._layout:
+                if d == name:
+                    return fields
+        return []
 
     def _flush_encoder(self, now_s):
         """Put the open block of minutes into the log (before a flush that
@@ -513,7 +570,7 @@ class Gateway:
         return st
 
     def publish_status(self, now_s):
-        self.out.put(self.base + "status", _json(self.status(now_s)), 0, False)
+        self.out.put(self.base + "status", _json(self.status(now_s)), 0, False, True)
 
     # ------------------------------------------------------------ commands
     def command(self, payload, now_s):

@@ -201,8 +201,11 @@ def build_mpy(out_dir=None):
     for src, dst in jobs:
         if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
             continue
-        # -O3: no line numbers or asserts in the bytecode (less RAM, as deploy does)
-        subprocess.run([cross, "-O3", "-o", str(dst), str(src)], check=True, cwd=str(src.parent))
+        # -O3: no line numbers or asserts in the bytecode (less RAM, as deploy does).
+        # Written beside and renamed: parallel test workers may build at once.
+        tmp = "%s.%d.tmp" % (dst, os.getpid())
+        subprocess.run([cross, "-O3", "-o", tmp, str(src)], check=True, cwd=str(src.parent))
+        os.replace(tmp, str(dst))
     return out
 
 
