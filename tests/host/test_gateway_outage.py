@@ -77,9 +77,11 @@ def test_outage_black_hole_and_restart_lose_nothing(tmp_path):
             for dev, vals in minute["devices"].items():
                 if vals:
                     ts.setdefault(dev, []).append(minute["t"])
-    # house has UART1 to itself: a sample every second, outage or not;
-    # solar and inverter share UART2 (2 s turns): no hole longer than two turns
-    for dev, longest in (("house", 1), ("solar", 5), ("inverter", 5)):
+    # house has UART1 to itself: a block every second, outage or not (a 1 s
+    # window can miss a block that arrives late on a loaded machine, never
+    # two); solar and inverter share UART2 (2 s turns): no hole longer than
+    # two turns plus that second
+    for dev, longest in (("house", 2), ("solar", 6), ("inverter", 6)):
         t = ts[dev]
         assert t == sorted(set(t)), dev
         gaps = [b - a for a, b in zip(t, t[1:]) if b - a > longest]
