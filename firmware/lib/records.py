@@ -273,6 +273,14 @@ class _State:
         self.A = [4] * (3 * n)  # Rice: sum of recent codes, per stream
         self.N = bytearray(b"\x01" * (3 * n))  # counts stay below _WIN (16): a byte each
 
+    def reset(self):
+        for i in range(len(self.av)):
+            self.av[i] = self.lo[i] = self.hi[i] = 0
+            self.pres[i] = 0
+        for i in range(len(self.A)):
+            self.A[i] = 4
+            self.N[i] = 1
+
     def k(self, s):
         a = self.A[s]
         nn = self.N[s]
@@ -335,6 +343,7 @@ class MinuteEncoder:
         self.per_record = max(1, min(60, per_record))
         self._buf = bytearray(_MAX_FRAME)
         self._st = None
+        self._stobj = None  # the _State object _st points to when set
         self._t = 0
         self._fno = 0  # frames since the key frame
         self._w = None  # bit writer of the open block, None = no block
@@ -437,7 +446,11 @@ class MinuteEncoder:
                     o += 1
             if o > _MAX_FRAME - 64:
                 raise ValueError("layout too large")
-        st = _State(L.n)
+        st = self._stobj  # one state object per encoder, reset at each key frame:
+        if st is None:  # no allocation every key_every minutes on a fragmented heap
+            st = self._stobj = _State(L.n)
+        else:
+            st.reset()
         for d in range(len(L.names)):
             row = rows[d]
             b[o] = 0 if row is None else 1

@@ -168,3 +168,24 @@ def test_reporter_can_keep_the_callers_dict():
     w = {"V": 12.0}
     c.check("d", w, 0)
     assert c.last("d") == w and c.last("d") is not w
+
+
+def test_minute_encoder_reuses_its_state_across_key_frames():
+    enc = records.MinuteEncoder([("d", ["V", "CS", "SOC"])], key_every=3, per_record=1)
+    dec = records.MinuteDecoder()
+    seen = []
+    st = None
+    for m in range(10):
+        row = [(1200 + m, 1210 + 2 * m, 1230 + m), m % 4, 800 + 3 * m]
+        for rtype, payload in enc.add(1700000000 + 60 * m, [row]):
+            if rtype == records.T_KEY:
+                if st is None:
+                    st = enc._stobj
+                assert enc._stobj is st  # reset in place, not allocated again
+            for minute in dec.decode(rtype, payload):
+                seen.append(minute["devices"]["d"])
+    assert enc.keys == 4 and len(seen) == 10
+    for m in range(10):
+        v = seen[m]
+        assert v["V"] == [(1200 + m) / 100, (1210 + 2 * m) / 100, (1230 + m) / 100], (m, v)
+        assert v["CS"] == m % 4 and v["SOC"] == (800 + 3 * m) / 10
