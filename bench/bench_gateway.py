@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "tests" / "soak"))
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from vegw.broker import Broker  # noqa: E402
-from vegw.runtime import ESP32_HEAP, micropython_binary  # noqa: E402
+from vegw.runtime import SIM_HEAP, micropython_binary  # noqa: E402
 from vegw.simulator import Site, build_mpy  # noqa: E402
 import mkfeed  # noqa: E402
 
@@ -40,7 +40,7 @@ boot = re.search(r"heap_alloc=(\d+) heap_free=(\d+)", out)
 total = None
 if boot:
     total = int(boot.group(1)) + int(boot.group(2))
-print("firmware heap (-X heapsize=%s, %s bytes on this 64-bit host; an ESP32 has ~111 KB)" % (ESP32_HEAP, total))
+print("firmware heap (-X heapsize=%s, %s bytes on this 64-bit host; 111wK = 224640 B is an ESP32's object capacity)" % (SIM_HEAP, total))
 if boot:
     print("  after boot (modules loaded, objects built): %s B live, %s B free" % boot.groups())
 live = [s.get("heap_alloc") for s in got if s.get("heap_alloc")]

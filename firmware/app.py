@@ -217,7 +217,7 @@ class App:
         if store is not None and self.gw.metrics is not None:
             gc.collect()
             try:
-                store.save("metrics", self.gw.metrics.to_bytes())
+                store.save("metrics", self.gw.metrics.pieces())
             except (OSError, MemoryError) as e:  # next hour's save tries again
                 log("saving metrics failed:", repr(e))
 

@@ -10,6 +10,7 @@ rx = ota.OtaReceiver(ota.OsFs(), time.ticks_ms)
 replies = rx.boot_check()  # before importing anything an update may replace
 if not rx.pending():
     rx = None
+    del ota  # the name too, or the module (and its ~17 KB) stays alive
     del sys.modules["ota"]
 
 from drivers import host  # noqa: E402

@@ -41,7 +41,7 @@ def _ota_boot():
     replies = rx.boot_check()
     if not rx.pending():
         rx = None
-        del sys.modules["ota"]  # loaded again only when an update arrives
+        del sys.modules["ota"]  # loaded again only when an update arrives (a local name: gone on return)
     return rx, replies
 
 

@@ -14,5 +14,9 @@ freeze("../../firmware/lib")
 
 # Hardware drivers for the board (firmware/drivers, imported as drivers.*);
 # the *_host.py twins are for the unix port only and are not frozen. Other
-# drivers (flash, VE.Direct UART) are added here as they are written.
-package("drivers", files=['wifi.py', 'relay.py', 'ble_scan.py'], base_path="../../firmware")
+# drivers are added here as they are written.
+package("drivers", files=['wifi.py', 'relay.py', 'ble_scan.py', 'esp32.py', 'flash_esp32.py', 'state_store.py'], base_path="../../firmware")
+
+# The task wiring (firmware/app.py); main.py and boot.py stay as files on the
+# filesystem so a site can be fixed over the REPL.
+module("app.py", base_path="../../firmware")

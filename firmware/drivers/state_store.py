@@ -16,9 +16,15 @@ class FileStore:
         return self.folder + "/" + name
 
     def save(self, name, data):
+        """data: bytes, or a list of bytes pieces written one after another
+        (no large contiguous copy on a fragmented heap)."""
         tmp = self._path(name) + ".tmp"
         with open(tmp, "wb") as f:
-            f.write(data)
+            if isinstance(data, (bytes, bytearray)):
+                f.write(data)
+            else:
+                for piece in data:
+                    f.write(piece)
         os.rename(tmp, self._path(name))
 
     def load(self, name):

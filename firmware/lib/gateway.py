@@ -232,7 +232,10 @@ class Gateway:
         gap_ms = _MIN_STATE_GAP_MS if gap is None else max(gap * 1000, _MIN_STATE_GAP_MS)
         # aligned: every device's change publishes fall in the same second,
         # so they share TCP segments (bytes per day on cellular)
-        self.reporter = reporter.Reporter(self.heartbeat_s, min_interval_ms=gap_ms, aligned=gap_ms > _MIN_STATE_GAP_MS)
+        # copy=False: the reporter keeps the published dict itself (the one
+        # copy of a device's last published values; _pub() reads it)
+        self.reporter = reporter.Reporter(self.heartbeat_s, min_interval_ms=gap_ms, aligned=gap_ms > _MIN_STATE_GAP_MS,
+                                          copy=False)
         self.per_value = bool(m.get("per_value_topics"))
         self.hold_s = gap_ms // 1000  # a device's state at most this often (changes)
         self._t0 = None  # time origin of the reporter's millisecond clock

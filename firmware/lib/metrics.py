@@ -139,8 +139,13 @@ class DayRing:
         return self.rec * self.nd
 
     def to_bytes(self):
+        return b"".join(self.pieces())
+
+    def pieces(self):
+        """to_bytes() as one small bytes object per day: written one by one,
+        a save needs no large contiguous block on a fragmented heap."""
         empty = struct.pack("<I", _EMPTY) + bytes(self.rec - 4)
-        return b"".join([struct.pack(self.fmt, *a) if a is not None else empty for a in self.days])
+        return [struct.pack(self.fmt, *a) if a is not None else empty for a in self.days]
 
     def load(self, data):
         """Restore from to_bytes() output (length already checked)."""
@@ -378,13 +383,16 @@ class BatteryMetrics:
     def to_bytes(self):
         """State that must survive a reboot: ring, totals, last full charge,
         capacity cycle and estimates."""
+        return b"".join(self.pieces())
+
+    def pieces(self):
         t_full = _NONE_T if self.t_full is None else int(self.t_full)
         head = struct.pack(_BAT_HDR, b"VGMB", 1, t_full, self.q_out_total, 1 if self.cyc_active else 0,
                            self.cyc_q, self.cyc_cov, int(self.cyc_t0), int(self.cyc_last))
         est = struct.pack("<B", len(self.estimates))
         for e in self.estimates:
             est += struct.pack(_EST, e[0], e[1], e[2])
-        return head + est + self.ring.to_bytes()
+        return [head, est] + self.ring.pieces()
 
     def from_bytes(self, data):
         """Restore from to_bytes(); False (state untouched) when data is not ours."""
@@ -475,7 +483,10 @@ class SolarMetrics:
         }
 
     def to_bytes(self):
-        return b"VGMS\x01" + self.ring.to_bytes()
+        return b"".join(self.pieces())
+
+    def pieces(self):
+        return [b"VGMS\x01"] + self.ring.pieces()
 
     def from_bytes(self, data):
         if len(data) != 5 + self.ring.size() or bytes(data[:5]) != b"VGMS\x01":
@@ -540,14 +551,20 @@ class MetricSet:
         return m.values(now) if m is not None else None
 
     def to_bytes(self):
+        return b"".join(self.pieces())
+
+    def pieces(self):
+        """to_bytes() as a list of small bytes objects (see DayRing.pieces):
+        the app writes them to flash one by one."""
         names = [n for n in self.objs if len(n.encode()) < 256]
-        out = b"VGMX" + struct.pack("<B", len(names))
+        out = [b"VGMX" + struct.pack("<B", len(names))]
         for name in names:
             m = self.objs[name]
             nb = name.encode()
-            blob = m.to_bytes()
+            parts = m.pieces()
             kind = _KIND_SOL if isinstance(m, SolarMetrics) else _KIND_BAT
-            out += struct.pack("<BB", len(nb), kind) + nb + struct.pack("<H", len(blob)) + blob
+            out.append(struct.pack("<BB", len(nb), kind) + nb + struct.pack("<H", sum(len(p) for p in parts)))
+            out += parts
         return out
 
     def from_bytes(self, data):

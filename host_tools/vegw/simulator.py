@@ -18,7 +18,7 @@ import threading
 import time
 
 from . import ROOT, ble_encode, vestream
-from .runtime import ESP32_HEAP, micropython_binary
+from .runtime import SIM_HEAP, micropython_binary
 
 BAUD_BYTES_PER_S = 1920  # 19200 baud, 8N1
 _RECORD_MAX = 1 << 20
@@ -204,7 +204,9 @@ def build_mpy(out_dir=None):
         # -O3: no line numbers or asserts in the bytecode (less RAM, as deploy does).
         # Written beside and renamed: parallel test workers may build at once.
         tmp = "%s.%d.tmp" % (dst, os.getpid())
-        subprocess.run([cross, "-O3", "-o", tmp, str(src)], check=True, cwd=str(src.parent))
+        # -s: the module's short name as its source name (the full path would
+        # be interned as a qstr in RAM for every module)
+        subprocess.run([cross, "-O3", "-s", src.name, "-o", tmp, str(src)], check=True, cwd=str(src.parent))
         os.replace(tmp, str(dst))
     return out
 
@@ -216,7 +218,7 @@ class FirmwareProcess:
 
     def __init__(self, config, vedirect_ports, ble_port=None, flash_path=None, duration=None,
                  heap=None, workdir=None, stdout=None, healthy_after=None):
-        heap = heap or os.environ.get("VEGW_SIM_HEAP") or ESP32_HEAP
+        heap = heap or os.environ.get("VEGW_SIM_HEAP") or SIM_HEAP
         self.workdir = workdir or tempfile.mkdtemp(prefix="vegw-sim-")
         self.config_path = os.path.join(self.workdir, "config.json")
         with open(self.config_path, "w") as f:

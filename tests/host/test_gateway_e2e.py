@@ -1,6 +1,7 @@
 """End to end: the firmware (mpy-cross bytecode) under the MicroPython unix
-port with an ESP32's heap, simulated VE.Direct and BLE devices, a real
-Mosquitto on loopback, and a subscriber checking what arrives."""
+port with a bounded heap (vegw.runtime.SIM_HEAP: see there why it is larger
+than an ESP32's), simulated VE.Direct and BLE devices, a real Mosquitto on
+loopback, and a subscriber checking what arrives."""
 import json
 import os
 import pathlib
@@ -16,14 +17,14 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 sys.path.insert(0, str(ROOT / "firmware" / "lib"))
 
 from vegw.broker import Broker, mosquitto_binary  # noqa: E402
-from vegw.runtime import ESP32_HEAP  # noqa: E402
+from vegw.runtime import SIM_HEAP  # noqa: E402
 from vegw.simulator import Site  # noqa: E402
 import vedirect  # noqa: E402
 import vedirect_fields  # noqa: E402
 
 pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="Debian mosquitto not installed (make mosquitto)")
 
-HEAP = os.environ.get("VEGW_SIM_HEAP", ESP32_HEAP)
+HEAP = os.environ.get("VEGW_SIM_HEAP", SIM_HEAP)
 
 
 class Sub:
@@ -76,7 +77,7 @@ def wait_for(pred, timeout):
     return False
 
 
-def test_demo_site_end_to_end_at_esp32_heap():
+def test_demo_site_end_to_end():
     with Broker() as b:
         sub = Sub(b.port)
         site = Site(gateway="e2e", broker=("127.0.0.1", b.port), duration=14, heartbeat=60)
