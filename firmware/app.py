@@ -78,6 +78,8 @@ class App:
         self.ota_out = list(ota_replies or ())  # replies waiting for the uplink
         self.healthy_after_s = int(getattr(platform, "healthy_after", None) or _HEALTHY_AFTER_S)
         self.alive = {}
+        self.parsers = {}  # device name -> vedirect.Parser (its counters go in the status)
+        self.scanner = None
         self.running = True  # readers, ticker
         self.uplink_on = True  # the uplink outlives them at a clean stop, to drain
         self.loop_lag_max_ms = 0
@@ -139,6 +141,12 @@ class App:
         out = {"heap_free": gc.mem_free(), "heap_alloc": gc.mem_alloc(),
                "loop_lag_max_ms": self.loop_lag_max_ms}
         out.update(self.p.link_info())
+        if self.parsers:
+            out["vedirect"] = dict((n, p.counters()) for n, p in self.parsers.items())
+            for n, p in self.parsers.items():
+                out["vedirect"][n]["callback_errors"] = p.callback_errors
+        if self.scanner is not None:
+            out["ble_scan"] = self.scanner.stats()
         if self.mqtt is not None:
             c = self.mqtt.counters()
             out["mqtt"] = {"connects": c.get("connects"), "disconnects": c.get("disconnects"),
@@ -149,6 +157,7 @@ class App:
     async def reader(self, dev):
         name = dev["name"]
         parser = vedirect.Parser(lambda blk: self.gw.vedirect_block(name, blk, self.now()))
+        self.parsers[name] = parser
         port = self.p.open_vedirect(dev)
         buf = bytearray(_READ_BUF)
         while self.running:
@@ -168,6 +177,7 @@ class App:
         for d in devs:
             name = d["name"]
             parsers.append(vedirect.Parser((lambda n: lambda blk: self.gw.vedirect_block(n, blk, self.now()))(name)))
+            self.parsers[name] = parsers[-1]
         sr = uart_share.SharedReader(self.p.open_shared_uart(devs), parsers)
         buf = bytearray(_READ_BUF)
         tag = "reader:uart%d" % devs[0]["uart"]
@@ -179,6 +189,7 @@ class App:
         scanner = self.p.ble_scanner(self.cfg, self._advert)
         if scanner is None:
             return
+        self.scanner = scanner
         self.beat("ble")
         await scanner.run()
 
@@ -468,6 +479,7 @@ class App:
         if self.flog is not None:
             self.gw.close(now)
         self.save_state()
+        self.gw.publish_status(now)  # the last word: counters as they ended
         c = self.mqtt
         t0 = ticks_ms()
         while c is not None and c.is_connected() and ticks_diff(ticks_ms(), t0) < _DRAIN_MS:

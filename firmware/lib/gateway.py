@@ -118,10 +118,11 @@ class Agg:
         self.slot = {}  # field -> slot
         self.dec = bytearray(_MAX_AGG)
         self.analog = bytearray(_MAX_AGG)
-        self.mn = array("l", bytes(4 * _MAX_AGG))
-        self.mx = array("l", bytes(4 * _MAX_AGG))
-        self.sm = array("l", bytes(4 * _MAX_AGG))
-        self.cnt = array("H", bytes(2 * _MAX_AGG))
+        zeros = [0] * _MAX_AGG  # "l" is 4 or 8 bytes by port: size by items
+        self.mn = array("l", zeros)
+        self.mx = array("l", zeros)
+        self.sm = array("l", zeros)
+        self.cnt = array("H", zeros)
         self.n = 0  # samples this window
         self.refused = 0  # fields beyond _MAX_AGG
 

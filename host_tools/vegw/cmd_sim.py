@@ -88,7 +88,7 @@ def run(args):
         ble = False
 
     site_kw = dict(gateway=args.gateway, broker=(host, port), speed=args.speed, duration=args.duration,
-                   stdout=None if not args.quiet else open(os.devnull, "w"))
+                   stdout=sys.stdout if not args.quiet else open(os.devnull, "w"))
     site = Site(vedirect=feeds or None, ble=ble if not feeds else False, config=config, **site_kw)
     if config is not None:
         # BLE devices of a user config get a simulated battery monitor each

@@ -162,6 +162,11 @@ def demo_ble_devices(seed=5):
 
 
 DEMO_VEDIRECT = (("house", "bmv712"), ("solar", "mppt"), ("inverter", "inverter"))
+DEMO_RULES = (  # kept when the device they read is configured
+    "low_soc: warning: house.SOC < 30 for 2m clear 35",
+    "pump_running: alarm: house.P < -1000 for 10m",
+    "mppt_error: alarm: solar.ERR != 0",
+)
 
 
 def demo_config(gateway, host, port, ble_devices, vedirect_names=None, heartbeat=60, log_interval=60, rules=None):
@@ -180,10 +185,7 @@ def demo_config(gateway, host, port, ble_devices, vedirect_names=None, heartbeat
         "mqtt": {"host": host, "port": port, "heartbeat": heartbeat, "min_interval": 1, "discovery": True},
         "devices": devices,
         "alarms": {"rules": rules if rules is not None else [
-            "low_soc: warning: house.SOC < 30 for 2m clear 35",
-            "pump_running: alarm: house.P < -1000 for 10m",
-            "mppt_error: alarm: solar.ERR != 0",
-        ]},
+            r for r in DEMO_RULES if r.split(":")[2].strip().split(".")[0] in [d["name"] for d in devices]]},
         "log": {"interval": log_interval},
     }
 

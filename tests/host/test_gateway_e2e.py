@@ -118,6 +118,11 @@ def test_demo_site_end_to_end():
     # status: heap and counters
     st = sub.json("vegw/e2e/status")
     assert st and st[0]["heap_free"] > 0 and st[0]["fw"]
+    last = st[-1]
+    for dev in ("house", "solar", "inverter"):  # no consumer error behind the parser
+        c = last["vedirect"][dev]
+        assert c["callback_errors"] == 0 and c["blocks_ok"] > 0, (dev, c)
+    assert last["ble_scan"]["delivered"] > 0
     # Home Assistant discovery: valid, unique ids, tied to the gateway's will
     cfgs = [(t, json.loads(p)) for t, p, r, _ in sub.msgs if t.startswith("homeassistant/")]
     assert len(cfgs) > 40

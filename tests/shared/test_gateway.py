@@ -183,6 +183,31 @@ def test_alarm_event_goes_to_the_flash_log_with_a_sequence_number():
     assert raised["t"] == 30 and raised["severity"] == "alarm"
 
 
+def test_a_device_with_many_fields_is_aggregated_without_error():
+    gw, log = make(log_interval=60)
+    errors = []
+    now = [0]
+
+    def on_block(blk):
+        try:
+            gw.vedirect_block("house", blk, now[0])
+        except Exception as e:  # the parser would count and hide it
+            errors.append(repr(e))
+
+    p = vedirect.Parser(on_block)
+    fields = [(b"H%d" % i, b"%d" % (100 + i)) for i in range(1, 24)] + [(b"V", b"12800"), (b"I", b"-1000"),
+                                                                        (b"SOC", b"900"), (b"CE", b"-2000")]
+    for t in range(0, 130, 5):
+        now[0] = t
+        p.feed(block(fields))
+        gw.tick(t)
+    gw.close(130)
+    assert errors == [] and p.callback_errors == 0
+    ms = minutes(log)
+    assert ms and len(ms[0]["devices"]["house"]) == 27
+    assert ms[0]["devices"]["house"]["H23"] == 123 and ms[0]["devices"]["house"]["SOC"] == 90.0
+
+
 def test_commands_allow_list():
     gw, _ = make(rules=["hi: warning: house.V > 13 latch"])
     feed = feeder(gw, "house")
