@@ -6,6 +6,7 @@ missing optional dependency only affects its own verb.
 """
 import argparse
 import importlib
+import os
 import sys
 
 # verb: (module, one-line help)
@@ -60,6 +61,13 @@ def main(argv=None):
         return 130
     except BrokenPipeError:
         return 0
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - never a traceback for the user (VEGW_DEBUG=1 shows it)
+        if os.environ.get("VEGW_DEBUG"):
+            raise
+        sys.stderr.write("vegw %s: unexpected %s: %s (VEGW_DEBUG=1 for details)\n" % (args.verb, type(e).__name__, e))
+        return 2
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ def summary(cfg):
         m.get("host"), m.get("port"), " (TLS)" if m.get("tls") else "")
 
 
-def _run(args):
+def run(args):
     if args.action == "new":
         return _new(args)
     if args.action == "validate":
@@ -221,17 +221,3 @@ def _validate(args):
         print(json.dumps(cfg_schema.masked(normalized), indent=2, sort_keys=True))
     print("%s: valid: %s" % (args.file, summary(normalized)))
     return 0
-
-
-def run(args):
-    # Never a traceback for the user: an unexpected failure is one line (VEGW_DEBUG=1 shows it).
-    try:
-        return _run(args)
-    except (KeyboardInterrupt, BrokenPipeError):
-        raise
-    except Exception as e:  # noqa: BLE001
-        import os
-
-        if os.environ.get("VEGW_DEBUG"):
-            raise
-        return _err("unexpected %s: %s (VEGW_DEBUG=1 for details)" % (type(e).__name__, e))

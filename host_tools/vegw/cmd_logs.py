@@ -660,7 +660,7 @@ def load(args):
     return recs
 
 
-def _run(args):
+def run(args):
     fmt = args.format
     if fmt is None:
         ext = os.path.splitext(args.out)[1].lower()
@@ -694,17 +694,3 @@ def _run(args):
         print("wrote %s: %d records, %d device%s%s (%s)" % (args.out, len(recs), len(devs),
                                                               "" if len(devs) == 1 else "s", span, fmt))
     return 0
-
-
-def run(args):
-    # Never a traceback for the user: an unexpected failure is one line (VEGW_DEBUG=1 shows it).
-    try:
-        return _run(args)
-    except (KeyboardInterrupt, BrokenPipeError):
-        raise
-    except Exception as e:  # noqa: BLE001
-        import os
-
-        if os.environ.get("VEGW_DEBUG"):
-            raise
-        return _err("unexpected %s: %s (VEGW_DEBUG=1 for details)" % (type(e).__name__, e))

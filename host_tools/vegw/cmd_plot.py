@@ -109,7 +109,7 @@ def plot(records, out, title=None, dpi=110):
     return [p[0] for p, _ in panels]
 
 
-def _run(args):
+def run(args):
     try:
         if sum(1 for x in (args.file, args.broker, args.port) if x) != 1:
             raise LogError("give one of FILE, --broker HOST:PORT --gateway ID, or --port PORT")
@@ -134,17 +134,3 @@ def _run(args):
         args.out, ", ".join(drawn), len(records), len({r["device"] for r in records}),
         "" if len({r["device"] for r in records}) == 1 else "s"))
     return 0
-
-
-def run(args):
-    # Never a traceback for the user: an unexpected failure is one line (VEGW_DEBUG=1 shows it).
-    try:
-        return _run(args)
-    except (KeyboardInterrupt, BrokenPipeError):
-        raise
-    except Exception as e:  # noqa: BLE001
-        import os
-
-        if os.environ.get("VEGW_DEBUG"):
-            raise
-        return _err("unexpected %s: %s (VEGW_DEBUG=1 for details)" % (type(e).__name__, e))

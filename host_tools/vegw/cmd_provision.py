@@ -316,7 +316,7 @@ def _compact(cfg):
     return {k: cfg[k] for k in sorted(keep, key=lambda k: order.index(k) if k in order else 99)}
 
 
-def _run(args):
+def run(args):
     try:
         base, origin = from_flags(args)
     except Bad as e:
@@ -348,17 +348,3 @@ def _run(args):
     if args.out != "-":
         print("wrote %s: %s" % (args.out, summary(normalized)))
     return 0
-
-
-def run(args):
-    # Never a traceback for the user: an unexpected failure is one line (VEGW_DEBUG=1 shows it).
-    try:
-        return _run(args)
-    except (KeyboardInterrupt, BrokenPipeError):
-        raise
-    except Exception as e:  # noqa: BLE001
-        import os
-
-        if os.environ.get("VEGW_DEBUG"):
-            raise
-        return _err("unexpected %s: %s (VEGW_DEBUG=1 for details)" % (type(e).__name__, e))
