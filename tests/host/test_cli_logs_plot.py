@@ -4,7 +4,6 @@ Mosquitto, replay through `vegw alarms`, and PNGs with one panel per quantity.""
 import json
 import math
 import pathlib
-import socket
 import subprocess
 import threading
 import time
@@ -13,7 +12,6 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VEGW = str(ROOT / ".venv" / "bin" / "vegw")
-MOSQUITTO = "/usr/sbin/mosquitto"
 T0 = 1795824000  # 2026-11-28T00:00:00Z
 
 
@@ -137,31 +135,6 @@ def test_time_window_and_bad_inputs(tmp_path):
 
 
 # ---------------------------------------------------------------- MQTT
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mosq")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    conf = d / "mosquitto.conf"
-    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("mosquitto did not start")
-            time.sleep(0.05)
-    yield "127.0.0.1:%d" % port
-    proc.terminate()
-    proc.wait(10)
-
 
 class FakeGateway:
     """Answers {"cmd": "logs"} like the firmware should (docs/cli.md), with

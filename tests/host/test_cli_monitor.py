@@ -3,7 +3,6 @@
 import json
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,40 +12,10 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VEGW = str(ROOT / ".venv" / "bin" / "vegw")
 PY = str(ROOT / ".venv" / "bin" / "python")
-MOSQUITTO = "/usr/sbin/mosquitto"
 
 from vegw import loadgen  # noqa: E402
+from vegw.broker import free_port  # noqa: E402
 from vegw.cmd_monitor import Fleet  # noqa: E402
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mosq")
-    port = free_port()
-    conf = d / "mosquitto.conf"
-    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("mosquitto did not start")
-            time.sleep(0.05)
-    yield "127.0.0.1:%d" % port
-    proc.terminate()
-    proc.wait(10)
 
 
 def monitor_json(broker, *extra, prefix="vegw", wait=2):
@@ -191,7 +160,7 @@ def test_status_events_availability_and_bad_payloads(broker):
 
 
 def test_unreachable_broker_one_line_exit_2():
-    port = free_port()
+    port = free_port()  # nothing listens there
     r = subprocess.run([VEGW, "monitor", "--broker", "127.0.0.1:%d" % port, "--once", "--json", "--wait", "1"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
