@@ -35,6 +35,17 @@ def _board():
 
 def _ota_boot():
     # Finish or roll back an OTA update before importing anything it replaces.
+    # Only when ota.py left its journal: otherwise the module stays out of RAM.
+    import os
+
+    for name in ("ota_state.json", "ota_state.json.tmp"):
+        try:
+            os.stat(name)
+            break
+        except OSError:
+            pass
+    else:
+        return None, []
     import ota
 
     rx = ota.OtaReceiver(ota.OsFs(), time.ticks_ms)
