@@ -574,7 +574,8 @@ class Gateway:
         return st
 
     def publish_status(self, now_s):
-        self.out.put(self.base + "status", _json(self.status(now_s)), 0, False, True)
+        # retained: a NOC view (vegw monitor) sees the last status at once
+        self.out.put(self.base + "status", _json(self.status(now_s)), 0, True)
 
     # ------------------------------------------------------------ commands
     def command(self, payload, now_s):
