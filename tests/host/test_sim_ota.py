@@ -35,8 +35,8 @@ def test_ota_update_reboots_into_new_module_and_reports_healthy(tmp_path):
             time.sleep(4)
             r = subprocess.run([VEGW, "ota", "--broker", "127.0.0.1:%d" % b.port, "--gateway", "ota1",
                                 "--firmware", str(fw), "--build-dir", str(tmp_path / "build"),
-                                "--files", "lib/reporter.py", "--timeout", "35"],
-                               capture_output=True, text=True, timeout=60)
+                                "--files", "lib/reporter.py", "--timeout", "60"],
+                               capture_output=True, text=True, timeout=90)
             waiter.join(120)
             rc = result.get("rc")
         finally:
