@@ -38,7 +38,12 @@ def _err(msg):
     return 2
 
 
+def _stop_on_term(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM: the same clean stop as Ctrl-C
+
+
 def run(args):
+    signal.signal(signal.SIGTERM, _stop_on_term)
     broker = None
     if args.broker:
         try:
