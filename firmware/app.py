@@ -194,7 +194,6 @@ class App:
         await scanner.run()
 
     def _advert(self, mac, data, rssi):
-        self.beat("ble")
         self.gw.ble_advert(bytes(mac), bytes(data), rssi, self.now())
 
     async def ticker(self):
@@ -209,6 +208,10 @@ class App:
                 self.loop_lag_max_ms = lag
             t_prev = t
             self.beat("ticker")
+            # the scanner is alive while it runs its windows, adverts or not (a
+            # BLE device switched off must not starve the watchdog)
+            if self.scanner is not None and self.scanner._running:
+                self.beat("ble")
             now = self.now()
             self.gw.tick(now)
             self._ota_health()
@@ -232,11 +235,16 @@ class App:
             except (OSError, MemoryError) as e:  # next hour's save tries again
                 log("saving metrics failed:", repr(e))
 
+    def all_alive(self, now):
+        """True while every task has reported within _WATCHDOG_STALE_MS."""
+        return all(ticks_diff(now, t) < _WATCHDOG_STALE_MS for t in self.alive.values())
+
     async def watchdog(self):
+        # The hardware WDT is fed only while every task is alive: a stuck
+        # reader, uplink or ticker resets the board instead of hanging it.
         while self.running:
             await asyncio.sleep(1)
-            now = ticks_ms()
-            if all(ticks_diff(now, t) < _WATCHDOG_STALE_MS for t in self.alive.values()):
+            if self.all_alive(ticks_ms()):
                 self.p.feed_watchdog()
 
     async def uplink(self):
