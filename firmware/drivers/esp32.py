@@ -173,4 +173,23 @@ class Platform:
         machine.reset()
 
     def command(self, msg, gw):
+        # "signal": antenna commissioning on a modem board (min/avg/max dBm
+        # over N seconds, 5..300), answered on .../cmd/reply when done
+        cell = getattr(self._link, "cell", None)
+        if msg.get("cmd") == "signal" and cell is not None:
+            seconds = msg.get("seconds")
+            if type(seconds) is not int or not 5 <= seconds <= 300:
+                gw._reply({"ok": False, "cmd": "signal", "error": "seconds must be 5..300"})
+                return
+            asyncio.create_task(self._signal(cell, seconds, gw))
+            return
         gw._reply({"ok": False, "cmd": msg.get("cmd"), "error": "not available on this board"})
+
+    async def _signal(self, cell, seconds, gw):
+        try:
+            res = await cell.signal(seconds)
+        except Exception as e:  # a modem fault is an answer, not a crash
+            res = {"error": repr(e)}
+        res["cmd"] = "signal"
+        res["ok"] = "error" not in res
+        gw._reply(res)
