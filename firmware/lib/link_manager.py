@@ -59,7 +59,10 @@ except ImportError:
         return a - b
 
 
-class _Rng:
+class Rng:
+    """Seeded xorshift32: the same sequence on both runtimes (backoff jitter
+    here; the simulated modem's noise uses it too)."""
+
     def __init__(self, seed):
         self.s = (seed or 1) & 0xFFFFFFFF
 
@@ -70,6 +73,9 @@ class _Rng:
         x ^= (x << 5) & 0xFFFFFFFF
         self.s = x
         return x
+
+    def below(self, n):
+        return self.next() % n
 
 
 class LinkStats:
@@ -107,7 +113,7 @@ class LinkManager:
         self.net_fail = [0] * n  # consecutive failures per network
         self.net_next = [now_ms] * n  # earliest next attempt per network
         self.cellular = bool(cellular)
-        self.rng = _Rng(seed)
+        self.rng = Rng(seed)
         self.wifi = LinkStats("wifi")
         self.cell = LinkStats("cell")
         self.wifi_index = None  # network being joined or joined

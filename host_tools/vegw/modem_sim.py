@@ -10,6 +10,7 @@ The engine (`SimModem`) is plain code without I/O so the shared tests run the
 same scenarios in memory under CPython and MicroPython: feed it the bytes the
 host writes, it returns the bytes the modem would answer.
 """
+from link_manager import Rng  # one seeded PRNG for the firmware and this simulator
 
 SCENARIOS = {
     "happy": "SIM ready, registered on CREG/CGREG/CEREG, CSQ 20 (-73 dBm), LTE, dial answers CONNECT",
@@ -36,29 +37,13 @@ SCENARIOS = {
 MODEL_NAMES = {"sim7600": "SIMCOM_SIM7600E-H", "sim7080": "SIM7080", "a7670": "A7670E-LASE"}
 
 
-class _Rng:
-    def __init__(self, seed):
-        self.s = (seed or 1) & 0xFFFFFFFF
-
-    def next(self):
-        x = self.s
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.s = x
-        return x
-
-    def below(self, n):
-        return self.next() % n
-
-
 class SimModem:
     def __init__(self, scenario="happy", model="sim7600", seed=7):
         if scenario not in SCENARIOS:
             raise ValueError("unknown scenario " + scenario)
         self.scenario = scenario
         self.model = model if model in MODEL_NAMES else "sim7600"
-        self.rng = _Rng(seed)
+        self.rng = Rng(seed)
         self.echo = scenario != "echo_off"
         self.inbuf = b""
         self.commands = []  # every command received, for tests
@@ -273,7 +258,7 @@ def main(argv=None):
     sim = SimModem(args.scenario, args.model, args.seed)
     sim.pin_tries = max(0, args.pin_tries)
     logf = open(args.log, "a") if args.log else None
-    rng = _Rng(args.seed + 1)
+    rng = Rng(args.seed + 1)
 
     async def send(writer, data):
         # Split the answer into small random pieces so the reader sees lines
