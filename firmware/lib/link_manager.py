@@ -93,6 +93,25 @@ class LinkStats:
         self.stalled = 0  # times dropped for passing no traffic
         self.bad = 0  # consecutive traffic failures since the last success
 
+    def up(self, now_ms):
+        """A connect succeeded; False if the link was already up."""
+        if self.state == _UP:
+            return False
+        self.state = _UP
+        self.since = now_ms
+        self.connects += 1
+        if self.connects > 1:
+            self.reconnects += 1
+        self.last_ok = now_ms  # give the new link a full traffic_timeout to prove itself
+        self.bad = 0
+        return True
+
+    def down(self, now_ms):
+        """A connect failed or an up link dropped."""
+        self.state = _DOWN
+        self.since = now_ms
+        self.failures += 1
+
     def as_dict(self):
         return {"up": self.state == _UP, "reconnects": self.reconnects, "failures": self.failures,
                 "tx": self.tx, "rx": self.rx, "rssi": self.rssi, "stalled": self.stalled}
@@ -143,16 +162,9 @@ class LinkManager:
     # ------------------------------------------------------------- events
     def wifi_connected(self, now_ms, rssi=None):
         w = self.wifi
-        if w.state == _UP:
+        if not w.up(now_ms):
             return
-        w.state = _UP
-        w.since = now_ms
-        w.connects += 1
-        if w.connects > 1:
-            w.reconnects += 1
         w.rssi = rssi
-        w.last_ok = now_ms  # give the new link a full traffic_timeout to prove itself
-        w.bad = 0
         self.wifi_good_since = now_ms
         if self.wifi_index is not None:
             self.net_fail[self.wifi_index] = 0
@@ -161,9 +173,7 @@ class LinkManager:
         """A join attempt failed, or an up link dropped."""
         w = self.wifi
         was_up = w.state == _UP
-        w.state = _DOWN
-        w.since = now_ms
-        w.failures += 1
+        w.down(now_ms)
         self.wifi_good_since = None
         i = self.wifi_index
         if i is not None:
@@ -180,24 +190,14 @@ class LinkManager:
 
     def cell_connected(self, now_ms, rssi=None):
         c = self.cell
-        if c.state == _UP:
+        if not c.up(now_ms):
             return
-        c.state = _UP
-        c.since = now_ms
-        c.connects += 1
-        if c.connects > 1:
-            c.reconnects += 1
-        c.last_ok = now_ms
-        c.bad = 0
         if rssi is not None:
             c.rssi = rssi
         self.cell_fail = 0
 
     def cell_failed(self, now_ms):
-        c = self.cell
-        c.state = _DOWN
-        c.since = now_ms
-        c.failures += 1
+        self.cell.down(now_ms)
         self.cell_fail += 1
         self.cell_next = now_ms + self._delay(self.cell_fail, self.o["cell_backoff_base_ms"])
         if self.active == "cell":
