@@ -127,6 +127,8 @@ class App:
         self.mqtt = None
         self._acked = []  # [(pid, seq, acked)] in publish order
         self._last_mark = 0
+        self._pending_mark = None  # highest acknowledged seq not yet persisted
+        self.connected_at = None  # time of the last broker connect (OTA health)
         self._replay_next = 0
 
     # ------------------------------------------------------------ helpers
@@ -373,7 +375,7 @@ class App:
             last = acked.pop(0)[1]
         if last is not None:
             self._pending_mark = last
-        pm = getattr(self, "_pending_mark", None)
+        pm = self._pending_mark
         if pm is not None and (force or ticks_diff(ticks_ms(), self._last_mark) >= _MARK_EVERY_MS):
             self.flog.mark_uploaded(pm)
             self._pending_mark = None
@@ -429,7 +431,7 @@ class App:
         if rx is None:
             return
         self.ota_out.extend(rx.tick())
-        at = getattr(self, "connected_at", None)
+        at = self.connected_at
         if rx.pending() and at is not None and self.now() - at >= self.healthy_after_s:
             self.ota_out.extend(rx.mark_healthy())
 

@@ -50,7 +50,6 @@ _MAX_OUT_BYTES = const(8192)  # payload bytes the outbox may hold (heap, not cou
 # compact binary blocks of records.py (T_KEY / T_DELTA: ~33 B a minute for a
 # whole site, so 1.5 MB holds 30+ days); alarm events as small JSON.
 REC_EVENT = const(2)  # alarm event (JSON)
-REC_COUNTERS = const(3)  # gateway counters snapshot (JSON)
 
 # Commands accepted on <prefix>/<gw>/cmd: nothing else is ever executed.
 COMMANDS = ("ack", "reboot", "status", "log_interval", "logs", "signal")
@@ -188,13 +187,11 @@ class Device:
         self.ident_serial = None
         self.mac = None
         self.model = None
-        self.record = None  # BLE record type name
         self.pub_s = None  # time of the last state publish (its values: reporter)
         self.dirty = False  # a value moved beyond its deadband since pub_s
         self.agg = Agg()  # the current log window
         self.derived = None  # derived metrics (metrics.py), merged into the state
         self.announced = 0  # fields announced by HA discovery
-        self.stale_reported = False
 
     def values(self):
         """Latest values, SI units, derived metrics included (allocates)."""
@@ -210,16 +207,12 @@ class Device:
         return out
 
 
-def _num(v):
-    return (type(v) is int or type(v) is float) and v is not True and v is not False
-
-
 def _json(obj):
     return json.dumps(obj).encode()
 
 
 class Gateway:
-    def __init__(self, cfg, outbox=None, flashlog=None, engine=None, tracker=None, relay=None, metrics=None):
+    def __init__(self, cfg, outbox=None, flashlog=None, engine=None, tracker=None, metrics=None):
         self.cfg = cfg
         g = cfg.get("gateway", {})
         m = cfg.get("mqtt", {})
@@ -248,7 +241,6 @@ class Gateway:
         self.log = flashlog
         self.engine = engine
         self.tracker = tracker
-        self.relay = relay
         self.metrics = metrics  # metrics.MetricSet or None
         self.devices = {}
         self._by_mac = {}
@@ -266,7 +258,6 @@ class Gateway:
         self._log_slot = None  # start of the current aggregation window (s)
         self.started_s = None
         self.reboot_requested = False
-        self.notices = []  # status lines to publish once (wrong BLE key...)
         self.counters = {"blocks": 0, "adverts": 0, "adverts_ignored": 0, "records": 0,
                          "events": 0, "commands": 0, "commands_refused": 0, "state_msgs": 0}
         self.status_extra = None  # callable -> dict merged into status (app: heap, link)
@@ -313,7 +304,6 @@ class Gateway:
         if dev is None:
             return
         vals = self.tracker.values()
-        dev.record = self.tracker.decoder.record
         if dev.model is None:
             try:
                 dev.model = VF.product_name(self.tracker.decoder.model_id)
@@ -332,8 +322,6 @@ class Gateway:
         self._roll(now_s)  # a reading of a new window closes the old one first
         dev.last_s = now_s
         dev.readings += 1
-        if dev.stale_reported:
-            dev.stale_reported = False
         if self.engine is not None:
             self.engine.update(dev.name, si, now_s)
             self._drain_events(now_s)
@@ -432,8 +420,6 @@ class Gateway:
                 self.discovery_pending.append(dev.name)
 
     def notice(self, text):
-        if len(self.notices) < 8:
-            self.notices.append(text)
         self.out.put(self.base + "status/notice", _json({"notice": text}), 0, False)
 
     def _drain_events(self, now_s):
@@ -468,8 +454,7 @@ class Gateway:
             if dev.last_s is None:
                 continue
             if now_s - dev.last_s >= dev.stale_s:
-                dev.stale_reported = True  # no heartbeat of frozen values
-                continue
+                continue  # stale: no heartbeat of frozen values
             if derive:
                 d = self.metrics.values(dev.name, int(now_s))
                 if d:
