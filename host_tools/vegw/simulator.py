@@ -33,20 +33,46 @@ def _listener():
     return s
 
 
-class SerialFeed(threading.Thread):
-    """Serves one VE.Direct byte stream over TCP, paced like the wire."""
+class _Server(threading.Thread):
+    """One loopback TCP listener; serve(conn) talks to each client in turn
+    until stop()."""
 
-    def __init__(self, name, source, speed=1.0):
+    def __init__(self):
         super().__init__(daemon=True)
-        self.name = name
-        self.source = source  # callable -> next bytes (one second of traffic) | bytes (looped capture)
-        self.speed = speed
         self.sock = _listener()
         self.port = self.sock.getsockname()[1]
         self.stop_evt = threading.Event()
+
+    def run(self):
+        while not self.stop_evt.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                self.serve(conn)
+            except OSError:
+                pass  # the firmware hung up (reset, clean stop)
+            finally:
+                conn.close()
+
+    def stop(self):
+        self.stop_evt.set()
+        self.sock.close()
+
+
+class SerialFeed(_Server):
+    """Serves one VE.Direct byte stream over TCP, paced like the wire."""
+
+    def __init__(self, name, source, speed=1.0):
+        super().__init__()
+        self.name = name
+        self.source = source  # callable -> next bytes (one second of traffic) | bytes (looped capture)
+        self.speed = speed
         self.sent = 0
         self.record = bytearray()  # what went on the wire (kept up to _RECORD_MAX) for tests
         self.paused = False  # a silent device (cable pulled)
+        self._gen = self._chunks()
 
     def _chunks(self):
         if callable(self.source):
@@ -60,69 +86,37 @@ class SerialFeed(threading.Thread):
                     chunk = data[i:i + step]
                     yield chunk, len(chunk) / BAUD_BYTES_PER_S
 
-    def run(self):
-        gen = self._chunks()
+    def serve(self, conn):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t_next = time.monotonic()
         while not self.stop_evt.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            t_next = time.monotonic()
-            try:
-                while not self.stop_evt.is_set():
-                    data, seconds = next(gen)
-                    if not self.paused:
-                        conn.sendall(data)
-                        self.sent += len(data)
-                        if len(self.record) < _RECORD_MAX:
-                            self.record += data
-                    t_next += seconds / self.speed
-                    delay = t_next - time.monotonic()
-                    if delay > 0:
-                        self.stop_evt.wait(delay)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def stop(self):
-        self.stop_evt.set()
-        self.sock.close()
+            data, seconds = next(self._gen)
+            if not self.paused:
+                conn.sendall(data)
+                self.sent += len(data)
+                if len(self.record) < _RECORD_MAX:
+                    self.record += data
+            t_next += seconds / self.speed
+            delay = t_next - time.monotonic()
+            if delay > 0:
+                self.stop_evt.wait(delay)
 
 
-class BleAir(threading.Thread):
+class BleAir(_Server):
     """Sends every simulated BLE device's advert once per (1/speed) second."""
 
     def __init__(self, devices, speed=1.0):
-        super().__init__(daemon=True)
+        super().__init__()
         self.devices = devices  # list of BleDevice
         self.speed = speed
-        self.sock = _listener()
-        self.port = self.sock.getsockname()[1]
-        self.stop_evt = threading.Event()
 
-    def run(self):
+    def serve(self, conn):
         while not self.stop_evt.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                while not self.stop_evt.is_set():
-                    for d in self.devices:
-                        mfr = d.advert()
-                        line = "%s %s %d\n" % (d.mac.replace(":", ""), mfr.hex(), d.rssi)
-                        conn.sendall(line.encode())
-                    self.stop_evt.wait(1.0 / self.speed)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def stop(self):
-        self.stop_evt.set()
-        self.sock.close()
+            for d in self.devices:
+                mfr = d.advert()
+                line = "%s %s %d\n" % (d.mac.replace(":", ""), mfr.hex(), d.rssi)
+                conn.sendall(line.encode())
+            self.stop_evt.wait(1.0 / self.speed)
 
 
 class BleDevice:
