@@ -40,7 +40,8 @@ boot = re.search(r"heap_alloc=(\d+) heap_free=(\d+)", out)
 total = None
 if boot:
     total = int(boot.group(1)) + int(boot.group(2))
-print("firmware heap (-X heapsize=%s, %s bytes on this 64-bit host; 111wK = 224640 B is an ESP32's object capacity)" % (SIM_HEAP, total))
+print("firmware objects' heap: %s B (%s = an ESP32 without PSRAM, on this 64-bit host); code in a ROM image of %d B "
+      "(flash on a board; -X heapsize=%d in all)" % (total, SIM_HEAP, os.path.getsize(site.fw.rom), site.fw.heap))
 if boot:
     print("  after boot (modules loaded, objects built): %s B live, %s B free" % boot.groups())
 live = [s.get("heap_alloc") for s in got if s.get("heap_alloc")]

@@ -61,6 +61,7 @@ _WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
 _BACKOFF_MAX_S = 60
 _SAVE_EVERY_S = 3600  # derived metrics to flash (and at a clean stop)
 _DRAIN_MS = 8000  # a clean stop waits this long at most for the backlog to go out
+_GC_EVERY = 8192  # bytes allocated between collections (gc.threshold), see run()
 _HEALTHY_AFTER_S = 30  # connected this long after an OTA update: report healthy
 _RX_BUF = 4160  # MQTT receive buffer: OTA manifests (4 KB) and chunks (1 KB + header)
 
@@ -70,7 +71,7 @@ def log(*args):
 
 
 class App:
-    def __init__(self, platform, cfg, ota_rx=None, ota_replies=None, safe=False):
+    def __init__(self, platform, cfg, ota_rx=None, ota_replies=None, safe=False, rules=None):
         self.p = platform
         self.cfg = cfg
         self.safe = safe  # crash loop: uplink and commands only, no device readers
@@ -93,15 +94,16 @@ class App:
                 fl = None
         self.flog = fl
         devices = [d["name"] for d in cfg.get("devices", ())]
-        rules_cfg = cfg.get("alarms", {})
-        import alarm_rules
+        rules_cfg = cfg.get("alarms") or {}
+        if rules is None:  # compiled at boot (load_config) unless given
+            import alarm_rules
 
-        rules, errors = alarm_rules.parse_rules(rules_cfg.get("rules") or [],
-                                                alarm_rules.default_field_ok(devices))
-        for e in errors:  # validated before deploy; report anyway
-            log("alarm rule refused:", e)
-        del alarm_rules
-        _unload("alarm_rules", "metrics")
+            rules, errors = alarm_rules.parse_rules(rules_cfg.get("rules") or [],
+                                                    alarm_rules.default_field_ok(devices))
+            for e in errors:
+                log("alarm rule refused:", e)
+            del alarm_rules
+            _unload("alarm_rules", "metrics")
         relay = platform.relay()
         stale_by = dict((d["name"], d["stale_timeout"]) for d in cfg.get("devices", ()) if d.get("stale_timeout"))
         self.engine = alarm_engine.Engine(
@@ -135,12 +137,16 @@ class App:
     def now(self):
         return self.p.now_s()
 
+    def heap_alloc(self):
+        # without the simulator's ROM image (flash on a board: host_boot.py)
+        return gc.mem_alloc() - getattr(self.p, "rom_bytes", 0)
+
     def beat(self, name):
         self.alive[name] = ticks_ms()
 
     def _status_extra(self):
         gc.collect()  # once a minute: report live data, not garbage
-        out = {"heap_free": gc.mem_free(), "heap_alloc": gc.mem_alloc(),
+        out = {"heap_free": gc.mem_free(), "heap_alloc": self.heap_alloc(),
                "loop_lag_max_ms": self.loop_lag_max_ms}
         out.update(self.p.link_info())
         if self.parsers:
@@ -470,8 +476,15 @@ class App:
                     tasks.append(asyncio.create_task(self.reader(devs[0])))
                 else:  # more devices than UARTs: time-slice the RX pin
                     tasks.append(asyncio.create_task(self.shared_reader(devs)))
+        # Collect often: a collection restarts allocation at the lowest free
+        # block, so short-lived objects stay packed low and the free heap in
+        # long runs. Collecting only when the heap is full would scatter the
+        # survivors of a whole pass over it and leave no 1.5 KB block free
+        # (status message) on an ESP32's heap that is a quarter empty.
+        if hasattr(gc, "threshold"):
+            gc.threshold(_GC_EVERY)
         gc.collect()
-        print("vegw: status boot ok heap_alloc=%d heap_free=%d" % (gc.mem_alloc(), gc.mem_free()))
+        print("vegw: status boot ok heap_alloc=%d heap_free=%d" % (self.heap_alloc(), gc.mem_free()))
         if duration_s is None:
             while True:
                 await asyncio.sleep(3600)
@@ -530,8 +543,26 @@ def _unload(*names):
     gc.collect()
 
 
-def load_config(platform):
+RESTART = 4  # main(): config validated and cached, boot again (see load_config)
+_CFG_CACHE = "config"  # state-store name of the validated config and its compiled rules
+
+
+def load_config(platform, restart=True):
+    """(config, compiled alarm rules) ready to run; None if config.json is
+    refused; RESTART when it was validated just now. The validator and the
+    rule compiler intern ~200 names, and interned names (qstrs) are never
+    freed: the normalized config and the compiled rules are cached in the
+    state store, keyed by a hash of config.json, the board file and the OTA
+    version, and the gateway boots again without ever importing them.
+    restart=False (an update awaiting its health check) runs this boot."""
     raw = platform.read_config()
+    board = platform.board()
+    store = platform.state_store()
+    key = _config_key(raw, board)
+    if store is not None:
+        got = _cached_config(store, key)
+        if got is not None:
+            return got
     try:
         cfg = json.loads(raw)
     except Exception as e:
@@ -539,21 +570,72 @@ def load_config(platform):
         return None
     import cfg_schema
 
-    norm, errors = cfg_schema.validate(cfg, platform.board())
+    norm, errors = cfg_schema.validate(cfg, board)
     for path, msg in errors:
         log("config error:", path + ":", msg)
     if not errors:
         log("config:", json.dumps(cfg_schema.masked(norm)))  # secrets masked
     del cfg_schema
+    if errors:
+        _unload("cfg_schema", "boardinfo", "alarm_rules", "metrics", "ble_readout", "aes_ecb")
+        return None
+    import alarm_rules
+
+    devices = [d["name"] for d in norm.get("devices", ())]
+    rules, rule_errors = alarm_rules.parse_rules((norm.get("alarms") or {}).get("rules") or [],
+                                                 alarm_rules.default_field_ok(devices))
+    for e in rule_errors:  # the schema checked them already; report anyway
+        log("alarm rule refused:", e)
+    del alarm_rules
     _unload("cfg_schema", "boardinfo", "alarm_rules", "metrics", "ble_readout", "aes_ecb")
-    return None if errors else norm
+    if store is not None:
+        try:
+            store.save(_CFG_CACHE, json.dumps({"key": key, "cfg": norm, "rules": rules}))
+            if restart and _cached_config(store, key) is not None:
+                log("config validated: booting again with it")
+                return RESTART
+        except (OSError, MemoryError) as e:  # run with it now; validate again next boot
+            log("validated config not cached:", repr(e))
+    return norm, rules
+
+
+def _config_key(raw, board):
+    import binascii
+    import hashlib
+
+    h = hashlib.sha256(raw.encode() if isinstance(raw, str) else raw)
+    h.update(json.dumps(board).encode())
+    try:  # an OTA update may change the schema: its first boot validates again
+        with open("ota_version.json", "rb") as f:
+            h.update(f.read())
+    except OSError:
+        pass
+    return binascii.hexlify(h.digest()).decode()
+
+
+def _cached_config(store, key):
+    try:
+        d = json.loads(store.load(_CFG_CACHE) or "{}")
+        if d.get("key") != key:
+            return None
+        return d["cfg"], [_tuples(r) for r in d["rules"]]
+    except Exception:  # noqa: BLE001 - a damaged cache only costs a validation
+        return None
+
+
+def _tuples(x):
+    # compiled rules are nested tuples (JSON gives lists)
+    return tuple(_tuples(i) for i in x) if isinstance(x, list) else x
 
 
 def main(platform, duration_s=None, ota_rx=None, ota_replies=None, safe=False):
-    cfg = load_config(platform)
-    if cfg is None:
+    got = load_config(platform, restart=ota_rx is None)
+    if got is None:
         log("no valid config: nothing started, the REPL stays up (fix config.json and reset)")
         return 1
+    if got == RESTART:
+        return RESTART
+    cfg, rules = got
     if ota_rx is None and "ota" not in sys.modules:
         # RAM: an entry point that did `import ota` at top level and dropped it
         # from sys.modules still pins it (~15 KB) through its global name
@@ -561,7 +643,7 @@ def main(platform, duration_s=None, ota_rx=None, ota_replies=None, safe=False):
         if getattr(m, "ota", None) is not None:
             m.ota = None
     _load()
-    app = App(platform, cfg, ota_rx, ota_replies, safe)
+    app = App(platform, cfg, ota_rx, ota_replies, safe, rules)
     try:
         asyncio.run(app.run(duration_s))
     except KeyboardInterrupt:

@@ -35,4 +35,9 @@ import app  # noqa: E402
 duration = None
 if "--duration" in sys.argv:
     duration = float(sys.argv[sys.argv.index("--duration") + 1])
-sys.exit(app.main(host.Platform(), duration, rx, replies))
+platform = host.Platform()
+rc = app.main(platform, duration, rx, replies)
+if rc == app.RESTART:  # config validated and cached: boot again, as the board does
+    print("vegw: restart")
+    sys.exit(4)
+sys.exit(rc)

@@ -25,6 +25,15 @@ def _crash_loop():
     return len(hist) >= _LOOP_RESETS
 
 
+def _forget_boot():
+    rtc = machine.RTC()
+    try:
+        hist = json.loads(rtc.memory() or b"[]")
+    except ValueError:
+        return
+    rtc.memory(json.dumps(hist[:-1]).encode())
+
+
 def _board():
     try:
         with open("board.json") as f:
@@ -63,4 +72,7 @@ if _safe:
 from drivers import esp32  # noqa: E402
 import app  # noqa: E402
 
-app.main(esp32.Platform(_board()), None, _rx, _replies, _safe)
+if app.main(esp32.Platform(_board()), None, _rx, _replies, _safe) == app.RESTART:
+    # config validated and cached: boot again on a clean heap; not a crash
+    _forget_boot()
+    machine.soft_reset()

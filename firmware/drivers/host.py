@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 
+ROM_BYTES = 0  # heap block of the firmware's ROM image (host_boot.py): flash on a board
 _GAP_MS = 500  # silence that resets a half-received VE.Direct block
 _POLL_MS = 20  # UART poll period (the board's driver polls the same way)
 
@@ -121,6 +122,10 @@ class Platform:
         self._store = None
         self.watchdog_feeds = 0
         self._net_ok = True
+
+    @property
+    def rom_bytes(self):
+        return ROM_BYTES
 
     # config
     def read_config(self):

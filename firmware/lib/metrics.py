@@ -142,10 +142,12 @@ class DayRing:
         return b"".join(self.pieces())
 
     def pieces(self):
-        """to_bytes() as one small bytes object per day: written one by one,
-        a save needs no large contiguous block on a fragmented heap."""
+        """to_bytes() as one small bytes object per day, made as they are
+        written: a save needs no large contiguous block (not even a list of
+        the pieces) on a fragmented heap."""
         empty = struct.pack("<I", _EMPTY) + bytes(self.rec - 4)
-        return [struct.pack(self.fmt, *a) if a is not None else empty for a in self.days]
+        for a in self.days:
+            yield struct.pack(self.fmt, *a) if a is not None else empty
 
     def load(self, data):
         """Restore from to_bytes() output (length already checked)."""
@@ -392,7 +394,9 @@ class BatteryMetrics:
         est = struct.pack("<B", len(self.estimates))
         for e in self.estimates:
             est += struct.pack(_EST, e[0], e[1], e[2])
-        return [head, est] + self.ring.pieces()
+        yield head
+        yield est
+        yield from self.ring.pieces()
 
     def from_bytes(self, data):
         """Restore from to_bytes(); False (state untouched) when data is not ours."""
@@ -486,7 +490,8 @@ class SolarMetrics:
         return b"".join(self.pieces())
 
     def pieces(self):
-        return [b"VGMS\x01"] + self.ring.pieces()
+        yield b"VGMS\x01"
+        yield from self.ring.pieces()
 
     def from_bytes(self, data):
         if len(data) != 5 + self.ring.size() or bytes(data[:5]) != b"VGMS\x01":
@@ -554,18 +559,19 @@ class MetricSet:
         return b"".join(self.pieces())
 
     def pieces(self):
-        """to_bytes() as a list of small bytes objects (see DayRing.pieces):
-        the app writes them to flash one by one."""
+        """to_bytes() as small bytes objects made one at a time (see
+        DayRing.pieces): the app writes them to flash as they come."""
         names = [n for n in self.objs if len(n.encode()) < 256]
-        out = [b"VGMX" + struct.pack("<B", len(names))]
+        yield b"VGMX" + struct.pack("<B", len(names))
         for name in names:
             m = self.objs[name]
             nb = name.encode()
-            parts = m.pieces()
             kind = _KIND_SOL if isinstance(m, SolarMetrics) else _KIND_BAT
-            out.append(struct.pack("<BB", len(nb), kind) + nb + struct.pack("<H", sum(len(p) for p in parts)))
-            out += parts
-        return out
+            size = 0
+            for p in m.pieces():  # a first pass for the length (small garbage, hourly)
+                size += len(p)
+            yield struct.pack("<BB", len(nb), kind) + nb + struct.pack("<H", size)
+            yield from m.pieces()
 
     def from_bytes(self, data):
         """Restore every device's metrics; False (nothing changed) on foreign

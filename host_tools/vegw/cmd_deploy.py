@@ -43,6 +43,9 @@ reconnect and run the same command again.
 Exit status: 0 deployed and status seen, 2 any error (one line on stderr)."""
 
 
+CONFIG_CACHE = "/state/config"  # app.load_config's cache (drivers/esp32.py state store)
+
+
 def add_arguments(p):
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
@@ -360,7 +363,9 @@ def _run(args):
                 link.write(dev, data, progress=prog.add)
                 done_files += 1
             prog.end()
-            link.remove(remove)
+            # new firmware files: the gateway validates its config again
+            # (its cached, normalized copy may come from an older schema)
+            link.remove(remove + ([CONFIG_CACHE] if copy else []))
             if copy:
                 check = link.hashes([dev for dev, _, _ in copy])
                 bad = [dev for dev, data, _ in copy if check.get(dev) != hashlib.sha256(data).hexdigest()]

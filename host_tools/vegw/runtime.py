@@ -7,13 +7,29 @@ from . import ROOT
 
 ESP32_HEAP = "111wK"  # object capacity of an ESP32 without PSRAM
 
-# The whole gateway in the simulator. It runs mpy-cross bytecode, which the
-# unix port loads into the heap; a board build freezes the modules into flash
-# (boards/*/manifest.py), where they cost no heap. As .mpy the demo site needs
-# ~240 KB live on this 64-bit port (docs/ram.md), more than 111wK (224 KB):
-# the simulator therefore runs at 170wK (~90 KB free at steady state), and
-# every shared module's tests run at 111wK. Closing that gap is open work.
-SIM_HEAP = "170wK"
+# The whole gateway in the simulator: the firmware's objects get an ESP32's
+# heap. Its code is in a ROMFS image, as in flash on a board (frozen or ROMFS:
+# bytecode runs in place); the unix port has no flash, so the image is one
+# heap block and the simulator adds exactly its size to the heap
+# (simulator.heap_with_rom, firmware/host_boot.py). See docs/ram.md.
+SIM_HEAP = ESP32_HEAP
+
+
+def parse_heap(spec):
+    """Bytes of a `-X heapsize=` value as the unix port reads it: a number,
+    K or M, and `w` for words of 32 bits scaled to this host's word size."""
+    import struct
+
+    s = str(spec).strip()
+    mult = 1
+    if s[-1:] in ("K", "k", "M", "m"):
+        mult = 1024 if s[-1] in "Kk" else 1024 * 1024
+        s = s[:-1]
+    words = s[-1:] == "w"
+    if words:
+        s = s[:-1]
+    n = int(s) * mult
+    return n * struct.calcsize("P") // 4 if words else n
 
 
 def micropython_binary():

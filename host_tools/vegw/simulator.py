@@ -17,8 +17,10 @@ import tempfile
 import threading
 import time
 
+from mpremote import romfs
+
 from . import ROOT, ble_encode, vestream
-from .runtime import SIM_HEAP, micropython_binary
+from .runtime import SIM_HEAP, micropython_binary, parse_heap
 
 BAUD_BYTES_PER_S = 1920  # 19200 baud, 8N1
 _RECORD_MAX = 1 << 20
@@ -191,7 +193,8 @@ def build_mpy(out_dir=None):
     fw = ROOT / "firmware"
     cross = os.path.join(os.path.dirname(micropython_binary()), "mpy-cross")
     # the device's layout: /app.mpy, /lib/*.mpy, /drivers/*.mpy
-    jobs = [(fw / "app.py", out / "app.mpy"), (fw / "host_main.py", out / "host_main.mpy")]
+    jobs = [(fw / "app.py", out / "app.mpy"), (fw / "host_main.py", out / "host_main.mpy"),
+            (fw / "host_boot.py", out / "host_boot.mpy")]
     jobs += [(p, out / "lib" / (p.stem + ".mpy")) for p in sorted((fw / "lib").glob("*.py"))]
     jobs += [(p, out / "drivers" / (p.stem + ".mpy")) for p in sorted((fw / "drivers").glob("*.py"))]
     (out / "drivers").mkdir(parents=True, exist_ok=True)
@@ -209,10 +212,47 @@ def build_mpy(out_dir=None):
     return out
 
 
+def build_rom(build=None):
+    """The firmware's ROMFS image (build/sim.rom): the device layout of
+    build_mpy() except host_boot.mpy, which mounts it. On a board the modules
+    are in flash (frozen, or a ROMFS partition); the simulator gives them the
+    same place (host_boot.py)."""
+    build = pathlib.Path(build or build_mpy())
+    rom = build.parent / (build.name + ".rom")
+    files = sorted(p for p in build.rglob("*.mpy") if p.name != "host_boot.mpy")
+    if rom.exists() and all(p.stat().st_mtime <= rom.stat().st_mtime for p in files):
+        return rom
+    w = romfs.VfsRomWriter()
+
+    def add(folder):
+        for p in sorted(folder.iterdir()):
+            if p.is_dir():
+                w.opendir(p.name)
+                add(p)
+                w.closedir()
+            elif p.suffix == ".mpy" and p.name != "host_boot.mpy":
+                w.mkfile(p.name, p.read_bytes())
+
+    add(build)
+    tmp = "%s.%d.tmp" % (rom, os.getpid())
+    with open(tmp, "wb") as f:
+        f.write(w.finalise())
+    os.replace(tmp, str(rom))
+    return rom
+
+
+def heap_with_rom(spec, rom_bytes):
+    """-X heapsize for an object heap of `spec` ("111wK", "4M", ...) plus
+    the ROM image's block and the allocation tables that block needs."""
+    return parse_heap(spec) + rom_bytes + rom_bytes // 80
+
+
 class FirmwareProcess:
-    """The firmware under the MicroPython unix port with an ESP32's heap."""
+    """The firmware under the MicroPython unix port with an ESP32's heap for
+    its objects; its code is in a ROM image, as in flash on a board."""
 
     RESET = 3  # exit status of the firmware's reset on the host platform
+    RESTART = 4  # config validated and cached (app.RESTART): boots again, not a reset
 
     def __init__(self, config, vedirect_ports, ble_port=None, flash_path=None, duration=None,
                  heap=None, workdir=None, stdout=None, healthy_after=None):
@@ -222,12 +262,17 @@ class FirmwareProcess:
         with open(self.config_path, "w") as f:
             json.dump(config, f, indent=1)
         self.flash_path = flash_path or os.path.join(self.workdir, "flash.bin")
-        # the simulated device's filesystem: a copy of the build (OTA writes here)
+        # the simulated device's filesystem (OTA writes here; its files come
+        # before the ROM image's, as /lib before frozen modules on a board)
+        build = build_mpy()
+        self.rom = str(build_rom(build))
         fs = os.path.join(self.workdir, "fs")
         if not os.path.isdir(fs):
-            shutil.copytree(str(build_mpy()), fs)
+            os.mkdir(fs)
+            shutil.copy(str(build / "host_boot.mpy"), fs)
         self.fs = fs
-        args = [micropython_binary(), "-X", "heapsize=" + heap, "-m", "host_main",
+        self.heap = heap_with_rom(heap, os.path.getsize(self.rom))
+        args = [micropython_binary(), "-X", "heapsize=%d" % self.heap, "-m", "host_boot", "--rom", self.rom,
                 "--config", self.config_path, "--flash", self.flash_path]
         for name, port in vedirect_ports.items():
             args += ["--vedirect", "%s=127.0.0.1:%d" % (name, port)]
@@ -243,25 +288,39 @@ class FirmwareProcess:
                            stderr=subprocess.STDOUT, text=True)
         self.resets = 0
         self.output = []  # console text of earlier boots
+        self.rc = None
+        self._stopping = False
+        self._ended = threading.Event()
         self.proc = subprocess.Popen(**self._popen)
+        threading.Thread(target=self._supervise, daemon=True).start()
 
-    def wait(self, timeout=None):
-        """Wait for the firmware to end; a reset (OTA, reboot command) boots
-        it again on the same filesystem and flash, as a board would."""
-        end = None if timeout is None else time.monotonic() + timeout
+    def _supervise(self):
+        # a board boots again by itself after a reset (OTA, reboot command,
+        # a config just validated): so does the simulated one
         while True:
-            rc = self.proc.wait(None if end is None else max(0.1, end - time.monotonic()))
-            if rc != self.RESET:
-                return rc
-            self.resets += 1
+            rc = self.proc.wait()
+            if rc not in (self.RESET, self.RESTART) or self._stopping:
+                self.rc = rc
+                self._ended.set()
+                return
+            self.resets += rc == self.RESET
             if self.proc.stdout is not None:
                 self.output.append(self.proc.stdout.read())
             self.proc = subprocess.Popen(**self._popen)
 
+    def wait(self, timeout=None):
+        """The firmware's exit status once it has ended for good (resets boot
+        it again). Raises subprocess.TimeoutExpired after timeout seconds."""
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(self._popen["args"], timeout)
+        return self.rc
+
     def kill(self):
+        self._stopping = True
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+        self._ended.wait(5)
 
 
 class Site:

