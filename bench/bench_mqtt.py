@@ -11,6 +11,8 @@ one connect. TLS adds 29 B per record (5 header + 8 explicit nonce + 16
 AES-GCM tag) and ~5 KB per handshake.
 
 Goal (issue 10): <= 1 MB/day at 1-minute resolution, overhead included.
+This models the state messages (the status here is a 100-byte stand-in);
+bench_uplink.py counts everything the firmware itself sends.
 Run: .venv/bin/python bench/bench_mqtt.py [--hours 24]
 """
 import json

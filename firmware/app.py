@@ -56,7 +56,6 @@ _READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
 _REPLAY_WINDOW = 8  # QoS 1 log records in flight at once
 _REPLAY_PER_S = 20  # backlog records per second (rate limit on reconnect)
 _MARK_EVERY_MS = 2000  # persist the upload cursor at most this often
-_STATUS_EVERY_S = 60  # seconds
 _WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
 _BACKOFF_MAX_S = 60
 _SAVE_EVERY_S = 3600  # derived metrics to flash (and at a clean stop)
@@ -84,6 +83,7 @@ class App:
         self.running = True  # readers, ticker
         self.uplink_on = True  # the uplink outlives them at a clean stop, to drain
         self.loop_lag_max_ms = 0
+        self.mem_errors = 0  # MemoryErrors survived (status)
         fl = None
         bd = platform.block_device()
         if bd is not None:
@@ -137,6 +137,11 @@ class App:
     def now(self):
         return self.p.now_s()
 
+    def mem_error(self, where, e):
+        self.mem_errors += 1
+        if self.mem_errors <= 3 or self.mem_errors % 100 == 0:
+            log("out of memory in", where + ":", repr(e), "(%d so far)" % self.mem_errors)
+
     def heap_alloc(self):
         # without the simulator's ROM image (flash on a board: host_boot.py)
         return gc.mem_alloc() - getattr(self.p, "rom_bytes", 0)
@@ -147,7 +152,7 @@ class App:
     def _status_extra(self):
         gc.collect()  # once a minute: report live data, not garbage
         out = {"heap_free": gc.mem_free(), "heap_alloc": self.heap_alloc(),
-               "loop_lag_max_ms": self.loop_lag_max_ms}
+               "loop_lag_max_ms": self.loop_lag_max_ms, "mem_errors": self.mem_errors}
         out.update(self.p.link_info())
         if self.parsers:
             out["vedirect"] = dict((n, p.counters()) for n, p in self.parsers.items())
@@ -206,6 +211,7 @@ class App:
 
     async def ticker(self):
         last_status = 0
+        status_every = self.cfg.get("mqtt", {}).get("status_interval") or 300
         last_save = self.now()
         t_prev = ticks_ms()
         while self.running:
@@ -221,11 +227,14 @@ class App:
             if self.scanner is not None and self.scanner._running:
                 self.beat("ble")
             now = self.now()
-            self.gw.tick(now)
-            self._ota_health()
-            if now - last_status >= _STATUS_EVERY_S:
-                last_status = now
-                self.gw.publish_status(now)
+            try:
+                self.gw.tick(now)
+                self._ota_health()
+                if now - last_status >= status_every:
+                    last_status = now
+                    self.gw.publish_status(now)
+            except MemoryError as e:  # a fragmented heap: this second is lost, not the gateway
+                self.mem_error("ticker", e)
             if now - last_save >= _SAVE_EVERY_S:
                 last_save = now
                 self.save_state()
@@ -272,6 +281,8 @@ class App:
         self.mqtt = client
         await client.subscribe(gw.base + "cmd", 1)  # offline: taken at each connect
         await client.subscribe(gw.base + "ota/#", 1)
+        if gw.discovery:  # Home Assistant's birth message: discovery again
+            await client.subscribe(gw.discovery_prefix + "/status", 0)
         while self.uplink_on:
             self.beat("uplink")
             if not await self.p.network_up():
@@ -394,6 +405,8 @@ class App:
             self._ota(t[len(gw.base) + 4:], bytes(msg))
             return
         if t != gw.base + "cmd":
+            if gw.discovery and t == gw.discovery_prefix + "/status" and bytes(msg) == b"online":
+                gw.announce_gateway(again=True)
             return
         extra = gw.command(bytes(msg), self.now())
         if extra is None:
@@ -502,7 +515,10 @@ class App:
         if self.flog is not None:
             self.gw.close(now)
         self.save_state()
-        self.gw.publish_status(now)  # the last word: counters as they ended
+        try:
+            self.gw.publish_status(now)  # the last word: counters as they ended
+        except MemoryError as e:
+            self.mem_error("stop", e)
         c = self.mqtt
         t0 = ticks_ms()
         while c is not None and c.is_connected() and ticks_diff(ticks_ms(), t0) < _DRAIN_MS:

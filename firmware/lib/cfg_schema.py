@@ -76,8 +76,10 @@ _MQTT = (
     ("keepalive", "int", 60, 10, 3600),
     ("heartbeat", "int", 300, 10, 86400),
     ("min_interval", "int", 10, 0, 3600),  # s between state messages of a device (cellular: 60)
+    ("status_interval", "int", 300, 10, 86400),  # s between status messages (cellular: 900)
     ("per_value_topics", "bool", False, 0, 0),
 )
+_CELLULAR = (("min_interval", 300), ("heartbeat", 900), ("status_interval", 900))
 _DEVICE = (
     ("name", "name", REQUIRED, 1, 24),
     ("type", "enum", REQUIRED, DEVICE_TYPES, 0),
@@ -411,6 +413,13 @@ def check(cfg, board=None):
     devs = _list(ctx, "devices", cfg.get("devices"), _MAX_DEVICES)
     out["devices"] = [_device(ctx, i, devs[i]) for i in range(len(devs))]
     _cross(ctx, out, board)
+    if out["modem"] is not None and isinstance(cfg.get("mqtt"), dict):
+        # data may go over cellular, paid per MB: what is not set explicitly
+        # takes the cellular profile (~0.8 MB/day for BMV + MPPT + inverter
+        # with the log's 1-minute records, bench/bench_uplink.py)
+        for k, v in _CELLULAR:
+            if k not in cfg["mqtt"]:
+                out["mqtt"][k] = v
     if ctx.dropped:
         ctx.errors.append(("(more)", "%d more errors not shown" % ctx.dropped))
     return out, ctx.errors, ctx.warnings

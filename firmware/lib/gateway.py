@@ -208,7 +208,22 @@ class Device:
 
 
 def _json(obj):
-    return json.dumps(obj).encode()
+    # no spaces after , and : (~2 B per field; cellular sites pay per byte)
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _tidy(derived):
+    """Derived metrics as published and fed to rules: the unknown ones left
+    out, floats at the log's resolution instead of 16 digits."""
+    out = {}
+    for k in derived:
+        v = derived[k]
+        if v is None:
+            continue
+        if type(v) is float:
+            v = round(v, records.res(k)[0])
+        out[k] = v
+    return out
 
 
 class Gateway:
@@ -253,6 +268,7 @@ class Gateway:
                 dev.mac = d["mac"].upper()
                 self._by_mac[dev.mac] = dev
         self._gw_announce = False
+        self._announced = False  # discovery sent since boot
         self._enc = None  # records.MinuteEncoder for the current layout
         self._layout = None
         self._log_slot = None  # start of the current aggregation window (s)
@@ -408,11 +424,16 @@ class Gateway:
 
         sys.modules.pop("ha_discovery", None)
 
-    def announce_gateway(self):
-        """Announce everything again (call after each connect: the broker
-        may have lost retained messages)."""
-        if not self.discovery:
+    def announce_gateway(self, again=False):
+        """HA discovery for the gateway and every device: call after each
+        connect. The configs are retained, so a reconnect does not send them
+        again (~60 KB for a 3-device site: on a flaky cellular link that
+        would dominate the day's bytes); again=True (Home Assistant's birth
+        message, <discovery_prefix>/status "online": HA or the broker
+        restarted and may have lost them) does."""
+        if not self.discovery or (self._announced and not again):
             return
+        self._announced = True
         self._gw_announce = True
         for dev in self.devices.values():
             dev.announced = 0
@@ -458,6 +479,7 @@ class Gateway:
             if derive:
                 d = self.metrics.values(dev.name, int(now_s))
                 if d:
+                    d = _tidy(d)
                     if not dev.dirty and dev.derived is not None and self._moved(dev, d):
                         dev.dirty = True
                     dev.derived = d
@@ -534,7 +556,7 @@ class Gateway:
 
     # ------------------------------------------------------------ status
     def status(self, now_s):
-        st = {"fw": VERSION, "uptime_s": int(now_s - (self.started_s or now_s)), "ts": now_s}
+        st = {"fw": VERSION, "uptime_s": int(now_s - (self.started_s or now_s)), "ts": int(now_s)}
         st.update(self.counters)
         st["outbox_dropped"] = self.out.dropped
         st["devices"] = {}

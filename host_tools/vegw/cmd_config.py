@@ -47,6 +47,8 @@ def starter_config():
             "discovery_prefix": "homeassistant",
             "keepalive": 60,
             "heartbeat": 300,
+            "min_interval": 10,
+            "status_interval": 300,
             "per_value_topics": False,
         },
         "devices": [

@@ -178,7 +178,8 @@ def demo_config(gateway, host, port, ble_devices, vedirect_names=None, heartbeat
         "gateway": {"id": gateway},
         # the simulator reports changes at once (min_interval 1 s); a cellular
         # site would use 60 s to stay near 1 MB a day (README, docs/mqtt.md)
-        "mqtt": {"host": host, "port": port, "heartbeat": heartbeat, "min_interval": 1, "discovery": True},
+        "mqtt": {"host": host, "port": port, "heartbeat": heartbeat, "min_interval": 1, "status_interval": 60,
+                 "discovery": True},
         "devices": devices,
         "alarms": {"rules": rules if rules is not None else [
             r for r in DEMO_RULES if r.split(":")[2].strip().split(".")[0] in [d["name"] for d in devices]]},

@@ -68,3 +68,25 @@ def test_ble_scanner_counts_alive_without_adverts():
     asyncio.run(one_tick())
     assert app.ticks_diff(app.ticks_ms(), a.alive["ble"]) < 5000  # refreshed by the ticker
     assert a.all_alive(app.ticks_ms())
+
+
+def test_a_memory_error_in_the_ticker_costs_a_second_not_the_gateway():
+    a = make()
+    calls = []
+
+    def tick(now):
+        calls.append(now)
+        if len(calls) == 1:
+            raise MemoryError("memory allocation failed, allocating 1528 bytes")
+
+    a.gw.tick = tick
+
+    async def run():
+        t = asyncio.create_task(a.ticker())
+        await asyncio.sleep(2.5)
+        a.running = False
+        await asyncio.sleep(1.1)
+        t.cancel()
+
+    asyncio.run(run())
+    assert len(calls) >= 2 and a.mem_errors == 1  # ticked on after it, counted (status: mem_errors)

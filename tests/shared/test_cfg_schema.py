@@ -364,3 +364,19 @@ def test_fallbacks_without_peer_modules():
                 del sys.modules[n]
             else:
                 sys.modules[n] = saved[n]
+
+
+def test_a_modem_brings_the_cellular_profile_unless_set():
+    base = {"gateway": {"id": "cell1"}, "mqtt": {"host": "broker.example"},
+            "modem": {"model": "sim7600", "apn": "internet"}, "devices": []}
+    norm, errors = cfg_schema.validate(base)
+    assert not errors, errors
+    m = norm["mqtt"]
+    assert (m["min_interval"], m["heartbeat"], m["status_interval"]) == (300, 900, 900)
+    base["mqtt"]["min_interval"] = 60  # set explicitly: kept
+    m = cfg_schema.validate(base)[0]["mqtt"]
+    assert (m["min_interval"], m["heartbeat"]) == (60, 900)
+    del base["modem"]
+    del base["mqtt"]["min_interval"]
+    m = cfg_schema.validate(base)[0]["mqtt"]
+    assert (m["min_interval"], m["heartbeat"], m["status_interval"]) == (10, 300, 300)

@@ -249,6 +249,38 @@ def test_discovery_configs_paced_and_unique_per_gateway():
     assert list(gw.discovery_configs()) == []  # nothing due twice
 
 
+def test_discovery_not_resent_at_reconnect_but_after_home_assistant_birth():
+    gw, _ = make()
+    feed = feeder(gw, "house")
+    feed(read_fixture("faq_bmv700.bin") + block([(b"SER#", b"HQ1"), (b"V", b"12000")]), 1)
+    drain(gw)
+    gw.announce_gateway()  # first connect
+    first = [t for t, p in gw.discovery_configs()]
+    assert first
+    gw.announce_gateway()  # reconnect: the configs are retained on the broker
+    assert list(gw.discovery_configs()) == []
+    gw.announce_gateway(again=True)  # homeassistant/status "online"
+    assert [t for t, p in gw.discovery_configs()] == first
+
+
+def test_state_json_is_compact_and_derived_metrics_rounded():
+    import json
+    import metrics
+
+    cfg = {"gateway": {"id": "gw1"}, "mqtt": {"heartbeat": 60},
+           "devices": [{"name": "house", "type": "vedirect", "capacity_ah": 200}], "log": {"interval": 60}}
+    gw = gateway.Gateway(cfg, metrics=metrics.MetricSet())
+    feed = feeder(gw, "house")
+    for t in range(0, 700, 5):
+        feed(block([(b"V", b"12500"), (b"I", b"-10333"), (b"P", b"-129"), (b"SOC", b"500"), (b"CE", b"-100000")]), t)
+        gw.tick(t)
+    payload = [p for t, p, q, r in drain(gw) if t.endswith("/house/state")][-1]
+    assert b", " not in payload and b": " not in payload
+    st = json.loads(payload)
+    assert 0 < st["ah_out_today"] and st["ah_out_today"] == round(st["ah_out_today"], 2)
+    assert None not in st.values()  # metrics not known yet are left out
+
+
 def test_status_has_counters_and_devices():
     gw, _ = make()
     feed = feeder(gw, "house")
