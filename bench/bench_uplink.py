@@ -18,7 +18,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "firmware" / "lib"), str(ROOT / "firmware")]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "firmware" / "lib"), str(ROOT / "firmware"), str(ROOT / "host_tools")]
 
 import bench_mqtt  # noqa: E402
 from bench_mqtt import GOAL, PREFIX, GW, Link, site  # noqa: E402
@@ -28,6 +28,7 @@ import gateway  # noqa: E402
 import metrics  # noqa: E402
 import vedirect  # noqa: E402
 from drivers.nor_sim import NorSim  # noqa: E402
+from vegw import vestream  # noqa: E402
 import app  # noqa: E402  (its flash-log message format)
 
 app._load()
@@ -102,11 +103,6 @@ def raw_blocks(dev, v):
              ("AC_OUT_I", str(int(round(v["AC_OUT_I"] * 10)))), ("AC_OUT_S", str(v["AC_OUT_S"]))]]
 
 
-def render(fields):
-    body = b"".join(b"\r\n" + k.encode() + b"\t" + s.encode() for k, s in fields) + b"\r\nChecksum\t"
-    return body + bytes(((256 - sum(body)) & 0xFF,))
-
-
 def one_day(hours, mqtt_cfg):
     names = ("house", "solar", "inverter")
     cfg = {"gateway": {"id": GW}, "mqtt": dict(mqtt_cfg, prefix=PREFIX, discovery=True),
@@ -135,7 +131,7 @@ def one_day(hours, mqtt_cfg):
         now[0] = START + t
         for dev, vals in devs.items():
             for fields in raw_blocks(dev, vals):
-                parsers[dev].feed(render(fields))
+                parsers[dev].feed(vestream.block(fields))
         gw.tick(now[0])
         if not connected and t >= 3:  # first blocks in: connect, announce, discovery
             connected = True
