@@ -304,6 +304,8 @@ class App:
             self._acked = []
             self._replay_next = 0
             await self._pump(client)
+            if not self.uplink_on:
+                break  # a clean stop closed it
             log("mqtt link lost:", client.last_error)
             self.p.link_failed()
 
