@@ -3,6 +3,8 @@
 # only the language subset both runtimes share.
 import sys
 
+import link_manager  # its Rng: one PRNG for firmware and tests
+
 IS_MICROPYTHON = sys.implementation.name == "micropython"
 
 try:
@@ -38,23 +40,13 @@ def read_fixture(name):
         return f.read()
 
 
-class Rng:
-    """Small seeded PRNG (xorshift32) giving the same sequence on both runtimes,
-    so a fuzz case that fails on one runtime can be replayed on the other."""
+class Rng(link_manager.Rng):
+    """The firmware's seeded xorshift32 (same sequence on both runtimes, so a
+    fuzz case that fails on one runtime can be replayed on the other), with a
+    default seed and random bytes for the tests."""
 
     def __init__(self, seed=1):
-        self.s = (seed or 1) & 0xFFFFFFFF
-
-    def next(self):
-        x = self.s
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.s = x
-        return x
-
-    def below(self, n):
-        return self.next() % n
+        super().__init__(seed)
 
     def bytes(self, n):
         return bytes(self.next() & 0xFF for _ in range(n))
