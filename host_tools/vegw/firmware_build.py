@@ -34,7 +34,8 @@ class BuildError(Exception):
 
 
 def toolchain(path=None):
-    """{"MICROPYTHON_VERSION": "v1.28.0", "IDF_VERSION": "v5.5.1", "APP_SLOT_MIN": "0x1F0000"}"""
+    """The KEY=value lines of boards/toolchain.env as a dict
+    (MICROPYTHON_VERSION, IDF_VERSION, APP_SLOT_MIN)."""
     out = {}
     for line in pathlib.Path(path or BOARDS / "toolchain.env").read_text().splitlines():
         line = line.strip()
@@ -56,6 +57,65 @@ def board_dir(name):
     if missing:
         raise BuildError("boards/%s is missing %s" % (name, ", ".join(missing)))
     return d
+
+
+def frozen_files(manifest):
+    """[(path in the image, source file)] that a board manifest freezes, read
+    the way MicroPython's tools/manifestfile.py reads it (freeze, package,
+    module, include; paths relative to the manifest). Includes of the port's
+    own manifest ($(PORT_DIR)/...) and require() are listed in the second
+    value: ([(image path, source)], [port includes and requires])."""
+    files, external = [], []
+
+    def run(path):
+        path = pathlib.Path(path).resolve()
+        here = path.parent
+
+        def rel(p):
+            return (here / p).resolve()
+
+        def include(p, **kw):
+            if "$(" in p:
+                external.append(p)
+            else:
+                run(rel(p) / "manifest.py" if rel(p).is_dir() else rel(p))
+
+        def freeze(p, script=None, opt=None):
+            if "$(" in p:
+                external.append(p)
+                return
+            base = rel(p)
+            if not base.is_dir():
+                raise BuildError("%s: freeze(%r): no such directory" % (path, p))
+            names = [script] if isinstance(script, str) else script
+            for f in sorted(base.rglob("*.py")) if names is None else [base / n for n in names]:
+                files.append((f.relative_to(base).as_posix(), f))
+
+        def package(name, files=None, base_path=".", opt=None):
+            base = rel(base_path)
+            pkg = base / name
+            chosen = [pkg / f for f in files] if files is not None else sorted(pkg.rglob("*.py"))
+            for f in chosen:
+                add(f.relative_to(base).as_posix(), f)
+
+        def module(name, base_path=".", opt=None):
+            add(name, rel(base_path) / name)
+
+        def add(target, f):
+            files.append((target, f))
+
+        def require(name, **kw):
+            external.append("require(%r)" % name)
+
+        def metadata(**kw):
+            pass
+
+        code = compile(path.read_text(), str(path), "exec")
+        exec(code, {"include": include, "freeze": freeze, "package": package, "module": module,
+                    "require": require, "metadata": metadata, "options": None})
+
+    run(manifest)
+    return files, external
 
 
 def _num(s):

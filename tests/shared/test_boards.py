@@ -19,7 +19,8 @@ def _copy(b):
 
 
 def test_required_boards_present_and_valid():
-    names = [n for n in os.listdir("boards") if not n.startswith(".")]
+    # every folder of boards/ is a board, except common/ (shared build files)
+    names = [n for n in os.listdir("boards") if not n.startswith(".") and n != "common" and "." not in n]
     for name in BOARDS:
         assert name in names, name
     for name in names:
@@ -291,20 +292,6 @@ def test_partition_tables():
         assert log[1] == "data" and log[2] == "undefined" and log[4] >= 256 * 1024
         app = rows[labels.index("factory")]
         assert app[4] >= 0x1F0000  # MicroPython with BLE needs the stock app size
-
-
-def test_manifests():
-    for name in BOARDS:
-        with open("boards/%s/manifest.py" % name) as f:
-            text = f.read()
-        assert 'include("$(PORT_DIR)/boards/manifest.py")' in text
-        assert 'freeze("../../firmware/lib")' in text
-        i = text.index("files=[")
-        files = [s.strip().strip("'\"") for s in text[i + 7:text.index("]", i)].split(",")]
-        assert ("modem.py" in files) == (_board(name)["modem"] is not None), name
-        for fn in files:
-            assert not fn.endswith("_host.py")
-            os.stat("firmware/drivers/" + fn)  # raises if a listed driver is missing
 
 
 class _FakePin:
