@@ -96,6 +96,17 @@ class DeviceLink:
     def exec(self, code):
         return self._call(self.t.exec, code)
 
+    def run(self, code, doing, timeout=30, on_output=None):
+        """Execute code, passing its output to on_output(bytes) as it arrives
+        (a long check prints as it goes). timeout: seconds of silence allowed.
+        Returns the whole output; a device exception becomes LinkError."""
+        self.doing = doing
+        out, err = self._call(self.t.exec_raw, code, timeout, on_output)
+        if err:
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise LinkError("device error while %s: %s" % (doing, lines[-1] if lines else "?"))
+        return out
+
     def info(self):
         """-> dict(mpy=(major, minor, arch), version=(1, 24, 0, ...), machine=str, platform=str)."""
         self.doing = "reading sys.implementation"
