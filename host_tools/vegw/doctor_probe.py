@@ -155,19 +155,21 @@ def ve_blocks(buf, n):
     """(blocks with a valid checksum, blocks with a bad one) in buf[:n]; the
     text before the first checksum line is a partial block and is skipped.
     A block sums to 0 mod 256 over its bytes, its checksum byte included;
-    HEX frames (':' .. '\\n') in between do not count."""
+    HEX frames (':' .. '\\n') between lines or blocks do not count."""
     good = bad = 0
     total = 0
     started = False
+    edge = True  # at a line start or right after a checksum byte
     i = 0
     key = b"Checksum\t"
     while i < n:
         c = buf[i]
-        if c == 0x3A and (i == 0 or buf[i - 1] == 0x0A):  # ':' at a line start: a HEX frame
+        if c == 0x3A and edge:  # ':' where a line or a block starts: a HEX frame
             while i < n and buf[i] != 0x0A:
                 i += 1
             i += 1
             continue
+        edge = c == 0x0A
         total = (total + c) & 0xFF
         if c == 0x09 and i >= 8 and buf[i - 8:i + 1] == key and i + 1 < n:
             total = (total + buf[i + 1]) & 0xFF
@@ -178,6 +180,7 @@ def ve_blocks(buf, n):
                     bad += 1
             started = True
             total = 0
+            edge = True
             i += 2
             continue
         i += 1
