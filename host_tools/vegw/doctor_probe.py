@@ -271,7 +271,7 @@ def c_ble():
         ble.active(False)
     got = ["%s %d dBm" % (want[m], seen[m]) for m in sorted(seen)]
     lost = ["%s %s" % (want[m], m) for m in sorted(want) if m not in seen]
-    text = "saw %d of %d configured MACs in %.0f s%s" % (len(seen), len(want), ms / 1000, (": " + ", ".join(got)) if got else "")
+    text = "saw %d of %d configured MACs in %.1f s%s" % (len(seen), len(want), ms / 1000, (": " + ", ".join(got)) if got else "")
     if lost:
         return _out("ble", "fail", text + "; not seen: " + ", ".join(lost),
                     "turn on Instant readout in VictronConnect (Settings > Product info), check the MAC, move within ~10 m")
@@ -470,7 +470,7 @@ def c_flashlog():
             if crc32 is None or _u32(slot, 4) == crc32(slot[:4]) ^ 0x5A5A5A5A:
                 cursor = _u32(slot, 0)  # a torn slot (bad CRC) is skipped, as flashlog does
             off += 8
-    text = "%d of %d log sectors in use, %d erased; upload cursor %s; most erased sector %d times" % (
+    text = "%d of %d log sectors in use, %d erased; upload cursor %s; wear: at most %d erases per sector" % (
         used, nblk - 2, erased, "none yet" if cursor is None else "at seq %d" % cursor, wear)
     if foreign:
         return _out("flashlog", "warn", text + "; %d sectors hold other data" % foreign,
