@@ -2,7 +2,8 @@
 
     vegw doctor --port /dev/ttyUSB0
 
-Stops the gateway (raw REPL, as deploy does), sends the device-side probe
+Stops the gateway (a soft reset into the raw REPL: boot.py runs, main.py
+does not), sends the device-side probe
 (host_tools/vegw/doctor_probe.py) and runs its checks one by one, printing
 one line per check with what to do when it fails; then connects to the
 config's MQTT broker from this computer, and soft-resets the board so the
@@ -162,7 +163,9 @@ def run(args):
         k, _, v = pair.partition("=")
         modules[k.strip()] = v.strip()
     try:
-        link = DeviceLink(args.port, args.baud)
+        # a soft reset into the raw REPL: the gateway's objects leave the heap
+        # (the probe compiles there, and the memory check sees a clean heap)
+        link = DeviceLink(args.port, args.baud, soft_reset=True)
     except LinkError as e:
         return _err(str(e))
     out = sys.stdout

@@ -61,7 +61,9 @@ def mpy_info(mpy):
 
 
 class DeviceLink:
-    def __init__(self, port, baud=115200):
+    def __init__(self, port, baud=115200, soft_reset=False):
+        # soft_reset: Ctrl-D once in the raw REPL, a clean heap with boot.py
+        # run and main.py not (MicroPython runs main.py only from the friendly REPL)
         self.port = port
         try:
             from mpremote.transport_serial import SerialTransport
@@ -78,7 +80,7 @@ class DeviceLink:
         # (mpremote sends one). At a prompt they are harmless.
         self._call(self.t.serial.write, b"\r\x03\x03")
         time.sleep(0.1)
-        self._call(self.t.enter_raw_repl, soft_reset=False)
+        self._call(self.t.enter_raw_repl, soft_reset=soft_reset)
 
     def _call(self, fn, *a, **kw):
         try:

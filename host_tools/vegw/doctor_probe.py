@@ -387,7 +387,8 @@ def c_modem():
             if "OK" in r:
                 break
         if "OK" not in r:
-            hint = "the gateway powers the modem at boot: power-cycle the board and run doctor again"
+            hint = ("the gateway powers the modem at boot: power-cycle the board and run doctor again; a modem the "
+                    "gateway had online (PPP data mode) does not answer AT: run doctor before it dials")
             if "sim7600" in mb.get("model", ""):
                 hint += "; DIP switches P1 and P2 ON, P4 OFF"
             return _out("modem", "fail", "no answer to AT on " + where, hint)

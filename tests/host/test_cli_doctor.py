@@ -116,6 +116,7 @@ def test_whole_board(tmp_path, broker):
     root, acked, used = make_board(tmp_path, port)
     with StandinBoard(root) as b:
         r = doctor(b.port)
+        assert b.boots == 2  # power-on, then the doctor's soft reset into the raw REPL (clean heap)
     assert "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
     got = lines_of(r)
     assert r.returncode == 1, r.stdout  # bmv and solar fail
