@@ -183,7 +183,7 @@ def psram_problem(board, ndevices):
 def spare_tx_problem(board):
     """None if the board's vedirect_tx_spare is a harmless output pin, else why not."""
     pin = board.get("vedirect_tx_spare") if isinstance(board, dict) else None
-    if not _is_pin(pin):
+    if not isinstance(pin, int) or isinstance(pin, bool):
         return "vedirect_tx_spare must name the GPIO a UART without a VE.Direct tx drives"
     if str(pin) in _gpio(board, "reserved"):
         return "vedirect_tx_spare GPIO%d is reserved (%s)" % (pin, _gpio(board, "reserved")[str(pin)])
