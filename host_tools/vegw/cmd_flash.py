@@ -142,6 +142,12 @@ def _upload(port, files, wait):
         raise FlashError("the board did not come up after flashing: %s" % err)
     try:
         info = link.info()
+        dirs = set()
+        for dev, _ in files:  # e.g. a CA file under certs/
+            parts = dev.strip("/").split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                dirs.add("/" + "/".join(parts[:i]))
+        link.mkdirs(dirs)
         for dev, data in files:
             link.write(dev, data)
         check = link.hashes([dev for dev, _ in files])

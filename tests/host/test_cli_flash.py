@@ -13,7 +13,7 @@ from board import StandinBoard  # noqa: E402
 CONFIG = {
     "gateway": {"id": "site-042", "board": "lilygo-t-a7670"},
     "wifi": [{"ssid": "cabin", "password": "long enough"}],
-    "mqtt": {"host": "broker.example", "port": 8883, "tls": True, "ca": "ca.pem"},
+    "mqtt": {"host": "broker.example", "port": 8883, "tls": True, "ca": "certs/ca.pem"},
     "devices": [{"name": "mppt", "type": "vedirect", "uart": 2, "rx": 18}],
 }
 
@@ -79,7 +79,8 @@ def test_image_checks_before_the_board(tmp_path):
 
 def test_upload_only_puts_the_files_on_the_board(tmp_path):
     (tmp_path / "site.json").write_text(json.dumps(CONFIG))
-    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     root = tmp_path / "flash"
     root.mkdir()
     with StandinBoard(root) as b:
@@ -88,7 +89,7 @@ def test_upload_only_puts_the_files_on_the_board(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (root / "config.json").read_bytes() == (tmp_path / "site.json").read_bytes()
     assert json.loads((root / "board.json").read_text())["name"] == "lilygo-t-a7670"
-    assert (root / "ca.pem").read_text().startswith("-----BEGIN")
+    assert (root / "certs" / "ca.pem").read_text().startswith("-----BEGIN")  # its folder made on the board
     assert (root / "main.py").read_bytes() == (ROOT / "firmware" / "main.py").read_bytes()
     assert (root / "boot.py").read_bytes() == (ROOT / "firmware" / "boot.py").read_bytes()
     assert not (root / "lib").exists()  # the image holds the code: nothing into /lib
