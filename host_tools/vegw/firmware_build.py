@@ -234,22 +234,32 @@ def build(name, out, docker="docker"):
         raise BuildError(why)
     mp = fetch_micropython(tag, ROOT / "build" / ("micropython-" + tag))
     work = "/vegw/build/firmware/%s/idf" % name
-    script = " && ".join([
+    owner = "%d:%d" % (os.getuid(), os.getgid()) if hasattr(os, "getuid") else ""
+    # The IDF image has the cross compilers but no host C compiler, which the
+    # port needs for mpy-cross: install it (as root in the container), and
+    # give what the build wrote back to you, whatever the outcome.
+    script = "\n".join([
+        "set -e",
+        ("trap 'chown -R %s /vegw/build/firmware /micropython' EXIT" % owner) if owner else ":",
+        "apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null",
         "git config --global --add safe.directory '*'",
         "make -C /micropython/mpy-cross",
         "make -C /micropython/ports/esp32 BOARD_DIR=/vegw/boards/%s BUILD=%s submodules" % (name, work),
         "make -C /micropython/ports/esp32 BOARD_DIR=/vegw/boards/%s BUILD=%s" % (name, work),
     ])
-    user = ["--user", "%d:%d" % (os.getuid(), os.getgid())] if hasattr(os, "getuid") else []  # build files stay yours
-    cmd = [shutil.which(docker), "run", "--rm", "-e", "HOME=/tmp"] + user + [
+    cmd = [shutil.which(docker), "run", "--rm",
            "-v", "%s:/vegw" % ROOT, "-v", "%s:/micropython" % mp,
            "espressif/idf:%s" % idf, "bash", "-c", script]
     sys.stderr.write("vegw firmware: building %s with MicroPython %s in espressif/idf:%s\n" % (name, tag, idf))
     r = subprocess.run(cmd)
-    if r.returncode != 0:
-        raise BuildError("the build of %s failed in the container (exit %d); see the output above" % (name, r.returncode))
     built = ROOT / "build" / "firmware" / name / "idf"
     app = built / "micropython.bin"
+    if r.returncode != 0:
+        if app.is_file():  # the port's makeimg.py stops there when the app is too big: say it in our words
+            ok, line = check_app_size(app.stat().st_size, partitions(bdir / "partitions.csv"))
+            if not ok:
+                raise BuildError(line)
+        raise BuildError("the build of %s failed in the container (exit %d); see the output above" % (name, r.returncode))
     ok, line = check_app_size(app.stat().st_size, partitions(bdir / "partitions.csv"))
     if not ok:
         raise BuildError(line)
