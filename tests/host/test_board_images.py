@@ -204,3 +204,10 @@ def test_ci_workflow_builds_every_board_and_publishes_sha256():
     assert "make firmware BOARD=${{ matrix.board }}" in text
     assert "boards/toolchain.env" in text
     assert ".sha256" in text and "upload-artifact" in text
+
+
+def test_firmware_build_help():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
+    r = subprocess.run([sys.executable, "-m", "vegw.firmware_build", "--help"], capture_output=True, text=True, env=env,
+                       cwd=str(ROOT), timeout=60)
+    assert r.returncode == 0 and "--board" in r.stdout and "esp32-devkit" in r.stdout and "ESP-IDF container" in r.stdout
