@@ -70,8 +70,9 @@ def default_image(name):
     return ROOT / "build" / "firmware" / ("vegw-%s-%s.bin" % (name, fwb.toolchain()["MICROPYTHON_VERSION"]))
 
 
-def check_image(path, mcu):
-    """Raise FlashError unless `path` is an ESP image for `mcu` (and matches its .sha256)."""
+def check_image(path, mcu, rows=None, offset=0):
+    """Raise FlashError unless `path` is an ESP image for `mcu` (and matches its
+    .sha256) that ends inside the board's app slot (rows: its partition table)."""
     path = pathlib.Path(path)
     try:
         data = path.read_bytes()
@@ -84,6 +85,11 @@ def check_image(path, mcu):
     if chip != CHIP_IDS[mcu]:
         names = dict((v, k) for k, v in CHIP_IDS.items())
         raise FlashError("%s is an image for %s, the board is %s" % (path, names.get(chip, "chip id %d" % chip), mcu))
+    if rows:
+        app = [r for r in rows if r[1] == "app"][0]
+        if offset + len(data) > app[3] + app[4]:
+            raise FlashError("%s (%d B at 0x%x) runs past the app slot, which ends at 0x%x: an image for another "
+                             "partition table" % (path, len(data), offset, app[3] + app[4]))
     sha = path.with_name(path.name + ".sha256")
     if sha.exists():
         want = sha.read_text().split()[0].lower() if sha.read_text().split() else ""
@@ -173,7 +179,7 @@ def _run(args):
     offset = fwb.FLASH_OFFSET[mcu]
     image = pathlib.Path(args.image) if args.image else default_image(args.board)
     if not args.upload_only:
-        check_image(image, mcu)
+        check_image(image, mcu, fwb.partitions(bdir / "partitions.csv"), offset)
     files = _files(args, args.board)
     why = _port_problem(args.port)
     if why:

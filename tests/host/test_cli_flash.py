@@ -30,8 +30,8 @@ def one_line_error(r):
     return lines[0]
 
 
-def image(tmp, chip_id=0, magic=0xE9, name="img.bin"):
-    data = bytearray(4096)
+def image(tmp, chip_id=0, magic=0xE9, name="img.bin", size=4096):
+    data = bytearray(size)
     data[0] = magic
     data[12] = chip_id & 0xFF
     data[13] = chip_id >> 8
@@ -68,6 +68,10 @@ def test_image_checks_before_the_board(tmp_path):
     (tmp_path / "img.bin.sha256").write_text("00" * 32 + "  img.bin\n")
     msg = one_line_error(vegw("flash", "--port", port, "--board", "esp32-devkit", "--image", str(img)))
     assert "does not match img.bin.sha256" in msg
+    # bootloader at 0x1000 + an app past the end of the 0x1F0000 slot at 0x10000
+    big = image(tmp_path, name="big.bin", size=0x200000 - 0x1000 + 1)
+    msg = one_line_error(vegw("flash", "--port", port, "--board", "esp32-devkit", "--image", str(big)))
+    assert "runs past the app slot, which ends at 0x200000" in msg
     msg = one_line_error(vegw("flash", "--port", port, "--board", "no-such-board"))
     assert "unknown board 'no-such-board'" in msg
     # an invalid config is refused before the board is touched
