@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test sim bench lint deps mosquitto clean
+.PHONY: test sim bench lint deps mosquitto clean firmware
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ lint: deps
 	@for m in time machine network bluetooth esp32 micropython cryptolib; do \
 	  cp $(STUBS)/$$m.pyi build/stubs/ ; done
 	$(PY) -m mypy --config-file mypy.ini firmware
+
+# A board image (boards/$(BOARD)) built in Espressif's ESP-IDF container with
+# the MicroPython release pinned in boards/toolchain.env; needs Docker and git
+# only (not the venv). Image and .sha256 in build/firmware/.
+BOARD  ?=
+DOCKER ?= docker
+firmware:
+	@if [ -z "$(BOARD)" ]; then echo "make firmware BOARD=NAME (boards: $$(cd boards && ls */mpconfigboard.cmake | cut -d/ -f1 | tr '\n' ' '))"; exit 2; fi
+	PYTHONPATH=host_tools DOCKER=$(DOCKER) $(PYTHON) -m vegw.firmware_build --board $(BOARD)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

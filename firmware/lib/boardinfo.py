@@ -9,6 +9,14 @@
 #   repl         {"uart": 0, "tx": 1, "rx": 3}
 #   vedirect     [{"port": 1, "uart": 1, "rx": 16, "tx": 17}, ...]
 #   spare_rx     extra RX pins for time-sliced VE.Direct devices
+#   vedirect_tx_spare  the TX pin a UART gets when its VE.Direct devices have
+#                no tx: machine.UART without tx= takes the port's default
+#                (UART1: GPIO10, a flash pin on WROOM; UART2: GPIO17, PSRAM
+#                on WROVER), which crashes the board. Nothing else may use it.
+#   psram        true when the module has PSRAM the image uses (max_devices()
+#                and the deploy of .mpy files into /lib depend on it)
+#   gps          null or {"rx", "tx", "pps", "wakeup", ...} (a GPS fitted on
+#                some variants of the board; its pins take no vegw role)
 #   modem        null or {"model", "uart", "rx", "tx", "pwrkey", "power", "dtr", "ri", "reset", ...}
 #                (rx/tx as seen from the ESP32: rx receives the modem's TXD)
 #   relay, led   null or {"pin": n, "active": 1|0}
@@ -31,6 +39,14 @@ _OUTPUT_WORDS = ("tx", "relay", "led", "pwrkey", "power", "dtr", "reset", "fligh
 _IDLE_HIGH_WORDS = ("rx",)
 
 MODEM_ROLES = ("rx", "tx", "pwrkey", "power", "dtr", "ri", "reset", "status", "flight")
+GPS_ROLES = ("rx", "tx", "pps", "wakeup")
+SPARE_TX_ROLE = "idle TX of VE.Direct UARTs without tx"
+
+# Devices a gateway without PSRAM can hold: the demo site (5 devices) peaks at
+# ~176 of 224 KB (64-bit figures, README "Figures"); a device costs its parser,
+# values, aggregates and reporter copies, ~6 KB there (estimate), so 8 keep a
+# margin. More need PSRAM (cfg_schema refuses them on a board without it).
+MAX_DEVICES_NO_PSRAM = 8
 
 _DEFAULT_DWELL_MS = 2000  # time-slice per device: one VE.Direct block is sent every 1 s,
 # and a slice that starts mid-block loses that block, so 2 s always holds one whole block
@@ -91,6 +107,14 @@ def board_roles(board):
         v = board.get(key)
         if isinstance(v, dict) and _is_pin(v.get("pin")):
             roles[v["pin"]] = key
+    g = board.get("gps")
+    if isinstance(g, dict):
+        for r in GPS_ROLES:
+            if _is_pin(g.get(r)):
+                roles[g[r]] = "GPS " + r
+    spare = board.get("vedirect_tx_spare")
+    if _is_pin(spare):
+        roles.setdefault(spare, SPARE_TX_ROLE)
     onboard = _gpio(board, "onboard")
     if isinstance(onboard, dict):
         for k in onboard:
@@ -121,6 +145,9 @@ def pin_problem(board, pin, role):
         why = strap.get(str(pin), "strapping pin") if isinstance(strap, dict) else "strapping pin"
         return "%s: GPIO%d must not be held high at reset (%s); an idle UART line is high" % (role, pin, why)
     owner = board_roles(board).get(pin)
+    if owner == SPARE_TX_ROLE and owner != role:
+        return "%s: GPIO%d is kept free on %s as vedirect_tx_spare (the TX of UARTs whose devices have no tx)" % (
+            role, pin, name)
     if owner is not None and owner != role:
         return "%s: GPIO%d is wired to the %s on %s" % (role, pin, owner, name)
     return None
@@ -134,6 +161,48 @@ def pin_warnings(board, pin, role):
         out.append("%s: GPIO%d is a strapping pin (%s): keep it free of pull-ups/downs at reset" %
                    (role, pin, strap[str(pin)]))
     return out
+
+
+def has_psram(board):
+    return isinstance(board, dict) and board.get("psram") is True
+
+
+def max_devices(board):
+    """Devices the gateway can hold on this board (PSRAM or not)."""
+    return 16 if has_psram(board) else MAX_DEVICES_NO_PSRAM
+
+
+def psram_problem(board, ndevices):
+    """None if a config with `ndevices` devices fits this board's RAM, else why not."""
+    if board is None or has_psram(board) or ndevices <= MAX_DEVICES_NO_PSRAM:
+        return None
+    return "%d devices need a board with PSRAM; %s has none (at most %d devices without it)" % (
+        ndevices, board.get("name", "this board"), MAX_DEVICES_NO_PSRAM)
+
+
+def spare_tx_problem(board):
+    """None if the board's vedirect_tx_spare is a harmless output pin, else why not."""
+    pin = board.get("vedirect_tx_spare") if isinstance(board, dict) else None
+    if not isinstance(pin, int) or isinstance(pin, bool):
+        return "vedirect_tx_spare must name the GPIO a UART without a VE.Direct tx drives"
+    if str(pin) in _gpio(board, "reserved"):
+        return "vedirect_tx_spare GPIO%d is reserved (%s)" % (pin, _gpio(board, "reserved")[str(pin)])
+    if pin not in _gpio(board, "valid"):
+        return "vedirect_tx_spare GPIO%d does not exist or is not broken out" % pin
+    if pin in _gpio(board, "input_only"):
+        return "vedirect_tx_spare GPIO%d is input-only" % pin
+    taken = []
+    for port in board.get("vedirect") or []:
+        if isinstance(port, dict):
+            taken += [port.get("rx"), port.get("tx")]
+    taken += list(board.get("spare_rx") or [])
+    if pin in taken:
+        return "vedirect_tx_spare GPIO%d is also a VE.Direct pin of the board" % pin
+    owner = board_roles(board).get(pin)
+    # the only role it may share: the ESP32's TX line into a GPS (idle high there too)
+    if owner not in (SPARE_TX_ROLE, "GPS tx"):
+        return "vedirect_tx_spare GPIO%d is wired to the %s" % (pin, owner)
+    return None
 
 
 def uart_problem(board, uart):
@@ -283,6 +352,11 @@ def validate(board):
             for r in MODEM_ROLES:
                 if m.get(r) is not None:
                     claim(m.get(r), "modem " + r)
+    g = board.get("gps")
+    if isinstance(g, dict):
+        for r in GPS_ROLES:
+            if g.get(r) is not None:
+                claim(g.get(r), "GPS " + r)
     for key in ("relay", "led"):
         v = board[key]
         if v is not None:
@@ -306,4 +380,9 @@ def validate(board):
             claim(port.get("tx"), "vedirect tx")
     for pin in board.get("spare_rx") or []:
         claim(pin, "vedirect rx")
+    why = spare_tx_problem(board)
+    if why:
+        p.append(why)
+    if not isinstance(board.get("psram"), bool):
+        p.append("psram must be true or false")
     return p

@@ -488,6 +488,10 @@ def _cross_devices(ctx, devs, board):
     uarts = {}  # uart -> [names]
     if not devs:
         ctx.warn("devices", "no devices configured")
+    if board is not None:
+        prob = _psram_problem(board, len(devs))
+        if prob:
+            ctx.err("devices", prob)
     for i in range(len(devs)):
         d = devs[i]
         p = "devices[%d]" % i
@@ -565,6 +569,15 @@ def _pin_problem(board, pin, role):
     if role.endswith("tx") and isinstance(io, list) and pin in io:
         return "%s: GPIO%d is input-only and cannot drive an output" % (role, pin)
     return None
+
+
+def _psram_problem(board, ndevices):
+    try:
+        import boardinfo
+
+        return boardinfo.psram_problem(board, ndevices)
+    except (ImportError, AttributeError):
+        return None  # without boardinfo: no RAM rule (pins still get the local checks)
 
 
 def _pin_warnings(board, pin, role):

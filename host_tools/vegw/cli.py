@@ -19,6 +19,8 @@ _COMMANDS = {
     "config": ("cmd_config", "write a starter config, validate a config"),
     "modem": ("cmd_modem", "talk to a cellular modem: probe SIM, registration, signal"),
     "deploy": ("cmd_deploy", "compile and copy the firmware to a board over USB"),
+    "flash": ("cmd_flash", "erase a board, write the vegw image, upload config and board files"),
+    "doctor": ("cmd_doctor", "check a connected board: firmware, RAM, clock, UARTs, BLE, Wi-Fi, modem, log, MQTT"),
     "provision": ("cmd_provision", "interactive first setup producing a validated config"),
     "logs": ("cmd_logs", "export the ring buffer of a gateway as CSV, Parquet or JSON lines"),
     "plot": ("cmd_plot", "plot voltage, current, SoC and PV from exported history to a PNG"),

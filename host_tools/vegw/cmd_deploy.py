@@ -145,6 +145,7 @@ def local_extras(args):
     if board_name:
         braw, board = _load_json(_board_file(board_name), "board file")
         extras.append(("/board.json", braw))
+    args.board_data = board
     if cfg is not None:
         _validate(cfg, board, args.config)
         extras.append(("/config.json", raw))
@@ -161,6 +162,13 @@ def local_extras(args):
             else:
                 sys.stderr.write("vegw deploy: warning: mqtt.ca %r not found next to %s; assuming it is on the board\n" % (ca, args.config))
     return extras, cfg
+
+
+def no_psram_line(board):
+    name = board.get("name", "this board")
+    return ("%s has no PSRAM: the gateway's .mpy files in /lib would take about 73 KB of its ~111 KB heap "
+            "(docs/ram.md), so it runs only from an image with the code frozen: "
+            "`vegw flash --port PORT --board %s` (flash the image, then upload config.json and board.json)" % (name, name))
 
 
 # ---- progress ---------------------------------------------------------------
@@ -291,6 +299,9 @@ def _run(args):
 
     t0 = time.monotonic()
     extras, cfg = local_extras(args)
+    board = getattr(args, "board_data", None)
+    if not args.no_compile and isinstance(board, dict) and board.get("psram") is False:
+        raise DeployError(no_psram_line(board))
     if not pathlib.Path(args.firmware).is_dir():
         raise DeployError("--firmware %s: not a directory" % args.firmware)
     if not build_mod.sources(args.firmware):

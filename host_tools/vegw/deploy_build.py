@@ -16,6 +16,16 @@ import sys
 KEEP_SOURCE = ("main.py", "boot.py")
 SOURCE_DIRS = ("lib", "drivers")
 
+# The simulator's own files (firmware/ paths): never copied to a board nor
+# frozen into an image (boards/common/manifest.py), plus every *_host.py twin.
+SIM_ONLY = ("host_main.py", "host_boot.py", "drivers/host.py", "drivers/nor_sim.py", "drivers/ble_hood.py")
+
+
+def is_sim_only(rel):
+    """True for a simulator-only file, rel relative to firmware/ ("drivers/wifi_host.py")."""
+    rel = rel.replace("\\", "/").lstrip("/")
+    return rel in SIM_ONLY or rel.endswith("_host.py")
+
 # micropython-lib packages the firmware needs on the device, installed with
 # `mpremote mip install` when missing: (package, path that proves it is there).
 # Today none: the MQTT client, the BLE scanner glue and the config schema are
@@ -32,13 +42,14 @@ def sources(firmware):
     firmware = pathlib.Path(firmware)
     out = []
     for p in sorted(firmware.glob("*.py")):
-        out.append(("/" + p.name, p))
+        if not is_sim_only(p.name):
+            out.append(("/" + p.name, p))
     for d in SOURCE_DIRS:
         base = firmware / d
         if not base.is_dir():
             continue
         for p in sorted(base.rglob("*.py")):
-            if "__pycache__" in p.parts:
+            if "__pycache__" in p.parts or is_sim_only(p.relative_to(firmware).as_posix()):
                 continue
             out.append(("/" + p.relative_to(firmware).as_posix(), p))
     return out

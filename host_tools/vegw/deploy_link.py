@@ -61,7 +61,9 @@ def mpy_info(mpy):
 
 
 class DeviceLink:
-    def __init__(self, port, baud=115200):
+    def __init__(self, port, baud=115200, soft_reset=False):
+        # soft_reset: Ctrl-D once in the raw REPL, a clean heap with boot.py
+        # run and main.py not (MicroPython runs main.py only from the friendly REPL)
         self.port = port
         try:
             from mpremote.transport_serial import SerialTransport
@@ -78,7 +80,7 @@ class DeviceLink:
         # (mpremote sends one). At a prompt they are harmless.
         self._call(self.t.serial.write, b"\r\x03\x03")
         time.sleep(0.1)
-        self._call(self.t.enter_raw_repl, soft_reset=False)
+        self._call(self.t.enter_raw_repl, soft_reset=soft_reset)
 
     def _call(self, fn, *a, **kw):
         try:
@@ -95,6 +97,17 @@ class DeviceLink:
 
     def exec(self, code):
         return self._call(self.t.exec, code)
+
+    def run(self, code, doing, timeout=30, on_output=None):
+        """Execute code, passing its output to on_output(bytes) as it arrives
+        (a long check prints as it goes). timeout: seconds of silence allowed.
+        Returns the whole output; a device exception becomes LinkError."""
+        self.doing = doing
+        out, err = self._call(self.t.exec_raw, code, timeout, on_output)
+        if err:
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise LinkError("device error while %s: %s" % (doing, lines[-1] if lines else "?"))
+        return out
 
     def info(self):
         """-> dict(mpy=(major, minor, arch), version=(1, 24, 0, ...), machine=str, platform=str)."""

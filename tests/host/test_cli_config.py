@@ -115,3 +115,16 @@ def test_not_an_object(tmp_path):
     p.write_text("[1, 2]")
     r = vegw("config", "validate", p)
     assert r.returncode == 2 and r.stderr.startswith("(top): ")
+
+
+def test_config_needing_psram_refused_for_a_board_without(tmp_path):
+    devs = [{"name": "b%d" % i, "type": "ble", "mac": "AA:BB:CC:DD:EE:%02X" % i,
+             "key": "%032x" % (0x1234567 + i)} for i in range(9)]
+    cfg = {"gateway": {"id": "gw", "board": "esp32-devkit"}, "wifi": [{"ssid": "x", "password": "long enough"}],
+           "mqtt": {"host": "b.example"}, "devices": devs}
+    p = tmp_path / "nine.json"
+    p.write_text(json.dumps(cfg))
+    r = vegw("config", "validate", p)
+    assert r.returncode == 2 and "devices: 9 devices need a board with PSRAM; esp32-devkit has none" in r.stderr
+    for board, rc in (("esp32s3-devkit-n8", 2), ("esp32s3-devkit", 0), ("lilygo-t-a7670", 0)):
+        assert vegw("config", "validate", p, "--board", board).returncode == rc, board

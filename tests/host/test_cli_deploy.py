@@ -352,3 +352,31 @@ def test_ca_file_uploaded_with_the_config(tmp_path):
         r = deploy(tmp_path, b.port, "--no-reset")
     assert r.returncode == 0, r.stderr
     assert (root / "certs" / "ca.pem").read_bytes() == (tmp_path / "certs" / "ca.pem").read_bytes()
+
+
+def test_mpy_into_lib_refused_on_a_board_without_psram(tmp_path):
+    make_tree(tmp_path)
+    # the repository's board files: esp32-devkit has no PSRAM, the T-A7670 has 8 MB
+    cfg = dict(CONFIG, gateway={"id": "site-042", "board": "esp32-devkit"})
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "vegw.cli", "deploy", "--port", str(tmp_path / "no-such-port"),
+           "--firmware", str(tmp_path / "fw"), "--build-dir", str(tmp_path / "build"),
+           "--config", str(tmp_path / "config.json"), "--board", "esp32-devkit"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    msg = one_line_error(r)
+    # refused before the port is opened, with what to do instead
+    assert "esp32-devkit has no PSRAM" in msg and "vegw flash --port PORT --board esp32-devkit" in msg
+    assert "cannot open" not in r.stderr
+    # sources for development are still allowed (they reach the port, which is missing here)
+    r = subprocess.run(cmd + ["--no-compile"], capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert "no PSRAM" not in r.stderr and "no-such-port" in one_line_error(r)
+
+
+def test_simulator_files_never_deployed():
+    devs = [dev for dev, _ in deploy_build.sources(ROOT / "firmware")]
+    for sim in ("/host_main.py", "/host_boot.py", "/drivers/host.py", "/drivers/nor_sim.py",
+                "/drivers/ble_hood.py", "/drivers/wifi_host.py", "/drivers/ble_host.py", "/drivers/relay_host.py"):
+        assert sim not in devs, sim
+    for dev in ("/main.py", "/boot.py", "/app.py", "/drivers/esp32.py", "/drivers/wifi.py", "/lib/gateway.py"):
+        assert dev in devs, dev
+    assert not [d for d in devs if d.endswith("_host.py")]

@@ -5,7 +5,7 @@ import os
 
 import boardinfo as bi
 
-BOARDS = ("esp32-devkit", "esp32s3-devkit", "lilygo-t-sim7600", "lilygo-t-a7670")
+BOARDS = ("esp32-devkit", "esp32s3-devkit", "esp32s3-devkit-n8", "lilygo-t-sim7600", "lilygo-t-a7670")
 
 
 def _board(name):
@@ -19,7 +19,8 @@ def _copy(b):
 
 
 def test_required_boards_present_and_valid():
-    names = [n for n in os.listdir("boards") if not n.startswith(".")]
+    # every folder of boards/ is a board, except common/ (shared build files)
+    names = [n for n in os.listdir("boards") if not n.startswith(".") and n != "common" and "." not in n]
     for name in BOARDS:
         assert name in names, name
     for name in names:
@@ -170,6 +171,78 @@ def test_validate_catches_broken_boards():
     assert any("input-only" in p for p in bi.validate(t))
 
 
+def test_every_board_names_a_harmless_spare_tx():
+    for name in BOARDS:
+        b = _board(name)
+        pin = b["vedirect_tx_spare"]
+        assert bi.spare_tx_problem(b) is None, name
+        # never a pin a UART picks by itself (UART1 tx=10 is flash, UART2 tx=17 is PSRAM on WROVER)
+        assert pin not in (10, 17), name
+        assert pin not in b["gpio"]["input_only"] and str(pin) not in b["gpio"]["reserved"]
+        # a config cannot hand it to a device
+        for role in ("vedirect rx", "vedirect tx"):
+            why = bi.pin_problem(b, pin, role)
+            assert why is not None and ("vedirect_tx_spare" in why or "GPS tx" in why), (name, why)
+    b = _copy(_board("esp32-devkit"))
+    b["vedirect_tx_spare"] = 17  # port 1's TX: a device with tx there would lose it
+    assert any("vedirect_tx_spare" in p for p in bi.validate(b))
+    b["vedirect_tx_spare"] = 35
+    assert any("input-only" in p for p in bi.validate(b))
+    del b["vedirect_tx_spare"]
+    assert any("vedirect_tx_spare" in p for p in bi.validate(b))
+
+
+def test_a7670_gps_pins_take_no_vegw_role():
+    a = _board("lilygo-t-a7670")
+    gps = (19, 21, 22, 23)
+    assert sorted(a["gps"][r] for r in bi.GPS_ROLES) == list(gps)
+    used = list(a["spare_rx"])
+    for port in a["vedirect"]:
+        used += [port["rx"], port["tx"]]
+    if a["relay"]:
+        used.append(a["relay"]["pin"])
+    assert not [p for p in used if p in gps], used
+    for pin in gps:
+        assert bi.pin_problem(a, pin, "vedirect rx") is not None
+    assert "GPS" in bi.pin_problem(a, 23, "vedirect rx")
+    # the modem's reset/power pins as LilyGO wires them
+    assert a["modem"]["reset"] == 5 and a["modem"]["power"] == 12
+
+
+def test_module_led_and_psram_facts():
+    t = _board("lilygo-t-sim7600")
+    assert t["module"] == "ESP32-WROVER-E" and t["psram"] is True
+    dip = [n for n in t["notes"] if "DIP" in n]
+    assert dip and "P1 ON" in dip[0] and "P2 ON" in dip[0] and "P4 OFF" in dip[0]
+    s3 = _board("esp32s3-devkit")
+    assert s3["psram"] is True and s3["led"]["pin"] == 38
+    assert "v1.0" in s3["gpio"]["onboard"]["48"] and "v1.1" in s3["gpio"]["onboard"]["38"]
+    assert "wired to" in bi.pin_problem(s3, 48, "vedirect rx")  # kept free for a v1.0 board's LED
+    n8 = _board("esp32s3-devkit-n8")
+    assert n8["psram"] is False and bi.pin_problem(n8, 35, "vedirect rx") is None
+    assert not bi.has_psram(n8) and bi.has_psram(s3) and not bi.has_psram(_board("esp32-devkit"))
+
+
+def test_config_needing_psram_refused_without_it():
+    import cfg_schema
+
+    devs = [{"name": "b%d" % i, "type": "ble", "mac": "AA:BB:CC:DD:EE:%02X" % i,
+             "key": "0123456789abcdef0123456789abcdef"} for i in range(bi.MAX_DEVICES_NO_PSRAM + 1)]
+    cfg = {"gateway": {"id": "gw1"}, "wifi": [{"ssid": "x", "password": "long enough"}],
+           "mqtt": {"host": "broker.example"}, "devices": devs}
+    for name, ok in (("esp32-devkit", False), ("esp32s3-devkit-n8", False), ("esp32s3-devkit", True),
+                     ("lilygo-t-a7670", True)):
+        _, errors = cfg_schema.validate(cfg, _board(name))
+        psram = [e for e in errors if "PSRAM" in e[1]]
+        assert bool(psram) is not ok, (name, errors)
+        if psram:
+            assert psram[0][0] == "devices" and name in psram[0][1]
+    cfg["devices"] = devs[:bi.MAX_DEVICES_NO_PSRAM]
+    _, errors = cfg_schema.validate(cfg, _board("esp32-devkit"))
+    assert not [e for e in errors if "PSRAM" in e[1]], errors
+    assert bi.psram_problem(None, 16) is None  # no board: nothing to say
+
+
 def test_load_never_raises():
     b, p = bi.load_board("no-such-board")
     assert b is None and "not found" in p[0]
@@ -219,20 +292,6 @@ def test_partition_tables():
         assert log[1] == "data" and log[2] == "undefined" and log[4] >= 256 * 1024
         app = rows[labels.index("factory")]
         assert app[4] >= 0x1F0000  # MicroPython with BLE needs the stock app size
-
-
-def test_manifests():
-    for name in BOARDS:
-        with open("boards/%s/manifest.py" % name) as f:
-            text = f.read()
-        assert 'include("$(PORT_DIR)/boards/manifest.py")' in text
-        assert 'freeze("../../firmware/lib")' in text
-        i = text.index("files=[")
-        files = [s.strip().strip("'\"") for s in text[i + 7:text.index("]", i)].split(",")]
-        assert ("modem.py" in files) == (_board(name)["modem"] is not None), name
-        for fn in files:
-            assert not fn.endswith("_host.py")
-            os.stat("firmware/drivers/" + fn)  # raises if a listed driver is missing
 
 
 class _FakePin:

@@ -1,0 +1,14 @@
+# MicroPython board definition for vegw on lilygo-t-sim7600.
+# LilyGO T-SIM7600X (ESP32-WROVER-E, 8 MB PSRAM), 4 MB flash.
+# Built by `make firmware BOARD=lilygo-t-sim7600` (MicroPython and ESP-IDF versions in
+# boards/toolchain.env): make -C ports/esp32 BOARD_DIR=<vegw>/boards/lilygo-t-sim7600
+
+# WROVER-E: PSRAM on, as the port's ESP32_GENERIC SPIRAM variant.
+set(SDKCONFIG_DEFAULTS
+    boards/sdkconfig.base
+    boards/sdkconfig.ble
+    boards/sdkconfig.spiram
+    ${MICROPY_BOARD_DIR}/sdkconfig.board
+)
+
+include(${MICROPY_BOARD_DIR}/../common/vegw.cmake)
