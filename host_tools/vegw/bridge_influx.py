@@ -8,7 +8,7 @@ write and its high-water mark) overwrites the same point: InfluxDB keys a
 point by measurement + tags + time.
 
     vegw,gateway=G,device=D V=26.41,V_min=26.38,V_max=26.45,CS=3,LOAD=true 1800000060
-    vegw_event,gateway=G,rule=low_bank event="raised",severity="alarm",seq=812i 1800000123
+    vegw_event,gateway=G,rule=low_bank event="raised",seq=812i,severity="alarm" 1800000123
     vegw_counters,gateway=G uptime=3600 1800003600
 
 Numbers are written as floats (no `i` suffix) whatever the Python type, so a
@@ -75,7 +75,9 @@ def points(gateway, records):
             fields = dict((k, v) for k, v in r.items() if k not in ("t", "seq", "device", "gateway"))
             ln = line(MEASUREMENT, {"gateway": gateway, "device": r["device"]}, fields, t)
         elif isinstance(r.get("event"), str):
-            fields = dict((k, v) for k, v in r.items() if k not in ("t", "rule", "gateway", "ts"))
+            # the shape docs/telegraf.conf gives the event topic: tags gateway and rule (two rules
+            # firing in the same second are two points), event/severity strings
+            fields = dict((k, v) for k, v in r.items() if k not in ("t", "gateway", "ts", "rule"))
             ln = line(EVENTS, {"gateway": gateway, "rule": r.get("rule") or r.get("source")}, fields, t, ("seq",))
         else:
             fields = dict((k, v) for k, v in r.items() if k not in ("t", "seq", "gateway"))
