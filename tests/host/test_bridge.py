@@ -305,3 +305,56 @@ def test_store_waits_for_a_missing_seq_then_steps_over_it(tmp_path):
     s = st.state("g")
     assert r.written == 1 and s["hwm"] == 15 and s["counters"]["gaps"] == 1 and s["counters"]["missing"] == 1
     assert s["counters"]["undecodable"] == 1
+
+
+# ------------------------------------------------------------ the firmware's thin uplink
+def test_firmware_thin_uplink_sends_binary_batches(tmp_path):
+    """The firmware under the MicroPython unix port (vegw.simulator) on the
+    thin uplink: every log message is a binary batch, several records share a
+    publish, what arrives decodes to what `vegw logs` reads from its flash,
+    no HA discovery from the device, the status as deltas after the first."""
+    import paho.mqtt.client as mqtt
+
+    from vegw.broker import Broker, mosquitto_binary
+    from vegw.cmd_logs import decode_log_messages
+    from vegw.simulator import Site, demo_config
+
+    if mosquitto_binary() is None:
+        pytest.skip("Debian mosquitto not installed (make mosquitto)")
+    got = []
+    with Broker() as b:
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="thin-sub")
+        sub.on_message = lambda c, u, m: got.append((m.topic, bytes(m.payload)))
+        sub.connect("127.0.0.1", b.port)
+        sub.subscribe([("vegw/#", 1), ("homeassistant/#", 1)])
+        sub.loop_start()
+        time.sleep(0.3)
+        cfg = demo_config("thin1", "127.0.0.1", b.port, [], ["house", "solar"], log_interval=1)
+        cfg["mqtt"].update(uplink="thin", log_hold=4, status_interval=10, discovery="bridge")
+        flash = tmp_path / "flash.bin"
+        site = Site(gateway="thin1", broker=("127.0.0.1", b.port), vedirect=None, ble=False, config=cfg,
+                    duration=16, flash_path=str(flash))
+        try:
+            rc = site.fw.wait(90)
+            out = site.fw.proc.stdout.read()
+        finally:
+            site.stop()
+        time.sleep(0.5)
+        sub.loop_stop()
+        sub.disconnect()
+    assert rc == 0 and "Traceback" not in out, out[-3000:]
+    logs = [p for t, p in got if t == "vegw/thin1/log"]
+    assert logs and all(p[:1] == b"\xb1" for p in logs)
+    import logpack
+
+    sizes = [len(logpack.unpack(p)) for p in logs]
+    assert max(sizes) >= 2, sizes  # records held up to log_hold share a publish
+    assert not any(t.startswith("homeassistant/") for t, _ in got)
+    assert any(t == "vegw/thin1/status" for t, _ in got)
+    deltas = [json.loads(p) for t, p in got if t == "vegw/thin1/status/delta"]
+    assert deltas and all("fw" not in d for d in deltas)  # unchanged keys left out
+    mine = decode_log_messages(logs)
+    want = vegw_logs(flash)
+    mine = [dict((k, v) for k, v in r.items() if k != "seq") for r in mine if "device" in r]
+    assert mine and mine == want[:len(mine)], (len(mine), len(want))
+    assert len(want) - len(mine) <= 2 * 5  # at most the block still open at the stop
