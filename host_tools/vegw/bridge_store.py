@@ -21,8 +21,9 @@ moves hwm and saves the file (write to a temp file, fsync, rename). A crash
 between the write and the save rewrites the same points, which InfluxDB
 overwrites (same series, same time). A seq that never comes (a torn record
 on the device, a reboot skipping seqs) is stepped over at once when the next
-record starts afresh (a boot marker or a key frame), else after
-gap_timeout seconds, and counted.
+gap_timeout seconds (after a device reboot, say), and counted. A gateway
+seen for the first time starts after gap_timeout too, at its oldest record
+received by then.
 
 A message may be acknowledged to the broker once process() returned: its
 records are then written or safely in `pending` on disk for whichever
@@ -131,11 +132,16 @@ class Store:
                 if nxt is not None and str(nxt) in pend:
                     seq = nxt
                 else:
+                    # The missing seq may still come: another instance may hold it,
+                    # or the device resends it. Even a key frame or a boot marker
+                    # next in line waits: the record before it (a minute block,
+                    # an event) must not be dropped as a duplicate afterwards.
+                    # So does a gateway's first record (hwm None): an older one
+                    # may be in flight at another instance.
                     first = min(int(k) for k in pend)
-                    rtype = pend[str(first)][0]
                     waited = now - min(v[2] for v in pend.values())
-                    if rtype not in (T_BOOT, T_KEY) and waited < self.gap_timeout:
-                        break  # the missing seq may still come (another instance, a resend)
+                    if waited < self.gap_timeout:
+                        break
                     if hwm is not None:
                         cnt["gaps"] = cnt.get("gaps", 0) + 1
                         cnt["missing"] = cnt.get("missing", 0) + first - hwm - 1
