@@ -2,8 +2,11 @@
 
 Sources (exactly one):
   --from-file FILE            a file pulled earlier: JSON lines, a JSON array, our CSV,
-                              a Parquet file written by this command, or a raw flash-log
-                              image (the simulator's flash.bin; read from a copy)
+                              a Parquet file written by this command, a raw flash-log
+                              image (the simulator's flash.bin; read from a copy), or
+                              captured <prefix>/<gw>/log messages: {"seq","type","hex"}
+                              lines, a thin-uplink binary batch (lib/logpack.py) or its
+                              hex lines (`mosquitto_sub -F %x`)
   --broker HOST:PORT --gateway ID
                               ask the gateway over MQTT (request/response below)
   --port PORT                 USB: reads the log on the board over the raw REPL
