@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test sim bench lint deps mosquitto clean firmware
+.PHONY: test sim bench lint deps mosquitto influxdb clean firmware
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt -e .
 	touch $@
 
-deps: $(STAMP) mosquitto
+deps: $(STAMP) mosquitto influxdb
 
 # The integration tests and the simulator talk to a real broker on loopback.
 mosquitto:
@@ -23,6 +23,15 @@ mosquitto:
 	  echo "installing Debian's mosquitto (integration tests start it on loopback)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients; \
 	  $(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1 || true; \
+	fi
+
+# `vegw bridge`'s tests write to a real InfluxDB 1.x (Debian's influxdb),
+# started by the tests on loopback with a temp config; the service stays off.
+influxdb:
+	@if ! command -v influxd >/dev/null 2>&1 && [ ! -x /usr/bin/influxd ]; then \
+	  echo "installing Debian's influxdb (the bridge tests start it on loopback)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq influxdb; \
+	  $(SUDO) systemctl disable --now influxdb >/dev/null 2>&1 || true; \
 	fi
 
 test: deps

@@ -37,15 +37,17 @@ if TYPE_CHECKING:  # what `make lint` checks against
     import ble_readout
     import flashlog
     import gateway
+    import logpack
     import mqtt_async
     import vedirect
 else:
-    alarm_engine = ble_readout = flashlog = gateway = mqtt_async = vedirect = None
+    alarm_engine = ble_readout = flashlog = gateway = logpack = mqtt_async = vedirect = None
 
 
 def _load():
-    global alarm_engine, ble_readout, flashlog, gateway, mqtt_async, vedirect
+    global alarm_engine, ble_readout, flashlog, gateway, logpack, mqtt_async, vedirect
     import alarm_engine
+    import logpack
     import ble_readout
     import flashlog
     import gateway
@@ -132,6 +134,8 @@ class App:
         self._pending_mark = None  # highest acknowledged seq not yet persisted
         self.connected_at = None  # time of the last broker connect (OTA health)
         self._replay_next = 0
+        self._hold_since = None  # thin uplink: when unsent records were first seen waiting (ticks_ms)
+        self._hold_seen = 0  # thin uplink: flash log's next_seq when last looked at
 
     # ------------------------------------------------------------ helpers
     def now(self):
@@ -300,7 +304,7 @@ class App:
             log("mqtt connected to", m.get("host"))
             self.connected_at = self.now()
             gw.announce_gateway()
-            gw.publish_status(self.now())
+            gw.publish_status(self.now(), full=True)
             self._acked = []
             self._replay_next = 0
             await self._pump(client)
@@ -349,11 +353,18 @@ class App:
                     sent_this_s = 0
                 while (sent_this_s < _REPLAY_PER_S and len(self._acked) < _REPLAY_WINDOW
                        and client.is_connected()):
-                    rec = self._next_record()
-                    if rec is None:
-                        break
-                    seq, rtype, payload = rec
-                    topic, body = _log_message(gw.base, seq, rtype, payload)
+                    if gw.thin:
+                        batch = self._thin_batch()
+                        if batch is None:
+                            break
+                        seq = batch[-1][0]  # the window tracks a batch by its last seq
+                        topic, body = gw.base + "log", logpack.pack(batch)
+                    else:
+                        rec = self._next_record()
+                        if rec is None:
+                            break
+                        seq, rtype, payload = rec
+                        topic, body = _log_message(gw.base, seq, rtype, payload)
                     pid = await client.publish(topic, body, qos=1)
                     if not pid:
                         break
@@ -364,6 +375,42 @@ class App:
             await asyncio.sleep(0.02)
         self._persist_acks(True)
         self._acked = []  # unacknowledged: resent after the next connect
+
+    def _thin_batch(self):
+        """Thin uplink: the next unsent records as one batch (logpack.py), or
+        None while they may still wait for company: a record waits up to
+        mqtt.log_hold s so that several 5-minute blocks share a publish
+        (bytes on cellular); an alarm event, a full batch, a backlog and a
+        clean stop go at once."""
+        fl = self.flog
+        hold = (self.cfg.get("mqtt", {}).get("log_hold") or 0) * 1000
+        if (self.running and self._hold_since is not None and fl.next_seq == self._hold_seen
+                and ticks_diff(ticks_ms(), self._hold_since) < hold):
+            return None  # nothing new, still holding: no flash read every 20 ms
+        self._hold_seen = fl.next_seq
+        start = self._replay_next or (fl.cursor + 1)
+        batch = []
+        size = 6
+        urgent = not self.running
+        for rec in fl.read_from(start):
+            n = logpack.size(len(rec[2]))
+            if batch and (size + n > logpack.MAX_PAYLOAD or len(batch) >= logpack.MAX_RECORDS):
+                urgent = True  # a full batch
+                break
+            batch.append(rec)
+            size += n
+            if rec[1] == gateway.REC_EVENT:
+                urgent = True
+        if not batch:
+            self._hold_since = None
+            return None
+        now = ticks_ms()
+        if self._hold_since is None:
+            self._hold_since = now
+        if not urgent and ticks_diff(now, self._hold_since) < hold:
+            return None
+        self._hold_since = None
+        return batch
 
     def _next_record(self):
         fl = self.flog

@@ -71,15 +71,27 @@ _MQTT = (
     ("tls", "bool", False, 0, 0),
     ("ca", "str", "", 0, 64),
     ("prefix", "topic", "vegw", 1, 32),
-    ("discovery", "bool", True, 0, 0),
+    ("discovery", "disc", True, 0, 0),  # true | false | "bridge" (vegw bridge serves it)
     ("discovery_prefix", "topic", "homeassistant", 1, 32),
     ("keepalive", "int", 60, 10, 3600),
     ("heartbeat", "int", 300, 10, 86400),
     ("min_interval", "int", 10, 0, 3600),  # s between state messages of a device (cellular: 60)
     ("status_interval", "int", 300, 10, 86400),  # s between status messages (cellular: 900)
     ("per_value_topics", "bool", False, 0, 0),
+    # "thin": log records as binary batches, state on changes that matter,
+    # status deltas, no HA discovery (a `vegw bridge` expands them, docs/bridge.md);
+    # null -> thin with a modem, full without
+    ("uplink", "enum", None, ("full", "thin"), 0),
+    ("log_hold", "int", None, 0, 3600),  # s a log record may wait to share a publish (thin: 900)
 )
 _CELLULAR = (("min_interval", 300), ("heartbeat", 900), ("status_interval", 900))
+# thin uplink (bench/bench_uplink.py: ~0.2 MB/day for BMV + MPPT + inverter).
+# keepalive 240 s: carrier-grade NATs drop idle TCP far sooner than RFC 5382's
+# 2 h 4 min; one European operator's CGN needed a keepalive of 270 s or less
+# (blog.wirelessmoves.com, 2020-09, "Carrier Grade NAT timeouts"), so 240 s
+# keeps a margin below the shortest timeout we found documented.
+_THIN = (("min_interval", 60), ("heartbeat", 3600), ("status_interval", 3600), ("keepalive", 240),
+         ("log_hold", 900), ("discovery", "bridge"))
 _DEVICE = (
     ("name", "name", REQUIRED, 1, 24),
     ("type", "enum", REQUIRED, DEVICE_TYPES, 0),
@@ -252,6 +264,11 @@ def _value(ctx, path, kind, v, a, b, nullable):
             ctx.err(path, "must be true or false, got " + _typename(v))
             return None
         return v
+    if kind == "disc":
+        if not isinstance(v, bool) and v != "bridge":
+            ctx.err(path, 'must be true, false or "bridge", got ' + _show(v))
+            return None
+        return v
     if kind == "int" or kind == "pin":
         if isinstance(v, bool) or not isinstance(v, int):
             ctx.err(path, "must be an integer, got " + _typename(v))
@@ -417,9 +434,19 @@ def check(cfg, board=None):
         # data may go over cellular, paid per MB: what is not set explicitly
         # takes the cellular profile (~0.8 MB/day for BMV + MPPT + inverter
         # with the log's 1-minute records, bench/bench_uplink.py)
-        for k, v in _CELLULAR:
+        if out["mqtt"].get("uplink") is None:
+            out["mqtt"]["uplink"] = "thin"
+        for k, v in (_THIN if out["mqtt"]["uplink"] == "thin" else _CELLULAR):
             if k not in cfg["mqtt"]:
                 out["mqtt"][k] = v
+    elif out["mqtt"].get("uplink") == "thin" and isinstance(cfg.get("mqtt"), dict):
+        for k, v in _THIN:  # thin on Wi-Fi: the same profile unless set
+            if k not in cfg["mqtt"]:
+                out["mqtt"][k] = v
+    if out["mqtt"].get("uplink") is None:
+        out["mqtt"]["uplink"] = "full"
+    if out["mqtt"].get("log_hold") is None:
+        out["mqtt"]["log_hold"] = 0
     if ctx.dropped:
         ctx.errors.append(("(more)", "%d more errors not shown" % ctx.dropped))
     return out, ctx.errors, ctx.warnings

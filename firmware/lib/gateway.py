@@ -234,7 +234,13 @@ class Gateway:
         self.gw = g.get("id", "vegw")
         self.prefix = m.get("prefix") or "vegw"
         self.base = self.prefix + "/" + self.gw + "/"
-        self.discovery = m.get("discovery", True)
+        # "bridge": `vegw bridge` publishes the HA configs for this gateway
+        self.discovery = m.get("discovery", True) is True
+        # thin uplink (cellular): state only on a change that matters and the
+        # heartbeat, status as deltas; the 1-minute history goes as binary
+        # log batches (app.py, logpack.py) that a bridge expands
+        self.thin = m.get("uplink") == "thin"
+        self._status_sig = None  # thin: top-level status key -> hash of its JSON as last sent
         self.discovery_prefix = m.get("discovery_prefix") or "homeassistant"
         self.heartbeat_s = m.get("heartbeat") or 300
         gap = m.get("min_interval")
@@ -361,10 +367,28 @@ class Gateway:
         last = self.reporter._last.get(dev.name)
         return last[0] if last is not None else {}
 
+    def _matters(self, dev, f):
+        """Thin uplink: does a change of this field justify a state message?
+        States, enums and flags do, and fields an alarm rule reads; analog
+        values travel in the 1-minute log instead."""
+        kind = records.res(f)[1]
+        if kind != records.KIND_ANALOG and kind != records.KIND_LAST:
+            return True
+        eng = self.engine
+        if eng is not None:
+            d = eng._didx.get(dev.name) if hasattr(eng, "_didx") else None
+            if d is not None:
+                for w in eng._watch[d]:
+                    if w[0] == f:
+                        return True
+        return False
+
     def _moved(self, dev, si):
         pub = self._pub(dev)
         rep = self.reporter
         for f in si:
+            if self.thin and not self._matters(dev, f):
+                continue
             old = pub.get(f, pub)
             if old is pub:
                 return True
@@ -580,9 +604,28 @@ class Gateway:
                 pass
         return st
 
-    def publish_status(self, now_s):
-        # retained: a NOC view (vegw monitor) sees the last status at once
-        self.out.put(self.base + "status", _json(self.status(now_s)), 0, True)
+    def publish_status(self, now_s, full=False):
+        # retained: a NOC view (vegw monitor) sees the last status at once.
+        # Thin uplink: the whole status at connect (full=True) and on the
+        # status command, otherwise only the top-level keys whose value
+        # changed, on .../status/delta (vegw bridge merges them into .../status)
+        st = self.status(now_s)
+        if not self.thin:
+            self.out.put(self.base + "status", _json(st), 0, True)
+            return
+        sig = {}
+        delta = {}
+        old = self._status_sig
+        for k in st:
+            h = hash(_json(st[k]))
+            sig[k] = h
+            if old is None or old.get(k) != h:
+                delta[k] = st[k]
+        self._status_sig = sig
+        if full or old is None:
+            self.out.put(self.base + "status", _json(st), 0, True)
+        else:
+            self.out.put(self.base + "status/delta", _json(delta), 0, False)
 
     # ------------------------------------------------------------ commands
     def command(self, payload, now_s):
@@ -609,7 +652,7 @@ class Gateway:
             self.reboot_requested = True
             self._reply({"ok": True, "cmd": "reboot"})
         elif name == "status":
-            self.publish_status(now_s)
+            self.publish_status(now_s, full=True)
             self._reply({"ok": True, "cmd": "status"})
         elif name == "log_interval":
             v = msg.get("seconds")

@@ -26,6 +26,7 @@ _COMMANDS = {
     "plot": ("cmd_plot", "plot voltage, current, SoC and PV from exported history to a PNG"),
     "ota": ("cmd_ota", "update firmware files on a remote gateway over MQTT"),
     "gen": ("cmd_gen", "generate byte-exact VE.Direct streams for a simulated device"),
+    "bridge": ("cmd_bridge", "expand gateways' thin uplink: history to InfluxDB/Telegraf, state, HA discovery"),
 }
 
 

@@ -2,8 +2,11 @@
 
 Sources (exactly one):
   --from-file FILE            a file pulled earlier: JSON lines, a JSON array, our CSV,
-                              a Parquet file written by this command, or a raw flash-log
-                              image (the simulator's flash.bin; read from a copy)
+                              a Parquet file written by this command, a raw flash-log
+                              image (the simulator's flash.bin; read from a copy), or
+                              captured <prefix>/<gw>/log messages: {"seq","type","hex"}
+                              lines, a thin-uplink binary batch (lib/logpack.py) or its
+                              hex lines (`mosquitto_sub -F %x`)
   --broker HOST:PORT --gateway ID
                               ask the gateway over MQTT (request/response below)
   --port PORT                 USB: reads the log on the board over the raw REPL
@@ -130,11 +133,18 @@ def read_records(path):
             raw = f.read()
     except OSError as e:
         raise LogError("%s: cannot read: %s" % (path, e.strerror or e))
+    if raw[:1] == bytes([_BATCH_MAGIC]):  # one thin-uplink message saved as is
+        return decode_log_messages([raw])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return read_flash_image(path, raw)
     head = text.lstrip()[:1]
+    if text.lstrip()[:4].lower() == "b101":  # `mosquitto_sub -t vegw/GW/log -F %x`: one batch per line
+        try:
+            return decode_log_messages([bytes.fromhex(x) for x in text.split()])
+        except ValueError as e:
+            raise LogError("%s: hex lines of log messages expected: %s" % (path, e))
     if head == "[":
         try:
             data = json.loads(text)
@@ -143,6 +153,7 @@ def read_records(path):
         return [normalize(r) for r in data if isinstance(r, dict)]
     if head == "{":
         out = []
+        raw_msgs = []
         for n, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if not line:
@@ -152,11 +163,13 @@ def read_records(path):
             except ValueError as e:
                 raise LogError("%s:%d: not valid JSON: %s" % (path, n, e))
             if isinstance(obj, dict):
-                if isinstance(obj.get("records"), list):  # a saved MQTT response
+                if isinstance(obj.get("hex"), str) and isinstance(obj.get("type"), int):
+                    raw_msgs.append(line.encode())  # a full-uplink log message: decoded below, in seq order
+                elif isinstance(obj.get("records"), list):  # a saved MQTT response
                     out.extend(normalize(r) for r in obj["records"] if isinstance(r, dict))
                 elif not obj.get("done"):
                     out.append(normalize(obj))
-        return out
+        return out + decode_log_messages(raw_msgs) if raw_msgs else out
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or "t" not in rows[0]:
         raise LogError("%s: neither JSON lines nor a CSV with a 't' column" % path)
@@ -173,6 +186,41 @@ def read_records(path):
             if val is not None and val != "":
                 rec[k] = val
         out.append(rec)
+    return out
+
+
+_BATCH_MAGIC = 0xB1  # lib/logpack.py: a thin-uplink log message
+
+
+def log_message_records(payload):
+    """[(seq, type, payload bytes)] of one message from <prefix>/<gw>/log:
+    a thin-uplink binary batch (lib/logpack.py) or a full-uplink
+    {"seq","type","hex"}; [] when it is neither."""
+    b = bytes(payload)
+    if b[:1] == bytes([_BATCH_MAGIC]):
+        import logpack
+
+        return logpack.unpack(b) or []
+    try:
+        obj = json.loads(b.decode("utf-8"))
+        if isinstance(obj.get("seq"), int) and isinstance(obj.get("type"), int) and isinstance(obj.get("hex"), str):
+            return [(obj["seq"], obj["type"], bytes.fromhex(obj["hex"]))]
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        pass
+    return []
+
+
+def decode_log_messages(payloads):
+    """Export records from log messages in any order and with repeats (both
+    uplink formats): de-duplicated by seq and decoded in seq order."""
+    recs = {}
+    for p in payloads:
+        for seq, rtype, body in log_message_records(p):
+            recs[seq] = (rtype, body)
+    dec = LogDecoder()
+    out = []
+    for seq in sorted(recs):
+        out.extend(dec.feed(seq, recs[seq][0], recs[seq][1]))
     return out
 
 
@@ -409,6 +457,12 @@ def fetch_mqtt(broker, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10
             cond.notify_all()
 
     def on_message(c, u, msg):
+        if msg.payload[:1] == bytes([_BATCH_MAGIC]):  # a binary batch: its records as the JSON shape
+            with cond:
+                for seq, rtype, body in log_message_records(msg.payload):
+                    replies.append({"seq": seq, "type": rtype, "hex": bytes(body).hex()})
+                cond.notify_all()
+            return
         try:
             obj = json.loads(msg.payload.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):

@@ -90,14 +90,18 @@ def password(args):
     return getattr(args, "password", None) or os.environ.get(PASSWORD_ENV)
 
 
-def client(args, client_id_prefix="vegw"):
-    """A configured, unconnected paho client (auth and TLS set from args)."""
+def client(args, client_id_prefix="vegw", client_id=None, clean_session=True, manual_ack=False):
+    """A configured, unconnected paho client (auth and TLS set from args).
+    client_id + clean_session=False: a persistent session (the broker keeps
+    subscriptions and unacknowledged QoS 1 messages across a restart);
+    manual_ack: the caller acknowledges QoS 1 messages with client.ack()."""
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
         raise LinkError("paho-mqtt is not installed (pip install paho-mqtt)")
-    cid = "%s-%d-%06x" % (client_id_prefix, os.getpid(), random.randrange(1 << 24))
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=True)
+    cid = client_id or "%s-%d-%06x" % (client_id_prefix, os.getpid(), random.randrange(1 << 24))
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=clean_session,
+                    manual_ack=manual_ack)
     if getattr(args, "username", None):
         c.username_pw_set(args.username, password(args))
     tls = getattr(args, "tls", False) or getattr(args, "ca", None)
@@ -111,14 +115,16 @@ def client(args, client_id_prefix="vegw"):
     return c
 
 
-def connect(args, client_id_prefix="vegw", on_connect=None, on_message=None, timeout=10.0, keepalive=30):
-    """Connect, start the network loop, wait for a successful CONNACK."""
+def connect(args, client_id_prefix="vegw", on_connect=None, on_message=None, timeout=10.0, keepalive=30,
+            **client_kw):
+    """Connect, start the network loop, wait for a successful CONNACK.
+    client_kw: client_id, clean_session, manual_ack (see client())."""
     tls = bool(getattr(args, "tls", False) or getattr(args, "ca", None))
     try:
         host, port = parse_broker(args.broker, tls)
     except (ValueError, TypeError) as e:
         raise LinkError("--broker must be HOST:PORT, got %r (%s)" % (args.broker, e))
-    c = client(args, client_id_prefix)
+    c = client(args, client_id_prefix, **client_kw)
     done = threading.Event()
     refused = []
 

@@ -387,6 +387,47 @@ def test_flash_image_of_binary_minute_frames(tmp_path):
     assert sum(1 for ln in r.stdout.splitlines() if "low_soc" in ln) == 1
 
 
+def flash_records(img):
+    import flashlog
+    from drivers import nor_sim
+
+    bd = nor_sim.NorSim(16, 4096, path=str(img), strict=False)
+    log = flashlog.FlashLog(bd)
+    recs = [(s, t, bytes(p)) for s, t, p in log.read_from(log.oldest_seq() or 1) if t]
+    bd.close()
+    return recs
+
+
+def test_log_messages_of_both_uplinks_from_file(tmp_path):
+    """Captured <prefix>/<gw>/log messages decode like the flash they came
+    from: the thin uplink's binary batches (a raw payload, or hex lines as
+    `mosquitto_sub -F %x` prints them, out of order and repeated) and the full
+    uplink's {"seq","type","hex"} JSON lines."""
+    import json as _json
+
+    import logpack
+
+    img = tmp_path / "bin.img"
+    make_binary_flash(img)
+    recs = flash_records(tmp_path / "bin.img")
+    batches = [logpack.pack(recs[i:i + 3]) for i in range(0, len(recs), 3)]
+    hexfile = tmp_path / "thin.hex"
+    hexfile.write_text("\n".join(b.hex() for b in batches[1:] + batches[:2]) + "\n")  # reordered, repeated
+    r = vegw("logs", "--from-file", hexfile, "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    check_binary_export(read_jsonl(r.stdout))
+    full = tmp_path / "full.jsonl"
+    full.write_text("".join(_json.dumps({"seq": s, "type": t, "hex": p.hex()}) + "\n" for s, t, p in recs))
+    r = vegw("logs", "--from-file", full, "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    check_binary_export(read_jsonl(r.stdout))
+    one = tmp_path / "one.bin"  # a single raw batch: the first three blocks (a key frame first)
+    one.write_bytes(batches[0])
+    r = vegw("logs", "--from-file", one, "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    assert len([x for x in read_jsonl(r.stdout) if x["device"] == "house"]) == 15
+
+
 def standin_root(tmp_path, with_log=True, binary=False):
     root = tmp_path / "board"
     (root / "lib").mkdir(parents=True)

@@ -366,17 +366,30 @@ def test_fallbacks_without_peer_modules():
                 sys.modules[n] = saved[n]
 
 
-def test_a_modem_brings_the_cellular_profile_unless_set():
+def test_a_modem_brings_the_thin_uplink_unless_set():
     base = {"gateway": {"id": "cell1"}, "mqtt": {"host": "broker.example"},
             "modem": {"model": "sim7600", "apn": "internet"}, "devices": []}
     norm, errors = cfg_schema.validate(base)
     assert not errors, errors
     m = norm["mqtt"]
-    assert (m["min_interval"], m["heartbeat"], m["status_interval"]) == (300, 900, 900)
+    assert m["uplink"] == "thin" and m["discovery"] == "bridge"
+    assert (m["min_interval"], m["heartbeat"], m["status_interval"], m["keepalive"], m["log_hold"]) == (
+        60, 3600, 3600, 240, 900)
+    base["mqtt"]["uplink"] = "full"  # the old cellular profile
+    m = cfg_schema.validate(base)[0]["mqtt"]
+    assert (m["min_interval"], m["heartbeat"], m["status_interval"], m["discovery"]) == (300, 900, 900, True)
     base["mqtt"]["min_interval"] = 60  # set explicitly: kept
     m = cfg_schema.validate(base)[0]["mqtt"]
     assert (m["min_interval"], m["heartbeat"]) == (60, 900)
     del base["modem"]
     del base["mqtt"]["min_interval"]
+    del base["mqtt"]["uplink"]
     m = cfg_schema.validate(base)[0]["mqtt"]
-    assert (m["min_interval"], m["heartbeat"], m["status_interval"]) == (10, 300, 300)
+    assert (m["min_interval"], m["heartbeat"], m["status_interval"], m["uplink"]) == (10, 300, 300, "full")
+    base["mqtt"]["uplink"] = "thin"  # an option on Wi-Fi, with the same profile
+    base["mqtt"]["discovery"] = True
+    m = cfg_schema.validate(base)[0]["mqtt"]
+    assert (m["heartbeat"], m["log_hold"], m["discovery"]) == (3600, 900, True)
+    base["mqtt"]["discovery"] = "yes"
+    errors = cfg_schema.validate(base)[1]
+    assert errors and errors[0][0] == "mqtt.discovery", errors

@@ -333,3 +333,76 @@ def test_per_value_topics_option_publishes_changed_values():
     msgs = drain(gw)
     per = [m[0] for m in msgs if m[0].count("/") == 3 and not m[0].endswith("/state")]
     assert per == ["vegw/gw1/house/V"]
+
+
+def make_thin(rules=(), heartbeat=3600):
+    cfg = {
+        "gateway": {"id": "gw1"},
+        "mqtt": {"prefix": "vegw", "heartbeat": heartbeat, "min_interval": 60, "uplink": "thin",
+                 "discovery": "bridge"},
+        "devices": [{"name": "house", "type": "vedirect"}],
+        "log": {"interval": 60},
+    }
+    parsed, errors = alarm_rules.parse_rules(list(rules), alarm_rules.default_field_ok(["house"]))
+    assert errors == [], errors
+    engine = alarm_engine.Engine(parsed, stale_s=60, devices=["house"])
+    return gateway.Gateway(cfg, flashlog=flashlog.FlashLog(NorSim(16)), engine=engine)
+
+
+def test_thin_uplink_state_only_on_a_change_that_matters():
+    gw = make_thin(rules=["low: alarm: house.I < -30"])
+    feed = feeder(gw, "house")
+    feed(block([(b"V", b"25000"), (b"I", b"-1000"), (b"VS", b"12000"), (b"Relay", b"OFF")]), 1000)
+    gw.tick(1000)
+    assert len(states(drain(gw), "house")) == 1  # the first state
+    # V moves far beyond its deadband, VS too: analog values travel in the log, no state
+    for t in range(1001, 1400):
+        feed(block([(b"V", b"%d" % (25000 + (t % 2) * 900)), (b"I", b"-1000"), (b"VS", b"12500"),
+                    (b"Relay", b"OFF")]), t)
+        gw.tick(t)
+    assert states(drain(gw), "house") == []
+    # I is read by an alarm rule: beyond its deadband it is published (within min_interval)
+    for t in range(1400, 1470):
+        feed(block([(b"V", b"25000"), (b"I", b"-5000"), (b"VS", b"12500"), (b"Relay", b"OFF")]), t)
+        gw.tick(t)
+    st = states(drain(gw), "house")
+    assert len(st) == 1 and st[0]["I"] == -5.0
+    # a state flag flips: published
+    for t in range(1470, 1540):
+        feed(block([(b"V", b"25000"), (b"I", b"-5000"), (b"VS", b"12500"), (b"Relay", b"ON")]), t)
+        gw.tick(t)
+    st = states(drain(gw), "house")
+    assert len(st) == 1 and st[0]["Relay"] is True
+    # and the slow heartbeat
+    for t in range(1540, 1000 + 3600 + 600):
+        if t % 5 == 0:
+            feed(block([(b"V", b"25100"), (b"I", b"-5000"), (b"VS", b"12500"), (b"Relay", b"ON")]), t)
+        gw.tick(t)
+    assert len(states(drain(gw), "house")) == 1
+
+
+def test_thin_uplink_status_is_incremental_and_no_discovery():
+    gw = make_thin()
+    feed = feeder(gw, "house")
+    feed(block([(b"V", b"25000"), (b"I", b"-1000")]), 1000)
+    gw.tick(1000)
+    gw.announce_gateway()
+    assert not gw.discovery and not gw.discovery_pending and list(gw.discovery_configs()) == []
+    drain(gw)
+    gw.publish_status(1000, full=True)
+    gw.publish_status(1100)
+    gw.publish_status(1200)
+    msgs = drain(gw)
+    assert [m[0] for m in msgs] == ["vegw/gw1/status", "vegw/gw1/status/delta", "vegw/gw1/status/delta"]
+    full = json.loads(msgs[0][1])
+    d1 = json.loads(msgs[1][1])
+    assert msgs[0][3] is True and msgs[1][3] is False  # the whole status retained, deltas not
+    assert "fw" in full and "fw" not in d1 and d1["ts"] == 1100 and d1["uptime_s"] == 100
+    assert len(msgs[1][1]) < len(msgs[0][1]) // 2
+    merged = dict(full)
+    merged.update(d1)
+    merged.update(json.loads(msgs[2][1]))
+    assert merged == json.loads(json.dumps(gw.status(1200)))  # full + deltas = the whole status
+    gw.command(b'{"cmd":"status"}', 1300)  # the status command answers with the whole status
+    msgs = drain(gw)
+    assert [m[0] for m in msgs if "status" in m[0]] == ["vegw/gw1/status"]
