@@ -29,6 +29,8 @@ import sys
 import threading
 import time
 
+from . import mqtt_link
+
 _MAX_ROWS = 200000  # gateway+device pairs tracked; beyond this new pairs are dropped (counted)
 
 # event names that raise / clear an alarm (the alarm engine's vocabulary plus common synonyms)
@@ -182,7 +184,6 @@ def sort_key(sort):
 
 
 def add_arguments(parser):
-    parser.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", help="default 127.0.0.1:1883")
     parser.add_argument("--prefix", default="vegw", help="topic prefix (default vegw)")
     parser.add_argument("--sort", default="soc", choices=SORT_KEYS, help="ascending, nulls last (default soc)")
     parser.add_argument("--stale", type=float, default=120.0, metavar="SECONDS",
@@ -192,10 +193,7 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="with --once: print one JSON array")
     parser.add_argument("--wait", type=float, default=5.0, metavar="SECONDS", help="with --once (default 5)")
     parser.add_argument("--refresh", type=float, default=2.0, metavar="HZ", help="redraws per second at most (default 2)")
-    parser.add_argument("--username")
-    parser.add_argument("--password", help="default: $VEGW_MQTT_PASSWORD (keeps it out of the process list)")
-    parser.add_argument("--tls", action="store_true")
-    parser.add_argument("--ca", metavar="FILE", help="CA file (implies --tls)")
+    mqtt_link.add_arguments(parser, default="127.0.0.1:1883")
 
 
 def _err(msg):
@@ -203,54 +201,19 @@ def _err(msg):
     return 2
 
 
-def parse_broker(text):
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        return text, 1883
-    if not host:
-        raise ValueError("no host in %r" % text)
-    port = int(port)
-    if not 0 < port < 65536:
-        raise ValueError("port out of range")
-    return host.strip("[]"), port
-
-
-def connect(args, fleet, on_error):
-    """Connected paho client with its network loop running, subscribed."""
-    import paho.mqtt.client as mqtt
-
-    host, port = parse_broker(args.broker)
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
-    if args.username:
-        import os
-
-        c.username_pw_set(args.username, args.password or os.environ.get("VEGW_MQTT_PASSWORD"))
-    if args.tls or args.ca:
-        c.tls_set(ca_certs=args.ca)
-    ready = threading.Event()
-
-    def on_connect(client, userdata, flags, rc, props=None):
-        if rc.is_failure:
-            on_error("broker %s:%d refused the connection: %s" % (host, port, rc))
-        else:
-            client.subscribe([(t, 0) for t in fleet.topics()])
-        ready.set()
+def connect(args, fleet):
+    """Connected paho client (mqtt_link: auth, TLS, CONNACK), its network
+    loop running, subscribed to the fleet's topics (again on a reconnect)."""
 
     def on_message(client, userdata, msg):
         fleet.handle(msg.topic, msg.payload, msg.retain)
 
-    c.on_connect = on_connect
-    c.on_message = on_message
-    c.connect(host, port, keepalive=30)
-    c.loop_start()
-    return c, ready
+    return mqtt_link.connect(args, "vegw-monitor",
+                             on_connect=lambda c: c.subscribe([(t, 0) for t in fleet.topics()]),
+                             on_message=on_message)
 
 
 def _run(args):
-    try:
-        parse_broker(args.broker)
-    except ValueError:
-        return _err("--broker must be HOST:PORT, got %r" % args.broker)
     if args.json and not args.once:
         return _err("--json needs --once (the live view is a table)")
     if args.wait < 0 or args.stale <= 0 or args.refresh <= 0:
@@ -258,21 +221,16 @@ def _run(args):
     fleet = Fleet(args.prefix, args.stale)
     errors = []
     try:
-        client, ready = connect(args, fleet, errors.append)
-    except (OSError, ValueError) as e:
-        return _err("cannot connect to %s: %s" % (args.broker, getattr(e, "strerror", None) or e))
+        client = connect(args, fleet)
+    except mqtt_link.LinkError as e:
+        return _err(str(e))
     try:
-        if not ready.wait(10):
-            return _err("no answer from broker %s within 10 s" % args.broker)
-        if errors:
-            return _err(errors[0])
         if args.once:
             return _once(args, fleet, errors)
         return _live(args, fleet, errors)
     finally:
-        client.loop_stop()
         try:
-            client.disconnect()
+            mqtt_link.close(client)
         except Exception:  # noqa: BLE001 - already gone
             pass
 

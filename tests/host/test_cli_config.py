@@ -78,13 +78,6 @@ def test_invalid_json_reports_line_and_column(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
-def test_board_missing_is_a_note(tmp_path):
-    p, _ = starter(tmp_path)
-    r = vegw("config", "validate", p, "--board", "no-such-board")
-    assert r.returncode == 0
-    assert "note: boards/no-such-board/board.json not found; pin checks skipped" in r.stderr
-
-
 def test_board_pins_checked_when_board_exists(tmp_path):
     boards = sorted((ROOT / "boards").glob("*/board.json"))
     if not boards:
@@ -115,3 +108,18 @@ def test_not_an_object(tmp_path):
     p.write_text("[1, 2]")
     r = vegw("config", "validate", p)
     assert r.returncode == 2 and r.stderr.startswith("(top): ")
+
+
+def test_unknown_board_is_an_error_listing_the_known_ones(tmp_path):
+    p, cfg = starter(tmp_path)
+    r = vegw("config", "validate", p, "--board", "esp32-s3-devkit")
+    assert r.returncode == 2, r.stderr
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("--board:")]
+    assert line and "esp32-s3-devkit" in line[0] and "esp32s3-devkit" in line[0] and "esp32-devkit" in line[0]
+    assert "pin checks skipped" not in r.stderr
+    # the same typo in the config itself
+    cfg["gateway"]["board"] = "esp32-s3-devkit"
+    p.write_text(json.dumps(cfg))
+    r = vegw("config", "validate", p)
+    assert r.returncode == 2 and any(ln.startswith("gateway.board: unknown board") for ln in r.stderr.splitlines())
+    assert vegw("config", "validate", p, "--board", "esp32s3-devkit").returncode == 0
