@@ -64,6 +64,10 @@ _MAX_SUBS = const(4)  # remembered subscriptions, re-sent on every connect
 _DONE_RING = const(16)  # recent PUBACK outcomes, for wait_puback after the fact
 _MAX_ACKS = const(4)  # PUBACKs we owe for QoS 1 messages of one read; more are counted
 _POLL_MS = const(10)  # poll step of the few waits that poll (slot, puback)
+# A QoS 0 payload larger than the tx buffer (an HA discovery config of an enum
+# with ~50 texts, ~3 KB) is written after its header instead of copied into
+# the buffer: the caller holds it anyway, so no extra RAM. Bigger is refused.
+_MAX_STREAMED = const(8192)
 
 # connect() error codes (positive values are CONNACK return codes 1..5)
 ERR_TIMEOUT = const(-1)
@@ -188,6 +192,18 @@ def enc_publish(buf, topic, payload, qos=0, retain=False, pid=0, dup=False):
         off += 2
     buf[off : off + len(payload)] = payload
     return off + len(payload)
+
+
+def enc_publish_head(buf, topic, plen, retain=False):
+    """Fixed header and topic of a QoS 0 PUBLISH whose `plen`-byte payload is
+    written separately; returns the head's length, 0 if it does not fit."""
+    topic = _b(topic)
+    rl = 2 + len(topic) + plen
+    if 5 + 2 + len(topic) > len(buf):
+        return 0
+    buf[0] = PUBLISH | (1 if retain else 0)
+    off = enc_rl(buf, 1, rl)
+    return _put_str(buf, off, topic)
 
 
 def enc_subscribe(buf, pid, topic, qos=0):
@@ -632,9 +648,10 @@ class MQTTClient:
         self.bytes_recv += len(data)
         return data
 
-    async def _send(self, build, *args):
-        """Build a packet into the tx buffer and send it, under the lock so two
-        tasks never share the buffer. Returns True if written and drained."""
+    async def _send(self, build, *args, tail=None):
+        """Build a packet into the tx buffer and send it (then `tail`, the rest
+        of the packet, if given), under the lock so two tasks never share the
+        buffer. Returns True if written and drained."""
         if not self._connected:
             return False
         await self._lock.acquire()
@@ -646,6 +663,9 @@ class MQTTClient:
                 return False
             try:
                 self._write(n)
+                if tail is not None:
+                    self._w.write(tail)
+                    self.bytes_sent += len(tail)
                 await asyncio.wait_for(self._w.drain(), self.tx_timeout_ms / 1000)
             except asyncio.TimeoutError:
                 self._drop("tx stalled")
@@ -753,6 +773,13 @@ class MQTTClient:
         else:
             pid = 0
         rl = 2 + len(topic) + len(msg) + 2 * qos
+        if not qos and not _fits(self._tx, rl) and len(msg) <= _MAX_STREAMED:
+            if await self._send(enc_publish_head, topic, len(msg), retain, tail=msg):
+                self.publishes += 1
+                return 0
+            if not self._connected:
+                self.not_connected += 1
+            return None
         if not _fits(self._tx, rl):
             self.too_big += 1
             if qos:
