@@ -17,6 +17,9 @@
 #   <prefix>/<gw>/event            QoS 1, from the flash log: alarm events with seq
 #   <prefix>/<gw>/status           JSON: uptime, heap, link, counters, firmware
 #   <prefix>/<gw>/availability     retained online/offline (last will)
+#   <prefix>/<gw>/<device>/availability  retained online/offline: offline while
+#                                  the device is stale, or never heard within its
+#                                  stale timeout after boot (HA shows unavailable)
 #   <prefix>/<gw>/cmd              commands in (allow-list below)
 import json
 
@@ -192,6 +195,7 @@ class Device:
         self.agg = Agg()  # the current log window
         self.derived = None  # derived metrics (metrics.py), merged into the state
         self.announced = 0  # fields announced by HA discovery
+        self.online = None  # last published availability (None: not yet)
 
     def values(self):
         """Latest values, SI units, derived metrics included (allocates)."""
@@ -338,6 +342,8 @@ class Gateway:
         self._roll(now_s)  # a reading of a new window closes the old one first
         dev.last_s = now_s
         dev.readings += 1
+        if dev.online is not True:
+            self._availability(dev, True)
         if self.engine is not None:
             self.engine.update(dev.name, si, now_s)
             self._drain_events(now_s)
@@ -440,6 +446,10 @@ class Gateway:
             if dev.pub_s is not None and dev.name not in self.discovery_pending:
                 self.discovery_pending.append(dev.name)
 
+    def _availability(self, dev, online):
+        dev.online = online
+        self.out.put(self.base + dev.name + "/availability", b"online" if online else b"offline", 0, True)
+
     def notice(self, text):
         self.out.put(self.base + "status/notice", _json({"notice": text}), 0, False)
 
@@ -473,8 +483,14 @@ class Gateway:
         derive = self.metrics is not None and int(now_s) % _DERIVE_EVERY_S == 0
         for dev in self.devices.values():
             if dev.last_s is None:
+                # configured but never heard: unavailable once its timeout
+                # since boot has passed (the alarm engine raises stale then)
+                if dev.online is not False and now_s - self.started_s >= dev.stale_s:
+                    self._availability(dev, False)
                 continue
             if now_s - dev.last_s >= dev.stale_s:
+                if dev.online is not False:
+                    self._availability(dev, False)
                 continue  # stale: no heartbeat of frozen values
             if derive:
                 d = self.metrics.values(dev.name, int(now_s))
@@ -556,7 +572,10 @@ class Gateway:
 
     # ------------------------------------------------------------ status
     def status(self, now_s):
-        st = {"fw": VERSION, "uptime_s": int(now_s - (self.started_s or now_s)), "ts": int(now_s)}
+        # heartbeat_s: a fresh device's state comes at least this often (a
+        # monitor must not call a quiet device stale before it has passed)
+        st = {"fw": VERSION, "uptime_s": int(now_s - (self.started_s or now_s)), "ts": int(now_s),
+              "heartbeat_s": self.heartbeat_s}
         st.update(self.counters)
         st["outbox_dropped"] = self.out.dropped
         st["devices"] = {}
