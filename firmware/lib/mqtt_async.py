@@ -194,6 +194,26 @@ def enc_publish(buf, topic, payload, qos=0, retain=False, pid=0, dup=False):
     return off + len(payload)
 
 
+# socket errors a user meets, in words (errno names: the port's own numbers)
+_ERRNO_TEXT = (("ECONNREFUSED", "connection refused"), ("ECONNRESET", "connection reset"),
+               ("EHOSTUNREACH", "host unreachable"), ("ENETUNREACH", "network unreachable"),
+               ("ETIMEDOUT", "timed out"), ("ECONNABORTED", "connection aborted"))
+
+
+def err_text(e):
+    """'connection refused (errno 111)' for the OSError a refused connect
+    raises (a log line says what happened, not OSError(111,)); repr(e) for
+    anything else."""
+    import errno
+
+    n = e.args[0] if isinstance(e, OSError) and e.args and type(e.args[0]) is int else None
+    if n is not None:
+        for name, text in _ERRNO_TEXT:
+            if n == getattr(errno, name, None):
+                return "%s (errno %d)" % (text, n)
+    return repr(e)
+
+
 def enc_publish_head(buf, topic, plen, retain=False):
     """Fixed header and topic of a QoS 0 PUBLISH whose `plen`-byte payload is
     written separately; returns the head's length, 0 if it does not fit."""
@@ -614,7 +634,7 @@ class MQTTClient:
             self.last_error = "connect timeout"
             return ERR_TIMEOUT
         except Exception as e:  # noqa: BLE001 - OSError, ssl errors
-            self.last_error = "connect: %r" % (e,)
+            self.last_error = "connect: " + err_text(e)
             return ERR_NET
         if self._connack:
             self.last_error = "connack rc %d" % self._connack
@@ -671,7 +691,7 @@ class MQTTClient:
                 self._drop("tx stalled")
                 return False
             except Exception as ex:  # noqa: BLE001 - OSError
-                self._drop("tx: %r" % (ex,))
+                self._drop("tx: " + err_text(ex))
                 return False
             return True
         finally:
@@ -891,7 +911,7 @@ class MQTTClient:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - OSError from the socket
-            self._drop("rx: %r" % (e,))
+            self._drop("rx: " + err_text(e))
 
     async def _tick_loop(self):
         # Keepalive: PINGREQ when nothing was sent for `keepalive` seconds or

@@ -334,3 +334,18 @@ def test_qos0_payload_larger_than_tx_buffer_is_streamed():
     assert b is None and d is None and too_big == 2
     assert got[1] == (0x31, b"\x00\x12ha/sensor/x/config" + body)  # retained, QoS 0, whole payload
     assert got[2] == (0x30, b"\x00\x01tsmall")
+
+
+def test_refused_connect_reported_in_words():
+    # the console said "connect: OSError(111,)"; a user needs the words
+    async def main():
+        f = await Fake(_idle).start()
+        port = f.port
+        await f.stop()  # nothing listens there any more
+        c = _client(port)
+        return await c.connect(), c.last_error
+
+    rc, err = asyncio.run(main())
+    assert rc == M.ERR_NET
+    assert err.startswith("connect: connection refused (errno "), err
+    assert M.err_text(ValueError("x")) == repr(ValueError("x"))
