@@ -268,6 +268,8 @@ class Gateway:
             if d.get("capacity_ah") and metrics is not None:
                 metrics.capacity[d["name"]] = d["capacity_ah"]
             self.devices[d["name"]] = dev
+            if engine is not None:
+                engine.add_device(d["name"])  # stale alarm even if never heard
             if d["type"] == "ble":
                 dev.mac = d["mac"].upper()
                 self._by_mac[dev.mac] = dev
