@@ -216,6 +216,32 @@ def _json(obj):
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def _num_text(v):
+    """A float as JSON at its own resolution: '%.15g' drops the binary noise
+    MicroPython prints ("SOC":84.90000000000001) and keeps every digit a
+    Victron value has (15 significant); a whole float keeps its ".0"."""
+    if v != v or v in (_INF, -_INF):
+        return "null"
+    t = "%.15g" % v
+    for ch in t:
+        if ch in ".en":
+            return t
+    return t + ".0"
+
+
+_INF = float("inf")
+
+
+def _state_json(vals):
+    """A flat dict of values (a device's state) as compact JSON bytes, floats
+    through _num_text."""
+    parts = []
+    for k in vals:
+        v = vals[k]
+        parts.append(json.dumps(k) + ":" + (_num_text(v) if type(v) is float else json.dumps(v)))
+    return ("{" + ",".join(parts) + "}").encode()
+
+
 def _tidy(derived):
     """Derived metrics as published and fed to rules: the unknown ones left
     out, floats at the log's resolution instead of 16 digits."""
@@ -398,11 +424,13 @@ class Gateway:
         dev.pub_s = now_s
         payload = dict(vals)
         payload["ts"] = int(now_s)
-        self.out.put(self.base + dev.name + "/state", _json(payload), 0, True)
+        self.out.put(self.base + dev.name + "/state", _state_json(payload), 0, True)
         if self.per_value:  # option: one retained topic per value, changed ones only
             for f in vals:
                 if old.get(f, old) != vals[f]:
-                    self.out.put(self.base + dev.name + "/" + f, _json(vals[f]), 0, True)
+                    v = vals[f]
+                    self.out.put(self.base + dev.name + "/" + f,
+                                 _num_text(v).encode() if type(v) is float else _json(v), 0, True)
         self.counters["state_msgs"] += 1
         if self.discovery and len(vals) > dev.announced and dev.name not in self.discovery_pending:
             self.discovery_pending.append(dev.name)

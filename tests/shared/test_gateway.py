@@ -384,3 +384,23 @@ def test_never_heard_device_stale_alarm_uses_its_own_timeout():
 def test_status_declares_heartbeat():
     gw, _ = make(heartbeat=900)
     assert gw.status(10)["heartbeat_s"] == 900
+
+
+def test_state_values_published_at_their_resolution():
+    # MicroPython's JSON printed "SOC":84.90000000000001 for 84.9
+    cfg = {"gateway": {"id": "gw1"}, "mqtt": {"per_value_topics": True},
+           "devices": [{"name": "house", "type": "vedirect"}]}
+    gw = gateway.Gateway(cfg)
+    feed = feeder(gw, "house")
+    feed(block([(b"V", b"8200"), (b"SOC", b"849"), (b"I", b"-8300"), (b"P", b"0"), (b"T", b"---")]), 0)
+    msgs = drain(gw)
+    text = [m[1] for m in msgs if m[0] == "vegw/gw1/house/state"][0].decode()
+    for good in ('"SOC":84.9', '"V":8.2', '"I":-8.3', '"P":0'):
+        assert good in text, text
+    assert "0000" not in text and "9999" not in text, text
+    st = json.loads(text)
+    assert st["SOC"] == 84.9 and st["V"] == 8.2 and type(st["V"]) is float
+    per = dict((m[0], m[1]) for m in msgs if m[0].startswith("vegw/gw1/house/") and m[0].count("/") == 3)
+    assert per["vegw/gw1/house/SOC"] == b"84.9" and per["vegw/gw1/house/V"] == b"8.2"
+    assert gateway._num_text(12.0) == "12.0" and gateway._num_text(float("nan")) == "null"
+    assert gateway._num_text(1e-7) == "1e-07"
