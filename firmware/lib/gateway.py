@@ -436,7 +436,7 @@ class Gateway:
             self.discovery_pending.append(dev.name)
 
     def discovery_configs(self):
-        """Yield (topic, payload bytes) of the HA discovery configs that are
+        """Yield (topic, payload) of the HA discovery configs that are
         due, one at a time: the uplink publishes them as it has room, so a
         device with 40 fields never floods the outbox."""
         import ha_discovery  # loaded while configs are due, then dropped (RAM)
@@ -451,10 +451,11 @@ class Gateway:
             dev = self.devices[self.discovery_pending.pop(0)]
             vals = self._pub(dev)
             dev.announced = len(vals)
-            for topic, cfg in ha_discovery.iter_configs(
+            # payload: bytes, or for an enum a tuple of short pieces (mqtt_async)
+            for topic, payload in ha_discovery.iter_payloads(
                     self.gw, dev.name, list(vals), serial=dev.ident_serial, mac=dev.mac, model=dev.model,
                     prefix=self.prefix, discovery_prefix=self.discovery_prefix):
-                yield topic, _json(cfg)
+                yield topic, payload
         del ha_discovery
         import sys
 

@@ -31,6 +31,8 @@
 # iter_configs() yields one (topic, dict) at a time so the caller can json.dumps
 # and publish each without holding all of them in RAM. An enum config with its
 # texts is up to ~4 KB (ERR): mqtt_async streams QoS 0 payloads past its buffer.
+import json
+
 import field_names
 import records
 import ve_enums
@@ -198,14 +200,23 @@ def enum_options(field):
     return out
 
 
-def _enum_template(field):
+def _enum_template_parts(field):
+    """The enum's value_template in short pieces (one per code): the gateway
+    sends them one after the other instead of building one block of ~2 KB on
+    a fragmented heap. The template maps the integer to its text; null (not
+    available) renders "None", which HA shows as unknown."""
     m, zero = enum_map(field)
-    table = "{" + ",".join("%d:'%s'" % (k, t) for k, t in m) + "}"
+    yield "{%% set v = value_json.get('%s') %%}{{ none if v is none else " % field
     if zero:
-        pick = "'%s' if v == 0 else %s.get(v, '%s')" % (zero, table, MULTIPLE)
-    else:
-        pick = "%s.get(v, '%s')" % (table, OTHER)
-    return "{%% set v = value_json.get('%s') %%}{{ none if v is none else %s }}" % (field, pick)
+        yield "'%s' if v == 0 else " % zero
+    yield "{"
+    for i in range(len(m)):
+        yield "%s%d:'%s'" % ("," if i else "", m[i][0], m[i][1])
+    yield "}.get(v, '%s') }}" % (MULTIPLE if zero else OTHER)
+
+
+def _enum_template(field):
+    return "".join(_enum_template_parts(field))
 
 
 def _precision(field, unit):
@@ -215,8 +226,9 @@ def _precision(field, unit):
 
 
 def entity_config(gateway, device_name, ident, field, device, prefix="vegw",
-                  discovery_prefix="homeassistant", expire_after=None):
-    """(topic, payload dict) for one field, or None for identity fields."""
+                  discovery_prefix="homeassistant", expire_after=None, lean=False):
+    """(topic, payload dict) for one field, or None for identity fields.
+    lean: an enum's options and value_template left out (payload() adds them)."""
     if field in _NOT_ENTITIES:
         return None
     uid = "%s_%s_%s" % (gateway_ident(gateway), ident, _sanitize(field))
@@ -236,8 +248,9 @@ def entity_config(gateway, device_name, ident, field, device, prefix="vegw",
         component = "sensor"
         if enum_map(field) is not None:
             p["device_class"] = "enum"
-            p["options"] = enum_options(field)
-            p["value_template"] = _enum_template(field)
+            if not lean:
+                p["options"] = enum_options(field)
+                p["value_template"] = _enum_template(field)
         else:
             p["value_template"] = "{{ value_json.get('%s') }}" % field
             inf = field_names.info(field)
@@ -272,6 +285,42 @@ def iter_configs(gateway, device_name, fields, serial=None, mac=None, model=None
         c = entity_config(gateway, device_name, ident, f, dev, prefix, discovery_prefix, expire_after)
         if c is not None:
             yield c
+
+
+def _compact(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def payload(p, field=None):
+    """What the gateway publishes for config p (from entity_config(lean=True)):
+    compact JSON bytes, or for an enum a tuple of short byte strings whose
+    concatenation is that JSON with its options and value_template (~4 KB for
+    ERR; mqtt_async writes the pieces one by one)."""
+    if field is None or p.get("device_class") != "enum" or "options" in p:
+        return _compact(p).encode()
+    out = [_compact(p)[:-1].encode(), b',"options":[']
+    opts = enum_options(field)
+    for i in range(len(opts)):
+        out.append(('%s"%s"' % ("," if i else "", opts[i])).encode())
+    out.append(b'],"value_template":"')
+    for part in _enum_template_parts(field):
+        out.append(part.encode())  # no " nor \ in texts or template: nothing to escape
+    out.append(b'"}')
+    return tuple(out)
+
+
+def iter_payloads(gateway, device_name, fields, serial=None, mac=None, model=None,
+                  prefix="vegw", discovery_prefix="homeassistant", sw_version=None,
+                  device_label=None, expire_after=None):
+    """As iter_configs, but (topic, payload()) ready to publish, built one at
+    a time with no large block (the gateway's heap is small and fragmented)."""
+    ident = identity(gateway, device_name, serial, mac)
+    label = device_label or "%s %s" % (device_name, gateway)
+    dev = device_block(gateway, label, ident, model, sw_version, serial)
+    for f in fields:
+        c = entity_config(gateway, device_name, ident, f, dev, prefix, discovery_prefix, expire_after, lean=True)
+        if c is not None:
+            yield c[0], payload(c[1], f)
 
 
 def configs(gateway, device_name, fields, **kw):

@@ -669,8 +669,8 @@ class MQTTClient:
         return data
 
     async def _send(self, build, *args, tail=None):
-        """Build a packet into the tx buffer and send it (then `tail`, the rest
-        of the packet, if given), under the lock so two tasks never share the
+        """Build a packet into the tx buffer and send it (then the pieces of
+        `tail`, the rest of the packet, if given), under the lock so two tasks never share the
         buffer. Returns True if written and drained."""
         if not self._connected:
             return False
@@ -684,8 +684,13 @@ class MQTTClient:
             try:
                 self._write(n)
                 if tail is not None:
-                    self._w.write(tail)
-                    self.bytes_sent += len(tail)
+                    # piece by piece, each drained: the stream never gathers
+                    # the whole payload in one buffer
+                    await asyncio.wait_for(self._w.drain(), self.tx_timeout_ms / 1000)
+                    for part in tail:
+                        self._w.write(part)
+                        self.bytes_sent += len(part)
+                        await asyncio.wait_for(self._w.drain(), self.tx_timeout_ms / 1000)
                 await asyncio.wait_for(self._w.drain(), self.tx_timeout_ms / 1000)
             except asyncio.TimeoutError:
                 self._drop("tx stalled")
@@ -761,7 +766,8 @@ class MQTTClient:
             self.on_puback(pid, ok)
 
     async def publish(self, topic, msg, retain=False, qos=0):
-        """Send one message. Returns 0 for QoS 0, the packet id (1..65535) for
+        """Send one message (msg: bytes/str, or for QoS 0 a tuple of byte
+        strings sent as one payload, up to _MAX_STREAMED). Returns 0 for QoS 0, the packet id (1..65535) for
         QoS 1 (see on_puback / wait_puback), or None if it was not sent (not
         connected, larger than the tx buffer, or the in-flight window stayed
         full for ack_timeout_ms)."""
@@ -770,6 +776,19 @@ class MQTTClient:
             return None
         qos = 1 if qos else 0
         topic = _b(topic)
+        if type(msg) is tuple:  # pieces of one payload, written one by one
+            n = 0
+            for part in msg:
+                n += len(part)
+            if qos or n > _MAX_STREAMED:
+                self.too_big += 1
+                return None
+            if await self._send(enc_publish_head, topic, n, retain, tail=msg):
+                self.publishes += 1
+                return 0
+            if not self._connected:
+                self.not_connected += 1
+            return None
         msg = _b(msg)
         slot = -1
         if qos:
@@ -794,7 +813,7 @@ class MQTTClient:
             pid = 0
         rl = 2 + len(topic) + len(msg) + 2 * qos
         if not qos and not _fits(self._tx, rl) and len(msg) <= _MAX_STREAMED:
-            if await self._send(enc_publish_head, topic, len(msg), retain, tail=msg):
+            if await self._send(enc_publish_head, topic, len(msg), retain, tail=(msg,)):
                 self.publishes += 1
                 return 0
             if not self._connected:

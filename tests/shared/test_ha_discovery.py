@@ -204,3 +204,57 @@ def test_gateway_device():
     # the Victron devices point at this gateway device
     (_, p), = H.configs("site-042", "house", ("V",), serial="HQ1")
     assert p["device"]["via_device"] == conn["device"]["identifiers"][0]
+
+
+def test_gateway_payloads_equal_the_configs():
+    # the gateway sends enum configs as short pieces (no ~4 KB block on its
+    # heap): joined, they are exactly the config
+    fields = ("V", "CS", "ERR", "OR", "LOAD", "H20")
+    want = H.configs("gw", "solar", fields, serial="HQ1")
+    got = list(H.iter_payloads("gw", "solar", fields, serial="HQ1"))
+    assert [t for t, _ in got] == [t for t, _ in want]
+    for (topic, payload), (_, p) in zip(got, want):
+        if p.get("device_class") == "enum":
+            assert type(payload) is tuple and max(len(x) for x in payload) < 600
+            payload = b"".join(payload)
+        assert json.loads(payload) == p, topic
+
+
+def test_enum_options_cover_every_code():
+    import ve_enums
+
+    tables = (("CS", "DEVICE_STATE"), ("ERR", "CHARGER_ERROR"), ("MPPT", "TRACKER_MODE"),
+              ("MODE", "DEVICE_MODE"), ("MON", "MONITOR_MODE"))
+    for field, table in tables:
+        (_, p), = H.configs("gw", "d", (field,))
+        assert p["device_class"] == "enum" and "unit_of_measurement" not in p and "state_class" not in p
+        opts = p["options"]
+        assert len(set(opts)) == len(opts) and H.OTHER in opts
+        for item in getattr(ve_enums, table).strip(",").split(","):
+            code, name = item.split("=")
+            text = H.enum_text(name)
+            assert text in opts, (field, code, text)
+            assert "%s:'%s'" % (code, text) in p["value_template"], (field, code)
+    # bit masks: one text per bit, keyed by the bit's value; 0 and several bits too
+    (_, p), = H.configs("gw", "d", ("OR",))
+    assert "'Not off' if v == 0" in p["value_template"] and "1:'No input power'" in p["value_template"]
+    assert "16:'Protection active'" in p["value_template"] and H.MULTIPLE in p["options"]
+    # a user sees words, with acronyms as such
+    assert H.enum_text("bulk") == "Bulk" and H.enum_text("mppt_active") == "MPPT active"
+    assert H.enum_text("low_v_ac_out") == "Low V AC out"
+
+
+def test_daily_counters_follow_ha_state_classes():
+    # HA: a counter that restarts from 0 each day is total_increasing; a
+    # closed period (yesterday) has no state class
+    import metrics  # noqa: F401
+
+    by = _by_field(H.configs("gw", "d", ("H19", "H20", "H22", "H23", "kwh_in_today", "kwh_in_yesterday",
+                                         "pv_kwh_today", "pv_kwh_yesterday", "ah_out_today", "ah_out_yesterday")))
+    for f in ("H19", "H20", "kwh_in_today", "pv_kwh_today", "ah_out_today"):
+        assert by[f][1]["state_class"] == "total_increasing", f
+    for f in ("H22", "H23", "kwh_in_yesterday", "pv_kwh_yesterday", "ah_out_yesterday"):
+        assert "state_class" not in by[f][1], f
+    assert (by["H22"][1]["device_class"], by["H22"][1]["unit_of_measurement"]) == ("energy", "kWh")
+    assert by["kwh_in_today"][1]["name"] == "Energy in today"
+    assert by["H20"][1]["suggested_display_precision"] == 2

@@ -307,7 +307,7 @@ def test_qos0_payload_larger_than_tx_buffer_is_streamed():
     async def script(fake, r, w):
         await fake.recv(r)
         await _send(w, CONNACK_OK)
-        await fake.recv(r, 3)
+        await fake.recv(r, 4)
         await _idle(fake, r, w)
 
     async def main():
@@ -321,17 +321,20 @@ def test_qos0_payload_larger_than_tx_buffer_is_streamed():
         b = await c.publish("t", body, qos=1)  # refused: a resend needs it in the buffer
         d = await c.publish("t", b"y" * 9000)  # beyond the stated maximum
         e = await c.publish("t", b"small")
+        g = await c.publish("p", (b"ab", body, b"cd"), retain=True)  # pieces of one payload
+        h = await c.publish("p", (b"x",) * 9000)  # pieces beyond the maximum
         for _ in range(100):
-            if len(f.got) >= 3:
+            if len(f.got) >= 4:
                 break
             await asyncio.sleep(0.01)
-        res = (rc, a, b, d, e, c.too_big, c.is_connected(), list(f.got), body)
+        res = (rc, a, b, d, e, c.too_big, c.is_connected(), list(f.got), body, g, h)
         await f.stop()
         return res
 
-    rc, a, b, d, e, too_big, connected, got, body = asyncio.run(main())
-    assert rc == 0 and a == 0 and e == 0 and connected
-    assert b is None and d is None and too_big == 2
+    rc, a, b, d, e, too_big, connected, got, body, g, h = asyncio.run(main())
+    assert rc == 0 and a == 0 and e == 0 and g == 0 and connected
+    assert b is None and d is None and h is None and too_big == 3
+    assert got[3] == (0x31, b"\x00\x01pab" + body + b"cd")
     assert got[1] == (0x31, b"\x00\x12ha/sensor/x/config" + body)  # retained, QoS 0, whole payload
     assert got[2] == (0x30, b"\x00\x01tsmall")
 
