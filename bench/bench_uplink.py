@@ -181,6 +181,8 @@ def one_day(hours, mqtt_cfg):
                                                             1 if qos else 0), t, answer=4 if qos else 0, cat=cat)
             if gw.discovery_pending or gw._gw_announce:
                 for topic, payload in gw.discovery_configs():
+                    if type(payload) is tuple:  # an enum config, sent in pieces: the same bytes on the wire
+                        payload = b"".join(payload)
                     link.send(bench_mqtt.mqtt_async.enc_publish(bench_mqtt._BUF, topic, payload, 0, True, 0), t,
                               cat="discovery")
             last = None

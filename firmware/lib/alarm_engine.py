@@ -199,6 +199,12 @@ class Engine:
             drules.sort()
             self._drules[d] = tuple(drules)
 
+    def add_device(self, name):
+        """Watch a configured device for the built-in stale alarm even if no
+        rule reads it: never heard within its timeout after the first tick
+        raises stale:NAME like a device gone silent."""
+        self._device(name)
+
     # ---- construction helpers
     def _device(self, name):
         d = self._didx.get(name)

@@ -6,6 +6,16 @@
 # matters on a ~110 KB heap. unit "" = dimensionless/text, device_class "" =
 # none, state_class "" = none, "m" measurement, "t" total, "ti"
 # total_increasing. Lookups happen at config load and discovery, never per byte.
+#
+# State classes follow Home Assistant's sensor docs
+# (developers.home-assistant.io/blog/2021/08/16/state_class_total and
+# /2021/09/20/state_class_total): a counter that restarts from 0 (H19, H20 and
+# the *_today values at midnight) is "total_increasing", because HA "interprets
+# a decreasing value as the start of a new meter cycle"; a value of a closed
+# period (H22, H23 and the *_yesterday values) is "a historic value ... the
+# amount of energy used last month" (blog/2021/05/25/sensor_attributes), for
+# which HA prescribes no state class (it is neither a present measurement
+# nor a growing total, and energy may not be a "measurement").
 
 _TABLE = (
     "|"
@@ -15,8 +25,8 @@ _TABLE = (
     "TTG:min:duration:m|Alarm:::|Relay:::|AR:::|OR:::|WARN:::|H1:Ah::m|H2:Ah::m|H3:Ah::m|"
     "H4:::ti|H5:::ti|H6:Ah::m|H7:V:voltage:m|H8:V:voltage:m|H9:s:duration:m|H10:::ti|"
     "H11:::ti|H12:::ti|H13:::ti|H14:::ti|H15:V:voltage:m|H16:V:voltage:m|H17:kWh:energy:ti|"
-    "H18:kWh:energy:ti|H19:kWh:energy:t|H20:kWh:energy:t|H21:W:power:m|H22:kWh:energy:t|"
-    "H23:W:power:m|ERR:::|CS:::|BMV:::|FW:::|FWE:::|PID:::|SER#:::|HSDS:::|MODE:::|"
+    "H18:kWh:energy:ti|H19:kWh:energy:ti|H20:kWh:energy:ti|H21:W:power:m|H22:kWh:energy:|"
+    "H23:W:power:|ERR:::|CS:::|BMV:::|FW:::|FWE:::|PID:::|SER#:::|HSDS:::|MODE:::|"
     "AC_OUT_V:V:voltage:m|AC_OUT_I:A:current:m|AC_OUT_S:VA:apparent_power:m|MPPT:::|MON:::|"
     "DC_IN_V:V:voltage:m|DC_IN_I:A:current:m|DC_IN_P:W:power:m|CAP_BLE:::|HC#:::|"
     # BLE-only fields (ble_readout's records): here rather than registered
@@ -33,13 +43,13 @@ _TABLE = (
     # derived metrics (metrics.py: BATTERY_FIELDS, SOLAR_FIELDS)
     "full_cycles:::ti|soc_avg_1d:%:battery:m|soc_avg_7d:%:battery:m|"
     "soc_avg_30d:%:battery:m|soc_avg_90d:%:battery:m|ah_in_today:Ah::ti|"
-    "ah_out_today:Ah::ti|ah_in_yesterday:Ah::m|ah_out_yesterday:Ah::m|"
+    "ah_out_today:Ah::ti|ah_in_yesterday:Ah::|ah_out_yesterday:Ah::|"
     "kwh_in_today:kWh:energy:ti|kwh_out_today:kWh:energy:ti|"
-    "kwh_in_yesterday:kWh:energy:m|kwh_out_yesterday:kWh:energy:m|"
+    "kwh_in_yesterday:kWh:energy:|kwh_out_yesterday:kWh:energy:|"
     "since_full:s:duration:m|mid_dev:%::m|mid_dev_abs:%::m|capacity_est:Ah::m|"
     "capacity_conf:%::m|soh:%::m|pv_kwh_today:kWh:energy:ti|"
-    "pv_kwh_yesterday:kWh:energy:m|load_power:W:power:m|load_kwh_today:kWh:energy:ti|"
-    "load_kwh_yesterday:kWh:energy:m|charge_power:W:power:m|"
+    "pv_kwh_yesterday:kWh:energy:|load_power:W:power:m|load_kwh_today:kWh:energy:ti|"
+    "load_kwh_yesterday:kWh:energy:|charge_power:W:power:m|"
     "charge_kwh_today:kWh:energy:ti|"
 )
 

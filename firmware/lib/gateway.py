@@ -17,6 +17,9 @@
 #   <prefix>/<gw>/event            QoS 1, from the flash log: alarm events with seq
 #   <prefix>/<gw>/status           JSON: uptime, heap, link, counters, firmware
 #   <prefix>/<gw>/availability     retained online/offline (last will)
+#   <prefix>/<gw>/<device>/availability  retained online/offline: offline while
+#                                  the device is stale, or never heard within its
+#                                  stale timeout after boot (HA shows unavailable)
 #   <prefix>/<gw>/cmd              commands in (allow-list below)
 import json
 
@@ -192,6 +195,7 @@ class Device:
         self.agg = Agg()  # the current log window
         self.derived = None  # derived metrics (metrics.py), merged into the state
         self.announced = 0  # fields announced by HA discovery
+        self.online = None  # last published availability (None: not yet)
 
     def values(self):
         """Latest values, SI units, derived metrics included (allocates)."""
@@ -210,6 +214,32 @@ class Device:
 def _json(obj):
     # no spaces after , and : (~2 B per field; cellular sites pay per byte)
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _num_text(v):
+    """A float as JSON at its own resolution: '%.15g' drops the binary noise
+    MicroPython prints ("SOC":84.90000000000001) and keeps every digit a
+    Victron value has (15 significant); a whole float keeps its ".0"."""
+    if v != v or v in (_INF, -_INF):
+        return "null"
+    t = "%.15g" % v
+    for ch in t:
+        if ch in ".en":
+            return t
+    return t + ".0"
+
+
+_INF = float("inf")
+
+
+def _state_json(vals):
+    """A flat dict of values (a device's state) as compact JSON bytes, floats
+    through _num_text."""
+    parts = []
+    for k in vals:
+        v = vals[k]
+        parts.append(json.dumps(k) + ":" + (_num_text(v) if type(v) is float else json.dumps(v)))
+    return ("{" + ",".join(parts) + "}").encode()
 
 
 def _tidy(derived):
@@ -270,6 +300,8 @@ class Gateway:
             if d.get("capacity_ah") and metrics is not None:
                 metrics.capacity[d["name"]] = d["capacity_ah"]
             self.devices[d["name"]] = dev
+            if engine is not None:
+                engine.add_device(d["name"])  # stale alarm even if never heard
             if d["type"] == "ble":
                 dev.mac = d["mac"].upper()
                 self._by_mac[dev.mac] = dev
@@ -344,6 +376,8 @@ class Gateway:
         self._roll(now_s)  # a reading of a new window closes the old one first
         dev.last_s = now_s
         dev.readings += 1
+        if dev.online is not True:
+            self._availability(dev, True)
         if self.engine is not None:
             self.engine.update(dev.name, si, now_s)
             self._drain_events(now_s)
@@ -414,17 +448,19 @@ class Gateway:
         dev.pub_s = now_s
         payload = dict(vals)
         payload["ts"] = int(now_s)
-        self.out.put(self.base + dev.name + "/state", _json(payload), 0, True)
+        self.out.put(self.base + dev.name + "/state", _state_json(payload), 0, True)
         if self.per_value:  # option: one retained topic per value, changed ones only
             for f in vals:
                 if old.get(f, old) != vals[f]:
-                    self.out.put(self.base + dev.name + "/" + f, _json(vals[f]), 0, True)
+                    v = vals[f]
+                    self.out.put(self.base + dev.name + "/" + f,
+                                 _num_text(v).encode() if type(v) is float else _json(v), 0, True)
         self.counters["state_msgs"] += 1
         if self.discovery and len(vals) > dev.announced and dev.name not in self.discovery_pending:
             self.discovery_pending.append(dev.name)
 
     def discovery_configs(self):
-        """Yield (topic, payload bytes) of the HA discovery configs that are
+        """Yield (topic, payload) of the HA discovery configs that are
         due, one at a time: the uplink publishes them as it has room, so a
         device with 40 fields never floods the outbox."""
         import ha_discovery  # loaded while configs are due, then dropped (RAM)
@@ -439,10 +475,11 @@ class Gateway:
             dev = self.devices[self.discovery_pending.pop(0)]
             vals = self._pub(dev)
             dev.announced = len(vals)
-            for topic, cfg in ha_discovery.iter_configs(
+            # payload: bytes, or for an enum a tuple of short pieces (mqtt_async)
+            for topic, payload in ha_discovery.iter_payloads(
                     self.gw, dev.name, list(vals), serial=dev.ident_serial, mac=dev.mac, model=dev.model,
                     prefix=self.prefix, discovery_prefix=self.discovery_prefix):
-                yield topic, _json(cfg)
+                yield topic, payload
         del ha_discovery
         import sys
 
@@ -463,6 +500,10 @@ class Gateway:
             dev.announced = 0
             if dev.pub_s is not None and dev.name not in self.discovery_pending:
                 self.discovery_pending.append(dev.name)
+
+    def _availability(self, dev, online):
+        dev.online = online
+        self.out.put(self.base + dev.name + "/availability", b"online" if online else b"offline", 0, True)
 
     def notice(self, text):
         self.out.put(self.base + "status/notice", _json({"notice": text}), 0, False)
@@ -497,8 +538,14 @@ class Gateway:
         derive = self.metrics is not None and int(now_s) % _DERIVE_EVERY_S == 0
         for dev in self.devices.values():
             if dev.last_s is None:
+                # configured but never heard: unavailable once its timeout
+                # since boot has passed (the alarm engine raises stale then)
+                if dev.online is not False and now_s - self.started_s >= dev.stale_s:
+                    self._availability(dev, False)
                 continue
             if now_s - dev.last_s >= dev.stale_s:
+                if dev.online is not False:
+                    self._availability(dev, False)
                 continue  # stale: no heartbeat of frozen values
             if derive:
                 d = self.metrics.values(dev.name, int(now_s))
@@ -580,7 +627,10 @@ class Gateway:
 
     # ------------------------------------------------------------ status
     def status(self, now_s):
-        st = {"fw": VERSION, "uptime_s": int(now_s - (self.started_s or now_s)), "ts": int(now_s)}
+        # heartbeat_s: a fresh device's state comes at least this often (a
+        # monitor must not call a quiet device stale before it has passed)
+        st = {"fw": VERSION, "uptime_s": int(now_s - (self.started_s or now_s)), "ts": int(now_s),
+              "heartbeat_s": self.heartbeat_s}
         st.update(self.counters)
         st["outbox_dropped"] = self.out.dropped
         st["devices"] = {}

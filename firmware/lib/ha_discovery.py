@@ -6,7 +6,18 @@
 #   topic   <discovery_prefix>/sensor/<uid>/config   (binary_sensor for ON/OFF)
 #   uid     vegw_<gateway>_<identity>_<field>         sanitised to [A-Za-z0-9_-]
 #   state   <prefix>/<gateway>/<device>/state, value_template reads the field
-#   avail   <prefix>/<gateway>/availability (the gateway's retained last will)
+#   avail   all of: <prefix>/<gateway>/availability (the gateway's retained last
+#           will) and <prefix>/<gateway>/<device>/availability (retained
+#           online/offline from the gateway: offline while the device is stale
+#           or was never heard), so a stale device reads "unavailable" under an
+#           online gateway. Plain topics, no templates: nothing HA can warn on.
+#
+# Numbers carry unit, device_class, state_class (field_names.py says why each)
+# and suggested_display_precision (the log's resolution, records.res). Enum
+# codes (CS, ERR, MODE, ...) are HA "enum" sensors: the template maps the
+# integer to a text listed in `options`; the state JSON keeps the integer.
+# Templates read value_json.get(FIELD): a field that is missing or null gives
+# "None", which HA shows as unknown, never a template warning.
 #
 # identity is the device serial (VE.Direct SER#), else the BLE MAC, else the
 # user's device name. The gateway id is part of every unique id, so two
@@ -18,8 +29,13 @@
 # The payloads are retained by the caller: publish them once per boot or when
 # HA announces itself on <discovery_prefix>/status, not on every reconnect.
 # iter_configs() yields one (topic, dict) at a time so the caller can json.dumps
-# and publish each without holding all of them in RAM.
+# and publish each without holding all of them in RAM. An enum config with its
+# texts is up to ~4 KB (ERR): mqtt_async streams QoS 0 payloads past its buffer.
+import json
+
 import field_names
+import records
+import ve_enums
 
 # the gateway's status JSON carries uptime even when no BLE device does
 field_names.register("uptime", "s", "duration", "m")
@@ -30,10 +46,20 @@ MANUFACTURER = "Victron Energy"
 _NOT_ENTITIES = ("SER#", "PID", "BMV", "FW", "FWE", "HSDS", "CAP_BLE", "HC#")
 # ON/OFF labels, decoded to JSON booleans (docs/CONTRACTS.md).
 _BINARY = ("LOAD", "Alarm", "Relay")
+# Enum codes: field, ve_enums table, text for 0 of a bit mask (None: not a mask)
+_ENUMS = (
+    ("CS", "DEVICE_STATE", None), ("ERR", "CHARGER_ERROR", None), ("MPPT", "TRACKER_MODE", None),
+    ("MODE", "DEVICE_MODE", None), ("MON", "MONITOR_MODE", None), ("OR", "OFF_REASON_BITS", "Not off"),
+    ("AR", "ALARM_REASON_BITS", "No alarm"), ("WARN", "ALARM_REASON_BITS", "No warning"),
+)
+OTHER = "Other"  # a code newer than our tables
+MULTIPLE = "Multiple"  # more than one bit of a mask set
+_DIAGNOSTIC = ("AR", "OR", "WARN", "ERR", "MODE", "MPPT", "MON")
+# words shown in capitals in enum texts
+_ACRONYMS = ("ac", "dc", "pv", "bms", "cpu", "mppt", "v", "soc")
 
-# Friendly names, "|FIELD=Name|...": one string object rather than ~70
-# tuples built at import (RAM on a ~110 KB heap). A field not listed is
-# named by its own label.
+# Friendly names, "|FIELD=Name|...": one string object rather than ~100
+# tuples built at import (RAM on a ~110 KB heap). cell_N is named by rule.
 _NAMES = (
     "|"
     "V=Voltage|V2=Voltage 2|V3=Voltage 3|VS=Starter voltage|VM=Midpoint voltage|"
@@ -53,10 +79,28 @@ _NAMES = (
     "DC_IN_V=Input voltage|DC_IN_I=Input current|DC_IN_P=Input power|uptime=Uptime|"
     "ac_out_power=AC output power|ac_in_power=AC input power|"
     "ac_in_active=Active AC input|dc_power=DC power|ac_current=AC current|"
+    "bms_flags=BMS flags|error_flags=Error flags|balancer_status=Balancer status|"
+    "output_state=Output state|bms_error=BMS error|io_status=I/O status|"
+    "warnings_alarms=Warnings and alarms|vebus_error=VE.Bus error|alarm_state=Alarm state|"
+    "error_code=Error code|installation_power=Installation power|irradiance=Irradiance|"
+    "cell_temperature=Cell temperature|sensor_battery_voltage=Sensor battery voltage|"
+    "tx_power=Transmit power|time_since_sun=Time since sunlight|rssi=Signal strength|"
+    "full_cycles=Full cycles|soc_avg_1d=Average state of charge 1 day|"
+    "soc_avg_7d=Average state of charge 7 days|soc_avg_30d=Average state of charge 30 days|"
+    "soc_avg_90d=Average state of charge 90 days|ah_in_today=Charge in today|"
+    "ah_out_today=Charge out today|ah_in_yesterday=Charge in yesterday|"
+    "ah_out_yesterday=Charge out yesterday|kwh_in_today=Energy in today|"
+    "kwh_out_today=Energy out today|kwh_in_yesterday=Energy in yesterday|"
+    "kwh_out_yesterday=Energy out yesterday|since_full=Time since full|"
+    "mid_dev=Midpoint deviation (computed)|mid_dev_abs=Midpoint deviation magnitude|"
+    "capacity_est=Estimated capacity|capacity_conf=Capacity estimate confidence|"
+    "soh=State of health|pv_kwh_today=PV energy today|pv_kwh_yesterday=PV energy yesterday|"
+    "load_power=Load power|load_kwh_today=Load energy today|"
+    "load_kwh_yesterday=Load energy yesterday|charge_power=Charge power|"
+    "charge_kwh_today=Charge energy today|"
 )
 
 _CLASSES = (("m", "measurement"), ("t", "total"), ("ti", "total_increasing"))
-
 
 def _sanitize(s):
     out = []
@@ -91,7 +135,8 @@ def friendly_name(field):
         return _NAMES[i : _NAMES.find("|", i)]
     if field.startswith("cell_"):
         return "Cell " + field[5:] + " voltage"
-    return field.replace("_", " ")
+    t = field.replace("_", " ")
+    return t[:1].upper() + t[1:]
 
 
 def entity_name(device_label, field):
@@ -120,42 +165,106 @@ def device_block(gateway, device_label, ident, model=None, sw_version=None, seri
     return d
 
 
+def enum_text(name):
+    """ve_enums name -> the text HA shows ("low_power" -> "Low power")."""
+    words = name.split("_")
+    for i in range(len(words)):
+        if words[i] in _ACRONYMS:
+            words[i] = words[i].upper()
+    t = " ".join(words)
+    return t[:1].upper() + t[1:]
+
+
+def enum_map(field):
+    """(list of (key, text), text for 0 or None) of an enum field, None if the
+    field is no enum. For a bit mask the keys are the single-bit values."""
+    for f, table, zero in _ENUMS:
+        if f == field:
+            out = []
+            for item in getattr(ve_enums, table).strip(",").split(","):
+                code, name = item.split("=")
+                code = int(code)
+                out.append((1 << code if zero else code, enum_text(name)))
+            return out, zero
+    return None
+
+
+def enum_options(field):
+    """Every text the field's template can render, in table order, once."""
+    m, zero = enum_map(field)
+    out = [zero] if zero else []
+    for _, t in m:
+        if t not in out:
+            out.append(t)
+    out.append(MULTIPLE if zero else OTHER)
+    return out
+
+
+def _enum_template_parts(field):
+    """The enum's value_template in short pieces (one per code): the gateway
+    sends them one after the other instead of building one block of ~2 KB on
+    a fragmented heap. The template maps the integer to its text; null (not
+    available) renders "None", which HA shows as unknown."""
+    m, zero = enum_map(field)
+    yield "{%% set v = value_json.get('%s') %%}{{ none if v is none else " % field
+    if zero:
+        yield "'%s' if v == 0 else " % zero
+    yield "{"
+    for i in range(len(m)):
+        yield "%s%d:'%s'" % ("," if i else "", m[i][0], m[i][1])
+    yield "}.get(v, '%s') }}" % (MULTIPLE if zero else OTHER)
+
+
+def _enum_template(field):
+    return "".join(_enum_template_parts(field))
+
+
+def _precision(field, unit):
+    if unit == "dBm":
+        return 0
+    return records.res(field)[0]
+
+
 def entity_config(gateway, device_name, ident, field, device, prefix="vegw",
-                  discovery_prefix="homeassistant", expire_after=None):
-    """(topic, payload dict) for one field, or None for identity fields."""
+                  discovery_prefix="homeassistant", expire_after=None, lean=False):
+    """(topic, payload dict) for one field, or None for identity fields.
+    lean: an enum's options and value_template left out (payload() adds them)."""
     if field in _NOT_ENTITIES:
         return None
     uid = "%s_%s_%s" % (gateway_ident(gateway), ident, _sanitize(field))
-    binary = field in _BINARY
     p = {
         "name": entity_name(device.get("name"), field),
         "unique_id": uid,
         "state_topic": "%s/%s/%s/state" % (prefix, gateway, device_name),
-        "availability_topic": "%s/%s/availability" % (prefix, gateway),
-        "payload_available": "online",
-        "payload_not_available": "offline",
+        "availability": [{"topic": "%s/%s/availability" % (prefix, gateway)},
+                         {"topic": "%s/%s/%s/availability" % (prefix, gateway, device_name)}],
+        "availability_mode": "all",
         "device": device,
     }
-    if binary:
-        p["value_template"] = "{{ 'ON' if value_json['%s'] else 'OFF' }}" % field
+    if field in _BINARY:
+        p["value_template"] = "{{ 'ON' if value_json.get('%s') else 'OFF' }}" % field
         component = "binary_sensor"
     else:
-        p["value_template"] = "{{ value_json['%s'] }}" % field
         component = "sensor"
-        inf = field_names.info(field)
-        if inf is not None:
-            if inf[1]:
-                p["unit_of_measurement"] = inf[1]
-            if inf[2]:
+        if enum_map(field) is not None:
+            p["device_class"] = "enum"
+            if not lean:
+                p["options"] = enum_options(field)
+                p["value_template"] = _enum_template(field)
+        else:
+            p["value_template"] = "{{ value_json.get('%s') }}" % field
+            inf = field_names.info(field)
+            unit = inf[1] if inf is not None else ""
+            if unit:
+                p["unit_of_measurement"] = unit
+            if inf is not None and inf[2]:
                 p["device_class"] = inf[2]
-            for short, full in _CLASSES:
-                if inf[3] == short:
-                    p["state_class"] = full
-            if inf[2] == "energy" and inf[3] == "m":
-                # HA rejects energy + measurement (metrics registers yesterday's
-                # kWh that way): a value that may go down is a "total"
-                p["state_class"] = "total"
-        if field in ("AR", "OR", "WARN", "ERR", "MODE", "MPPT", "MON"):
+            if inf is not None:
+                for short, full in _CLASSES:
+                    if inf[3] == short:
+                        p["state_class"] = full
+            p["suggested_display_precision"] = _precision(field, unit)
+        if field in _DIAGNOSTIC:
             p["entity_category"] = "diagnostic"
     if expire_after:
         p["expire_after"] = int(expire_after)
@@ -178,12 +287,53 @@ def iter_configs(gateway, device_name, fields, serial=None, mac=None, model=None
             yield c
 
 
+def _compact(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def payload(p, field=None):
+    """What the gateway publishes for config p (from entity_config(lean=True)):
+    compact JSON bytes, or for an enum a tuple of short byte strings whose
+    concatenation is that JSON with its options and value_template (~4 KB for
+    ERR; mqtt_async writes the pieces one by one)."""
+    if field is None or p.get("device_class") != "enum" or "options" in p:
+        return _compact(p).encode()
+    out = [_compact(p)[:-1].encode(), b',"options":[']
+    opts = enum_options(field)
+    for i in range(len(opts)):
+        out.append(('%s"%s"' % ("," if i else "", opts[i])).encode())
+    out.append(b'],"value_template":"')
+    for part in _enum_template_parts(field):
+        out.append(part.encode())  # no " nor \ in texts or template: nothing to escape
+    out.append(b'"}')
+    return tuple(out)
+
+
+def iter_payloads(gateway, device_name, fields, serial=None, mac=None, model=None,
+                  prefix="vegw", discovery_prefix="homeassistant", sw_version=None,
+                  device_label=None, expire_after=None):
+    """As iter_configs, but (topic, payload()) ready to publish, built one at
+    a time with no large block (the gateway's heap is small and fragmented)."""
+    ident = identity(gateway, device_name, serial, mac)
+    label = device_label or "%s %s" % (device_name, gateway)
+    dev = device_block(gateway, label, ident, model, sw_version, serial)
+    for f in fields:
+        c = entity_config(gateway, device_name, ident, f, dev, prefix, discovery_prefix, expire_after, lean=True)
+        if c is not None:
+            yield c[0], payload(c[1], f)
+
+
 def configs(gateway, device_name, fields, **kw):
     return list(iter_configs(gateway, device_name, fields, **kw))
 
 
-def gateway_configs(gateway, prefix="vegw", discovery_prefix="homeassistant", sw_version=None,
-                    status_fields=("uptime",)):
+# The gateway's status sensors: (key in <prefix>/<gw>/status, unique-id
+# suffix, name, unit, device_class, state_class). Uptime restarts from 0 at a
+# reboot: a total_increasing, like the daily counters.
+_STATUS_SENSORS = (("uptime_s", "uptime", "Uptime", "s", "duration", "total_increasing"),)
+
+
+def gateway_configs(gateway, prefix="vegw", discovery_prefix="homeassistant", sw_version=None):
     """The gateway's own HA device: a connectivity binary sensor on the
     availability topic (it shows "disconnected", not "unavailable", when the
     will fires) and sensors for fields of <prefix>/<gateway>/status."""
@@ -197,20 +347,15 @@ def gateway_configs(gateway, prefix="vegw", discovery_prefix="homeassistant", sw
         "name": "Connectivity", "unique_id": uid,
         "state_topic": "%s/%s/availability" % (prefix, gateway),
         "payload_on": "online", "payload_off": "offline",
-        "device_class": "connectivity", "device": dev,
+        "device_class": "connectivity", "entity_category": "diagnostic", "device": dev,
     })]
-    for f in status_fields:
-        uid = "%s_%s" % (gid, _sanitize(f))
-        p = {"name": friendly_name(f), "unique_id": uid,
-             "state_topic": "%s/%s/status" % (prefix, gateway),
-             "value_template": "{{ value_json['%s'] }}" % f,
-             "availability_topic": "%s/%s/availability" % (prefix, gateway),
-             "entity_category": "diagnostic", "device": dev}
-        inf = field_names.info(f)
-        if inf is not None:
-            if inf[1]:
-                p["unit_of_measurement"] = inf[1]
-            if inf[2]:
-                p["device_class"] = inf[2]
-        out.append(("%s/sensor/%s/config" % (discovery_prefix, uid), p))
+    for key, suffix, name, unit, dclass, sclass in _STATUS_SENSORS:
+        uid = "%s_%s" % (gid, suffix)
+        out.append(("%s/sensor/%s/config" % (discovery_prefix, uid), {
+            "name": name, "unique_id": uid,
+            "state_topic": "%s/%s/status" % (prefix, gateway),
+            "value_template": "{{ value_json.get('%s') }}" % key,
+            "availability_topic": "%s/%s/availability" % (prefix, gateway),
+            "unit_of_measurement": unit, "device_class": dclass, "state_class": sclass,
+            "suggested_display_precision": 0, "entity_category": "diagnostic", "device": dev}))
     return out

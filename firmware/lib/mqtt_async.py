@@ -64,6 +64,10 @@ _MAX_SUBS = const(4)  # remembered subscriptions, re-sent on every connect
 _DONE_RING = const(16)  # recent PUBACK outcomes, for wait_puback after the fact
 _MAX_ACKS = const(4)  # PUBACKs we owe for QoS 1 messages of one read; more are counted
 _POLL_MS = const(10)  # poll step of the few waits that poll (slot, puback)
+# A QoS 0 payload larger than the tx buffer (an HA discovery config of an enum
+# with ~50 texts, ~3 KB) is written after its header instead of copied into
+# the buffer: the caller holds it anyway, so no extra RAM. Bigger is refused.
+_MAX_STREAMED = const(8192)
 
 # connect() error codes (positive values are CONNACK return codes 1..5)
 ERR_TIMEOUT = const(-1)
@@ -188,6 +192,38 @@ def enc_publish(buf, topic, payload, qos=0, retain=False, pid=0, dup=False):
         off += 2
     buf[off : off + len(payload)] = payload
     return off + len(payload)
+
+
+# socket errors a user meets, in words (errno names: the port's own numbers)
+_ERRNO_TEXT = (("ECONNREFUSED", "connection refused"), ("ECONNRESET", "connection reset"),
+               ("EHOSTUNREACH", "host unreachable"), ("ENETUNREACH", "network unreachable"),
+               ("ETIMEDOUT", "timed out"), ("ECONNABORTED", "connection aborted"))
+
+
+def err_text(e):
+    """'connection refused (errno 111)' for the OSError a refused connect
+    raises (a log line says what happened, not OSError(111,)); repr(e) for
+    anything else."""
+    import errno
+
+    n = e.args[0] if isinstance(e, OSError) and e.args and type(e.args[0]) is int else None
+    if n is not None:
+        for name, text in _ERRNO_TEXT:
+            if n == getattr(errno, name, None):
+                return "%s (errno %d)" % (text, n)
+    return repr(e)
+
+
+def enc_publish_head(buf, topic, plen, retain=False):
+    """Fixed header and topic of a QoS 0 PUBLISH whose `plen`-byte payload is
+    written separately; returns the head's length, 0 if it does not fit."""
+    topic = _b(topic)
+    rl = 2 + len(topic) + plen
+    if 5 + 2 + len(topic) > len(buf):
+        return 0
+    buf[0] = PUBLISH | (1 if retain else 0)
+    off = enc_rl(buf, 1, rl)
+    return _put_str(buf, off, topic)
 
 
 def enc_subscribe(buf, pid, topic, qos=0):
@@ -598,7 +634,7 @@ class MQTTClient:
             self.last_error = "connect timeout"
             return ERR_TIMEOUT
         except Exception as e:  # noqa: BLE001 - OSError, ssl errors
-            self.last_error = "connect: %r" % (e,)
+            self.last_error = "connect: " + err_text(e)
             return ERR_NET
         if self._connack:
             self.last_error = "connack rc %d" % self._connack
@@ -632,9 +668,10 @@ class MQTTClient:
         self.bytes_recv += len(data)
         return data
 
-    async def _send(self, build, *args):
-        """Build a packet into the tx buffer and send it, under the lock so two
-        tasks never share the buffer. Returns True if written and drained."""
+    async def _send(self, build, *args, tail=None):
+        """Build a packet into the tx buffer and send it (then the pieces of
+        `tail`, the rest of the packet, if given), under the lock so two tasks never share the
+        buffer. Returns True if written and drained."""
         if not self._connected:
             return False
         await self._lock.acquire()
@@ -646,12 +683,20 @@ class MQTTClient:
                 return False
             try:
                 self._write(n)
+                if tail is not None:
+                    # piece by piece, each drained: the stream never gathers
+                    # the whole payload in one buffer
+                    await asyncio.wait_for(self._w.drain(), self.tx_timeout_ms / 1000)
+                    for part in tail:
+                        self._w.write(part)
+                        self.bytes_sent += len(part)
+                        await asyncio.wait_for(self._w.drain(), self.tx_timeout_ms / 1000)
                 await asyncio.wait_for(self._w.drain(), self.tx_timeout_ms / 1000)
             except asyncio.TimeoutError:
                 self._drop("tx stalled")
                 return False
             except Exception as ex:  # noqa: BLE001 - OSError
-                self._drop("tx: %r" % (ex,))
+                self._drop("tx: " + err_text(ex))
                 return False
             return True
         finally:
@@ -721,7 +766,8 @@ class MQTTClient:
             self.on_puback(pid, ok)
 
     async def publish(self, topic, msg, retain=False, qos=0):
-        """Send one message. Returns 0 for QoS 0, the packet id (1..65535) for
+        """Send one message (msg: bytes/str, or for QoS 0 a tuple of byte
+        strings sent as one payload, up to _MAX_STREAMED). Returns 0 for QoS 0, the packet id (1..65535) for
         QoS 1 (see on_puback / wait_puback), or None if it was not sent (not
         connected, larger than the tx buffer, or the in-flight window stayed
         full for ack_timeout_ms)."""
@@ -730,6 +776,19 @@ class MQTTClient:
             return None
         qos = 1 if qos else 0
         topic = _b(topic)
+        if type(msg) is tuple:  # pieces of one payload, written one by one
+            n = 0
+            for part in msg:
+                n += len(part)
+            if qos or n > _MAX_STREAMED:
+                self.too_big += 1
+                return None
+            if await self._send(enc_publish_head, topic, n, retain, tail=msg):
+                self.publishes += 1
+                return 0
+            if not self._connected:
+                self.not_connected += 1
+            return None
         msg = _b(msg)
         slot = -1
         if qos:
@@ -753,6 +812,13 @@ class MQTTClient:
         else:
             pid = 0
         rl = 2 + len(topic) + len(msg) + 2 * qos
+        if not qos and not _fits(self._tx, rl) and len(msg) <= _MAX_STREAMED:
+            if await self._send(enc_publish_head, topic, len(msg), retain, tail=(msg,)):
+                self.publishes += 1
+                return 0
+            if not self._connected:
+                self.not_connected += 1
+            return None
         if not _fits(self._tx, rl):
             self.too_big += 1
             if qos:
@@ -864,7 +930,7 @@ class MQTTClient:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - OSError from the socket
-            self._drop("rx: %r" % (e,))
+            self._drop("rx: " + err_text(e))
 
     async def _tick_loop(self):
         # Keepalive: PINGREQ when nothing was sent for `keepalive` seconds or

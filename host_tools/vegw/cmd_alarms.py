@@ -241,4 +241,7 @@ def _replay(args):
     if bad:
         sys.stderr.write("vegw alarms: skipped %d input line%s without a number \"t\", a \"device\" or in time order "
                          "(first: line %d)\n" % (bad, "" if bad == 1 else "s", first_bad))
+    if n == 0:  # nothing was replayed: "no events" would be a false all-clear
+        return _err("no readings in %s: nothing replayed (expected JSON lines {\"t\": ..., \"device\": ..., FIELD: ...}, "
+                    "as `vegw logs --format jsonl` writes)" % ("stdin" if args.input == "-" else args.input))
     return 0

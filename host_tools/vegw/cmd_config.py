@@ -116,7 +116,7 @@ def load_board(name):
         return None, "no usable board name; pin checks skipped"
     path = ROOT / "boards" / name / "board.json"
     if not path.exists():
-        return None, "boards/%s/board.json not found; pin checks skipped" % name
+        return None, None
     board, err = load_json_file(str(path))
     if err:
         return None, "board file unusable (%s); pin checks skipped" % err
@@ -132,6 +132,18 @@ def load_board(name):
     if problems:
         return None, "boards/%s/board.json has problems (%s); pin checks skipped" % (name, "; ".join(problems[:3]))
     return board, None
+
+
+def known_boards():
+    return sorted(d.name for d in (ROOT / "boards").glob("*") if (d / "board.json").is_file())
+
+
+def unknown_board(name):
+    """An error text when `name` is no board under boards/ (a typo must not
+    silently skip the pin checks), else None."""
+    if isinstance(name, str) and name in known_boards():
+        return None
+    return "unknown board %r; known boards: %s" % (name, ", ".join(known_boards()) or "none")
 
 
 def placeholders(cfg, path=""):
@@ -154,14 +166,21 @@ def check_config(cfg, board_name=None):
     import cfg_schema
 
     notes = []
+    board_path = "--board"
     if board_name is None and isinstance(cfg, dict) and isinstance(cfg.get("gateway"), dict):
         board_name = cfg["gateway"].get("board", "esp32-devkit")
+        board_path = "gateway.board"
     board = None
+    board_error = None
     if board_name is not None:
-        board, note = load_board(board_name)
-        if note:
-            notes.append(note)
+        board_error = unknown_board(board_name)
+        if board_error is None:
+            board, note = load_board(board_name)
+            if note:
+                notes.append(note)
     normalized, errors, warnings = cfg_schema.check(cfg, board)
+    if board_error:
+        errors = list(errors) + [(board_path, board_error)]
     warnings = list(warnings) + [(p, "still the starter placeholder; replace it") for p in placeholders(cfg)]
     return normalized, errors, warnings, notes
 

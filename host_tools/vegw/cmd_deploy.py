@@ -25,6 +25,7 @@ import time
 
 from . import ROOT, FIRMWARE
 from . import deploy_build as build_mod
+from . import mqtt_link
 
 STATUS_MARKER = "vegw: status"
 _BANNERS = ("MicroPython ", 'Type "help()"', "raw REPL", "MPY: soft reboot", "OK")
@@ -56,10 +57,11 @@ def add_arguments(p):
     p.add_argument("--no-compile", action="store_true", help="copy .py sources instead of compiling to .mpy")
     p.add_argument("--no-reset", action="store_true", help="do not soft-reset (and do not wait for a status) after copying")
     p.add_argument("--wait", type=float, default=30.0, metavar="SECONDS", help="how long to wait for the first status after the reset (default 30; 0: do not wait)")
-    p.add_argument("--broker", metavar="HOST:PORT", help="wait for the first status on MQTT (<prefix>/<gateway>/status) instead of the serial console")
     p.add_argument("--firmware", metavar="DIR", default=str(FIRMWARE), help="firmware tree to deploy (default: this repository's firmware/)")
     p.add_argument("--build-dir", metavar="DIR", default=str(ROOT / "build"), help="where compiled files go (default: build/)")
     p.add_argument("--baud", type=int, default=115200, help=argparse.SUPPRESS)
+    mqtt_link.add_arguments(p).description = ("with --broker: wait for the first status on MQTT "
+                                              "(<prefix>/<gateway>/status) instead of the serial console")
 
 
 def _err(msg):
@@ -125,6 +127,17 @@ def _validate(cfg, board, path):
     raise DeployError("%s: %s%s; not deploying an invalid config" % (path, msgs[0], more))
 
 
+def _refuse_placeholders(cfg, path):
+    """A starter value (CHANGE-ME, the example BLE key) would boot a gateway
+    that can never connect: an error here, a warning in `config validate`."""
+    from .cmd_config import placeholders
+
+    left = placeholders(cfg)
+    if left:
+        raise DeployError("%s: %s still the starter placeholder (%s); edit it, then deploy" % (
+            path, "is" if len(left) == 1 else "are", ", ".join(left)))
+
+
 def local_extras(args):
     """[(device path, bytes)] for config.json, board.json (and the CA file),
     plus the parsed config (or None). Fails before the board is touched."""
@@ -148,6 +161,7 @@ def local_extras(args):
     args.board_data = board
     if cfg is not None:
         _validate(cfg, board, args.config)
+        _refuse_placeholders(cfg, args.config)
         extras.append(("/config.json", raw))
         mqtt = cfg.get("mqtt") if isinstance(cfg.get("mqtt"), dict) else {}
         ca = mqtt.get("ca")
@@ -261,34 +275,28 @@ def _mip_install(port, packages):
 def _wait_mqtt(args, cfg):
     """Subscribe before the reset; returns a function that waits for the first
     status message and returns it (or None)."""
-    try:
-        import paho.mqtt.client as mqtt
-    except ImportError:
-        raise DeployError("--broker needs paho-mqtt (pip install paho-mqtt)")
     if cfg is None:
         raise DeployError("--broker needs --config (for gateway.id and mqtt.prefix)")
-    host, _, port = args.broker.rpartition(":")
-    if not host or not port.isdigit():
-        raise DeployError("--broker must be HOST:PORT, got %r" % args.broker)
     gw = (cfg.get("gateway") or {}).get("id")
     prefix = (cfg.get("mqtt") or {}).get("prefix", "vegw")
     topic = "%s/%s/status" % (prefix, gw)
     got = []
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vegw-deploy-%d" % os.getpid())
-    c.on_message = lambda cl, ud, msg: got.append(msg.payload.decode(errors="replace"))
+
+    def on_message(cl, ud, msg):
+        if not msg.retain:  # a retained status is the one from before this deploy
+            got.append(msg.payload.decode(errors="replace"))
+
     try:
-        c.connect(host, int(port), keepalive=30)
-    except OSError as e:
-        raise DeployError("cannot reach broker %s: %s" % (args.broker, e.strerror or e))
-    c.subscribe(topic, qos=1)
-    c.loop_start()
+        c = mqtt_link.connect(args, "vegw-deploy", on_connect=lambda cl: cl.subscribe(topic, qos=1),
+                              on_message=on_message)
+    except mqtt_link.LinkError as e:
+        raise DeployError(str(e))
 
     def wait(timeout):
         end = time.monotonic() + timeout
         while time.monotonic() < end and not got:
             time.sleep(0.05)
-        c.loop_stop()
-        c.disconnect()
+        mqtt_link.close(c)
         return ("%s %s" % (topic, got[0])) if got else None
 
     return wait, topic

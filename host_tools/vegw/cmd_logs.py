@@ -39,13 +39,14 @@ import threading
 import time
 import uuid
 
+from . import mqtt_link
+
 _FIRST = ("V", "I", "P", "SOC", "PPV", "VPV", "IL", "T", "CE")
 
 
 def add_arguments(parser):
     src = parser.add_argument_group("source (one of)")
     src.add_argument("--from-file", metavar="FILE", help="JSON lines, JSON array, CSV or Parquet pulled earlier")
-    src.add_argument("--broker", metavar="HOST:PORT", help="request the log over MQTT (with --gateway)")
     src.add_argument("--port", metavar="PORT", help="USB serial port of the board (raw REPL; stops the running app)")
     parser.add_argument("--gateway", metavar="ID", help="gateway id (with --broker)")
     parser.add_argument("--prefix", default="vegw", help="topic prefix (default vegw)")
@@ -53,10 +54,7 @@ def add_arguments(parser):
     parser.add_argument("--batch", type=int, default=200, metavar="M", help="records per request (default 200)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to wait per response")
     parser.add_argument("--retries", type=int, default=2, help="re-requests after a timeout (default 2)")
-    parser.add_argument("--username")
-    parser.add_argument("--password", help="default: $VEGW_MQTT_PASSWORD (keeps it out of the process list)")
-    parser.add_argument("--tls", action="store_true")
-    parser.add_argument("--ca", metavar="FILE")
+    mqtt_link.add_arguments(parser).description = "request the log over MQTT (--broker, with --gateway)"
     parser.add_argument("--format", choices=("csv", "parquet", "jsonl"),
                         help="output format (default: from --out's extension, else jsonl)")
     parser.add_argument("--out", default="-", metavar="FILE", help="output file ('-' = stdout, not for parquet)")
@@ -427,29 +425,12 @@ def _stream_record_text(text):
 
 # ------------------------------------------------------------------ MQTT fetch
 
-def fetch_mqtt(broker, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10.0, retries=2,
-               username=None, password=None, tls=False, ca=None, progress=None):
-    """Request the gateway's log from `from_seq` on; return the records."""
-    import paho.mqtt.client as mqtt
-
-    from .cmd_monitor import parse_broker
-
-    try:
-        host, port = parse_broker(broker)
-    except ValueError:
-        raise LogError("--broker must be HOST:PORT, got %r" % broker)
+def fetch_mqtt(args, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10.0, retries=2, progress=None):
+    """Request the gateway's log from `from_seq` on; return the records.
+    args: the parsed broker options (mqtt_link.add_arguments)."""
     base = "%s/%s" % (prefix.rstrip("/"), gateway)
     replies = []
     cond = threading.Condition()
-    connected = threading.Event()
-    conn_err = []
-
-    def on_connect(c, u, flags, rc, props=None):
-        if rc.is_failure:
-            conn_err.append(str(rc))
-        else:
-            c.subscribe(base + "/logs", qos=1)
-        connected.set()
 
     def on_subscribe(c, u, mid, rcs, props=None):
         with cond:
@@ -472,22 +453,15 @@ def fetch_mqtt(broker, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10
                 replies.append(obj)
                 cond.notify_all()
 
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vegw-logs-" + uuid.uuid4().hex[:8])
-    if username:
-        c.username_pw_set(username, password or os.environ.get("VEGW_MQTT_PASSWORD"))
-    if tls or ca:
-        c.tls_set(ca_certs=ca)
-    c.on_connect, c.on_message, c.on_subscribe = on_connect, on_message, on_subscribe
+    def on_connect(cl):
+        cl.on_subscribe = on_subscribe  # before the SUBACK can arrive
+        cl.subscribe(base + "/logs", qos=1)
+
     try:
-        c.connect(host, port, keepalive=30)
-    except (OSError, ValueError) as e:
-        raise LogError("cannot connect to %s: %s" % (broker, getattr(e, "strerror", None) or e))
-    c.loop_start()
+        c = mqtt_link.connect(args, "vegw-logs", on_connect=on_connect, on_message=on_message)
+    except mqtt_link.LinkError as e:
+        raise LogError(str(e))
     try:
-        if not connected.wait(10):
-            raise LogError("no answer from broker %s within 10 s" % broker)
-        if conn_err:
-            raise LogError("broker %s refused the connection: %s" % (broker, conn_err[0]))
         with cond:
             if not cond.wait_for(lambda: "subscribed" in replies, 10):
                 raise LogError("broker did not confirm the subscription to %s/logs" % base)
@@ -534,8 +508,7 @@ def fetch_mqtt(broker, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10
                 out.append(normalize(r))
         return out
     finally:
-        c.loop_stop()
-        c.disconnect()
+        mqtt_link.close(c)
 
 
 def _one_request(c, base, cond, replies, seq, batch, timeout):
@@ -706,19 +679,26 @@ def load(args):
     if not args.gateway:
         raise LogError("--broker needs --gateway ID")
 
-    recs = fetch_mqtt(args.broker, args.gateway, args.prefix, args.from_seq, max(1, args.batch), args.timeout,
-                      max(0, args.retries), args.username, args.password, args.tls, args.ca,
-                      _progress if sys.stderr.isatty() else None)
+    recs = fetch_mqtt(args, args.gateway, args.prefix, args.from_seq, max(1, args.batch), args.timeout,
+                      max(0, args.retries), _progress if sys.stderr.isatty() else None)
     for r in recs:
         r.setdefault("gateway", args.gateway)
     return recs
 
 
+_FORMAT_OF_EXT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
 def run(args):
     fmt = args.format
-    if fmt is None:
+    if fmt is None and args.out == "-":
+        fmt = "jsonl"
+    elif fmt is None:
         ext = os.path.splitext(args.out)[1].lower()
-        fmt = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(ext, "jsonl")
+        fmt = _FORMAT_OF_EXT.get(ext)
+        if fmt is None:  # never JSON lines under a name that promises something else
+            return _err("--out %s: unknown extension %r; use %s, or name the format with --format"
+                        % (args.out, ext, ", ".join(sorted(_FORMAT_OF_EXT))))
     if fmt == "parquet" and args.out == "-":
         return _err("--format parquet needs --out FILE")
     if fmt == "jsonl" and args.all:

@@ -11,10 +11,18 @@ is redrawn by the main thread at most --refresh times a second, with one
 O(n log n) sort per redraw and only the rows that fit formatted, so 1,000
 gateways x 3 devices publishing every second stay smooth.
 
-last_seen: from the state's "ts" (unix seconds) when present, else the time the
-message arrived; a retained state without "ts" has an unknown age (last_seen
-null, stale). A device is stale when last_seen is unknown or older than
---stale seconds, or when its gateway's availability is "offline".
+last_seen: the newer of the state's "ts" (unix seconds; else the time the
+message arrived; a retained state without "ts" has an unknown age) and what
+the gateway's status says of the device (`devices.NAME.age_s` at the status's
+"ts"): a quiet device re-sends its state only every heartbeat, but the status
+still tells how long ago the gateway last heard it.
+
+A device is stale when its gateway is "offline", when the gateway's latest
+status (newer than the device's state) calls it stale, or when last_seen is
+unknown or older than --stale seconds (default: twice the heartbeat the
+gateway declares in its status, `heartbeat_s`; 600 s if it declares none).
+A device the gateway's status lists but that never reported (no state,
+`age_s` null) is shown too: last_seen null, never_heard true, stale.
 
 `--once --json` is the scripting contract: listen --wait seconds, print one
 JSON array (one object per gateway+device) sorted ascending by --sort with
@@ -29,7 +37,10 @@ import sys
 import threading
 import time
 
+from . import mqtt_link
+
 _MAX_ROWS = 200000  # gateway+device pairs tracked; beyond this new pairs are dropped (counted)
+_DEFAULT_HEARTBEAT = 300  # the firmware's default, for a gateway that declares none
 
 # event names that raise / clear an alarm (the alarm engine's vocabulary plus common synonyms)
 _RAISE = ("raise", "raised", "alarm", "active", "set", "on", "trigger", "triggered", "warning")
@@ -49,12 +60,14 @@ def _num(v):
 class Fleet:
     """What the broker told us, keyed by gateway and (gateway, device)."""
 
-    def __init__(self, prefix="vegw", stale_s=120.0, clock=time.time):
+    def __init__(self, prefix="vegw", stale_s=None, clock=time.time):
         self.prefix = prefix.rstrip("/") + "/"
-        self.stale_s = stale_s
+        self.stale_s = stale_s  # None: twice each gateway's declared heartbeat
         self.clock = clock
         self.lock = threading.Lock()
-        self.devices = {}  # (gw, dev) -> [soc, voltage, current, pv, seen_wall or None]
+        # (gw, dev) -> [soc, voltage, current, pv, seen by state or None,
+        #               seen by status or None, stale by status, status time or None, state time or None]
+        self.devices = {}
         self.gateways = {}  # gw -> {"availability", "link", "rssi", "alarms": set, "fw"}
         self.messages = 0
         self.bad = 0  # payloads that were not what the topic promises
@@ -68,8 +81,41 @@ class Fleet:
     def _gw(self, gw):
         g = self.gateways.get(gw)
         if g is None:
-            g = self.gateways[gw] = {"availability": None, "link": None, "rssi": None, "alarms": set(), "fw": None}
+            g = self.gateways[gw] = {"availability": None, "link": None, "rssi": None, "alarms": set(), "fw": None,
+                                     "heartbeat": None}
         return g
+
+    def _row(self, gw, dev):
+        key = (gw, dev)
+        row = self.devices.get(key)
+        if row is None:
+            if len(self.devices) >= _MAX_ROWS:
+                self.dropped += 1
+                return None
+            row = self.devices[key] = [None, None, None, None, None, None, False, None, None]
+            self._gw(gw)
+        return row
+
+    def _status_devices(self, gw, d, retained, now):
+        """The gateway's own view of its devices: age of the last reading,
+        stale flag, and devices that never reported."""
+        devs = d.get("devices")
+        if isinstance(devs, list):  # tolerate [{"name": ..., ...}]
+            devs = {x.get("name"): x for x in devs if isinstance(x, dict) and isinstance(x.get("name"), str)}
+        if not isinstance(devs, dict):
+            return
+        ts = _num(d.get("ts"))
+        at = ts if ts is not None else (None if retained else now)
+        for name, info in devs.items():
+            if not isinstance(name, str) or not isinstance(info, dict):
+                continue
+            row = self._row(gw, name)
+            if row is None:
+                continue
+            age = _num(info.get("age_s"))
+            row[5] = (at - age) if (at is not None and age is not None) else row[5]
+            row[6] = info.get("stale") is True
+            row[7] = at
 
     def handle(self, topic, payload, retained=False, now=None):
         """Feed one message. Never raises on bad input."""
@@ -101,6 +147,10 @@ class Fleet:
                     act = d.get("alarms_active")
                     if isinstance(act, list):  # the engine's own list beats counting events
                         g["alarms"] = set(str(a) for a in act)
+                    hb = _num(d.get("heartbeat_s"))
+                    if hb is not None and hb > 0:
+                        g["heartbeat"] = hb
+                    self._status_devices(parts[0], d, retained, now)
             elif len(parts) == 2 and parts[1] == "event":
                 d = self._json(text)
                 if d is not None:
@@ -126,14 +176,9 @@ class Fleet:
         d = self._json(text)
         if d is None:
             return
-        key = (gw, dev)
-        row = self.devices.get(key)
+        row = self._row(gw, dev)
         if row is None:
-            if len(self.devices) >= _MAX_ROWS:
-                self.dropped += 1
-                return
-            row = self.devices[key] = [None, None, None, None, None]
-            self._gw(gw)
+            return
         ts = _num(d.get("ts"))
         if ts is not None:
             row[4] = ts
@@ -141,6 +186,7 @@ class Fleet:
             row[4] = now
         elif row[4] is None:
             row[4] = None  # retained, no ts: age unknown
+        row[8] = row[4] if row[4] is not None else now
         # a state message is the device's whole latest state: missing -> null
         row[0] = _num(d.get("SOC"))
         row[1] = _num(d.get("V"))
@@ -153,18 +199,25 @@ class Fleet:
         now = self.clock() if now is None else now
         with self.lock:  # copy under the lock: rows are updated in place by the network thread
             items = [(k, tuple(v)) for k, v in self.devices.items()]
-            gws = {k: (v["availability"], v["link"], v["rssi"], len(v["alarms"])) for k, v in self.gateways.items()}
+            gws = {k: (v["availability"], v["link"], v["rssi"], len(v["alarms"]), v["heartbeat"])
+                   for k, v in self.gateways.items()}
         if match:
             items = [it for it in items if fnmatch.fnmatchcase(it[0][0], match)]
         out = []
         for (gw, dev), r in items:
-            avail, link, rssi, nalarms = gws.get(gw, (None, None, None, 0))
-            seen = r[4]
+            avail, link, rssi, nalarms, hb = gws.get(gw, (None, None, None, 0, None))
+            seens = [x for x in (r[4], r[5]) if x is not None]
+            seen = max(seens) if seens else None
             last = None if seen is None else round(max(0.0, now - seen), 1)
-            stale = last is None or last > self.stale_s or avail == "offline"
+            limit = self.stale_s if self.stale_s is not None else 2 * (hb or _DEFAULT_HEARTBEAT)
+            # the gateway's verdict counts unless a state came after that status
+            by_status = r[6] and r[7] is not None and (r[8] is None or r[8] <= r[7])
+            never = r[4] is None and r[5] is None and r[7] is not None and r[8] is None
+            stale = last is None or last > limit or avail == "offline" or by_status
             out.append({"gateway": gw, "device": dev, "soc": r[0], "voltage": r[1], "current": r[2],
                         "pv_power": r[3], "alarms": nalarms, "link": link, "rssi_dbm": rssi,
-                        "availability": avail, "last_seen": last, "stale": stale})
+                        "availability": avail, "last_seen": last, "stale": stale, "never_heard": never,
+                        "heartbeat_s": hb})
         out.sort(key=sort_key(sort))
         return out
 
@@ -182,20 +235,17 @@ def sort_key(sort):
 
 
 def add_arguments(parser):
-    parser.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", help="default 127.0.0.1:1883")
     parser.add_argument("--prefix", default="vegw", help="topic prefix (default vegw)")
     parser.add_argument("--sort", default="soc", choices=SORT_KEYS, help="ascending, nulls last (default soc)")
-    parser.add_argument("--stale", type=float, default=120.0, metavar="SECONDS",
-                        help="a device is stale after this long without state (default 120)")
+    parser.add_argument("--stale", type=float, default=None, metavar="SECONDS",
+                        help="a device is stale after this long unheard (default: twice the heartbeat its gateway "
+                        "declares, 600 s if none)")
     parser.add_argument("--filter", metavar="GLOB", help="only gateways whose id matches, e.g. 'site-1*'")
     parser.add_argument("--once", action="store_true", help="listen --wait seconds, print once, exit")
     parser.add_argument("--json", action="store_true", help="with --once: print one JSON array")
     parser.add_argument("--wait", type=float, default=5.0, metavar="SECONDS", help="with --once (default 5)")
     parser.add_argument("--refresh", type=float, default=2.0, metavar="HZ", help="redraws per second at most (default 2)")
-    parser.add_argument("--username")
-    parser.add_argument("--password", help="default: $VEGW_MQTT_PASSWORD (keeps it out of the process list)")
-    parser.add_argument("--tls", action="store_true")
-    parser.add_argument("--ca", metavar="FILE", help="CA file (implies --tls)")
+    mqtt_link.add_arguments(parser, default="127.0.0.1:1883")
 
 
 def _err(msg):
@@ -203,76 +253,36 @@ def _err(msg):
     return 2
 
 
-def parse_broker(text):
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        return text, 1883
-    if not host:
-        raise ValueError("no host in %r" % text)
-    port = int(port)
-    if not 0 < port < 65536:
-        raise ValueError("port out of range")
-    return host.strip("[]"), port
-
-
-def connect(args, fleet, on_error):
-    """Connected paho client with its network loop running, subscribed."""
-    import paho.mqtt.client as mqtt
-
-    host, port = parse_broker(args.broker)
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
-    if args.username:
-        import os
-
-        c.username_pw_set(args.username, args.password or os.environ.get("VEGW_MQTT_PASSWORD"))
-    if args.tls or args.ca:
-        c.tls_set(ca_certs=args.ca)
-    ready = threading.Event()
-
-    def on_connect(client, userdata, flags, rc, props=None):
-        if rc.is_failure:
-            on_error("broker %s:%d refused the connection: %s" % (host, port, rc))
-        else:
-            client.subscribe([(t, 0) for t in fleet.topics()])
-        ready.set()
+def connect(args, fleet):
+    """Connected paho client (mqtt_link: auth, TLS, CONNACK), its network
+    loop running, subscribed to the fleet's topics (again on a reconnect)."""
 
     def on_message(client, userdata, msg):
         fleet.handle(msg.topic, msg.payload, msg.retain)
 
-    c.on_connect = on_connect
-    c.on_message = on_message
-    c.connect(host, port, keepalive=30)
-    c.loop_start()
-    return c, ready
+    return mqtt_link.connect(args, "vegw-monitor",
+                             on_connect=lambda c: c.subscribe([(t, 0) for t in fleet.topics()]),
+                             on_message=on_message)
 
 
 def _run(args):
-    try:
-        parse_broker(args.broker)
-    except ValueError:
-        return _err("--broker must be HOST:PORT, got %r" % args.broker)
     if args.json and not args.once:
         return _err("--json needs --once (the live view is a table)")
-    if args.wait < 0 or args.stale <= 0 or args.refresh <= 0:
+    if args.wait < 0 or (args.stale is not None and args.stale <= 0) or args.refresh <= 0:
         return _err("--wait, --stale and --refresh must be positive")
     fleet = Fleet(args.prefix, args.stale)
     errors = []
     try:
-        client, ready = connect(args, fleet, errors.append)
-    except (OSError, ValueError) as e:
-        return _err("cannot connect to %s: %s" % (args.broker, getattr(e, "strerror", None) or e))
+        client = connect(args, fleet)
+    except mqtt_link.LinkError as e:
+        return _err(str(e))
     try:
-        if not ready.wait(10):
-            return _err("no answer from broker %s within 10 s" % args.broker)
-        if errors:
-            return _err(errors[0])
         if args.once:
             return _once(args, fleet, errors)
         return _live(args, fleet, errors)
     finally:
-        client.loop_stop()
         try:
-            client.disconnect()
+            mqtt_link.close(client)
         except Exception:  # noqa: BLE001 - already gone
             pass
 
@@ -326,12 +336,14 @@ def render(rows, fleet, args, height=None, color=True, total=None):
     for r in shown:
         gw = r["gateway"][:15]
         dev = r["device"][:11]
-        state = "OFFLINE" if r["availability"] == "offline" else ("STALE" if r["stale"] else "")
+        state = "OFFLINE" if r["availability"] == "offline" else (
+            "NEVER" if r.get("never_heard") else ("STALE" if r["stale"] else ""))
         line = "".join((
             gw + " " * (16 - len(gw)), dev + " " * (12 - len(dev)),
             _fmt(r["soc"], "%.1f", 6), " ", _fmt(r["voltage"], "%.2f", 7), " ", _fmt(r["current"], "%.1f", 7), " ",
             _fmt(r["pv_power"], "%.0f", 6), " ", _fmt(r["alarms"] or None, "%d", 4), " ",
-            _fmt(r["link"], "%s", 8), " ", _fmt(r["rssi_dbm"], "%.0f", 5), " ", _fmt(_age(r["last_seen"]), "%s", 7), " ",
+            _fmt(r["link"], "%s", 8), " ", _fmt(r["rssi_dbm"], "%.0f", 5), " ",
+            _fmt("never" if r.get("never_heard") else _age(r["last_seen"]), "%s", 7), " ",
             state))
         if color and (r["stale"] or r["alarms"]):
             line = ("\x1b[7;31m" if r["stale"] else "\x1b[33m") + line + "\x1b[0m"

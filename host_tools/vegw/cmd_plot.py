@@ -8,6 +8,7 @@ columns are drawn as a shaded band around the line. Times are UTC.
 """
 import sys
 
+from . import mqtt_link
 from .cmd_logs import LogError, fetch_mqtt, fetch_usb, iso, parse_time, read_records, select
 
 # field, panel title, unit, tick format
@@ -26,12 +27,12 @@ def add_arguments(parser):
     parser.add_argument("--to", dest="t_to", metavar="T", help="end (unix seconds or ISO 8601, UTC)")
     parser.add_argument("--device", action="append", metavar="NAME", help="only this device (repeatable)")
     parser.add_argument("--title", help="figure title (default: file name and time span)")
-    parser.add_argument("--broker", metavar="HOST:PORT", help="fetch from a gateway over MQTT instead of FILE")
     parser.add_argument("--port", metavar="PORT", help="read the log of a board on USB instead of FILE")
     parser.add_argument("--gateway", metavar="ID")
     parser.add_argument("--prefix", default="vegw")
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--dpi", type=int, default=110)
+    mqtt_link.add_arguments(parser).description = "fetch the log from a gateway over MQTT instead of FILE (with --gateway)"
 
 
 def _err(msg):
@@ -118,7 +119,7 @@ def run(args):
         elif args.broker:
             if not args.gateway:
                 raise LogError("--broker needs --gateway ID")
-            records = fetch_mqtt(args.broker, args.gateway, args.prefix, timeout=args.timeout)
+            records = fetch_mqtt(args, args.gateway, args.prefix, timeout=args.timeout)
         else:
             records = read_records(args.file)
         t_from, t_to = parse_time(args.t_from), parse_time(args.t_to)

@@ -190,3 +190,14 @@ def test_check_accepts_bom_and_crlf(tmp_path):
     r = vegw("check", p)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "ok: 2 rules (0 alarm, 1 warning, 1 info)\n"
+
+
+def test_replay_fails_when_nothing_was_read(tmp_path):
+    # a CSV export (not JSON lines): every line skipped, so "no events" would lie
+    rules = write(tmp_path, "r.rules", GOOD)
+    inp = write(tmp_path, "h.csv", "t,device,V\n" + "".join("%d,house,25.1\n" % (1000 + i) for i in range(30)))
+    r = vegw("replay", "--rules", rules, inp)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "skipped 31 input lines" in r.stderr and "nothing replayed" in r.stderr
+    r = vegw("replay", "--rules", rules, "-", stdin="")
+    assert r.returncode == 2 and "nothing replayed" in r.stderr

@@ -78,13 +78,6 @@ def test_invalid_json_reports_line_and_column(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
-def test_board_missing_is_a_note(tmp_path):
-    p, _ = starter(tmp_path)
-    r = vegw("config", "validate", p, "--board", "no-such-board")
-    assert r.returncode == 0
-    assert "note: boards/no-such-board/board.json not found; pin checks skipped" in r.stderr
-
-
 def test_board_pins_checked_when_board_exists(tmp_path):
     boards = sorted((ROOT / "boards").glob("*/board.json"))
     if not boards:
@@ -128,3 +121,18 @@ def test_config_needing_psram_refused_for_a_board_without(tmp_path):
     assert r.returncode == 2 and "devices: 9 devices need a board with PSRAM; esp32-devkit has none" in r.stderr
     for board, rc in (("esp32s3-devkit-n8", 2), ("esp32s3-devkit", 0), ("lilygo-t-a7670", 0)):
         assert vegw("config", "validate", p, "--board", board).returncode == rc, board
+
+
+def test_unknown_board_is_an_error_listing_the_known_ones(tmp_path):
+    p, cfg = starter(tmp_path)
+    r = vegw("config", "validate", p, "--board", "esp32-s3-devkit")
+    assert r.returncode == 2, r.stderr
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("--board:")]
+    assert line and "esp32-s3-devkit" in line[0] and "esp32s3-devkit" in line[0] and "esp32-devkit" in line[0]
+    assert "pin checks skipped" not in r.stderr
+    # the same typo in the config itself
+    cfg["gateway"]["board"] = "esp32-s3-devkit"
+    p.write_text(json.dumps(cfg))
+    r = vegw("config", "validate", p)
+    assert r.returncode == 2 and any(ln.startswith("gateway.board: unknown board") for ln in r.stderr.splitlines())
+    assert vegw("config", "validate", p, "--board", "esp32s3-devkit").returncode == 0

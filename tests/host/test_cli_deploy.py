@@ -23,7 +23,7 @@ CONFIG = {
     "gateway": {"id": "site-042", "board": "esp32-devkit"},
     "wifi": [{"ssid": "cabin", "password": "long enough"}],
     "mqtt": {"host": "broker.example", "port": 1883, "prefix": "vegw"},
-    "devices": [{"name": "shunt", "type": "ble", "mac": "AA:BB:CC:DD:EE:FF", "key": "0123456789abcdef0123456789abcdef"}],
+    "devices": [{"name": "shunt", "type": "ble", "mac": "AA:BB:CC:DD:EE:FF", "key": "00112233445566778899aabbccddeeff"}],
 }
 BOARD = {"mcu": "esp32", "uarts": [1, 2]}
 
@@ -217,6 +217,21 @@ def test_invalid_config_refused_before_touching_the_board(tmp_path):
     (tmp_path / "config.json").write_text('{"gateway": {"id": "x",}}')
     msg = one_line_error(deploy(tmp_path, "/dev/vegw-no-such-port"))
     assert "not valid JSON" in msg and "line 1" in msg
+
+
+def test_starter_placeholders_refused_before_touching_the_board(tmp_path):
+    # `config validate` only warns on CHANGE-ME; a deploy of one would boot a
+    # gateway that can never connect
+    make_tree(tmp_path)
+    cfg = dict(CONFIG, wifi=[{"ssid": "CHANGE-ME-ssid", "password": "CHANGE-ME-wifi-password"}])
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    msg = one_line_error(deploy(tmp_path, "/dev/vegw-no-such-port"))
+    assert "placeholder" in msg and "wifi[0].ssid" in msg and "wifi[0].password" in msg
+    assert "cannot open" not in msg
+    # the example BLE key of the starter config too
+    cfg = dict(CONFIG, devices=[dict(CONFIG["devices"][0], key="0123456789abcdef0123456789abcdef")])
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert "devices[0].key" in one_line_error(deploy(tmp_path, "/dev/vegw-no-such-port"))
 
 
 def test_bad_inputs_one_line(tmp_path):

@@ -75,6 +75,18 @@ def test_jsonl_is_replay_input_and_csv_round_trip(tmp_path):
         assert a == b
 
 
+def test_unknown_out_extension_refused(tmp_path):
+    src = tmp_path / "pulled.jsonl"
+    write_jsonl(src, history(60))
+    r = vegw("logs", "--from-file", src, "--out", tmp_path / "x.xlsx")
+    assert r.returncode == 2 and "unknown extension '.xlsx'" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "x.xlsx").exists()
+    # an explicit --format names what is written, whatever the name
+    assert vegw("logs", "--from-file", src, "--out", tmp_path / "x.txt", "--format", "jsonl").returncode == 0
+    assert vegw("logs", "--from-file", src, "--out", tmp_path / "x.jsonl").returncode == 0
+    assert read_jsonl((tmp_path / "x.jsonl").read_text())
+
+
 def test_replay_through_alarm_rules(tmp_path):
     src = tmp_path / "pulled.jsonl"
     write_jsonl(src, history())

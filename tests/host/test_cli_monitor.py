@@ -15,7 +15,7 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 
 from vegw import loadgen  # noqa: E402
 from vegw.broker import free_port  # noqa: E402
-from vegw.cmd_monitor import Fleet  # noqa: E402
+from vegw.cmd_monitor import Fleet, render  # noqa: E402
 
 
 def monitor_json(broker, *extra, prefix="vegw", wait=2):
@@ -245,3 +245,53 @@ def test_tty_keys_sort_and_quit(broker):
     assert "sort soc" in text and "sort voltage" in text
     assert "page 2/" in text
     assert "\x1b[?25h" in text  # cursor restored
+
+
+def _by_key(rows):
+    return {(r["gateway"], r["device"]): r for r in rows}
+
+
+def test_quiet_device_is_not_stale_before_its_heartbeat():
+    # a device whose values do not move re-sends its state every heartbeat
+    # (300 s; 900 s on cellular): the monitor must not call it stale at 120 s
+    now = 10000.0
+    f = Fleet("p", clock=lambda: now)
+    f.handle("p/wifi/house/state", b'{"V": 25.1, "ts": 9750}')  # 250 s ago, as the status says:
+    f.handle("p/wifi/status", json.dumps({"ts": 9995, "heartbeat_s": 300, "devices": {
+        "house": {"readings": 900, "age_s": 4, "stale": False}}}).encode())
+    f.handle("p/lte/pump/state", b'{"V": 12.6, "ts": 9300}')  # 700 s ago, heartbeat 900
+    f.handle("p/lte/status", json.dumps({"ts": 9200, "heartbeat_s": 900}).encode())
+    f.handle("p/old/x/state", b'{"V": 12.6, "ts": 9500}')  # declares nothing: 2 x 300 s
+    rows = _by_key(f.rows("name"))
+    assert rows[("wifi", "house")]["stale"] is False and rows[("wifi", "house")]["last_seen"] == 9
+    assert rows[("lte", "pump")]["stale"] is False and rows[("lte", "pump")]["heartbeat_s"] == 900
+    assert rows[("old", "x")]["stale"] is False
+    now = 11901.0  # pump unheard for 2601 s > 2 x 900
+    rows = _by_key(f.rows("name"))
+    assert rows[("lte", "pump")]["stale"] is True and rows[("old", "x")]["stale"] is True
+    # an explicit --stale still rules
+    f.stale_s = 60.0
+    now = 10000.0
+    assert _by_key(f.rows("name"))[("lte", "pump")]["stale"] is True
+
+
+def test_gateway_verdict_and_devices_that_never_reported():
+    now = 5000.0
+    f = Fleet("p", clock=lambda: now)
+    f.handle("p/gw/house/state", b'{"V": 25.1, "ts": 4900}')
+    f.handle("p/gw/status", json.dumps({"ts": 4990, "heartbeat_s": 300, "devices": {
+        "house": {"readings": 12, "age_s": 90, "stale": True},  # the gateway's own timeout passed
+        "shunt": {"readings": 0, "age_s": None, "stale": True}}}).encode())
+    rows = _by_key(f.rows("name"))
+    assert rows[("gw", "house")]["stale"] is True and rows[("gw", "house")]["never_heard"] is False
+    shunt = rows[("gw", "shunt")]
+    assert shunt["never_heard"] is True and shunt["stale"] is True and shunt["last_seen"] is None
+    # a state newer than that status: fresh again
+    f.handle("p/gw/house/state", b'{"V": 25.2, "ts": 4999}')
+    assert _by_key(f.rows("name"))[("gw", "house")]["stale"] is False
+
+    class A:
+        broker, prefix, sort = "b:1", "p", "name"
+    text = "\n".join(render(f.rows("name"), f, A(), color=False))
+    line = [ln for ln in text.splitlines() if ln.startswith("gw") and "shunt" in ln][0]
+    assert "never" in line and "NEVER" in line

@@ -327,11 +327,11 @@ def test_per_value_topics_option_publishes_changed_values():
     feed = feeder(gw, "house")
     feed(block([(b"V", b"12800"), (b"I", b"1000")]), 0)
     msgs = drain(gw)
-    per = dict((m[0], json.loads(m[1])) for m in msgs if m[0].count("/") == 3 and not m[0].endswith("/state"))
+    per = dict((m[0], json.loads(m[1])) for m in msgs if m[0].count("/") == 3 and not m[0].endswith(("/state", "/availability")))
     assert per == {"vegw/gw1/house/V": 12.8, "vegw/gw1/house/I": 1.0}
     feed(block([(b"V", b"13800"), (b"I", b"1000")]), 5)
     msgs = drain(gw)
-    per = [m[0] for m in msgs if m[0].count("/") == 3 and not m[0].endswith("/state")]
+    per = [m[0] for m in msgs if m[0].count("/") == 3 and not m[0].endswith(("/state", "/availability"))]
     assert per == ["vegw/gw1/house/V"]
 
 
@@ -406,3 +406,74 @@ def test_thin_uplink_status_is_incremental_and_no_discovery():
     gw.command(b'{"cmd":"status"}', 1300)  # the status command answers with the whole status
     msgs = drain(gw)
     assert [m[0] for m in msgs if "status" in m[0]] == ["vegw/gw1/status"]
+
+
+def avail(msgs):
+    return [(m[0].split("/")[2], m[1].decode(), m[3]) for m in msgs if m[0].endswith("/availability")]
+
+
+def test_device_availability_follows_staleness_and_never_heard():
+    # HA reads a stale device as unavailable: the gateway says so per device
+    gw, log = make(heartbeat=300, stale=60)
+    feed = feeder(gw, "house")
+    gw.tick(0)
+    feed(block([(b"V", b"12800")]), 1)
+    assert avail(drain(gw)) == [("house", "online", True)]
+    for t in range(2, 60):
+        gw.tick(t)
+    assert avail(drain(gw)) == []  # shunt never heard, but its 60 s have not passed
+    gw.tick(60)
+    assert avail(drain(gw)) == [("shunt", "offline", True)]  # never heard within its timeout
+    for t in range(61, 130):
+        gw.tick(t)
+    assert avail(drain(gw)) == [("house", "offline", True)]  # silent since 1: stale at 61
+    feed(block([(b"V", b"12810")]), 130)
+    gw.tick(130)
+    assert avail(drain(gw)) == [("house", "online", True)]
+    # the built-in stale alarm fired for the device never heard, in the log
+    evs = [json.loads(p) for s, ty, p in log.read_from(1) if ty == gateway.REC_EVENT]
+    assert [(e["rule"], e["event"]) for e in evs if e["rule"] == "stale:shunt"] == [("stale:shunt", "raised")]
+    assert gw.engine.active() == ["stale:shunt"]
+
+
+def test_never_heard_device_stale_alarm_uses_its_own_timeout():
+    # a per-device stale_timeout counts from boot for a device never heard;
+    # the gateway registers its configured devices with the engine itself
+    cfg = {"gateway": {"id": "gw1"}, "alarms": {"stale_timeout": 60},
+           "devices": [{"name": "house", "type": "vedirect"}, {"name": "pump", "type": "vedirect", "stale_timeout": 600}]}
+    engine = alarm_engine.Engine([], stale_s=60, stale_by_device={"pump": 600})
+    gw = gateway.Gateway(cfg, engine=engine, flashlog=flashlog.FlashLog(NorSim(16)))
+    feed = feeder(gw, "house")
+    for t in range(1000, 1700):
+        if t % 10 == 0:
+            feed(block([(b"V", b"12800")]), t)
+        gw.tick(t)
+        if t == 1599:
+            assert engine.active() == []
+    assert engine.active() == ["stale:pump"]
+    assert avail(drain(gw))[-1] == ("pump", "offline", True)
+
+
+def test_status_declares_heartbeat():
+    gw, _ = make(heartbeat=900)
+    assert gw.status(10)["heartbeat_s"] == 900
+
+
+def test_state_values_published_at_their_resolution():
+    # MicroPython's JSON printed "SOC":84.90000000000001 for 84.9
+    cfg = {"gateway": {"id": "gw1"}, "mqtt": {"per_value_topics": True},
+           "devices": [{"name": "house", "type": "vedirect"}]}
+    gw = gateway.Gateway(cfg)
+    feed = feeder(gw, "house")
+    feed(block([(b"V", b"8200"), (b"SOC", b"849"), (b"I", b"-8300"), (b"P", b"0"), (b"T", b"---")]), 0)
+    msgs = drain(gw)
+    text = [m[1] for m in msgs if m[0] == "vegw/gw1/house/state"][0].decode()
+    for good in ('"SOC":84.9', '"V":8.2', '"I":-8.3', '"P":0'):
+        assert good in text, text
+    assert "0000" not in text and "9999" not in text, text
+    st = json.loads(text)
+    assert st["SOC"] == 84.9 and st["V"] == 8.2 and type(st["V"]) is float
+    per = dict((m[0], m[1]) for m in msgs if m[0].startswith("vegw/gw1/house/") and m[0].count("/") == 3)
+    assert per["vegw/gw1/house/SOC"] == b"84.9" and per["vegw/gw1/house/V"] == b"8.2"
+    assert gateway._num_text(12.0) == "12.0" and gateway._num_text(float("nan")) == "null"
+    assert gateway._num_text(1e-7) == "1e-07"

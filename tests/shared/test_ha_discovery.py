@@ -4,6 +4,8 @@ import json
 import field_names
 import ha_discovery as H
 
+MP_HEAPSIZE = "512K"  # the tests hold whole lists of configs; the gateway builds one at a time
+
 BMV_FIELDS = ("V", "VS", "I", "P", "CE", "SOC", "TTG", "Alarm", "Relay", "AR", "BMV", "FW",
               "PID", "SER#", "H1", "H4", "H17", "H18", "MON")
 MPPT_FIELDS = ("V", "I", "VPV", "PPV", "CS", "MPPT", "OR", "ERR", "LOAD", "IL", "H19", "H20",
@@ -17,16 +19,27 @@ _UNITS = {
     "duration": ("s", "min", "h", "d"), "apparent_power": ("VA",),
     "irradiance": ("W/m²",), "signal_strength": ("dB", "dBm"),
 }
-_SENSOR_KEYS = ("name", "unique_id", "state_topic", "availability_topic", "payload_available",
-                "payload_not_available", "device", "value_template", "unit_of_measurement",
-                "device_class", "state_class", "entity_category", "expire_after")
+# Keys of HA's MQTT sensor / binary_sensor discovery schema that we use
+# (home-assistant.io/integrations/sensor.mqtt, binary_sensor.mqtt): anything
+# else is a typo HA would reject.
+_SENSOR_KEYS = ("name", "unique_id", "state_topic", "availability", "availability_mode", "device",
+                "value_template", "unit_of_measurement", "device_class", "state_class", "entity_category",
+                "expire_after", "options", "suggested_display_precision")
+_BINARY_KEYS = ("name", "unique_id", "state_topic", "availability", "availability_mode", "device",
+                "value_template", "device_class", "entity_category", "expire_after", "payload_on", "payload_off")
+# HA's sensor device classes for which a display precision makes no sense
+_NON_NUMERIC = ("enum", "timestamp", "date")
+
+
+def _field(p):
+    """The state key a template reads."""
+    return p["value_template"].split("value_json.get('")[1].split("')")[0]
 
 
 def _by_field(cfgs):
     out = {}
     for topic, p in cfgs:
-        field = p["value_template"].split("['")[1].split("']")[0]
-        out[field] = (topic, p)
+        out[_field(p)] = (topic, p)
     return out
 
 
@@ -41,10 +54,13 @@ def test_bmv_topics_unique_ids_and_classes():
     assert topic == "homeassistant/sensor/vegw_site-042_HQ2132ABCDE_V/config"
     assert p["unique_id"] == "vegw_site-042_HQ2132ABCDE_V"
     assert p["state_topic"] == "vegw/site-042/house/state"
-    assert p["availability_topic"] == "vegw/site-042/availability"
-    assert (p["payload_available"], p["payload_not_available"]) == ("online", "offline")
-    assert p["value_template"] == "{{ value_json['V'] }}"
+    # unavailable when the gateway is offline OR this device is stale
+    assert p["availability"] == [{"topic": "vegw/site-042/availability"},
+                                 {"topic": "vegw/site-042/house/availability"}]
+    assert p["availability_mode"] == "all"
+    assert p["value_template"] == "{{ value_json.get('V') }}"
     assert (p["unit_of_measurement"], p["device_class"], p["state_class"]) == ("V", "voltage", "measurement")
+    assert p["suggested_display_precision"] == 2
     assert p["name"] == "Voltage"
     d = p["device"]
     assert d["identifiers"] == ["vegw_site-042_HQ2132ABCDE"]
@@ -60,11 +76,12 @@ def test_bmv_topics_unique_ids_and_classes():
     # ON/OFF labels are binary sensors reading the JSON boolean
     topic, alarm = by["Alarm"]
     assert topic.startswith("homeassistant/binary_sensor/") and topic.endswith("_Alarm/config")
-    assert alarm["value_template"] == "{{ 'ON' if value_json['Alarm'] else 'OFF' }}"
+    assert alarm["value_template"] == "{{ 'ON' if value_json.get('Alarm') else 'OFF' }}"
     assert "unit_of_measurement" not in alarm
-    # enum / bit mask codes: no unit, no state class, diagnostic
+    # enum / bit mask codes: HA enums with texts, no unit, no state class, diagnostic
     ar = by["AR"][1]
     assert "unit_of_measurement" not in ar and "state_class" not in ar
+    assert ar["device_class"] == "enum" and "Low voltage" in ar["options"] and "No alarm" in ar["options"]
     assert ar["entity_category"] == "diagnostic"
     # every entity belongs to the same device block
     assert all(p["device"]["identifiers"] == d["identifiers"] for _, p in cfgs)
@@ -119,7 +136,7 @@ def test_entity_names_never_start_with_device_name():
 def test_unknown_field_and_expire_after():
     (topic, p), = H.configs("gw", "dev", ("mystery_value",), expire_after=300)
     assert topic == "homeassistant/sensor/vegw_gw_gw_dev_mystery_value/config"
-    assert p["name"] == "mystery value"
+    assert p["name"] == "Mystery value"
     assert "unit_of_measurement" not in p and p["expire_after"] == 300
 
 
@@ -127,7 +144,7 @@ def test_custom_prefixes():
     (topic, p), = H.configs("gw", "dev", ("V",), prefix="victron", discovery_prefix="ha")
     assert topic.startswith("ha/sensor/")
     assert p["state_topic"] == "victron/gw/dev/state"
-    assert p["availability_topic"] == "victron/gw/availability"
+    assert p["availability"] == [{"topic": "victron/gw/availability"}, {"topic": "victron/gw/dev/availability"}]
 
 
 def test_every_registered_field_is_valid_for_ha():
@@ -139,19 +156,28 @@ def test_every_registered_field_is_valid_for_ha():
     n = 0
     for topic, p in H.iter_configs("gw", "dev", names, serial="S1"):
         n += 1
+        binary = "/binary_sensor/" in topic
         for k in p:
-            assert k in _SENSOR_KEYS, k
+            assert k in (_BINARY_KEYS if binary else _SENSOR_KEYS), (p["unique_id"], k)
         dc = p.get("device_class")
         if dc in _UNITS:
             assert p.get("unit_of_measurement") in _UNITS[dc], (p["unique_id"], p.get("unit_of_measurement"))
         if dc == "energy":
-            assert p.get("state_class") in ("total", "total_increasing"), p["unique_id"]
-        if "unit_of_measurement" in p and "binary_sensor" not in topic:
-            assert p.get("state_class"), p["unique_id"]
-        assert p["name"] and p["name"][0] != " "
-        # payload fits the MQTT client's 2048-byte tx buffer with room to spare
+            # HA: energy is total/total_increasing, or no state class (a closed period)
+            assert p.get("state_class") in ("total", "total_increasing", None), p["unique_id"]
+        assert p.get("state_class") != "total" or "last_reset_value_template" in p, p["unique_id"]
+        if dc == "enum":
+            assert "unit_of_measurement" not in p and "state_class" not in p and p["options"]
+        if not binary and dc not in _NON_NUMERIC:
+            assert type(p["suggested_display_precision"]) is int, p["unique_id"]
+        # a proper name, never the raw field label
+        f = _field(p)
+        assert p["name"] and p["name"][0] != " " and p["name"][0] == p["name"][0].upper(), p["name"]
+        assert H._NAMES.find("|" + f + "=") >= 0 or f.startswith("cell_"), f
+        # payload fits what the MQTT client sends (QoS 0 streamed up to 8 KB;
+        # anything but an enum well inside the 2048-byte tx buffer)
         text = json.dumps(p)
-        assert len(topic) + len(text) < 1200, (topic, len(text))
+        assert len(topic) + len(text) < (4096 if dc == "enum" else 1200), (topic, len(text))
         assert json.loads(text) == p
         # object ids use only the characters HA allows
         oid = topic.split("/")[2]
@@ -171,7 +197,64 @@ def test_gateway_device():
     assert conn["device"]["identifiers"] == ["vegw_site-042"]
     topic, up = cfgs[1]
     assert up["state_topic"] == "vegw/site-042/status"
-    assert (up["unit_of_measurement"], up["device_class"]) == ("s", "duration")
+    # the status carries uptime_s (an "uptime" key would be unknown at every status)
+    assert up["value_template"] == "{{ value_json.get('uptime_s') }}"
+    assert up["unique_id"] == "vegw_site-042_uptime"  # kept: existing HA entities stay
+    assert (up["unit_of_measurement"], up["device_class"], up["state_class"]) == ("s", "duration", "total_increasing")
     # the Victron devices point at this gateway device
     (_, p), = H.configs("site-042", "house", ("V",), serial="HQ1")
     assert p["device"]["via_device"] == conn["device"]["identifiers"][0]
+
+
+def test_gateway_payloads_equal_the_configs():
+    # the gateway sends enum configs as short pieces (no ~4 KB block on its
+    # heap): joined, they are exactly the config
+    fields = ("V", "CS", "ERR", "OR", "LOAD", "H20")
+    want = H.configs("gw", "solar", fields, serial="HQ1")
+    got = list(H.iter_payloads("gw", "solar", fields, serial="HQ1"))
+    assert [t for t, _ in got] == [t for t, _ in want]
+    for (topic, payload), (_, p) in zip(got, want):
+        if p.get("device_class") == "enum":
+            assert type(payload) is tuple and max(len(x) for x in payload) < 600
+            payload = b"".join(payload)
+        assert json.loads(payload) == p, topic
+
+
+def test_enum_options_cover_every_code():
+    import ve_enums
+
+    tables = (("CS", "DEVICE_STATE"), ("ERR", "CHARGER_ERROR"), ("MPPT", "TRACKER_MODE"),
+              ("MODE", "DEVICE_MODE"), ("MON", "MONITOR_MODE"))
+    for field, table in tables:
+        (_, p), = H.configs("gw", "d", (field,))
+        assert p["device_class"] == "enum" and "unit_of_measurement" not in p and "state_class" not in p
+        opts = p["options"]
+        assert len(set(opts)) == len(opts) and H.OTHER in opts
+        for item in getattr(ve_enums, table).strip(",").split(","):
+            code, name = item.split("=")
+            text = H.enum_text(name)
+            assert text in opts, (field, code, text)
+            assert "%s:'%s'" % (code, text) in p["value_template"], (field, code)
+    # bit masks: one text per bit, keyed by the bit's value; 0 and several bits too
+    (_, p), = H.configs("gw", "d", ("OR",))
+    assert "'Not off' if v == 0" in p["value_template"] and "1:'No input power'" in p["value_template"]
+    assert "16:'Protection active'" in p["value_template"] and H.MULTIPLE in p["options"]
+    # a user sees words, with acronyms as such
+    assert H.enum_text("bulk") == "Bulk" and H.enum_text("mppt_active") == "MPPT active"
+    assert H.enum_text("low_v_ac_out") == "Low V AC out"
+
+
+def test_daily_counters_follow_ha_state_classes():
+    # HA: a counter that restarts from 0 each day is total_increasing; a
+    # closed period (yesterday) has no state class
+    import metrics  # noqa: F401
+
+    by = _by_field(H.configs("gw", "d", ("H19", "H20", "H22", "H23", "kwh_in_today", "kwh_in_yesterday",
+                                         "pv_kwh_today", "pv_kwh_yesterday", "ah_out_today", "ah_out_yesterday")))
+    for f in ("H19", "H20", "kwh_in_today", "pv_kwh_today", "ah_out_today"):
+        assert by[f][1]["state_class"] == "total_increasing", f
+    for f in ("H22", "H23", "kwh_in_yesterday", "pv_kwh_yesterday", "ah_out_yesterday"):
+        assert "state_class" not in by[f][1], f
+    assert (by["H22"][1]["device_class"], by["H22"][1]["unit_of_measurement"]) == ("energy", "kWh")
+    assert by["kwh_in_today"][1]["name"] == "Energy in today"
+    assert by["H20"][1]["suggested_display_precision"] == 2

@@ -299,3 +299,56 @@ def test_publish_when_offline_and_oversize():
     a, s, c = asyncio.run(main())
     assert a is None and c.not_connected == 1
     assert s is None and c._subs == [(b"cmd", 1)]  # sent at the next connect
+
+
+def test_qos0_payload_larger_than_tx_buffer_is_streamed():
+    # an HA discovery config of an enum with its texts (~3 KB) must reach the
+    # broker whole although the tx buffer is smaller; QoS 1 must still fit
+    async def script(fake, r, w):
+        await fake.recv(r)
+        await _send(w, CONNACK_OK)
+        await fake.recv(r, 4)
+        await _idle(fake, r, w)
+
+    async def main():
+        f = Fake(script)
+        f.fr = M.Framer(4096)
+        await f.start()
+        c = _client(f.port, tx_buf=256)
+        rc = await c.connect()
+        body = bytes(range(256)) * 12
+        a = await c.publish("ha/sensor/x/config", body, retain=True)
+        b = await c.publish("t", body, qos=1)  # refused: a resend needs it in the buffer
+        d = await c.publish("t", b"y" * 9000)  # beyond the stated maximum
+        e = await c.publish("t", b"small")
+        g = await c.publish("p", (b"ab", body, b"cd"), retain=True)  # pieces of one payload
+        h = await c.publish("p", (b"x",) * 9000)  # pieces beyond the maximum
+        for _ in range(100):
+            if len(f.got) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        res = (rc, a, b, d, e, c.too_big, c.is_connected(), list(f.got), body, g, h)
+        await f.stop()
+        return res
+
+    rc, a, b, d, e, too_big, connected, got, body, g, h = asyncio.run(main())
+    assert rc == 0 and a == 0 and e == 0 and g == 0 and connected
+    assert b is None and d is None and h is None and too_big == 3
+    assert got[3] == (0x31, b"\x00\x01pab" + body + b"cd")
+    assert got[1] == (0x31, b"\x00\x12ha/sensor/x/config" + body)  # retained, QoS 0, whole payload
+    assert got[2] == (0x30, b"\x00\x01tsmall")
+
+
+def test_refused_connect_reported_in_words():
+    # the console said "connect: OSError(111,)"; a user needs the words
+    async def main():
+        f = await Fake(_idle).start()
+        port = f.port
+        await f.stop()  # nothing listens there any more
+        c = _client(port)
+        return await c.connect(), c.last_error
+
+    rc, err = asyncio.run(main())
+    assert rc == M.ERR_NET
+    assert err.startswith("connect: connection refused (errno "), err
+    assert M.err_text(ValueError("x")) == repr(ValueError("x"))
