@@ -439,6 +439,9 @@ class Gateway:
         """Yield (topic, payload) of the HA discovery configs that are
         due, one at a time: the uplink publishes them as it has room, so a
         device with 40 fields never floods the outbox."""
+        import sys
+
+        had_enums = "ve_enums" in sys.modules  # ha_discovery's enum texts: dropped again too
         import ha_discovery  # loaded while configs are due, then dropped (RAM)
 
         if self._gw_announce:
@@ -457,9 +460,9 @@ class Gateway:
                     prefix=self.prefix, discovery_prefix=self.discovery_prefix):
                 yield topic, payload
         del ha_discovery
-        import sys
-
         sys.modules.pop("ha_discovery", None)
+        if not had_enums:
+            sys.modules.pop("ve_enums", None)
 
     def announce_gateway(self, again=False):
         """HA discovery for the gateway and every device: call after each
