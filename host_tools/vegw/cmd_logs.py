@@ -117,7 +117,7 @@ def read_records(path):
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise LogError("reading Parquet needs pyarrow (pip install pyarrow)")
+            raise LogError("reading Parquet needs pyarrow, which is not installed: pip install 'vegw[parquet]'")
         try:
             rows = pq.read_table(path).to_pylist()
         except Exception as e:  # noqa: BLE001 - pyarrow raises many types
@@ -580,7 +580,7 @@ def write_parquet(records, path):
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise LogError("--format parquet needs pyarrow (pip install pyarrow)")
+        raise LogError("--format parquet needs pyarrow, which is not installed: pip install 'vegw[parquet]'")
     fields = field_columns(records)
     cols = {"t": pa.array([float(r["t"]) for r in records], pa.float64()),
             "time_utc": pa.array([int(r["t"] * 1000) for r in records], pa.timestamp("ms", tz="UTC"))}
