@@ -53,7 +53,7 @@ def add_arguments(parser):
     parser.add_argument("--retries", type=int, default=2, help="re-requests after a timeout (default 2)")
     mqtt_link.add_arguments(parser).description = "request the log over MQTT (--broker, with --gateway)"
     parser.add_argument("--format", choices=("csv", "parquet", "jsonl"),
-                        help="output format (default: from --out's extension, else jsonl)")
+                        help="output format (default: from --out's extension: .csv, .parquet/.pq, .jsonl/.ndjson, others refused; jsonl for stdout)")
     parser.add_argument("--out", default="-", metavar="FILE", help="output file ('-' = stdout, not for parquet)")
     parser.add_argument("--from", dest="t_from", metavar="T", help="keep samples at or after T (unix s or ISO 8601)")
     parser.add_argument("--to", dest="t_to", metavar="T", help="keep samples before or at T")
