@@ -471,6 +471,12 @@ class Gateway:
         would dominate the day's bytes); again=True (Home Assistant's birth
         message, <discovery_prefix>/status "online": HA or the broker
         restarted and may have lost them) does."""
+        for dev in self.devices.values():
+            # each device's availability again after a connect (a broker
+            # restarted without persistence forgot the retained ones, and HA
+            # needs them all): offline ones at the next tick, online ones at
+            # their next reading
+            dev.online = None
         if not self.discovery or (self._announced and not again):
             return
         self._announced = True
