@@ -463,6 +463,9 @@ class Gateway:
         """Yield (topic, payload) of the HA discovery configs that are
         due, one at a time: the uplink publishes them as it has room, so a
         device with 40 fields never floods the outbox."""
+        import sys
+
+        had_enums = "ve_enums" in sys.modules  # ha_discovery's enum texts: dropped again too
         import ha_discovery  # loaded while configs are due, then dropped (RAM)
 
         if self._gw_announce:
@@ -481,9 +484,9 @@ class Gateway:
                     prefix=self.prefix, discovery_prefix=self.discovery_prefix):
                 yield topic, payload
         del ha_discovery
-        import sys
-
         sys.modules.pop("ha_discovery", None)
+        if not had_enums:
+            sys.modules.pop("ve_enums", None)
 
     def announce_gateway(self, again=False):
         """HA discovery for the gateway and every device: call after each
@@ -492,6 +495,12 @@ class Gateway:
         would dominate the day's bytes); again=True (Home Assistant's birth
         message, <discovery_prefix>/status "online": HA or the broker
         restarted and may have lost them) does."""
+        for dev in self.devices.values():
+            # each device's availability again after a connect (a broker
+            # restarted without persistence forgot the retained ones, and HA
+            # needs them all): offline ones at the next tick, online ones at
+            # their next reading
+            dev.online = None
         if not self.discovery or (self._announced and not again):
             return
         self._announced = True

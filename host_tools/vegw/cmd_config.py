@@ -167,9 +167,11 @@ def check_config(cfg, board_name=None):
 
     notes = []
     board_path = "--board"
-    if board_name is None and isinstance(cfg, dict) and isinstance(cfg.get("gateway"), dict):
-        board_name = cfg["gateway"].get("board", "esp32-devkit")
-        board_path = "gateway.board"
+    gw = cfg.get("gateway") if isinstance(cfg, dict) and isinstance(cfg.get("gateway"), dict) else None
+    if board_name is None and gw is not None:
+        board_name = gw.get("board", "esp32-devkit")
+    if gw is not None and board_name == gw.get("board"):
+        board_path = "gateway.board"  # the config names it (provision passes it on)
     board = None
     board_error = None
     if board_name is not None:

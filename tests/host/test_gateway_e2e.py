@@ -157,7 +157,13 @@ def test_demo_site_end_to_end():
     for t, c in cfgs:
         assert t.endswith("/config") and t.split("/")[1] in ("sensor", "binary_sensor")
         assert c["unique_id"].startswith("vegw_e2e_")
-        assert c.get("availability_topic") == "vegw/e2e/availability" or c["state_topic"] == "vegw/e2e/availability"
+        if "availability" in c:  # a Victron device: gateway online AND device not stale
+            dev = c["state_topic"].split("/")[2]
+            assert c["availability"] == [{"topic": "vegw/e2e/availability"},
+                                         {"topic": "vegw/e2e/%s/availability" % dev}] and c["availability_mode"] == "all"
+            assert sub.topic("vegw/e2e/%s/availability" % dev)[0][1] == b"online"
+        else:
+            assert c.get("availability_topic") == "vegw/e2e/availability" or c["state_topic"] == "vegw/e2e/availability"
         assert c["state_topic"].startswith("vegw/e2e/")
         assert "identifiers" in c["device"]
         if "unit_of_measurement" in c and c.get("device_class") == "voltage":

@@ -82,7 +82,9 @@ async def main(argv):
             await asyncio.sleep(0.02)
         okset = [p for p, ok in acked if ok]
         oks = [p in okset for p in pids]
-        big = await c.publish("vegw/gwT/big", b"x" * 2100)  # > 2048 B tx buffer
+        # > 2048 B tx buffer: QoS 1 must fit it (a resend needs the copy);
+        # QoS 0 is streamed after its header up to 8 KB
+        big = await c.publish("vegw/gwT/big", b"x" * 2100, qos=1)
         # 1000 B fits our 2048 B tx buffer but not the 512 B rx buffer: the
         # broker's copy back to us is skipped and counted, the link survives
         huge_in = await c.publish("vegw/gwT/cmd", b"y" * 1000, qos=1)

@@ -477,3 +477,18 @@ def test_state_values_published_at_their_resolution():
     assert per["vegw/gw1/house/SOC"] == b"84.9" and per["vegw/gw1/house/V"] == b"8.2"
     assert gateway._num_text(12.0) == "12.0" and gateway._num_text(float("nan")) == "null"
     assert gateway._num_text(1e-7) == "1e-07"
+
+
+def test_device_availability_sent_again_after_a_connect():
+    # a broker restarted without persistence forgot the retained availability;
+    # HA (availability_mode all) would show the devices unavailable for good
+    gw, _ = make(heartbeat=300, stale=60)
+    feed = feeder(gw, "house")
+    for t in range(0, 70):
+        feed(block([(b"V", b"12800")]), t)
+        gw.tick(t)
+    assert sorted(avail(drain(gw))) == [("house", "online", True), ("shunt", "offline", True)]
+    gw.announce_gateway()  # the app calls this after every connect
+    feed(block([(b"V", b"12800")]), 70)
+    gw.tick(70)
+    assert sorted(avail(drain(gw))) == [("house", "online", True), ("shunt", "offline", True)]
