@@ -334,7 +334,7 @@ class Gateway:
         # per-minute aggregates (other fields keep their values there)
         si = {}
         for i in range(block.count):
-            k = VF.entry(block, i)
+            k = block.entry(i)
             if k < 0:
                 continue
             f = VF.NAMES[k]
