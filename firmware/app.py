@@ -111,7 +111,8 @@ class App:
         self.engine = alarm_engine.Engine(
             rules, stale_s=rules_cfg.get("stale_timeout") or 60, stale_by_device=stale_by,
             builtin=rules_cfg.get("builtin"), devices=devices,
-            on_output=(lambda name, sev, on: relay.set(on)) if relay is not None else None)
+            on_output=(lambda name, sev, on: relay.set(on)) if relay is not None else None,
+            ble_devices=[d["name"] for d in cfg.get("devices", ()) if d.get("type") == "ble"])
         tracker = ble_readout.Tracker()
         for d in cfg.get("devices", ()):
             if d.get("type") == "ble":

@@ -358,6 +358,12 @@ class Gateway:
         if dev is None:
             return
         vals = self.tracker.values()
+        if vals is None:  # out of range: a wrong key whose first byte matched
+            if self.tracker.notice:
+                self.notice(self.tracker.notice)
+            self.counters["adverts"] -= 1
+            self.counters["adverts_ignored"] += 1
+            return
         if dev.model is None:
             try:
                 dev.model = VF.product_name(self.tracker.decoder.model_id)
