@@ -135,6 +135,7 @@ class App:
         self._pending_mark = None  # highest acknowledged seq not yet persisted
         self.connected_at = None  # time of the last broker connect (OTA health)
         self._replay_next = 0
+        self.replay_stuck = 0  # window entries whose PUBACK outcome was lost (resent)
         self._hold_since = None  # thin uplink: when unsent records were first seen waiting (ticks_ms)
         self._hold_seen = 0  # thin uplink: flash log's next_seq when last looked at
 
@@ -161,14 +162,14 @@ class App:
         out.update(self.p.link_info())
         if self.parsers:
             out["vedirect"] = dict((n, p.counters()) for n, p in self.parsers.items())
-            for n, p in self.parsers.items():
-                out["vedirect"][n]["callback_errors"] = p.callback_errors
         if self.scanner is not None:
             out["ble_scan"] = self.scanner.stats()
         if self.mqtt is not None:
             c = self.mqtt.counters()
             out["mqtt"] = {"connects": c.get("connects"), "disconnects": c.get("disconnects"),
-                           "bytes_sent": c.get("bytes_sent"), "timeouts": c.get("timeouts")}
+                           "bytes_sent": c.get("bytes_sent"), "timeouts": c.get("timeouts"),
+                           "rx_dropped": c.get("rx_dropped"), "rx_unacked": c.get("rx_unacked"),
+                           "replay_stuck": self.replay_stuck}
         return out
 
     # ------------------------------------------------------------ tasks
@@ -366,12 +367,18 @@ class App:
                             break
                         seq, rtype, payload = rec
                         topic, body = _log_message(gw.base, seq, rtype, payload)
-                    pid = await client.publish(topic, body, qos=1)
+                    # In the window before a byte goes out: the PUBACK can be
+                    # handled before publish() returns (seen on loopback).
+                    entry = [0, seq, None]  # pid, seq, None = waiting for PUBACK
+                    self._acked.append(entry)
+                    pid = await client.publish(topic, body, qos=1, pid_cb=lambda p: entry.__setitem__(0, p))
                     if not pid:
+                        if entry in self._acked and entry[2] is None:
+                            self._acked.remove(entry)
                         break
-                    self._acked.append([pid, seq, None])  # None = waiting for PUBACK
                     self._replay_next = seq + 1
                     sent_this_s += 1
+                self._check_window(client)
                 self._persist_acks(False)
             await asyncio.sleep(0.02)
         self._persist_acks(True)
@@ -419,6 +426,21 @@ class App:
         for rec in fl.read_from(start):
             return rec
         return None
+
+    def _check_window(self, client):
+        # An entry still waiting whose packet the client no longer holds in
+        # flight lost its outcome: never let it wedge the window. Resend from
+        # it on (consumers de-duplicate by seq) and count it.
+        acked = self._acked
+        for i in range(len(acked)):
+            e = acked[i]
+            if e[2] is None and e[0] and not client.in_flight(e[0]):
+                self.replay_stuck += 1
+                log("log replay: no outcome for seq", e[1], "- resending from it")
+                self._persist_acks(False)
+                del acked[i:]
+                self._replay_next = 0
+                return
 
     def _on_puback(self, pid, ok):
         acked = self._acked
