@@ -57,6 +57,8 @@ def _load():
 _READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
 _REPLAY_WINDOW = 8  # QoS 1 log records in flight at once
 _REPLAY_PER_S = 20  # backlog records per second (rate limit on reconnect)
+_ALARMS_SNAPSHOT = "alarms"  # state-store name of the raised alarms at a clean stop
+_SNAPSHOT_MAX_AGE_S = 900  # a snapshot older than this at boot is stale (a crash since)
 _MARK_EVERY_MS = 2000  # persist the upload cursor at most this often
 _WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
 _BACKOFF_MAX_S = 60
@@ -127,6 +129,7 @@ class App:
             blob = platform.state_store().load("metrics")
             if blob and not ms.from_bytes(blob):
                 log("saved metrics unreadable: starting afresh")
+        self._restore_alarms(platform.state_store())
         self.gw = gateway.Gateway(cfg, flashlog=fl, engine=self.engine, tracker=tracker, metrics=ms)
         self.gw.status_extra = self._status_extra
         self.mqtt = None
@@ -136,6 +139,8 @@ class App:
         self.connected_at = None  # time of the last broker connect (OTA health)
         self._replay_next = 0
         self.replay_stuck = 0  # window entries whose PUBACK outcome was lost (resent)
+        self.tasks = []  # the running tasks (a planned reset stops them)
+        self._resetting = False
         self._hold_since = None  # thin uplink: when unsent records were first seen waiting (ticks_ms)
         self._hold_seen = 0  # thin uplink: flash log's next_seq when last looked at
 
@@ -244,13 +249,36 @@ class App:
             if now - last_save >= _SAVE_EVERY_S:
                 last_save = now
                 self.save_state()
-            if self.gw.reboot_requested:
-                log("reboot requested over MQTT")
-                await asyncio.sleep(1)
-                self.p.reset()
+            if self.gw.reboot_requested and not self._resetting:
+                asyncio.create_task(self.planned_reset("reboot requested over MQTT"))
 
-    def save_state(self):
+    def _restore_alarms(self, store):
+        # Alarms raised when a planned restart (reboot command, OTA, config
+        # change) stopped the gateway stay raised: no second "raised" event,
+        # the relay as it was. Only a recent snapshot counts, and only once.
+        if store is None:
+            return
+        blob = store.load(_ALARMS_SNAPSHOT)
+        if not blob:
+            return
+        try:
+            snap = json.loads(blob)
+            store.save(_ALARMS_SNAPSHOT, b"")
+            if 0 <= self.now() - snap.get("t", 0) <= _SNAPSHOT_MAX_AGE_S:
+                n = self.engine.restore(snap, self.now())
+                log("alarms kept over the restart:", n)
+        except (ValueError, AttributeError, OSError, TypeError) as e:
+            log("alarm snapshot unreadable:", repr(e))
+
+    def save_state(self, alarms=False):
         store = self.p.state_store()
+        if alarms and store is not None:
+            try:
+                snap = self.engine.snapshot()
+                snap["t"] = self.now()
+                store.save(_ALARMS_SNAPSHOT, json.dumps(snap).encode())
+            except (OSError, MemoryError) as e:
+                log("saving alarms failed:", repr(e))
         if store is not None and self.gw.metrics is not None:
             gc.collect()
             try:
@@ -511,11 +539,10 @@ class App:
             if r.get("reboot"):
                 if pid:
                     await client.wait_puback(pid, 5000)
-                log("rebooting into the updated firmware")
-                self.gw.close(self.now())
-                self.save_state()
-                await client.disconnect()
-                self.p.reset()
+                # the clean stop runs in a task of its own: it drains this
+                # uplink, then cancels it
+                asyncio.create_task(self.planned_reset("rebooting into the updated firmware"))
+                return
 
     def _ota_health(self):
         rx = self.ota_rx
@@ -545,8 +572,9 @@ class App:
 
     async def run(self, duration_s=None):
         log("starting gateway", self.gw.gw, "firmware", gateway.VERSION)
-        tasks = [asyncio.create_task(self.uplink()), asyncio.create_task(self.ticker()),
-                 asyncio.create_task(self.watchdog())]
+        tasks = self.tasks
+        tasks += [asyncio.create_task(self.uplink()), asyncio.create_task(self.ticker()),
+                  asyncio.create_task(self.watchdog())]
         if self.safe:
             log("safe mode: device readers off; uplink, commands and OTA stay up")
             self.gw.notice("safe mode after a crash loop: device readers off")
@@ -576,6 +604,21 @@ class App:
         await asyncio.sleep(duration_s)
         await self.stop(tasks)
 
+    async def planned_reset(self, why):
+        """Every planned reset (reboot command, OTA commit or rollback, config
+        change) goes through the clean stop: aggregates and events to flash,
+        derived metrics and raised alarms saved, the uplink drained, then the
+        reset."""
+        if self._resetting:
+            return
+        self._resetting = True
+        log(why + ": stopping cleanly, then reset")
+        try:
+            await self.stop(self.tasks)
+        except Exception as e:  # noqa: BLE001 - the reset must happen regardless
+            log("clean stop failed:", repr(e))
+        self.p.reset()
+
     async def stop(self, tasks):
         """Clean stop: readers and timers stop, the open log window and block
         go to flash, the uplink delivers what is queued and logged (bounded),
@@ -586,7 +629,7 @@ class App:
         self.gw.tick(now)
         if self.flog is not None:
             self.gw.close(now)
-        self.save_state()
+        self.save_state(alarms=True)
         try:
             self.gw.publish_status(now)  # the last word: counters as they ended
         except MemoryError as e:

@@ -547,6 +547,60 @@ class Engine:
                 out.append("device_warning:" + n)
         return out
 
+    def snapshot(self):
+        """The raised rules (built-in ones too) and which are acknowledged,
+        for a planned restart: restore() takes them back without raising
+        them again (no second "raised" event, the relay as it was)."""
+        acked = []
+        for r in range(len(self._rules)):
+            if self._state[r] == _RAISED and self._acked[r]:
+                acked.append(self._rules[r][0])
+        return {"raised": self.active(), "acked": acked}
+
+    def restore(self, snap, now):
+        """Take back a snapshot() (a dict as JSON gives it). Unknown names are
+        skipped; never raises on a bad snapshot."""
+        try:
+            raised = snap.get("raised") or ()
+            acked = snap.get("acked") or ()
+        except AttributeError:
+            return 0
+        n = 0
+        for name in raised:
+            if type(name) is not str:
+                continue
+            r = self._rindex.get(name)
+            if r is not None:
+                self._state[r] = _RAISED
+                self._acked[r] = 1 if name in acked else 0
+                sev = self._rules[r][1]
+                if not self._acked[r]:
+                    self._output(name, sev, True)
+            else:
+                i = name.find(":")
+                d = self._didx.get(name[i + 1:]) if i > 0 else None
+                if d is None:
+                    continue
+                kind = name[:i]
+                bs = self._bstate[d]
+                sev = SEV_ALARM
+                if kind == "stale":
+                    self._stale_flag[d] = 1
+                    sev = SEV_WARNING
+                elif kind == "error":
+                    bs[5] = True
+                elif kind == "device_alarm":
+                    bs[6] = True
+                elif kind == "device_warning":
+                    bs[7] = True
+                    sev = SEV_WARNING
+                else:
+                    continue
+                self._output(name, sev, True)
+            self._flap[name] = [now, 0, None, "raised"]
+            n += 1
+        return n
+
     def events(self):
         """Drain the outbox (used when no on_event callback was given)."""
         out = []

@@ -98,3 +98,93 @@ def test_lost_outcome_is_detected_and_resent():
     assert a.replay_stuck >= 1
     assert a.flog.cursor == seqs[-1]
     assert len(c.sent) > 12  # the record whose outcome was lost went out again
+
+
+# ---- planned resets go through the clean stop (issue 23.7)
+
+class StorePlatform(Platform):
+    def __init__(self, folder, bd=None):
+        from drivers.state_store import FileStore
+
+        self.bd = bd or NorSim(16, 4096)
+        self.store = FileStore(folder)
+        self.resets = 0
+        self.t = 1_700_000_000
+
+    def state_store(self):
+        return self.store
+
+    def now_s(self):
+        return self.t
+
+    def reset(self):
+        self.resets += 1
+
+
+def _site(platform):
+    app._load()
+    cfg = {"gateway": {"id": "r"}, "mqtt": {"host": "127.0.0.1"}, "log": {"interval": 60},
+           "alarms": {"builtin": {"stale": False}},
+           "devices": [{"name": "house", "type": "vedirect", "uart": 1, "rx": 16}]}
+    import alarm_rules
+
+    rules, errors = alarm_rules.parse_rules(["low: alarm: house.V < 24"], alarm_rules.default_field_ok(["house"]))
+    assert not errors
+    return app.App(platform, cfg, rules=rules)
+
+
+def _feed(a, volts, now):
+    import vedirect
+
+    body = b"\r\nPID\t0x203\r\nV\t%d\r\nI\t-1000\r\nChecksum\t" % int(volts * 1000)
+    blk = body + bytes(((256 - sum(body)) & 0xFF,))
+    vedirect.Parser(lambda b: a.gw.vedirect_block("house", b, now)).feed(blk)
+
+
+def _events(a):
+    import json as _json
+    import gateway
+
+    return [_json.loads(p) for s, t, p in a.flog.read_from(1) if t == gateway.REC_EVENT]
+
+
+def test_reboot_command_stops_cleanly_and_keeps_raised_alarms(tmp_path):
+    p = StorePlatform(str(tmp_path))
+    a = _site(p)
+    for k in range(30):  # half a log window of readings, one alarm raised
+        _feed(a, 23.5, p.t + k)
+    p.t += 30
+    assert a.engine.active() == ["low"]
+    a.gw.command(b'{"cmd":"reboot"}', p.t)
+    assert a.gw.reboot_requested
+
+    async def go():
+        a.running = True
+        a.uplink_on = True
+        t = asyncio.create_task(a.ticker())
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if p.resets:
+                break
+        t.cancel()
+
+    asyncio.run(go())
+    assert p.resets == 1
+    # the open window's aggregates reached flash before the reset
+    import gateway
+
+    recs = [t for s, t, _ in a.flog.read_from(1) if t != gateway.REC_EVENT]
+    assert recs, "aggregates of the open window lost"
+    raised = [e for e in _events(a) if e["event"] == "raised"]
+    assert [e["rule"] for e in raised] == ["low"]
+    # boot again on the same flash and state: the alarm is still raised and
+    # is not raised a second time
+    p2 = StorePlatform(str(tmp_path), bd=p.bd)
+    p2.t = p.t + 20
+    b = _site(p2)
+    assert b.engine.active() == ["low"]
+    _feed(b, 23.4, p2.t + 1)
+    b.gw.tick(p2.t + 2)
+    b.gw.close(p2.t + 2)
+    raised = [e for e in _events(b) if e["event"] == "raised"]
+    assert [e["rule"] for e in raised] == ["low"], raised

@@ -406,3 +406,28 @@ def test_allow_ble_parses_once():
                                             alarm_rules.default_field_ok(None))
     assert len(rules) == 1 and rules[0][7] is True and rules[0][6] is True
     assert len(errors) == 1 and "given twice" in errors[0][2]
+
+
+def test_snapshot_and_restore_keep_raised_alarms_without_new_events():
+    out = []
+    text = "low: alarm: house.V < 24\nhi: warning: house.V > 30"
+    eng, evs = make(text, on_output=lambda n, s, on: out.append(on),
+                    builtin={"stale": False, "error": True, "device_alarm": False})
+    feed(eng, 0, V=23.0, ERR=2)
+    assert sorted(eng.active()) == ["error:house", "low"] and out == [True]
+    eng.acknowledge("low", 1)
+    snap = eng.snapshot()
+    assert snap["acked"] == ["low"]
+    # a new engine after the restart
+    out2 = []
+    eng2, evs2 = make(text, on_output=lambda n, s, on: out2.append(on),
+                      builtin={"stale": False, "error": True, "device_alarm": False}, devices=["house"])
+    assert eng2.restore(snap, 100) == 2
+    assert sorted(eng2.active()) == ["error:house", "low"]
+    assert out2 == [True]  # error:house is not acknowledged: the output is back on
+    feed(eng2, 101, V=23.0, ERR=2)
+    assert evs2 == []  # nothing raised a second time
+    feed(eng2, 102, V=25.0, ERR=0)
+    assert sorted(brief(evs2)) == [(102, "error:house", "cleared"), (102, "low", "cleared")]
+    assert eng2.restore({"raised": [None, "nope", "x:y"]}, 103) == 0
+    assert eng2.restore("garbage", 103) == 0
