@@ -140,6 +140,8 @@ class App:
         self._replay_next = 0
         self.replay_stuck = 0  # window entries whose PUBACK outcome was lost (resent)
         self.tasks = []  # the running tasks (a planned reset stops them)
+        self._exporting = False  # a {"cmd":"logs"} export is running
+        self.export_busy = 0  # export requests refused while one ran
         self._resetting = False
         self._hold_since = None  # thin uplink: when unsent records were first seen waiting (ticks_ms)
         self._hold_seen = 0  # thin uplink: flash log's next_seq when last looked at
@@ -506,12 +508,18 @@ class App:
             return
         if t != gw.base + "cmd":
             if gw.discovery and t == gw.discovery_prefix + "/status" and bytes(msg) == b"online":
-                gw.announce_gateway(again=True)
+                gw.announce_gateway(again=True, now_s=self.now())
             return
         extra = gw.command(bytes(msg), self.now())
         if extra is None:
             return
         if extra.get("cmd") == "logs" and self.flog is not None:
+            # one export at a time: each holds a task and a flash reader
+            if self._exporting:
+                self.export_busy += 1
+                gw._reply({"ok": False, "cmd": "logs", "error": "busy: an export is running"})
+                return
+            self._exporting = True
             asyncio.create_task(self._send_logs(extra))
         else:
             self.p.command(extra, gw)
@@ -556,19 +564,24 @@ class App:
     async def _send_logs(self, req):
         """{"cmd":"logs","from_seq":N,"max":M}: records from the flash log to
         <prefix>/<gw>/logs, one message each, then {"done":true,"count":n}."""
-        c = self.mqtt
-        start = req.get("from_seq") or self.flog.oldest_seq() or 1
-        limit = req.get("max") or 100000
-        n = 0
-        for seq, rtype, payload in self.flog.read_from(start):
-            if n >= limit or c is None or not c.is_connected():
-                break
-            await c.publish(self.gw.base + "logs", _log_message(self.gw.base, seq, rtype, payload)[1], qos=1)
-            n += 1
-            if n % 20 == 0:
-                await asyncio.sleep(0.05)
-        if c is not None:
-            await c.publish(self.gw.base + "logs", b'{"done":true,"count":%d}' % n, qos=1)
+        try:
+            c = self.mqtt
+            start = req["from_seq"] or self.flog.oldest_seq() or 1
+            limit = req["max"]  # 1.._MAX_EXPORT, checked by gateway.command
+            n = 0
+            for seq, rtype, payload in self.flog.read_from(start):
+                if n >= limit or c is None or not c.is_connected():
+                    break
+                await c.publish(self.gw.base + "logs", _log_message(self.gw.base, seq, rtype, payload)[1], qos=1)
+                n += 1
+                if n % 20 == 0:
+                    await asyncio.sleep(0.05)
+            if c is not None:
+                await c.publish(self.gw.base + "logs", b'{"done":true,"count":%d}' % n, qos=1)
+        except Exception as e:  # noqa: BLE001 - an export must not take the gateway with it
+            log("log export failed:", repr(e))
+        finally:
+            self._exporting = False
 
     async def run(self, duration_s=None):
         log("starting gateway", self.gw.gw, "firmware", gateway.VERSION)

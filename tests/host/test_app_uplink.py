@@ -188,3 +188,44 @@ def test_reboot_command_stops_cleanly_and_keeps_raised_alarms(tmp_path):
     b.gw.close(p2.t + 2)
     raised = [e for e in _events(b) if e["event"] == "raised"]
     assert [e["rule"] for e in raised] == ["low"], raised
+
+
+class SlowClient:
+    def __init__(self):
+        self.sent = []
+
+    def is_connected(self):
+        return True
+
+    async def publish(self, topic, body, retain=False, qos=0, pid_cb=None):
+        await asyncio.sleep(0.001)
+        self.sent.append((topic, body))
+        return 1 if qos else 0
+
+
+def test_one_log_export_at_a_time_and_bad_arguments_refused():
+    # issue 23.6: 200 requests started 200 exports and ran the heap out
+    a, seqs = make(50)
+    a.mqtt = SlowClient()
+    topic = a.gw.base + "cmd"
+
+    async def go():
+        for _ in range(200):
+            a._on_message(topic.encode(), b'{"cmd":"logs","max":50}')
+        a._on_message(topic.encode(), b'{"cmd":"logs","from_seq":"x"}')
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if not a._exporting:
+                break
+
+    asyncio.run(go())
+    assert not a._exporting and a.export_busy == 199
+    logs = [b for t, b in a.mqtt.sent if t.endswith("/logs")]
+    assert len(logs) == 51 and logs[-1] == b'{"done":true,"count":50}'
+    replies = []
+    while len(a.gw.out):
+        t, p, _, _ = a.gw.out.pop()
+        if t.endswith("cmd/reply"):
+            replies.append(p)
+    assert sum(1 for r in replies if b"busy" in r) >= 1
+    assert any(b"from_seq must be an integer" in r for r in replies)
