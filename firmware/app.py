@@ -141,6 +141,7 @@ class App:
         self.replay_stuck = 0  # window entries whose PUBACK outcome was lost (resent)
         self.tasks = []  # the running tasks (a planned reset stops them)
         self._exporting = False  # a {"cmd":"logs"} export is running
+        self.task_restarts = 0  # tasks that died of an exception and were started again
         self.export_busy = 0  # export requests refused while one ran
         self._resetting = False
         self._hold_since = None  # thin uplink: when unsent records were first seen waiting (ticks_ms)
@@ -165,7 +166,8 @@ class App:
     def _status_extra(self):
         gc.collect()  # once a minute: report live data, not garbage
         out = {"heap_free": gc.mem_free(), "heap_alloc": self.heap_alloc(),
-               "loop_lag_max_ms": self.loop_lag_max_ms, "mem_errors": self.mem_errors}
+               "loop_lag_max_ms": self.loop_lag_max_ms, "mem_errors": self.mem_errors,
+               "task_restarts": self.task_restarts}
         out.update(self.p.link_info())
         if self.parsers:
             out["vedirect"] = dict((n, p.counters()) for n, p in self.parsers.items())
@@ -586,22 +588,23 @@ class App:
     async def run(self, duration_s=None):
         log("starting gateway", self.gw.gw, "firmware", gateway.VERSION)
         tasks = self.tasks
-        tasks += [asyncio.create_task(self.uplink()), asyncio.create_task(self.ticker()),
-                  asyncio.create_task(self.watchdog())]
+        sup = self._supervised
+        tasks += [asyncio.create_task(sup("uplink", self.uplink)), asyncio.create_task(sup("ticker", self.ticker)),
+                  asyncio.create_task(sup("watchdog", self.watchdog))]
         if self.safe:
             log("safe mode: device readers off; uplink, commands and OTA stay up")
             self.gw.notice("safe mode after a crash loop: device readers off")
         else:
-            tasks.append(asyncio.create_task(self.ble()))
+            tasks.append(asyncio.create_task(sup("ble", self.ble)))
             by_uart = {}
             for d in self.cfg.get("devices", ()):
                 if d.get("type") == "vedirect":
                     by_uart.setdefault(d["uart"], []).append(d)
             for devs in by_uart.values():
                 if len(devs) == 1:
-                    tasks.append(asyncio.create_task(self.reader(devs[0])))
+                    tasks.append(asyncio.create_task(sup("reader:" + devs[0]["name"], self.reader, devs[0])))
                 else:  # more devices than UARTs: time-slice the RX pin
-                    tasks.append(asyncio.create_task(self.shared_reader(devs)))
+                    tasks.append(asyncio.create_task(sup("reader:uart%d" % devs[0]["uart"], self.shared_reader, devs)))
         # Collect often: a collection restarts allocation at the lowest free
         # block, so short-lived objects stay packed low and the free heap in
         # long runs. Collecting only when the heap is full would scatter the
@@ -616,6 +619,29 @@ class App:
                 await asyncio.sleep(3600)
         await asyncio.sleep(duration_s)
         await self.stop(tasks)
+
+    async def _supervised(self, name, fn, *args):
+        """Run task fn(*args); if it dies of an exception, log it, count it
+        (status task_restarts) and start it again after a backoff (1 s, then
+        doubling to 60 s), instead of leaving a dead reader for the watchdog
+        to notice 30 s later with a reset."""
+        backoff = 1
+        while self.running:
+            try:
+                await fn(*args)
+                return  # finished by design (stop, no BLE devices)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any bug in a task
+                self.task_restarts += 1
+                log("task", name, "died:", repr(e), "- restart in", backoff, "s")
+                for _ in range(backoff):
+                    if not self.running:
+                        return
+                    if name in self.alive:
+                        self.beat(name)  # the restart is under way, not a hang
+                    await asyncio.sleep(1)
+                backoff = min(backoff * 2, 60)
 
     async def planned_reset(self, why):
         """Every planned reset (reboot command, OTA commit or rollback, config

@@ -229,3 +229,51 @@ def test_one_log_export_at_a_time_and_bad_arguments_refused():
             replies.append(p)
     assert sum(1 for r in replies if b"busy" in r) >= 1
     assert any(b"from_seq must be an integer" in r for r in replies)
+
+
+# ---- a task that dies is restarted (issue 23.3)
+
+def test_a_reader_that_dies_is_restarted_and_counted():
+    import vedirect
+
+    a, _ = make(0)
+    a.cfg["devices"] = [{"name": "house", "type": "vedirect", "uart": 1, "rx": 16}]
+    a.gw.devices  # the reader only needs the parser and the port
+    body = b"\r\nPID\t0x203\r\nV\t12800\r\nChecksum\t"
+    good = body + bytes(((256 - sum(body)) & 0xFF,))
+    opened = []
+
+    class Port:
+        def __init__(self, k):
+            self.k = k
+            self.reads = 0
+
+        async def read_into(self, buf):
+            self.reads += 1
+            await asyncio.sleep(0.01)
+            if self.k == 0 and self.reads == 2:
+                raise ValueError("a bug in a driver")
+            buf[: len(good)] = good
+            return len(good)
+
+    def open_vedirect(dev):
+        opened.append(Port(len(opened)))
+        return opened[-1]
+
+    a.p.open_vedirect = open_vedirect
+    blocks = []
+    orig = a.gw.vedirect_block
+    a.gw.vedirect_block = lambda n, b, t: blocks.append(n) or orig(n, b, t)
+
+    async def go():
+        a.running = True
+        t = asyncio.create_task(a._supervised("reader:house", a.reader, a.cfg["devices"][0]))
+        await asyncio.sleep(1.5)
+        a.running = False
+        await asyncio.sleep(0.05)
+        t.cancel()
+
+    asyncio.run(go())
+    assert a.task_restarts == 1
+    assert len(opened) == 2 and opened[1].reads > 5  # running again after the backoff
+    assert len(blocks) > 5
