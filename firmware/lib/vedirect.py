@@ -30,10 +30,15 @@ except ImportError:  # CPython
 
 from array import array
 
+import vedirect_fields as _VF
+
 _MAX_BLOCK = const(600)  # text bytes in one block; real blocks are < 300
 _MAX_FEED = const(256)  # bytes copied in per scan step
 _MAX_FIELDS = const(32)  # fields per block; the protocol allows 22 + Checksum
 _MAX_HEX = const(160)  # one HEX frame ':'..'\n'; longest seen is 113 chars
+_MAX_LABEL = const(15)  # label bytes; the protocol's buffer is 9 (8 + NUL)
+_MAX_VALUE = const(32)  # value bytes; the protocol's buffer is 33 (32 + NUL)
+_NO_ENTRY = const(255)  # Block._ent for a label not in vedirect_fields
 
 _ST_SYNC = const(0)  # discarding until the first \r\n (start-up, after an error)
 _ST_TEXT = const(1)  # inside a block
@@ -52,14 +57,22 @@ class Block:
     """A verified block: field i has its label at _buf[ls:le] and its value at
     _buf[le+1:ve]. Use the accessors; the view is reused for the next block."""
 
-    def __init__(self, buf, offs):
+    def __init__(self, buf, offs, ent):
         self._buf = buf
         self._offs = offs  # 3 unsigned shorts per field: label start, tab, value end
+        self._ent = ent  # per field: index into vedirect_fields.NAMES, or 255
         self.count = 0  # number of fields, Checksum excluded
+        self.start = 0  # offset of the block's leading \r\n in _buf
         self.length = 0  # bytes in the block, checksum byte included
+
+    def entry(self, i):
+        """Index into vedirect_fields.NAMES of field i's label, or -1."""
+        k = self._ent[i]
+        return -1 if k == _NO_ENTRY else k
 
     def label(self, i):
         o = self._offs
+        # the parser admits printable ASCII labels only: decode cannot fail
         return bytes(self._buf[o[3 * i] : o[3 * i + 1]]).decode()
 
     def value(self, i):
@@ -94,7 +107,7 @@ class Block:
 
     def raw(self):
         """The block's bytes as received, HEX frames removed (allocates)."""
-        return bytes(self._buf[: self.length])
+        return bytes(self._buf[self.start : self.start + self.length])
 
 
 class HexFrame:
@@ -118,14 +131,16 @@ class Parser:
         self._hexv = HexFrame(self._hex)
         self._hn = 0
         self._offs = array("H", bytes(6 * _MAX_FIELDS))
-        self._block = Block(self._buf, self._offs)
+        self._ent = bytearray(_MAX_FIELDS)
+        self._seen = bytearray(len(_VF.NAMES))  # duplicate-label check, cleared per block
+        self._block = Block(self._buf, self._offs, self._ent)
         self._st = _ST_SYNC
         self._resume = _ST_SYNC  # state to return to after a HEX frame
         self._n = 0  # bytes kept in _buf between feeds
         # Counters (monotonic; never reset by the parser)
         self.blocks_ok = 0
         self.checksum_errors = 0
-        self.malformed = 0  # checksum held but not label\tvalue lines
+        self.malformed = 0  # checksum held but a line or value is not well formed
         self.overflows = 0  # block or field table too large: block dropped
         self.hex_ok = 0
         self.hex_bad = 0
@@ -174,6 +189,7 @@ class Parser:
             "hex_bad": self.hex_bad,
             "bytes_in": self.bytes_in,
             "resynced": self.resynced,
+            "callback_errors": self.callback_errors,
         }
 
     # -- scanning -----------------------------------------------------------
@@ -223,8 +239,15 @@ class Parser:
                 k = buf.find(b"\r\n", p - 1 if p > 0 else 0, end)
                 h = buf.find(b":", p, end)
                 if h >= 0 and (k < 0 or h < k):
-                    end = self._remove(0, h, end)
-                    p = 0
+                    # keep a \r right before the frame: the frame may sit
+                    # between the \r and the \n that open the next block
+                    if h > 0 and buf[h - 1] == _CR:
+                        buf[0] = _CR
+                        end = self._remove(1, h, end)
+                        p = 1
+                    else:
+                        end = self._remove(0, h, end)
+                        p = 0
                     self._st = _ST_HEX
                     self._resume = _ST_SYNC
                     continue
@@ -264,53 +287,152 @@ class Parser:
                 self._st = _ST_SYNC
                 continue
             p = end
+        if end > _MAX_BLOCK:
+            # Text kept while a HEX frame is open skips the check above: the
+            # block may not outgrow its bound on this path either, or the
+            # next feed would write past the buffer.
+            self.overflows += 1
+            end = 0
+            if self._st == _ST_TEXT:
+                self._st = _ST_SYNC
+            else:
+                self._resume = _ST_SYNC
         self._n = end
 
     # -- completed units ------------------------------------------------------
 
     def _block_done(self, length):
-        buf = self._buf
-        if sum(self._mv[:length]) & 0xFF:
+        mv = self._mv
+        start = 0
+        if sum(mv[:length]) & 0xFF:
             self.checksum_errors += 1
-            # A lost "Checksum" line merges a block with the next one. Blocks
-            # start with PID (main) or H1 (BMV history): if one of those
-            # starts a suffix that verifies, that suffix is the next block.
-            s = _resync_start(buf, self._mv, length)
-            if s <= 0:
+            # A lost "Checksum" line (bytes dropped on the line) merges the
+            # rest of a block with the next one. The next block starts at one
+            # of the line starts (any line may open a block: MPPT firmware
+            # 3.x opens its second block with ERR). The rest of the cut block
+            # ends in a line cut short, which a suffix that starts before the
+            # next block would carry: the LATEST suffix that verifies and is
+            # well formed is taken. A later one verifying by chance (1/256 a
+            # line) drops some real fields; an earlier one would publish a
+            # truncated value.
+            start = self._rescue(length)
+            if start < 0:
                 return
             self.resynced += 1
-            self._buf[0 : length - s] = self._mv[s:length]
-            length -= s
-        # Split into fields: each starts with \r\n; the label ends at the
-        # first \t (values may hold spaces, '/', '#').
-        offs = self._offs
-        count = 0
-        s = 2
-        stop = length - _CS_LEN - 1  # index of "\r\nChecksum"
-        while s < stop:
-            nxt = buf.find(b"\r\n", s, stop)
-            if nxt < 0:
-                nxt = stop
-            t = buf.find(b"\t", s, nxt)
-            if t <= s:
-                self.malformed += 1
-                return
-            if count >= _MAX_FIELDS:
+        r = self._split(start, length)
+        if r:
+            if r == 2:
                 self.overflows += 1
-                return
-            offs[3 * count] = s
-            offs[3 * count + 1] = t
-            offs[3 * count + 2] = nxt
-            count += 1
-            s = nxt + 2
+            else:
+                self.malformed += 1
+            return
         blk = self._block
-        blk.count = count
-        blk.length = length
+        blk.start = start
+        blk.length = length - start
         self.blocks_ok += 1
         try:
             self.on_block(blk)
         except Exception:  # a consumer bug must not stop the parser
             self.callback_errors += 1
+
+    def _rescue(self, length):
+        # Offset of the latest line start s > 0 whose suffix _buf[s:length]
+        # sums to 0 mod 256 and splits into at least two well-formed fields
+        # (split again, so the field table holds it); -1 if none. Prefix sums
+        # are carried along: one pass over the bytes.
+        buf = self._buf
+        mv = self._mv
+        total = sum(mv[:length])
+        stop = length - _CS_LEN - 1
+        acc = 0
+        last = 0
+        best = -1
+        s = buf.find(b"\r\n", 2, stop)
+        while s > 0:
+            acc += sum(mv[last:s])
+            last = s
+            if not (total - acc) & 0xFF and self._split(s, length) == 0 and self._known(2):
+                best = s
+            s = buf.find(b"\r\n", s + 2, stop)
+        if best > 0:
+            self._split(best, length)
+        return best
+
+    def _known(self, least):
+        # The field table holds at least `least` fields, all with known
+        # labels: a rescued suffix is trusted only then (a flipped bit in a
+        # label reads as an unknown label).
+        n = self._block.count
+        if n < least:
+            return False
+        ent = self._ent
+        i = 0
+        while i < n:
+            if ent[i] == _NO_ENTRY:
+                return False
+            i += 1
+        return True
+
+    def _split(self, start, length):
+        # Split _buf[start:length] into fields (each opens with \r\n; the label
+        # ends at the first \t, the value may hold more). 0 if every line is
+        # well formed, 1 if one is not, 2 if there are too many fields.
+        # Well formed: a printable ASCII label of 1.._MAX_LABEL bytes seen once
+        # in the block, a value of printable ASCII (and \t) of at most
+        # _MAX_VALUE bytes, and for a known label a value of its form
+        # (digits for numbers, ON/OFF, 0x.. ...): a line cut short by lost
+        # bytes then fails here even when the checksum happens to hold.
+        buf = self._buf
+        offs = self._offs
+        ent = self._ent
+        seen = self._seen
+        count = 0
+        s = start + 2
+        stop = length - _CS_LEN - 1  # index of "\r\nChecksum"
+        r = 0
+        while s < stop:
+            nxt = buf.find(b"\r\n", s, stop)
+            if nxt < 0:
+                nxt = stop
+            t = buf.find(b"\t", s, nxt)
+            if t <= s or t - s > _MAX_LABEL or nxt - t - 1 > _MAX_VALUE:
+                r = 1
+                break
+            if count >= _MAX_FIELDS:
+                r = 2
+                break
+            j = s
+            while j < nxt:
+                c = buf[j]
+                if c > 126 or (c < 32 and (c != 9 or j < t)) or (c == 32 and j < t):
+                    break
+                j += 1
+            if j < nxt:
+                r = 1
+                break
+            offs[3 * count] = s
+            offs[3 * count + 1] = t
+            offs[3 * count + 2] = nxt
+            k = _VF.entry(self._block, count)
+            if k >= 0:
+                if seen[k] or not _VF.value_ok(buf, t + 1, nxt, k):
+                    r = 1
+                    break
+                seen[k] = 1
+                ent[count] = k
+            else:
+                ent[count] = _NO_ENTRY
+            count += 1
+            s = nxt + 2
+        i = 0
+        while i < count:  # clear only what this block set
+            if ent[i] != _NO_ENTRY:
+                seen[ent[i]] = 0
+            i += 1
+        if r:
+            return r
+        self._block.count = count
+        return 0
 
     def _hex_done(self):
         frame = self._hexv
@@ -324,14 +446,6 @@ class Parser:
                     self.callback_errors += 1
         else:
             self.hex_bad += 1
-
-
-def _resync_start(buf, mv, length):
-    for head in (b"\r\nPID\t", b"\r\nH1\t"):
-        s = buf.find(head, 2, length)
-        if s > 0 and not sum(mv[s:length]) & 0xFF:
-            return s
-    return -1
 
 
 def _nibble(c):

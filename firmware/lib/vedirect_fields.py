@@ -52,6 +52,11 @@ _KD = (
 )
 
 _MISSING = object()
+_MAX_DIGITS = const(10)  # a 32-bit value has at most 10 digits (H6 needs 7)
+_MAX_KEYS = const(48)  # fields kept per device: real devices send <= 30 labels
+# Counters over all devices (the gateway reports them):
+# [0] unknown labels not stored because the device's dict is full
+stats = [0]
 
 _LAB = "".join(NAMES).encode()
 _LOFF = bytearray(len(NAMES))  # offsets < 256 (the labels total ~190 bytes)
@@ -99,8 +104,8 @@ def _parse_int(buf, s, e):
     if s < e and buf[s] == 45:  # '-'
         neg = True
         s += 1
-    if s >= e:
-        return None
+    if s >= e or e - s > _MAX_DIGITS:
+        return None  # empty, or too long for a 32-bit value
     v = 0
     while s < e:
         c = buf[s] - 48
@@ -114,6 +119,8 @@ def _parse_int(buf, s, e):
 def _parse_hex(buf, s, e):
     if e - s < 3 or buf[s] != 48 or buf[s + 1] not in (120, 88):  # '0x'
         return _parse_int(buf, s, e)
+    if e - s > 10:
+        return None  # more than 8 hex digits: not a 32-bit value
     v = 0
     s += 2
     while s < e:
@@ -139,6 +146,27 @@ def _onoff(buf, s, e):
     if n == 3 and buf[s + 1] in (70, 102):  # 'F' / 'f'
         return False
     return None
+
+
+def value_ok(buf, s, e, k):
+    """True if buf[s:e] has the form label k's values take: a decimal of at
+    most 10 digits or "---" for numbers, 0x + hex digits (or a decimal) for
+    PID/OR, ON/OFF, any text for text labels. A line cut short by lost bytes
+    (an empty V, a half "0x") fails here."""
+    kind = _KD[k] >> 4
+    if kind == _K_TEXT:
+        return True
+    n = e - s
+    if n == 3 and buf[s] == 45 and buf[s + 1] == 45 and buf[s + 2] == 45:  # "---"
+        return kind != _K_ONOFF
+    if kind == _K_ONOFF:
+        return _onoff(buf, s, e) is not None
+    if kind == _K_HEX and n > 2 and buf[s] == 48 and buf[s + 1] in (120, 88):
+        return n <= 10 and _parse_hex(buf, s, e) is not None
+    if n > 0 and buf[s] == 45:
+        s += 1
+        n -= 1
+    return 0 < n <= _MAX_DIGITS and _parse_int(buf, s, e) is not None
 
 
 def raw_value(block, i, k):
@@ -167,10 +195,16 @@ def update(block, raw):
     i = 0
     n = block.count
     while i < n:
-        k = entry(block, i)
+        k = block.entry(i)
         if k < 0:
-            # Unknown label: kept as text under its own name
+            # Unknown label: kept as text under its own name, while the
+            # device's dict has room (a stream of made-up labels must not
+            # grow it without limit)
             name = block.label(i)
+            if name not in raw and len(raw) >= _MAX_KEYS:
+                stats[0] += 1
+                i += 1
+                continue
             val = block.value(i)
         else:
             name = NAMES[k]

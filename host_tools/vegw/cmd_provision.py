@@ -292,7 +292,9 @@ def interactive(pr, base):
 
 
 def write_config(path, cfg, force):
-    text = json.dumps(cfg, indent=2) + "\n"
+    # UTF-8, not \\u escapes: MicroPython's json turns an escaped surrogate
+    # pair (any emoji) into the wrong bytes, and an SSID with one never connects
+    text = json.dumps(cfg, indent=2, ensure_ascii=False) + "\n"
     if path == "-":
         sys.stdout.write(text)
         return None
@@ -301,7 +303,7 @@ def write_config(path, cfg, force):
     tmp = path + ".tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds passwords and keys
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except OSError as e:

@@ -58,3 +58,14 @@ def test_gen_then_decode_roundtrip():
     objs = [json.loads(x) for x in d.stdout.decode().splitlines()]
     assert len(objs) == 10
     assert objs[0]["PID"] == 0xA381 and isinstance(objs[0]["V"], float)
+
+
+def test_decode_survives_text_kept_across_hex_frames():
+    # issue 23.3: every 256-byte scan step ends inside a HEX frame; the kept
+    # text outgrew the buffer and `vegw decode` exited 2 with BufferError
+    unit = b"\r\nV\t12800\r\nI\t-300" + b":A0123456789ABC"
+    data = unit * 60 + b"\n" + (FIX / "faq_bmv700.bin").read_bytes()
+    r = vegw("decode", "-", input=data)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.decode().splitlines()) == 1
+    assert b"callback_errors=0" in r.stderr and b"overflows=" in r.stderr
