@@ -403,7 +403,11 @@ class App:
                     # handled before publish() returns (seen on loopback).
                     entry = [0, seq, None]  # pid, seq, None = waiting for PUBACK
                     self._acked.append(entry)
-                    pid = await client.publish(topic, body, qos=1, pid_cb=lambda p: entry.__setitem__(0, p))
+
+                    def _pid(p, e=entry):
+                        e[0] = p
+
+                    pid = await client.publish(topic, body, qos=1, pid_cb=_pid)
                     if not pid:
                         if entry in self._acked and entry[2] is None:
                             self._acked.remove(entry)

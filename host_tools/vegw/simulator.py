@@ -207,8 +207,8 @@ def build_mpy(out_dir=None):
     fw = ROOT / "firmware"
     cross = os.path.join(os.path.dirname(micropython_binary()), "mpy-cross")
     # the device's layout: /app.mpy, /lib/*.mpy, /drivers/*.mpy
-    jobs = [(fw / "app.py", out / "app.mpy"), (fw / "host_main.py", out / "host_main.mpy"),
-            (fw / "host_boot.py", out / "host_boot.mpy")]
+    jobs = [(fw / "app.py", out / "app.mpy"), (fw / "startup.py", out / "startup.mpy"),
+            (fw / "host_main.py", out / "host_main.mpy"), (fw / "host_boot.py", out / "host_boot.mpy")]
     jobs += [(p, out / "lib" / (p.stem + ".mpy")) for p in sorted((fw / "lib").glob("*.py"))]
     jobs += [(p, out / "drivers" / (p.stem + ".mpy")) for p in sorted((fw / "drivers").glob("*.py"))]
     (out / "drivers").mkdir(parents=True, exist_ok=True)
