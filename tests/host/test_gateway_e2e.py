@@ -141,7 +141,14 @@ def test_demo_site_end_to_end():
         assert abs(int(boot.group(1)) + int(boot.group(2)) - esp32) < esp32 // 200, (boot.group(0), esp32)
         for s in st:
             assert abs(s["heap_alloc"] + s["heap_free"] - esp32) < esp32 // 200, (s, esp32)
-            assert s["heap_free"] > esp32 // 8, s  # room for the peaks (discovery, OTA, log export)
+            # room for the peaks (discovery, OTA, log export). Was 1/8: since
+            # the gateway holds ~1,300 interned names (qstrs), the unix port
+            # keeps them in a seventh qstr pool (~15 KB, measured with
+            # micropython.qstr_info(): 6 pools / 24.7 KB at boot, 7 / 40.4 KB
+            # after discovery). The simulator interns every module's names
+            # because its ROM image holds .mpy files; a board build freezes
+            # them into flash and never allocates that pool (docs/ram.md).
+            assert s["heap_free"] > esp32 // 12, s
     last = st[-1]
     for dev in ("house", "solar", "inverter"):  # no consumer error behind the parser
         c = last["vedirect"][dev]
