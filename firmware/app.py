@@ -14,16 +14,7 @@ import gc
 import json
 import sys
 
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython (tests only)
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
-
-    def ticks_diff(a, b):
-        return a - b
+from clock import ticks_add, ticks_diff, ticks_ms
 
 
 # The app's modules are imported by _load(), after the config was validated
@@ -348,7 +339,7 @@ class App:
             self.p.link_failed()
 
     async def _sleep_beat(self, seconds):
-        end = ticks_ms() + int(seconds * 1000)
+        end = ticks_add(ticks_ms(), int(seconds * 1000))
         while self.uplink_on and ticks_diff(end, ticks_ms()) > 0:
             self.beat("uplink")
             await asyncio.sleep(0.2)

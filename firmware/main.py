@@ -61,7 +61,9 @@ def _arm():
     machine.WDT(timeout=120000)
 
 
-if startup.run(_platform, time.ticks_ms, machine.reset, safe=_safe, arm_watchdog=_arm) == "restart":
+import clock  # noqa: E402
+
+if startup.run(_platform, clock.ticks_ms, machine.reset, safe=_safe, arm_watchdog=_arm) == "restart":
     # config validated and cached: boot again on a clean heap; not a crash
     _forget_boot()
     machine.soft_reset()

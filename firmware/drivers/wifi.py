@@ -15,16 +15,8 @@ import network
 
 import link_manager
 
-try:
-    _ticks = time.ticks_ms
-    _tdiff = time.ticks_diff
-except AttributeError:  # CPython, for the tests with a fake network module
-
-    def _ticks():
-        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
-
-    def _tdiff(a, b):
-        return a - b
+from clock import ticks_diff as _tdiff
+from clock import ticks_ms as _ticks
 
 # network.WLAN.status() codes (ESP32 port); getattr keeps older firmware working.
 _GOT_IP = getattr(network, "STAT_GOT_IP", 1010)

@@ -33,16 +33,9 @@ except ImportError:
 import asyncio
 import time
 
-try:
-    _ticks = time.ticks_ms
-    _diff = time.ticks_diff
-except AttributeError:  # CPython
-
-    def _ticks():
-        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
-
-    def _diff(a, b):
-        return a - b
+from clock import ticks_add as _add
+from clock import ticks_diff as _diff
+from clock import ticks_ms as _ticks
 
 
 _MAX_LINE = const(160)  # longest line kept (+CPSI: is ~100 chars); the rest is cut and counted
@@ -873,10 +866,7 @@ class SignalStats:
 
 
 def time_add(t, ms):
-    try:
-        return time.ticks_add(t, ms)
-    except AttributeError:
-        return t + ms
+    return _add(t, ms)
 
 
 def _final(line):

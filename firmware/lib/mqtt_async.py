@@ -27,16 +27,7 @@ except ImportError:
         return x
 
 
-try:
-    from time import ticks_ms, ticks_diff  # type: ignore[attr-defined]
-except ImportError:
-    import time as _time
-
-    def ticks_ms():
-        return int(_time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
-
-    def ticks_diff(a, b):
-        return a - b
+from clock import ticks_diff, ticks_ms
 
 
 _MP = sys.implementation.name == "micropython"

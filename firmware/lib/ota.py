@@ -56,12 +56,7 @@ except ImportError:
         return x
 
 
-try:
-    from time import ticks_diff
-except ImportError:
-
-    def ticks_diff(a, b):
-        return a - b
+from clock import ticks_diff
 
 
 _FMT = const(1)  # chunk header format byte
