@@ -61,12 +61,8 @@ def run(make_platform, ticks_ms, reset, duration_s=None, safe=False, arm_watchdo
         raise
     except Exception as e:  # noqa: BLE001 - whatever an update broke
         print("vegw: the gateway failed to start:", repr(e))
-        if hasattr(sys, "print_exception"):
+        if hasattr(sys, "print_exception"):  # MicroPython: where it broke
             sys.print_exception(e)
-        else:
-            import traceback
-
-            traceback.print_exc()
         print("vegw: reset (an update that keeps failing is rolled back by the OTA journal)")
         reset()
         return None

@@ -46,16 +46,20 @@ def test_replayed_capture_published_as_decoded_and_clean_stop(tmp_path):
     assert av[0] == b"online" and av[-1] == b"offline"
 
 
-def _sim_dirs():
-    import glob
-    import tempfile
+def _private_tmp(tmp_path):
+    # `vegw sim` gets a temporary folder of its own (TMPDIR): what it leaves
+    # there is its own, whatever the tests running beside it do in /tmp
+    d = tmp_path / "tmp"
+    d.mkdir()
+    return d, dict(os.environ, TMPDIR=str(d))
 
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "vegw-sim-*")))
 
-
-def _mosquittos():
-    out = subprocess.run(["pgrep", "-x", "mosquitto"], capture_output=True, text=True).stdout.split()
-    return set(out)
+def _left(d):
+    """Files or folders a `vegw sim` left in its TMPDIR, and mosquittos still
+    running from there."""
+    files = sorted(p.name for p in d.iterdir())
+    mosq = subprocess.run(["pgrep", "-f", "mosquitto.*" + str(d)], capture_output=True, text=True).stdout.split()
+    return files, mosq
 
 
 def test_config_file_pointed_at_local_broker_with_ble_adverts_and_gateway(tmp_path):
@@ -65,12 +69,12 @@ def test_config_file_pointed_at_local_broker_with_ble_adverts_and_gateway(tmp_pa
     subprocess.run([VEGW, "config", "new", str(cfg_path)], check=True, capture_output=True)
     cfg = json.loads(cfg_path.read_text())
     assert cfg["mqtt"]["tls"] is True
-    before_dirs, before_mosq = _sim_dirs(), _mosquittos()
+    priv, env = _private_tmp(tmp_path)
     with Broker() as b:
         sub = Sub(b.port, ("vegw/#",))
         r = subprocess.run([VEGW, "sim", "--broker", "127.0.0.1:%d" % b.port, "--config", str(cfg_path),
                             "--gateway", "cabin-3", "--speed", "2", "--duration", "6", "--quiet"],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, env=env)
         time.sleep(0.5)
         sub.stop()
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -79,34 +83,32 @@ def test_config_file_pointed_at_local_broker_with_ble_adverts_and_gateway(tmp_pa
     shunt = sub.json("vegw/cabin-3/shunt/state")  # BLE device of the config: simulated adverts
     assert shunt and shunt[-1]["SOC"] == 87.5
     assert not sub.topic("vegw/site-001/availability")  # the config's id was overridden
-    assert _sim_dirs() <= before_dirs  # nothing left in /tmp
-    assert _mosquittos() <= before_mosq
+    assert _left(priv) == ([], [])  # nothing left in its temporary folder
 
 
 def test_failures_at_start_leave_nothing_behind(tmp_path):
-    before_dirs, before_mosq = _sim_dirs(), _mosquittos()
+    priv, env = _private_tmp(tmp_path)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     # fails after it started its own mosquitto: that one is stopped again
-    r = subprocess.run([VEGW, "sim", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([VEGW, "sim", "--config", str(bad)], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and "not valid JSON" in r.stderr and "Traceback" not in r.stderr
     assert "started mosquitto" in r.stdout
     # an unreachable broker is named in words
     from vegw.broker import free_port
 
     r = subprocess.run([VEGW, "sim", "--broker", "127.0.0.1:%d" % free_port(), "--duration", "1"],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and "connection refused" in r.stderr, r.stderr
     time.sleep(0.3)
-    assert _mosquittos() <= before_mosq
-    assert _sim_dirs() <= before_dirs
+    assert _left(priv) == ([], [])
 
 
 def test_flash_image_removed_unless_kept(tmp_path):
-    before = _sim_dirs()
+    priv, env = _private_tmp(tmp_path)
     with Broker() as b:
         r = subprocess.run([VEGW, "sim", "--broker", "127.0.0.1:%d" % b.port, "--duration", "3", "--quiet",
-                            "--keep-flash"], capture_output=True, text=True, timeout=120)
+                            "--keep-flash"], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     line = [ln for ln in r.stdout.splitlines() if "flash image kept:" in ln]
     assert line, r.stdout
@@ -117,4 +119,4 @@ def test_flash_image_removed_unless_kept(tmp_path):
         assert logs.returncode == 0, logs.stderr
     finally:
         os.unlink(path)
-    assert _sim_dirs() <= before
+    assert _left(priv) == ([], [])
