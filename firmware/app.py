@@ -70,6 +70,12 @@ class App:
         self.cfg = cfg
         self.safe = safe  # crash loop: uplink and commands only, no device readers
         self.ota_rx = ota_rx  # ota.OtaReceiver, created at boot (boot_check) or on demand
+        key = (cfg.get("ota") or {}).get("key")
+        # the gateway's own OTA key (bytes); None: every update is refused
+        self.ota_key = bytes(int(key[i:i + 2], 16) for i in range(0, len(key), 2)) if key else None
+        if ota_rx is not None:  # made at boot, before the config was read
+            ota_rx.key = self.ota_key
+            ota_rx.gateway = cfg.get("gateway", {}).get("id")
         self.ota_out = list(ota_replies or ())  # replies waiting for the uplink
         self.healthy_after_s = int(getattr(platform, "healthy_after", None) or _HEALTHY_AFTER_S)
         self.alive = {}
@@ -154,11 +160,21 @@ class App:
     def beat(self, name):
         self.alive[name] = ticks_ms()
 
+    def _tls_state(self):
+        m = self.cfg.get("mqtt", {})
+        if not m.get("tls"):
+            return "off"
+        return "verified" if m.get("ca") else "encrypted, server not verified (no mqtt.ca)"
+
     def _status_extra(self):
         gc.collect()  # once a minute: report live data, not garbage
         out = {"heap_free": gc.mem_free(), "heap_alloc": self.heap_alloc(),
                "loop_lag_max_ms": self.loop_lag_max_ms, "mem_errors": self.mem_errors,
-               "task_restarts": self.task_restarts}
+               "task_restarts": self.task_restarts,
+               # what guards remote change: OTA only with a key; TLS checks the
+               # broker only with a CA
+               "ota": "signed" if self.ota_key else "off (no ota.key)",
+               "tls": self._tls_state()}
         out.update(self.p.link_info())
         if self.parsers:
             out["vedirect"] = dict((n, p.counters()) for n, p in self.parsers.items())
@@ -525,7 +541,7 @@ class App:
         if self.ota_rx is None:
             import ota  # ~17 KB: loaded when an update arrives, not before
 
-            self.ota_rx = ota.OtaReceiver(self.p.ota_fs(), ticks_ms)
+            self.ota_rx = ota.OtaReceiver(self.p.ota_fs(), ticks_ms, key=self.ota_key, gateway=self.gw.gw)
         return self.ota_rx
 
     def _ota(self, suffix, payload):
@@ -581,7 +597,8 @@ class App:
             self._exporting = False
 
     async def run(self, duration_s=None):
-        log("starting gateway", self.gw.gw, "firmware", gateway.VERSION)
+        log("starting gateway", self.gw.gw, "firmware", gateway.VERSION, "- tls:", self._tls_state(),
+            "- ota:", "signed updates only" if self.ota_key else "off (no ota.key in config.json)")
         tasks = self.tasks
         sup = self._supervised
         tasks += [asyncio.create_task(sup("uplink", self.uplink)), asyncio.create_task(sup("ticker", self.ticker)),

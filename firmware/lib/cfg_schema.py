@@ -121,6 +121,9 @@ _BUILTIN = (
     ("device_alarm", "bool", True, 0, 0),
 )
 _LOG = (("interval", "int", 60, 1, 3600),)
+# OTA: the gateway's own key (vegw provision --fleet-key derives it from the
+# operator's fleet key and the gateway id). Without it, OTA is refused.
+_OTA = (("key", "hexkey", None, 32, 128),)
 
 # Names people reach for (other gateways, older drafts) -> ours.
 _RENAMED = (
@@ -312,6 +315,19 @@ def _value(ctx, path, kind, v, a, b, nullable):
             ctx.err(path, p)
             return None
         return v.strip().lower()
+    if kind == "hexkey":
+        if not isinstance(v, str):
+            ctx.err(path, "must be a string of hex digits, got " + _typename(v))
+            return None
+        t = v.strip().lower()
+        if not a <= len(t) <= b or len(t) % 2:
+            ctx.err(path, "must be %d to %d hex characters (an even number), got %d" % (a, b, len(t)))
+            return None
+        bad = _chars_ok(t, "0123456789abcdef")
+        if bad is not None:
+            ctx.err(path, "must be hex, found %r" % bad)
+            return None
+        return t
     if kind == "strs":
         if not isinstance(v, list):
             ctx.err(path, "must be a list of strings, got " + _typename(v))
@@ -423,7 +439,7 @@ def _list(ctx, path, v, maxn):
     return v
 
 
-_TOP = ("gateway", "wifi", "modem", "mqtt", "devices", "ble", "alarms", "log")
+_TOP = ("gateway", "wifi", "modem", "mqtt", "devices", "ble", "alarms", "log", "ota")
 
 
 def check(cfg, board=None):
@@ -449,6 +465,7 @@ def check(cfg, board=None):
     alarms["builtin"] = _object(ctx, "alarms.builtin", alarms["builtin"] or {}, _BUILTIN)
     out["alarms"] = alarms
     out["log"] = _object(ctx, "log", cfg.get("log", {}), _LOG)
+    out["ota"] = _object(ctx, "ota", cfg.get("ota", {}), _OTA)
     devs = _list(ctx, "devices", cfg.get("devices"), _MAX_DEVICES)
     out["devices"] = [_device(ctx, i, devs[i]) for i in range(len(devs))]
     _cross(ctx, out, board)
@@ -508,6 +525,9 @@ def _cross(ctx, c, board):
         ctx.err("mqtt.username", "required when mqtt.password is set")
     if m["ca"] and not m["tls"]:
         ctx.err("mqtt.ca", "given but mqtt.tls is false; set \"tls\": true or remove ca")
+    if m["tls"] and not m["ca"]:
+        ctx.warn("mqtt.ca", "TLS without a CA: the link is encrypted but the broker is not verified (anyone on "
+                            "the path can pose as it); give the CA that signed the broker's certificate")
     if m["password"] and not m["tls"] and m["host"] and not _is_loopback(m["host"]):
         ctx.warn("mqtt.tls", "password sent in clear text to %s; TLS recommended" % m["host"])
     if m["tls"] and not m["ca"]:

@@ -65,8 +65,11 @@ def add_arguments(p):
     p.add_argument("--no-compile", action="store_true", help="send .py sources even when the gateway loads .mpy")
     p.add_argument("--version", dest="fw_version", metavar="TEXT", help="version label recorded on the gateway (default: date and content hash)")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds in total, health report included (default 600)")
+    p.add_argument("--fleet-key", metavar="HEX", default=os.environ.get("VEGW_FLEET_KEY"),
+                   help="the operator's fleet key, hex (default: $VEGW_FLEET_KEY): each gateway's key is derived "
+                        "from it and the gateway id (vegw provision writes the same into ota.key)")
     p.add_argument("--key", metavar="HEX", default=os.environ.get("VEGW_OTA_KEY"),
-                   help="OTA signing key of the gateway, hex (default: $VEGW_OTA_KEY); required when the gateway has one")
+                   help="the gateway's own OTA key, hex (default: $VEGW_OTA_KEY), instead of --fleet-key")
     p.add_argument("--username", help="broker user name")
     p.add_argument("--password", help="broker password")
 
@@ -87,21 +90,48 @@ def run(args):
         return _err(EXIT_USAGE, "%s%s" % (e.strerror or e, ": " + str(e.filename) if getattr(e, "filename", None) else ""))
 
 
-def _key(text):
+def _key(text, option="--key"):
     if text is None:
         return None
     try:
         key = bytes.fromhex(text.strip())
     except ValueError:
-        raise OtaFail(EXIT_USAGE, "--key must be hex (e.g. 64 hex characters for 32 bytes)")
+        raise OtaFail(EXIT_USAGE, "%s must be hex (e.g. 64 hex characters for 32 bytes)" % option)
     if len(key) < 16:
-        raise OtaFail(EXIT_USAGE, "--key must be at least 16 bytes (32 hex characters)")
+        raise OtaFail(EXIT_USAGE, "%s must be at least 16 bytes (32 hex characters)" % option)
     return key
 
 
-def _signed(key, kind, msg):
-    """Add "sig": HMAC-SHA256 over ota.signed_text (CPython's hmac here, the
-    firmware's own HMAC on the gateway: the tests cross-check the two)."""
+_last_ctr = [0]
+
+
+def _counter():
+    """The signed counter: the clock in seconds, strictly increasing within
+    this run (a gateway refuses a counter not above the last it accepted)."""
+    c = max(int(time.time()), _last_ctr[0] + 1)
+    _last_ctr[0] = c
+    return c
+
+
+def gateway_key(args, gateway):
+    """The key that signs for `gateway`: --key as given, or derived from
+    --fleet-key (ota.derive_key); None when neither is given."""
+    if args.key_bytes is not None:
+        return args.key_bytes
+    if args.fleet_key_bytes is not None:
+        import ota
+
+        return ota.derive_key(args.fleet_key_bytes, gateway)
+    return None
+
+
+def _signed(key, kind, msg, gateway=None, ctr=None):
+    """Name the gateway and the counter, and add "sig": HMAC-SHA256 over
+    ota.signed_text (CPython's hmac here, the firmware's own HMAC on the
+    gateway: the tests cross-check the two)."""
+    if gateway is not None:
+        msg["gw"] = gateway
+        msg["ctr"] = ctr if ctr is not None else _counter()
     if key is not None:
         import hmac
         import ota
@@ -212,6 +242,7 @@ def _run(args):
         raise OtaFail(EXIT_USAGE, "--timeout must be positive")
     _broker(args.broker)
     args.key_bytes = _key(args.key)
+    args.fleet_key_bytes = _key(args.fleet_key, "--fleet-key")
     if not pathlib.Path(args.firmware).is_dir():
         raise OtaFail(EXIT_USAGE, "--firmware %s: not a directory" % args.firmware)
     s = Session(args)
@@ -249,7 +280,8 @@ def _update(args, s, Progress):
     remove = sorted(set(t.lstrip("/") for t in (build_mod.counterpart("/" + p) for p, _ in files) if t) - offered)
     manifest = {"id": mid, "sid": sid, "version": version, "remove": remove,
                 "files": [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in files]}
-    _signed(args.key_bytes, "manifest", manifest)
+    key = gateway_key(args, args.gateway)
+    _signed(key, "manifest", manifest, args.gateway)
     if len(json.dumps(manifest)) > 4096:
         raise OtaFail(EXIT_USAGE, "too many files for one update (manifest over 4096 bytes): split it with --files")
     sys.stderr.write("vegw ota: %s: offering %d files as version %s\n" % (args.gateway, len(files), version))
@@ -271,11 +303,13 @@ def _update(args, s, Progress):
             restarts += 1
             if restarts > RETRIES:
                 raise OtaFail(EXIT_TIMEOUT, "gateway keeps losing the update session; giving up")
+            manifest.pop("sig", None)
+            _signed(key, "manifest", manifest, args.gateway)  # a fresh counter: the old one is spent
             need = _send_manifest(s, manifest)
             if need is None:
                 return _err(EXIT_OK, "gateway reports every file current after its restart")
     prog.end()
-    s.send("commit", _signed(args.key_bytes, "commit", {"id": mid}))
+    s.send("commit", _signed(key, "commit", {"id": mid}, args.gateway, manifest["ctr"]))
     return _await_health(s, mid, args)
 
 

