@@ -145,3 +145,23 @@ def test_number_too_long_for_json_is_one_line(tmp_path):
     r = validate(p)
     assert r.returncode == 2 and "not valid JSON" in r.stderr and "unexpected" not in r.stderr
     assert len(r.stderr) < 400
+
+
+def test_fleet_key_writes_this_gateways_own_ota_key(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "firmware" / "lib"))
+    import ota
+
+    out = tmp_path / "config.json"
+    fleet = "ab" * 32
+    r = vegw("--gateway-id", "cabin-7", "--broker", "127.0.0.1", "--vedirect", "house:1:16:17",
+             "--fleet-key", fleet, "--out", out)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(out.read_text())
+    assert cfg["ota"]["key"] == ota.derive_key(bytes.fromhex(fleet), "cabin-7").hex()
+    assert cfg["ota"]["key"] != ota.derive_key(bytes.fromhex(fleet), "cabin-8").hex()
+    assert fleet not in out.read_text()  # the fleet key itself never goes on a board
+    out2 = tmp_path / "nokey.json"
+    r = vegw("--gateway-id", "cabin-8", "--broker", "127.0.0.1", "--vedirect", "house:1:16:17", "--out", out2)
+    assert r.returncode == 0 and "refuse every update" in r.stderr
