@@ -14,12 +14,13 @@ _GAP_MS = 500
 class UartPort:
     """One VE.Direct device on a hardware UART (rx only unless HEX is used)."""
 
-    def __init__(self, uart_id, rx, tx=None):
-        kw = {"baudrate": 19200, "bits": 8, "parity": None, "stop": 1, "rx": rx,
-              "rxbuf": _RX_BUF, "timeout": 0}
-        if tx is not None:
-            kw["tx"] = tx
-        self.uart = machine.UART(uart_id, **kw)
+    def __init__(self, uart_id, rx, tx):
+        # tx always given: machine.UART without tx= takes the port's default
+        # pin (UART1: GPIO10, a flash pin on WROOM; UART2: GPIO17, PSRAM on
+        # WROVER) and the board crashes at boot. Devices without a TX wire get
+        # the board's harmless spare (board.json vedirect_tx_spare).
+        self.uart = machine.UART(uart_id, baudrate=19200, bits=8, parity=None, stop=1, rx=rx, tx=tx,
+                                 rxbuf=_RX_BUF, timeout=0)
         self.idle_ms = 0
 
     async def read_into(self, buf):
@@ -40,7 +41,7 @@ class SharedUart:
     init(rx=pin) again, never deinit(); from v1.27 init() discards buffered
     input, so what is buffered is read out first."""
 
-    def __init__(self, uart_id, pins, tx=None):
+    def __init__(self, uart_id, pins, tx):
         self.pins = pins
         self.port = UartPort(uart_id, pins[0], tx)
         self.uart = self.port.uart
@@ -73,11 +74,19 @@ class Platform:
     def now_s(self):
         return time.time() + _UNIX_2000
 
+    def _tx(self, dev):
+        tx = dev.get("tx")
+        if tx is None:
+            tx = (self._board or {}).get("vedirect_tx_spare")
+        if tx is None:
+            raise ValueError("device %s has no tx and the board names no vedirect_tx_spare" % dev.get("name"))
+        return tx
+
     def open_vedirect(self, dev):
-        return UartPort(dev["uart"], dev["rx"], dev.get("tx"))
+        return UartPort(dev["uart"], dev["rx"], self._tx(dev))
 
     def open_shared_uart(self, devs):
-        return SharedUart(devs[0]["uart"], [d["rx"] for d in devs], devs[0].get("tx"))
+        return SharedUart(devs[0]["uart"], [d["rx"] for d in devs], self._tx(devs[0]))
 
     def ble_scanner(self, cfg, on_advert):
         if not any(d.get("type") == "ble" for d in cfg.get("devices", ())):

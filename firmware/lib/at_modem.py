@@ -156,11 +156,19 @@ def parse_reg(line):
 
 
 def reg_name(stat):
-    # 27.007 <stat>: 0 not searching, 1 home, 2 searching, 3 denied, 4 unknown, 5 roaming
+    # 27.007 <stat>: 0 not searching, 1 home, 2 searching, 3 denied, 4 unknown,
+    # 5 roaming, 6 home SMS only, 7 roaming SMS only (no data: an APN or a
+    # subscription problem, worth telling apart from "searching"), 8 emergency
     if stat == 1:
         return "home"
     if stat == 5:
         return "roaming"
+    if stat == 6:
+        return "home_sms_only"
+    if stat == 7:
+        return "roaming_sms_only"
+    if stat == 8:
+        return "emergency_only"
     if stat == 3:
         return "denied"
     if stat == 2:
@@ -680,8 +688,12 @@ class Modem:
             if s == 1 or s == 5:
                 best = s if best is None or s == 1 else best
         if best is None:
-            best = 3 if 3 in stats else (2 if 2 in stats else (stats[2] if stats[2] is not None else (
-                stats[1] if stats[1] is not None else stats[0])))
+            for s in (6, 7, 3, 2):  # SMS only says more than "denied" or "searching"
+                if s in stats:
+                    best = s
+                    break
+            else:
+                best = stats[2] if stats[2] is not None else (stats[1] if stats[1] is not None else stats[0])
         r["reg"] = reg_name(best)
         r["registered"] = best == 1 or best == 5
         return r["registered"]
