@@ -174,6 +174,7 @@ class App:
                # what guards remote change: OTA only with a key; TLS checks the
                # broker only with a CA
                "ota": "signed" if self.ota_key else "off (no ota.key)",
+               "clock": self.p.clock_state() if hasattr(self.p, "clock_state") else "host",
                "tls": self._tls_state()}
         out.update(self.p.link_info())
         if self.parsers:
@@ -333,6 +334,16 @@ class App:
             if not await self.p.network_up():
                 await asyncio.sleep(2)
                 continue
+            if m.get("tls") and m.get("ca") and hasattr(self.p, "sync_clock") and self.p.clock_state() == "unset":
+                # mbedTLS checks the broker's certificate dates against the
+                # clock: at 2000-01-01 (every power-on) the handshake fails
+                src = await self.p.sync_clock()
+                if src is None:
+                    log("TLS waits for a valid clock (no network time yet) - retry in", backoff, "s")
+                    await self._sleep_beat(backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                    continue
+                log("clock set from", src)
             rc = await client.connect()
             if rc != 0:
                 log("mqtt connect failed:", client.last_error or rc, "- retry in", backoff, "s")
@@ -343,6 +354,9 @@ class App:
             if hasattr(self.p, "link_ok"):
                 self.p.link_ok()  # the broker answered: the link passes traffic
             log("mqtt connected to", m.get("host"))
+            if hasattr(self.p, "sync_clock") and self.p.clock_state() == "unset":
+                src = await self.p.sync_clock()  # timestamps: ts, records, day metrics
+                log("clock set from", src) if src else log("clock not set yet: no network time")
             self.connected_at = self.now()
             gw.announce_gateway()
             gw.publish_status(self.now(), full=True)

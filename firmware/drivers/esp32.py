@@ -7,6 +7,8 @@ import time
 import machine
 
 _UNIX_2000 = 946684800  # ESP32 time.time() counts from 2000-01-01
+_CLOCK_VALID = 1704067200  # 2024-01-01: an RTC before it was never set since power-on
+_NTP_HOST = "pool.ntp.org"
 _RX_BUF = 2048  # UART rx buffer: ~1 s of VE.Direct at 19200 baud absorbs loop stalls
 _GAP_MS = 500
 
@@ -60,6 +62,7 @@ class Platform:
     def __init__(self, board):
         self._board = board
         self._wdt = None
+        self._clock_src = "rtc"  # what set the clock (an RTC kept over a soft reset counts)
         self._relay = None
         self._link = None
         self._store = None
@@ -73,6 +76,43 @@ class Platform:
 
     def now_s(self):
         return time.time() + _UNIX_2000
+
+    def clock_state(self):
+        """"unset" after power-on until a source set the RTC, else the source."""
+        return self._clock_src if self.now_s() >= _CLOCK_VALID else "unset"
+
+    async def sync_clock(self):
+        """Set the RTC from the link: the network's time the modem read before
+        dialling (cellular), else SNTP without blocking (Wi-Fi; over PPP a
+        name lookup would block the scheduler, issue #18737). Returns the
+        source, or None when no source answered."""
+        t = None
+        src = None
+        cell = getattr(self._link, "cell", None)
+        modem = getattr(getattr(cell, "hw", None), "modem", None)
+        if modem is not None and modem.result.get("clock_s"):
+            t, src = modem.result["clock_s"], "modem"
+        elif self.link_info().get("link") == "wifi":
+            import socket
+
+            import sntp
+
+            try:
+                addr = socket.getaddrinfo(_NTP_HOST, 123)[0][-1]
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    t = await sntp.query(s, addr)
+                finally:
+                    s.close()
+                src = "ntp"
+            except OSError:
+                t = None
+        if t is None:
+            return None
+        tm = time.gmtime(int(t) - _UNIX_2000)
+        machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+        self._clock_src = src
+        return src
 
     def _tx(self, dev):
         tx = dev.get("tx")

@@ -155,6 +155,40 @@ def parse_reg(line):
     return _int(parts[0])
 
 
+def parse_cclk(line):
+    """Unix seconds (UTC) from '+CCLK: "yy/MM/dd,hh:mm:ss±zz"' (zz: quarter
+    hours of the zone the network reported, AT+CTZU=1), or None when the
+    modem's clock was never set (year 70/80: 1970/1980, or before 2024) or the line is not
+    one. Never raises."""
+    try:
+        i = line.index('"')
+        t = line[i + 1:line.index('"', i + 1)]
+        date, tm = t.split(",")
+        yy, mo, dd = [int(x) for x in date.split("/")]
+        sign = 1
+        if "+" in tm:
+            tm, zz = tm.split("+")
+        elif "-" in tm:
+            tm, zz = tm.split("-")
+            sign = -1
+        else:
+            zz = "0"
+        hh, mi, ss = [int(x) for x in tm.split(":")]
+        if not 24 <= yy < 70 or not (1 <= mo <= 12 and 1 <= dd <= 31 and hh < 24 and mi < 60 and ss < 61):
+            return None
+        y = 2000 + yy
+        # days from 1970-01-01 (civil-from-days, Howard Hinnant's algorithm)
+        yy2 = y - (1 if mo <= 2 else 0)
+        era = yy2 // 400
+        yoe = yy2 - era * 400
+        doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + dd - 1
+        doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+        days = era * 146097 + doe - 719468
+        return days * 86400 + hh * 3600 + mi * 60 + ss - sign * int(zz) * 900
+    except (ValueError, IndexError):
+        return None
+
+
 def reg_name(stat):
     # 27.007 <stat>: 0 not searching, 1 home, 2 searching, 3 denied, 4 unknown,
     # 5 roaming, 6 home SMS only, 7 roaming SMS only (no data: an APN or a
@@ -300,7 +334,7 @@ def new_result(model=None):
         "model": model, "sim": None, "registered": False, "operator": None, "tech": None,
         "rssi_dbm": None, "data": None, "rsrp": None, "rsrq": None, "sinr": None,
         "imei": None, "iccid": None, "model_name": None, "reg": None,
-        "creg": None, "cgreg": None, "cereg": None, "csq": None, "error": None,
+        "creg": None, "cgreg": None, "cereg": None, "csq": None, "error": None, "clock_s": None,
     }
 
 
@@ -666,6 +700,16 @@ class Modem:
                 self.result["auth"] = "rejected"
         return True
 
+    async def read_clock(self):
+        """The network's time (NITZ) from the modem: AT+CTZU=1 (take the
+        zone and time from the network), then AT+CCLK?; result "clock_s" =
+        unix seconds UTC, or None when the network never sent it."""
+        await self.command("AT+CTZU=1")
+        final, info = await self.command("AT+CCLK?", prefix="+CCLK:")
+        if final == "OK" and info:
+            self.result["clock_s"] = parse_cclk(info[0] if isinstance(info, list) else info)
+        return self.result["clock_s"]
+
     async def poll_registration(self):
         """One round of AT+CREG?, AT+CGREG?, AT+CEREG?; returns True if any of
         them says registered (1 home, 5 roaming). LTE-only networks register
@@ -802,6 +846,8 @@ class Modem:
             await self.read_operator()
         if not self.dead():
             await self.read_signal()
+        if r["registered"] and not self.dead():
+            await self.read_clock()  # before dialling: no AT once PPP runs
         if dial and pdp_ok and r["registered"] and not self.dead():
             await self.dial()
         if self.dead() and r["error"] is None:

@@ -318,7 +318,8 @@ def test_modem_ignoring_unknown_commands_is_not_dead():
     assert res["sim"] == "ready" and res["registered"] is True and res["data"] == "connect"
     assert res["rssi_dbm"] == -73 and res["tech"] == "LTE"  # tech from +COPS AcT when CPSI is mute
     assert res["model_guessed"] is True
-    assert m.unanswered == 4 and res["error"] is None
+    assert m.unanswered == 6 and res["error"] is None  # + AT+CTZU=1 and AT+CCLK? (network time)
+    assert res["clock_s"] is None
 
 
 def test_sms_only_registration_is_named_not_taken_for_data():

@@ -63,9 +63,18 @@ class PPP:
         return 0
 
 
+class RTC:
+    set_to = []
+
+    def datetime(self, t=None):
+        if t is not None:
+            RTC.set_to.append(t)
+
+
 class _Machine:
     UART = UART
     Pin = Pin
+    RTC = RTC
 
 
 class _Network:
@@ -118,5 +127,39 @@ def test_ppp_user_without_password_and_one_ppp_object():
         assert p1.calls == [(PPP.SEC_PAP, "web", "")]
         p2 = hw.start_ppp({"apn": "internet"})
         assert p2 is p1 and PPP.objects == 1 and p2.calls[-1] == (PPP.SEC_NONE, None, None)
+
+    _with_standins(go)
+
+
+def test_clock_set_from_the_modems_network_time():
+    # issue 17.1: nothing set the clock; every power-on started at 2000
+    def go():
+        import asyncio
+        from drivers import esp32
+
+        class Modem:
+            result = {"clock_s": 1764940990}  # 2025-12-05 13:23:10 UTC, from +CCLK
+
+        class Hw:
+            modem = Modem()
+
+        class Cell:
+            hw = Hw()
+
+        class Link:
+            cell = Cell()
+
+        p = esp32.Platform({})
+        p._link = Link()
+        RTC.set_to = []
+        assert asyncio.run(p.sync_clock()) == "modem"
+        # RTC.datetime takes (year, month, day, weekday, hours, minutes,
+        # seconds, subseconds) from gmtime's (year, month, day, hour, minute,
+        # second, weekday, yearday), on the ESP32's 2000 epoch
+        import time
+
+        g = time.gmtime(1764940990 - 946684800)
+        assert RTC.set_to == [(g[0], g[1], g[2], g[6], g[3], g[4], g[5], 0)]
+        assert p.clock_state() in ("modem", "unset")  # the stand-in RTC does not move time.time()
 
     _with_standins(go)
