@@ -344,6 +344,8 @@ class App:
                     backoff = min(backoff * 2, _BACKOFF_MAX_S)
                     continue
                 log("clock set from", src)
+            if hasattr(self.p, "resolver"):
+                client.resolver = self.p.resolver()  # PPP: a lookup that does not block
             rc = await client.connect()
             if rc != 0:
                 log("mqtt connect failed:", client.last_error or rc, "- retry in", backoff, "s")

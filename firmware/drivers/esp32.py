@@ -77,6 +77,29 @@ class Platform:
     def now_s(self):
         return time.time() + _UNIX_2000
 
+    def resolver(self):
+        """An async name -> IPv4 lookup that does not block, for the MQTT
+        client while the link is PPP (getaddrinfo would block the scheduler
+        that feeds PPP its input, issue #18737); None on Wi-Fi."""
+        cell = getattr(self._link, "cell", None)
+        ppp = getattr(getattr(cell, "hw", None), "ppp", None)
+        if ppp is None or not ppp.isconnected():
+            return None
+
+        async def lookup(name):
+            import socket
+
+            import dns_query
+
+            server = ppp.ifconfig()[3]  # the DNS server the PPP peer gave
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                return await dns_query.resolve(s, server, name)
+            finally:
+                s.close()
+
+        return lookup
+
     def clock_state(self):
         """"unset" after power-on until a source set the RTC, else the source."""
         return self._clock_src if self.now_s() >= _CLOCK_VALID else "unset"

@@ -455,6 +455,10 @@ class MQTTClient:
         self._nacks = 0
         self.ack_dropped = 0
         self._addr = None  # cached getaddrinfo entry
+        # resolver: async callable name -> IPv4 text or None, used instead of
+        # the blocking getaddrinfo when set (the ESP32 platform sets it while
+        # the link is PPP: lib/dns_query.py)
+        self.resolver = None
         self._sock = None
         self._r = None
         self._w = None
@@ -592,6 +596,17 @@ class MQTTClient:
             return ERR_PROTO
         if self._connected:
             self._drop("reconnect")
+        if self.resolver is not None and self._addr is None:
+            t0 = ticks_ms()
+            self.dns_lookups += 1
+            ip = await self.resolver(self.server)
+            self.dns_ms_last = ticks_diff(ticks_ms(), t0)
+            if ip is not None:
+                import socket
+
+                self._addr = (socket.AF_INET, socket.SOCK_STREAM, 0, "", (ip, self.port))
+            else:
+                self.last_error = "dns: no answer for %s" % self.server
         ai = self._resolve()
         if ai is None:
             self.conn_failures += 1
