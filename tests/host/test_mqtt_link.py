@@ -1,10 +1,9 @@
 """The shared broker option set and connect path (host_tools/vegw/mqtt_link.py)."""
 import argparse
-import socket
-
 import pytest
 
 from vegw import mqtt_link
+from vegw.broker import free_port
 
 
 def _args(*argv):
@@ -24,17 +23,9 @@ def test_parse_broker_forms():
             mqtt_link.parse_broker(bad)
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_refused_reads_as_words_not_errno():
     with pytest.raises(mqtt_link.LinkError) as e:
-        mqtt_link.connect(_args("--broker", "127.0.0.1:%d" % _free_port()))
+        mqtt_link.connect(_args("--broker", "127.0.0.1:%d" % free_port()))
     assert "connection refused" in str(e.value)
     assert "OSError" not in str(e.value) and "111" not in str(e.value)
 
