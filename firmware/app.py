@@ -48,6 +48,8 @@ def _load():
 _READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
 _REPLAY_WINDOW = 8  # QoS 1 log records in flight at once
 _REPLAY_PER_S = 20  # backlog records per second (rate limit on reconnect)
+_PROOF_CMDS = ("reboot", "log_interval")  # commands that change the gateway: signed only
+_CMD_CTR = "cmd_ctr"  # state-store name of the last signed command's counter
 _ALARMS_SNAPSHOT = "alarms"  # state-store name of the raised alarms at a clean stop
 _SNAPSHOT_MAX_AGE_S = 900  # a snapshot older than this at boot is stale (a crash since)
 _MARK_EVERY_MS = 2000  # persist the upload cursor at most this often
@@ -139,6 +141,7 @@ class App:
         self.tasks = []  # the running tasks (a planned reset stops them)
         self._exporting = False  # a {"cmd":"logs"} export is running
         self.task_restarts = 0  # tasks that died of an exception and were started again
+        self._cmd_ctr = None  # counter of the last signed command (None: not read yet)
         self.export_busy = 0  # export requests refused while one ran
         self._resetting = False
         self._hold_since = None  # thin uplink: when unsent records were first seen waiting (ticks_ms)
@@ -396,6 +399,10 @@ class App:
             if not len(gw.out) and (disc is not None or gw.discovery_pending or gw._gw_announce):
                 if disc is None:
                     disc = gw.discovery_configs()
+                # discovery is the heap's high-water mark: start each burst
+                # from a collected heap (a config is built from many small
+                # pieces; on a fragmented heap 300 B could not be found)
+                gc.collect()
                 for _ in range(4):
                     try:
                         topic, payload = next(disc)
@@ -539,6 +546,12 @@ class App:
             if gw.discovery and t == gw.discovery_prefix + "/status" and bytes(msg) == b"online":
                 gw.announce_gateway(again=True, now_s=self.now())
             return
+        why = self._cmd_proof(bytes(msg))
+        if why:
+            gw.counters["commands_refused"] += 1
+            gw._reply({"ok": False, "error": why})
+            log("command refused:", why)
+            return
         extra = gw.command(bytes(msg), self.now())
         if extra is None:
             return
@@ -552,6 +565,35 @@ class App:
             asyncio.create_task(self._send_logs(extra))
         else:
             self.p.command(extra, gw)
+
+    def _cmd_proof(self, payload):
+        """None unless the command changes the gateway (reboot, log_interval)
+        and lacks proof: signed with the gateway's key (proof.py), naming it,
+        with a counter above the last one taken (kept in the state store: no
+        replay). Others (status, ack, logs, signal) rely on the broker ACL."""
+        try:
+            msg = json.loads(payload)
+            name = msg.get("cmd")
+        except (ValueError, AttributeError):
+            return None  # gateway.command refuses and counts it
+        if name not in _PROOF_CMDS:
+            return None
+        import proof
+
+        store = self.p.state_store()
+        last = self._cmd_ctr
+        if last is None:
+            blob = store.load(_CMD_CTR) if store is not None else None
+            last = int(blob) if blob and blob.isdigit() else 0
+        why = proof.check_cmd(msg, self.ota_key, self.gw.gw, last)
+        if why is None:
+            self._cmd_ctr = msg["ctr"]
+            if store is not None:
+                try:
+                    store.save(_CMD_CTR, b"%d" % msg["ctr"])
+                except OSError as e:
+                    log("saving the command counter failed:", repr(e))
+        return why
 
     def _ota_receiver(self):
         if self.ota_rx is None:
@@ -663,6 +705,8 @@ class App:
             except Exception as e:  # noqa: BLE001 - any bug in a task
                 self.task_restarts += 1
                 log("task", name, "died:", repr(e), "- restart in", backoff, "s")
+                if hasattr(sys, "print_exception"):
+                    sys.print_exception(e)  # where: the console is the only witness
                 for _ in range(backoff):
                     if not self.running:
                         return

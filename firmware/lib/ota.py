@@ -148,18 +148,8 @@ def _path_problem(p):
     return None
 
 
-def hmac_sha256(key, msg):
-    """HMAC-SHA256 (RFC 2104) from hashlib alone (no hmac module on the board)."""
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = bytes(key) + bytes(64 - len(key))
-    inner = hashlib.sha256(bytes([b ^ 0x36 for b in key]) + msg).digest()
-    return hashlib.sha256(bytes([b ^ 0x5C for b in key]) + inner).digest()
-
-
-def derive_key(fleet_key, gateway):
-    """The gateway's OTA key: HMAC-SHA256(fleet key, "vegw-ota:" + gateway id)."""
-    return hmac_sha256(bytes(fleet_key), ("vegw-ota:" + gateway).encode())
+from proof import derive_key, hmac_sha256  # noqa: E402,F401 - also ota.* for the host tools
+from proof import same as _same  # noqa: E402
 
 
 def signed_text(kind, m):
@@ -177,16 +167,6 @@ def signed_text(kind, m):
         for p in m.get("remove") or ():
             parts.append(str(p))
     return "\n".join(parts).encode()
-
-
-def _same(a, b):
-    # constant-time comparison of two hex strings
-    if not isinstance(a, str) or len(a) != len(b):
-        return False
-    d = 0
-    for i in range(len(b)):
-        d |= ord(a[i]) ^ ord(b[i])
-    return d == 0
 
 
 def _sha_problem(s):

@@ -27,6 +27,7 @@ _COMMANDS = {
     "logs": ("cmd_logs", "export the ring buffer of a gateway as CSV, Parquet or JSON lines"),
     "plot": ("cmd_plot", "plot voltage, current, SoC and PV from exported history to a PNG"),
     "ota": ("cmd_ota", "update firmware files on a remote gateway over MQTT"),
+    "cmd": ("cmd_cmd", "send a command to a gateway (signed when it changes the gateway) and print its reply"),
     "gen": ("cmd_gen", "generate byte-exact VE.Direct streams for a simulated device"),
     "bridge": ("cmd_bridge", "expand gateways' thin uplink: history to InfluxDB/Telegraf, state, HA discovery"),
 }

@@ -277,3 +277,78 @@ def test_a_reader_that_dies_is_restarted_and_counted():
     assert a.task_restarts == 1
     assert len(opened) == 2 and opened[1].reads > 5  # running again after the backoff
     assert len(blocks) > 5
+
+
+# ---- commands that change the gateway need proof (issue 22)
+
+def test_reboot_and_log_interval_need_a_signed_command(tmp_path):
+    import json as _json
+
+    import proof
+
+    p = StorePlatform(str(tmp_path))
+    key = proof.derive_key(b"f" * 32, "r")
+    a = _site(p)
+    a.ota_key = key
+    topic = (a.gw.base + "cmd").encode()
+
+    def signed(msg, k=key):
+        msg = dict(msg)
+        msg["sig"] = proof.hexsig(k, proof.cmd_text(msg))
+        return _json.dumps(msg).encode()
+
+    def replies():
+        out = []
+        while len(a.gw.out):
+            t, pl, _, _ = a.gw.out.pop()
+            if t.endswith("cmd/reply"):
+                out.append(_json.loads(pl))
+        return out
+
+    a._on_message(topic, b'{"cmd":"reboot"}')
+    a._on_message(topic, signed({"cmd": "reboot", "gw": "other", "ctr": 5}))
+    a._on_message(topic, signed({"cmd": "reboot", "gw": "r", "ctr": 5}, k=proof.derive_key(b"f" * 32, "other")))
+    r = replies()
+    assert [x["ok"] for x in r] == [False, False, False] and not a.gw.reboot_requested
+    assert "not signed" in r[0]["error"] and "not signed" in r[1]["error"] and "bad signature" in r[2]["error"]
+    a._on_message(topic, signed({"cmd": "log_interval", "seconds": 120, "gw": "r", "ctr": 5}))
+    assert a.gw.log_interval == 120
+    a._on_message(topic, signed({"cmd": "log_interval", "seconds": 300, "gw": "r", "ctr": 5}))  # replayed
+    assert a.gw.log_interval == 120 and "replayed" in replies()[-1]["error"]
+    # the counter survives a restart (state store)
+    b = _site(StorePlatform(str(tmp_path), bd=p.bd))
+    b.ota_key = key
+    b._on_message(topic, signed({"cmd": "reboot", "gw": "r", "ctr": 5}))
+    assert not b.gw.reboot_requested
+    b._on_message(topic, signed({"cmd": "reboot", "gw": "r", "ctr": 6}))
+    assert b.gw.reboot_requested
+    # status and the others rely on the broker ACL
+    b._on_message(topic, b'{"cmd":"status"}')
+    assert any(x.get("cmd") == "status" and x["ok"] for x in [_json.loads(pl) for t, pl, _, _ in
+                                                             [b.gw.out.pop() for _ in range(len(b.gw.out))]
+                                                             if t.endswith("cmd/reply")])
+
+
+def test_vegw_cmd_signs_what_the_gateway_checks():
+    import argparse
+
+    import proof
+    from vegw import cmd_cmd
+
+    p = argparse.ArgumentParser()
+    cmd_cmd.add_arguments(p)
+    args = p.parse_args(["--broker", "127.0.0.1:1", "--gateway", "site-1", "--fleet-key", "ab" * 32,
+                         "log_interval", "--seconds", "300"])
+    msg = cmd_cmd.message(args)
+    key = proof.derive_key(bytes.fromhex("ab" * 32), "site-1")
+    assert proof.check_cmd(msg, key, "site-1", 0) is None
+    assert proof.check_cmd(msg, key, "site-2", 0) == "not signed for this gateway"
+    assert "replayed" in proof.check_cmd(msg, key, "site-1", msg["ctr"])
+    status = p.parse_args(["--broker", "127.0.0.1:1", "--gateway", "site-1", "status"])
+    assert cmd_cmd.message(status) == {"cmd": "status"}  # not signed: the ACL guards it
+    unsigned = p.parse_args(["--broker", "127.0.0.1:1", "--gateway", "site-1", "reboot"])
+    try:
+        cmd_cmd.message(unsigned)
+        raise AssertionError("reboot without a key was built")
+    except ValueError as e:
+        assert "--fleet-key" in str(e)
