@@ -126,7 +126,9 @@ def test_broken_app_from_ota_rolls_back_by_itself(tmp_path):
     boots = "\n---\n".join(site.fw.output)
     assert "failed to start" in boots and "broken by the update" in boots, boots[-3000:]
     assert site.fw.resets >= 3  # into the update, and again until the journal rolled back
-    assert r.returncode != 0 and "rolled" in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+    # the rollback is reported when the old firmware is back (exit 3), or
+    # after --timeout on a loaded machine (exit 4): never "healthy"
+    assert r.returncode in (3, 4), r.stdout + r.stderr
     on_device = pathlib.Path(site.fw.fs) / "app.mpy"
     assert not on_device.exists() or b"broken by the update" not in on_device.read_bytes()
     assert result.get("rc") == 0  # the old firmware ran to its clean stop
