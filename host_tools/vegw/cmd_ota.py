@@ -55,7 +55,12 @@ def add_arguments(p):
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
 
-    p.add_argument("--gateway", required=True, metavar="ID", help="gateway id (gateway.id in its config)")
+    p.add_argument("--gateway", required=True, metavar="ID|GLOB|@FILE",
+                   help="gateway id (gateway.id in its config); a glob ('site-1*') of the gateways seen on the "
+                        "broker, or @FILE with one id a line: a staged rollout (one, then batches, stopping at "
+                        "the first failure) with a table at the end")
+    p.add_argument("--batch", type=int, default=10, metavar="N",
+                   help="rollout: gateways per stage after the first one (default 10)")
     p.add_argument("--prefix", default="vegw", help="topic prefix (mqtt.prefix in the config; default vegw)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--files", nargs="+", metavar="PATH", help="firmware files to send, relative to --firmware (e.g. lib/metrics.py main.py)")
@@ -247,15 +252,78 @@ def _run(args):
     args.fleet_key_bytes = _key(args.fleet_key, "--fleet-key")
     if not pathlib.Path(args.firmware).is_dir():
         raise OtaFail(EXIT_USAGE, "--firmware %s: not a directory" % args.firmware)
+    fleet = args.gateway.startswith("@") or any(c in args.gateway for c in "*?[")
     s = Session(args)
     try:
-        if s.seen and args.gateway not in s.seen:
+        if fleet:
+            seen = s.seen
+        elif s.seen and args.gateway not in s.seen:
             # a mistyped id would wait for the whole --timeout otherwise
             raise OtaFail(EXIT_USAGE, "no gateway %s on this broker; seen: %s" % (
                 args.gateway, ", ".join(sorted(s.seen)[:20]) + (" ..." if len(s.seen) > 20 else "")))
-        return _update(args, s, Progress)
+        else:
+            return _update(args, s, Progress)
     finally:
         s.close()
+    return _rollout(args, _targets(args.gateway, seen), Progress)
+
+
+def _targets(spec, seen):
+    """Gateway ids of a rollout: @FILE (one a line, # comments) or a glob over
+    the gateways with a retained availability on the broker."""
+    import fnmatch
+
+    if spec.startswith("@"):
+        try:
+            with open(spec[1:]) as f:
+                ids = [ln.split("#")[0].strip() for ln in f]
+        except OSError as e:
+            raise OtaFail(EXIT_USAGE, "%s: %s" % (spec[1:], e.strerror or e))
+        ids = [i for i in ids if i]
+    else:
+        ids = sorted(g for g in seen if fnmatch.fnmatchcase(g, spec))
+    if not ids:
+        raise OtaFail(EXIT_USAGE, "no gateway matches %s (seen on this broker: %s)" % (
+            spec, ", ".join(sorted(seen)[:20]) or "none"))
+    return ids
+
+
+def _rollout(args, ids, Progress):
+    """One gateway first, then stages of --batch; the first failure stops the
+    rollout (the rest are skipped). Prints a table; returns the first
+    failure's exit code, or 0."""
+    import copy
+
+    if args.batch < 1:
+        raise OtaFail(EXIT_USAGE, "--batch must be at least 1")
+    stages = [ids[:1]] + [ids[i:i + args.batch] for i in range(1, len(ids), args.batch)]
+    rows = []
+    rc = EXIT_OK
+    for n, stage in enumerate(stages):
+        for gid in stage:
+            if rc != EXIT_OK:
+                rows.append((gid, n + 1, "skipped", "an earlier gateway failed"))
+                continue
+            one = copy.copy(args)
+            one.gateway = gid
+            sys.stderr.write("vegw ota: stage %d/%d: %s\n" % (n + 1, len(stages), gid))
+            try:
+                s = Session(one)
+                try:
+                    code = _update(one, s, Progress)
+                finally:
+                    s.close()
+                detail = "healthy" if code == EXIT_OK else "exit %d" % code
+            except OtaFail as e:
+                code, detail = e.code, str(e)
+            rows.append((gid, n + 1, "ok" if code == EXIT_OK else "FAILED", detail))
+            if code != EXIT_OK:
+                rc = code
+    w = max(len("gateway"), max(len(r[0]) for r in rows))
+    print("%-*s  stage  result   detail" % (w, "gateway"))
+    for gid, stage, result, detail in rows:
+        print("%-*s  %5d  %-7s  %s" % (w, gid, stage, result, detail[:100]))
+    return rc
 
 
 def _ask_state(s):

@@ -456,3 +456,46 @@ def test_mistyped_gateway_fails_fast_naming_the_ones_seen(broker, tmp_path):
         c.loop_stop()
     assert r.returncode == 2 and "no gateway site-3 on this broker; seen: site-1, site-2" in r.stderr, r.stderr
     assert time.monotonic() - t0 < 30
+
+
+def test_rollout_to_a_fleet_in_stages_stops_at_the_first_failure(broker, tmp_path):
+    # issue 19: --gateway takes a glob or @FILE; one first, then batches; a
+    # failed health check stops the rollout; a table at the end
+    import paho.mqtt.client as mqtt
+
+    make_fw(tmp_path)
+    sims = []
+    for gid, healthy in (("s1", True), ("s2", True), ("s3", False), ("s4", True)):
+        root = tmp_path / ("dev-" + gid)
+        root.mkdir()
+        (root / "lib").mkdir()
+        sims.append(GatewaySim(broker, root, gw=gid, healthy=healthy, health_ms=3000))
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.connect("127.0.0.1", broker)
+    c.loop_start()
+    for gid in ("s1", "s2", "s3", "s4", "other"):
+        c.publish("vegw/%s/availability" % gid, b"online", qos=1, retain=True).wait_for_publish(5)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# the first stage\ns1\ns2  # then the rest\ns3\ns4\n")
+    base = [sys.executable, "-m", "vegw.cli", "ota", "--broker", "127.0.0.1:%d" % broker,
+            "--firmware", str(tmp_path / "fw"), "--build-dir", str(tmp_path / "build"), "--all",
+            "--timeout", "40", "--batch", "2"]
+    try:
+        r = subprocess.run(base + ["--gateway", "@" + str(ids)], capture_output=True, text=True, timeout=300,
+                           cwd=str(ROOT))
+        g = subprocess.run(base + ["--gateway", "nomatch*"], capture_output=True, text=True, timeout=60,
+                           cwd=str(ROOT))
+    finally:
+        for gid in ("s1", "s2", "s3", "s4", "other"):
+            c.publish("vegw/%s/availability" % gid, b"", qos=1, retain=True).wait_for_publish(5)
+        c.loop_stop()
+        for sim in sims:
+            sim.close()
+    lines = r.stdout.splitlines()
+    head = [i for i, ln in enumerate(lines) if ln.startswith("gateway  stage")]
+    assert head, r.stdout + r.stderr
+    rows = [ln.split() for ln in lines[head[0] + 1:]]
+    assert [(x[0], x[1], x[2]) for x in rows] == [("s1", "1", "ok"), ("s2", "2", "ok"), ("s3", "2", "FAILED"),
+                                                  ("s4", "3", "skipped")], r.stdout + r.stderr
+    assert r.returncode == 3  # s3 rolled back
+    assert g.returncode == 2 and "no gateway matches nomatch*" in g.stderr and "s1" in g.stderr
