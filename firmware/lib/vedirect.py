@@ -34,11 +34,24 @@ _MAX_BLOCK = const(600)  # text bytes in one block; real blocks are < 300
 _MAX_FEED = const(256)  # bytes copied in per scan step
 _MAX_FIELDS = const(32)  # fields per block; the protocol allows 22 + Checksum
 _MAX_HEX = const(160)  # one HEX frame ':'..'\n'; longest seen is 113 chars
+# Line syntax (VE.Direct Protocol 3.29 p.4 and p.12: label buffer 9 bytes,
+# value buffer 33 bytes, at most 22 fields per block). A block is good only
+# if its checksum holds AND every line has this form: a cut-off block merged
+# with the next one passes the 8-bit checksum 1 time in 256.
+_MAX_DATA_FIELDS = const(22)  # data fields per block (Checksum not counted)
+_MAX_LABEL = const(8)  # label bytes (protocol: 8 + NUL)
+_MAX_VALUE = const(32)  # value bytes (protocol: 32 + NUL)
+_MAX_FIRST = const(6)  # block-opening labels remembered for resync
 
 _ST_SYNC = const(0)  # discarding until the first \r\n (start-up, after an error)
 _ST_TEXT = const(1)  # inside a block
 _ST_HEX = const(2)  # inside a HEX frame
 _ST_HEX_SKIP = const(3)  # HEX frame too long: discard to its '\n'
+
+# _split() results other than a field count
+_BAD_LINE = const(-1)  # a line breaks the syntax
+_BAD_DUP = const(-2)  # a label twice: two blocks ran together
+_BAD_SUM = const(-3)  # checksum does not hold
 
 _CR = const(13)
 _LF = const(10)
@@ -59,8 +72,13 @@ class Block:
         self.length = 0  # bytes in the block, checksum byte included
 
     def label(self, i):
+        """The label as str; bytes outside printable ASCII as \\xNN (a label
+        with such bytes still comes through: never UnicodeError)."""
         o = self._offs
-        return bytes(self._buf[o[3 * i] : o[3 * i + 1]]).decode()
+        out = ""
+        for c in self._buf[o[3 * i] : o[3 * i + 1]]:
+            out += chr(c) if 32 < c < 127 else "\\x%02x" % c
+        return out
 
     def value(self, i):
         """Raw value bytes (allocates)."""
@@ -132,6 +150,16 @@ class Parser:
         self.bytes_in = 0
         self.callback_errors = 0
         self.resynced = 0  # blocks recovered from a merged pair
+        self.dup_labels = 0  # checksum held but a label twice: merged blocks
+        # labels that opened good blocks (resync candidates), seeded with
+        # the two the protocol's devices are known to start with
+        self._first = bytearray(_MAX_FIRST * _MAX_LABEL)
+        self._first_len = bytearray(_MAX_FIRST)
+        self._first[0:3] = b"PID"
+        self._first[_MAX_LABEL : _MAX_LABEL + 2] = b"H1"
+        self._first_len[0] = 3
+        self._first_len[1] = 2
+        self._first_next = 2
 
     # -- public -------------------------------------------------------------
 
@@ -148,6 +176,12 @@ class Parser:
             m = n - i
             if m > _MAX_FEED:
                 m = _MAX_FEED
+            if end + m > len(buf):
+                # cannot happen (_scan keeps _n <= _MAX_BLOCK); never let a
+                # slice assignment grow the buffer under its memoryview
+                self.overflows += 1
+                self._st = _ST_SYNC
+                self._n = end = 0
             if m == n and length < 0:
                 buf[end : end + m] = data  # common case: no slice object
             else:
@@ -174,6 +208,7 @@ class Parser:
             "hex_bad": self.hex_bad,
             "bytes_in": self.bytes_in,
             "resynced": self.resynced,
+            "callback_errors": self.callback_errors,
         }
 
     # -- scanning -----------------------------------------------------------
@@ -223,8 +258,13 @@ class Parser:
                 k = buf.find(b"\r\n", p - 1 if p > 0 else 0, end)
                 h = buf.find(b":", p, end)
                 if h >= 0 and (k < 0 or h < k):
-                    end = self._remove(0, h, end)
-                    p = 0
+                    # a \r right before the frame may pair with a \n after it
+                    # (HEX frame between \r and \n at a block start): keep it
+                    keep = 1 if h > 0 and buf[h - 1] == _CR else 0
+                    end = self._remove(0, h - keep, end)
+                    if keep:
+                        buf[0] = _CR
+                    p = keep
                     self._st = _ST_HEX
                     self._resume = _ST_SYNC
                     continue
@@ -245,15 +285,28 @@ class Parser:
             csb = c + _CS_LEN if c >= 0 else end + 1  # index of the checksum byte
             h = buf.find(b":", p, end)
             if h >= 0 and h < csb:
-                # HEX frame inside the block: text before it stays
+                # HEX frame inside the block: text before it stays, unless
+                # the block is already too long (fixed memory on every path)
+                if h > _MAX_BLOCK:
+                    self.overflows += 1
+                    end = self._remove(0, h, end)
+                    h = 0
+                    self._resume = _ST_SYNC
+                else:
+                    self._resume = _ST_TEXT
                 p = h
                 self._st = _ST_HEX
-                self._resume = _ST_TEXT
                 continue
             if csb < end:
-                self._block_done(csb + 1)
-                end = self._remove(0, csb + 1, end)
-                p = 0
+                good = self._block_done(csb + 1)
+                if not good and buf[csb] == _CR:
+                    # a byte lost in this block made the next block's \r
+                    # its "checksum": leave it for the next block's \r\n
+                    end = self._remove(0, csb, end)
+                    p = 1
+                else:
+                    end = self._remove(0, csb + 1, end)
+                    p = 0
                 self._st = _ST_SYNC
                 continue
             if end > _MAX_BLOCK:
@@ -270,39 +323,42 @@ class Parser:
 
     def _block_done(self, length):
         buf = self._buf
-        if sum(self._mv[:length]) & 0xFF:
-            self.checksum_errors += 1
-            # A lost "Checksum" line merges a block with the next one. Blocks
-            # start with PID (main) or H1 (BMV history): if one of those
-            # starts a suffix that verifies, that suffix is the next block.
-            s = _resync_start(buf, self._mv, length)
-            if s <= 0:
-                return
-            self.resynced += 1
-            self._buf[0 : length - s] = self._mv[s:length]
-            length -= s
-        # Split into fields: each starts with \r\n; the label ends at the
-        # first \t (values may hold spaces, '/', '#').
-        offs = self._offs
-        count = 0
-        s = 2
-        stop = length - _CS_LEN - 1  # index of "\r\nChecksum"
-        while s < stop:
-            nxt = buf.find(b"\r\n", s, stop)
-            if nxt < 0:
-                nxt = stop
-            t = buf.find(b"\t", s, nxt)
-            if t <= s:
+        mv = self._mv
+        total = sum(mv[:length]) & 0xFF
+        count = self._split(0, length) if not total else _BAD_SUM
+        if count < 0:
+            if count == _BAD_SUM:
+                self.checksum_errors += 1
+            elif count == _BAD_DUP:
+                self.dup_labels += 1
+            else:
                 self.malformed += 1
-                return
-            if count >= _MAX_FIELDS:
-                self.overflows += 1
-                return
-            offs[3 * count] = s
-            offs[3 * count + 1] = t
-            offs[3 * count + 2] = nxt
-            count += 1
-            s = nxt + 2
+            # A cut-off block (lost bytes, lost "Checksum" line) runs into
+            # the next one. Look for the next block at the lines whose label
+            # opened a good block before (learned per parser: PID, H1, ERR
+            # on split MPPT blocks, ...): any line start would verify by
+            # chance 1 time in 256 per line and hand out a block's tail.
+            s = 2
+            acc = total  # sum of buf[0:s] is total - sum(buf[s:length])
+            run = 0  # sum of buf[0:s]
+            last = 0
+            stop = length - _CS_LEN
+            while True:
+                s = buf.find(b"\r\n", s, stop)
+                if s < 0:
+                    return False
+                run += sum(mv[last:s])
+                last = s
+                if not (acc - run) & 0xFF and self._is_first(s + 2):
+                    c = self._split(s, length)
+                    if c >= 0:
+                        break
+                s += 2
+            self.resynced += 1
+            buf[0 : length - s] = mv[s:length]
+            length -= s
+            count = self._split(0, length)
+        self._learn_first()
         blk = self._block
         blk.count = count
         blk.length = length
@@ -311,6 +367,77 @@ class Parser:
             self.on_block(blk)
         except Exception:  # a consumer bug must not stop the parser
             self.callback_errors += 1
+        return True
+
+    def _learn_first(self):
+        # remember the label that opened this good block (a few, round robin)
+        offs = self._offs
+        s = offs[0]
+        n = offs[1] - s
+        if self._is_first(s):
+            return
+        k = self._first_next
+        self._first_next = (k + 1) % _MAX_FIRST
+        base = k * _MAX_LABEL
+        self._first[base : base + n] = self._mv[s : s + n]
+        self._first_len[k] = n
+
+    def _is_first(self, s):
+        """Is the label at buf[s] (up to its \t) one that opened a block?"""
+        buf = self._buf
+        t = buf.find(b"\t", s, s + _MAX_LABEL + 1)
+        if t < 0:
+            return False
+        n = t - s
+        first = self._first
+        for k in range(_MAX_FIRST):
+            if self._first_len[k] == n:
+                base = k * _MAX_LABEL
+                m = 0
+                while m < n and first[base + m] == buf[s + m]:
+                    m += 1
+                if m == n:
+                    return True
+        return False
+
+    def _split(self, start, length):
+        """Split buf[start:length] (a block whose sum is 0) into fields in
+        _offs; the field count, or _BAD_LINE / _BAD_DUP if a line breaks the
+        syntax. Each field starts with \r\n; the label ends at the first
+        \t (values may hold spaces, '/', '#')."""
+        buf = self._buf
+        offs = self._offs
+        count = 0
+        s = start + 2
+        stop = length - _CS_LEN - 1  # index of "\r\nChecksum"
+        while s < stop:
+            nxt = buf.find(b"\r\n", s, stop)
+            if nxt < 0:
+                nxt = stop
+            t = buf.find(b"\t", s, nxt)
+            if t <= s or count >= _MAX_DATA_FIELDS or not _line_ok(buf, s, t, nxt):
+                return _BAD_LINE
+            # one field per label in a block: a repeat means two blocks ran
+            # together (keys: first byte and length, then the bytes)
+            n = t - s
+            j = 0
+            while j < count:
+                a = offs[3 * j]
+                if offs[3 * j + 1] - a == n:
+                    m = 0
+                    while m < n and buf[a + m] == buf[s + m]:
+                        m += 1
+                    if m == n:
+                        return _BAD_DUP
+                j += 1
+            offs[3 * count] = s
+            offs[3 * count + 1] = t
+            offs[3 * count + 2] = nxt
+            count += 1
+            s = nxt + 2
+        if s != stop + 2 or not count:
+            return _BAD_LINE  # an empty line, or no field at all
+        return count
 
     def _hex_done(self):
         frame = self._hexv
@@ -326,12 +453,39 @@ class Parser:
             self.hex_bad += 1
 
 
-def _resync_start(buf, mv, length):
-    for head in (b"\r\nPID\t", b"\r\nH1\t"):
-        s = buf.find(head, 2, length)
-        if s > 0 and not sum(mv[s:length]) & 0xFF:
-            return s
-    return -1
+
+
+def _line_ok(buf, s, t, e):
+    """Label buf[s:t] and value buf[t+1:e] have the protocol's form: label
+    1..8 bytes, no control bytes or spaces; value at most 32 bytes, no
+    control bytes (TAB allowed); known labels' values in their kind's form
+    (numbers numeric and at most 10 digits, ON/OFF, 0x-hex, text printable
+    and not empty). Allocates nothing."""
+    n = t - s
+    if n > _MAX_LABEL:
+        return False
+    i = s
+    while i < t:
+        c = buf[i]
+        if c <= 32 or c == 127:
+            return False
+        i += 1
+    v = t + 1
+    if e - v > _MAX_VALUE:
+        return False
+    k = _VF.lookup(buf, s, n)
+    if k < 0:
+        i = v
+        while i < e:
+            c = buf[i]
+            if (c < 32 and c != 9) or c == 127:
+                return False
+            i += 1
+        return True
+    return _VF.value_ok(k, buf, v, e)
+
+
+import vedirect_fields as _VF  # noqa: E402  (the label table; resident anyway)
 
 
 def _nibble(c):

@@ -66,15 +66,14 @@ del _o, _k
 _KEYS = tuple(_LAB[_LOFF[k]] * 64 + len(NAMES[k]) for k in range(len(NAMES)))
 
 
-def entry(block, i):
-    """Index into NAMES of field i of a Block, or -1 for an unknown label."""
-    o = block._offs  # direct reads: a (start, end) tuple would allocate
-    s = o[3 * i]
-    e = o[3 * i + 1]
-    n = e - s
+_MAX_DIGITS = const(10)  # VE.Direct numbers are 32-bit: at most 10 digits
+_MAX_UNKNOWN = const(8)  # unknown labels kept per device (more are counted, dropped)
+
+
+def lookup(buf, s, n):
+    """Index into NAMES of the label buf[s:s+n], or -1 if unknown."""
     if n < 1:
         return -1
-    buf = block._buf
     key = buf[s] * 64 + n
     k = 0
     keys = _KEYS
@@ -92,6 +91,52 @@ def entry(block, i):
         k += 1
 
 
+def entry(block, i):
+    """Index into NAMES of field i of a Block, or -1 for an unknown label."""
+    o = block._offs  # direct reads: a (start, end) tuple would allocate
+    s = o[3 * i]
+    return lookup(block._buf, s, o[3 * i + 1] - s)
+
+
+def _digits_ok(buf, s, e):
+    if s < e and buf[s] == 45:  # '-'
+        s += 1
+    if s >= e or e - s > _MAX_DIGITS:
+        return False
+    while s < e:
+        c = buf[s]
+        if c < 48 or c > 57:
+            return False
+        s += 1
+    return True
+
+
+def value_ok(k, buf, s, e):
+    """Does buf[s:e] have the form of label k's values? Numbers: decimal
+    (or '---' = not available); PID/OR: 0x + 1..8 hex digits (or decimal);
+    ON/OFF in any case; text: 1..32 printable ASCII bytes."""
+    kind = _KD[k] >> 4
+    n = e - s
+    if kind == _K_INT or kind == _K_TTG:
+        if n == 3 and buf[s] == 45 and buf[s + 1] == 45 and buf[s + 2] == 45:
+            return True
+        return _digits_ok(buf, s, e)
+    if kind == _K_HEX:
+        if n >= 3 and buf[s] == 48 and buf[s + 1] in (120, 88):
+            return n <= 10 and _parse_hex(buf, s, e) is not None
+        return _digits_ok(buf, s, e)
+    if kind == _K_ONOFF:
+        return _onoff(buf, s, e) is not None
+    if n < 1:
+        return False
+    while s < e:
+        c = buf[s]
+        if c < 32 or c > 126:
+            return False
+        s += 1
+    return True
+
+
 def _parse_int(buf, s, e):
     # Decimal integer in buf[s:e] without allocating; None if not a number
     # ("---" for "not synchronised", empty, garbage).
@@ -99,8 +144,8 @@ def _parse_int(buf, s, e):
     if s < e and buf[s] == 45:  # '-'
         neg = True
         s += 1
-    if s >= e:
-        return None
+    if s >= e or e - s > _MAX_DIGITS:
+        return None  # also bounds the int: no 300-digit numbers downstream
     v = 0
     while s < e:
         c = buf[s] - 48
@@ -116,6 +161,8 @@ def _parse_hex(buf, s, e):
         return _parse_int(buf, s, e)
     v = 0
     s += 2
+    if e - s > 8:
+        return None  # 32-bit at most
     while s < e:
         c = buf[s]
         if 48 <= c <= 57:
@@ -134,9 +181,9 @@ def _parse_hex(buf, s, e):
 def _onoff(buf, s, e):
     # ON/OFF; BMV-600 firmware <= 2.09 sends On/Off
     n = e - s
-    if n == 2 and buf[s + 1] in (78, 110):  # 'N' / 'n'
+    if n == 2 and buf[s] in (79, 111) and buf[s + 1] in (78, 110):  # ON / On
         return True
-    if n == 3 and buf[s + 1] in (70, 102):  # 'F' / 'f'
+    if n == 3 and buf[s] in (79, 111) and buf[s + 1] in (70, 102) and buf[s + 2] in (70, 102):  # OFF
         return False
     return None
 
@@ -157,11 +204,13 @@ def raw_value(block, i, k):
     return bytes(buf[s:e])
 
 
-def update(block, raw):
+def update(block, raw, stats=None):
     """Merge a verified block into `raw` (dict name -> raw value). Devices
     split their fields over several blocks (BMV main + history block, newer
     MPPT firmware A + B), so fields are merged, never cleared. Returns the
-    number of fields whose value changed."""
+    number of fields whose value changed. Unknown labels are kept as text,
+    at most _MAX_UNKNOWN per dict; the others are skipped (the rest of the
+    block still counts) and counted in stats["labels_dropped"] if given."""
     changed = 0
     buf = block._buf
     i = 0
@@ -169,8 +218,13 @@ def update(block, raw):
     while i < n:
         k = entry(block, i)
         if k < 0:
-            # Unknown label: kept as text under its own name
+            # Unknown label: kept as text under its own name, bounded
             name = block.label(i)
+            if name not in raw and _unknown_count(raw) >= _MAX_UNKNOWN:
+                if stats is not None:
+                    stats["labels_dropped"] = stats.get("labels_dropped", 0) + 1
+                i += 1
+                continue
             val = block.value(i)
         else:
             name = NAMES[k]
@@ -187,6 +241,14 @@ def update(block, raw):
             changed += 1
         i += 1
     return changed
+
+
+def _unknown_count(raw):
+    n = 0
+    for name in raw:
+        if _index(name) < 0:
+            n += 1
+    return n
 
 
 def _index(name):
@@ -212,6 +274,8 @@ def to_si(name, raw):
     if kind == _K_TTG:
         return None if raw == -1 else raw
     d = _KD[k] & 15
+    if not isinstance(raw, int) or raw > 9999999999 or raw < -9999999999:
+        return None  # not a VE.Direct number (they are 32-bit): no OverflowError
     if d == 0:
         return raw
     return round(raw / (10 ** d), d)
