@@ -83,4 +83,4 @@ def run(seed=1, blocks=2000, fault_every=4):
             intact += 1
     return {"sent": len(sent), "intact": intact, "lost": intact - matched, "false_accepts": false_accepts,
             "handed_out": len(got), "checksum_errors": p.checksum_errors, "malformed": p.malformed,
-            "dup_labels": p.dup_labels, "resynced": p.resynced}
+            "dup_labels": getattr(p, "dup_labels", 0), "resynced": p.resynced}
