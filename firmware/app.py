@@ -14,16 +14,7 @@ import gc
 import json
 import sys
 
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython (tests only)
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
-
-    def ticks_diff(a, b):
-        return a - b
+from clock import ticks_add, ticks_diff, ticks_ms
 
 
 # The app's modules are imported by _load(), after the config was validated
@@ -57,6 +48,8 @@ def _load():
 _READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
 _REPLAY_WINDOW = 8  # QoS 1 log records in flight at once
 _REPLAY_PER_S = 20  # backlog records per second (rate limit on reconnect)
+_ALARMS_SNAPSHOT = "alarms"  # state-store name of the raised alarms at a clean stop
+_SNAPSHOT_MAX_AGE_S = 900  # a snapshot older than this at boot is stale (a crash since)
 _MARK_EVERY_MS = 2000  # persist the upload cursor at most this often
 _WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
 _BACKOFF_MAX_S = 60
@@ -77,6 +70,12 @@ class App:
         self.cfg = cfg
         self.safe = safe  # crash loop: uplink and commands only, no device readers
         self.ota_rx = ota_rx  # ota.OtaReceiver, created at boot (boot_check) or on demand
+        key = (cfg.get("ota") or {}).get("key")
+        # the gateway's own OTA key (bytes); None: every update is refused
+        self.ota_key = bytes(int(key[i:i + 2], 16) for i in range(0, len(key), 2)) if key else None
+        if ota_rx is not None:  # made at boot, before the config was read
+            ota_rx.key = self.ota_key
+            ota_rx.gateway = cfg.get("gateway", {}).get("id")
         self.ota_out = list(ota_replies or ())  # replies waiting for the uplink
         self.healthy_after_s = int(getattr(platform, "healthy_after", None) or _HEALTHY_AFTER_S)
         self.alive = {}
@@ -111,7 +110,8 @@ class App:
         self.engine = alarm_engine.Engine(
             rules, stale_s=rules_cfg.get("stale_timeout") or 60, stale_by_device=stale_by,
             builtin=rules_cfg.get("builtin"), devices=devices,
-            on_output=(lambda name, sev, on: relay.set(on)) if relay is not None else None)
+            on_output=(lambda name, sev, on: relay.set(on)) if relay is not None else None,
+            ble_devices=[d["name"] for d in cfg.get("devices", ()) if d.get("type") == "ble"])
         tracker = ble_readout.Tracker()
         for d in cfg.get("devices", ()):
             if d.get("type") == "ble":
@@ -126,6 +126,7 @@ class App:
             blob = platform.state_store().load("metrics")
             if blob and not ms.from_bytes(blob):
                 log("saved metrics unreadable: starting afresh")
+        self._restore_alarms(platform.state_store())
         self.gw = gateway.Gateway(cfg, flashlog=fl, engine=self.engine, tracker=tracker, metrics=ms)
         self.gw.status_extra = self._status_extra
         self.mqtt = None
@@ -134,6 +135,12 @@ class App:
         self._pending_mark = None  # highest acknowledged seq not yet persisted
         self.connected_at = None  # time of the last broker connect (OTA health)
         self._replay_next = 0
+        self.replay_stuck = 0  # window entries whose PUBACK outcome was lost (resent)
+        self.tasks = []  # the running tasks (a planned reset stops them)
+        self._exporting = False  # a {"cmd":"logs"} export is running
+        self.task_restarts = 0  # tasks that died of an exception and were started again
+        self.export_busy = 0  # export requests refused while one ran
+        self._resetting = False
         self._hold_since = None  # thin uplink: when unsent records were first seen waiting (ticks_ms)
         self._hold_seen = 0  # thin uplink: flash log's next_seq when last looked at
 
@@ -153,21 +160,33 @@ class App:
     def beat(self, name):
         self.alive[name] = ticks_ms()
 
+    def _tls_state(self):
+        m = self.cfg.get("mqtt", {})
+        if not m.get("tls"):
+            return "off"
+        return "verified" if m.get("ca") else "encrypted, server not verified (no mqtt.ca)"
+
     def _status_extra(self):
         gc.collect()  # once a minute: report live data, not garbage
         out = {"heap_free": gc.mem_free(), "heap_alloc": self.heap_alloc(),
-               "loop_lag_max_ms": self.loop_lag_max_ms, "mem_errors": self.mem_errors}
+               "loop_lag_max_ms": self.loop_lag_max_ms, "mem_errors": self.mem_errors,
+               "task_restarts": self.task_restarts,
+               # what guards remote change: OTA only with a key; TLS checks the
+               # broker only with a CA
+               "ota": "signed" if self.ota_key else "off (no ota.key)",
+               "clock": self.p.clock_state() if hasattr(self.p, "clock_state") else "host",
+               "tls": self._tls_state()}
         out.update(self.p.link_info())
         if self.parsers:
             out["vedirect"] = dict((n, p.counters()) for n, p in self.parsers.items())
-            for n, p in self.parsers.items():
-                out["vedirect"][n]["callback_errors"] = p.callback_errors
         if self.scanner is not None:
             out["ble_scan"] = self.scanner.stats()
         if self.mqtt is not None:
             c = self.mqtt.counters()
             out["mqtt"] = {"connects": c.get("connects"), "disconnects": c.get("disconnects"),
-                           "bytes_sent": c.get("bytes_sent"), "timeouts": c.get("timeouts")}
+                           "bytes_sent": c.get("bytes_sent"), "timeouts": c.get("timeouts"),
+                           "rx_dropped": c.get("rx_dropped"), "rx_unacked": c.get("rx_unacked"),
+                           "replay_stuck": self.replay_stuck}
         return out
 
     # ------------------------------------------------------------ tasks
@@ -242,13 +261,36 @@ class App:
             if now - last_save >= _SAVE_EVERY_S:
                 last_save = now
                 self.save_state()
-            if self.gw.reboot_requested:
-                log("reboot requested over MQTT")
-                await asyncio.sleep(1)
-                self.p.reset()
+            if self.gw.reboot_requested and not self._resetting:
+                asyncio.create_task(self.planned_reset("reboot requested over MQTT"))
 
-    def save_state(self):
+    def _restore_alarms(self, store):
+        # Alarms raised when a planned restart (reboot command, OTA, config
+        # change) stopped the gateway stay raised: no second "raised" event,
+        # the relay as it was. Only a recent snapshot counts, and only once.
+        if store is None:
+            return
+        blob = store.load(_ALARMS_SNAPSHOT)
+        if not blob:
+            return
+        try:
+            snap = json.loads(blob)
+            store.save(_ALARMS_SNAPSHOT, b"")
+            if 0 <= self.now() - snap.get("t", 0) <= _SNAPSHOT_MAX_AGE_S:
+                n = self.engine.restore(snap, self.now())
+                log("alarms kept over the restart:", n)
+        except (ValueError, AttributeError, OSError, TypeError) as e:
+            log("alarm snapshot unreadable:", repr(e))
+
+    def save_state(self, alarms=False):
         store = self.p.state_store()
+        if alarms and store is not None:
+            try:
+                snap = self.engine.snapshot()
+                snap["t"] = self.now()
+                store.save(_ALARMS_SNAPSHOT, json.dumps(snap).encode())
+            except (OSError, MemoryError) as e:
+                log("saving alarms failed:", repr(e))
         if store is not None and self.gw.metrics is not None:
             gc.collect()
             try:
@@ -292,6 +334,18 @@ class App:
             if not await self.p.network_up():
                 await asyncio.sleep(2)
                 continue
+            if m.get("tls") and m.get("ca") and hasattr(self.p, "sync_clock") and self.p.clock_state() == "unset":
+                # mbedTLS checks the broker's certificate dates against the
+                # clock: at 2000-01-01 (every power-on) the handshake fails
+                src = await self.p.sync_clock()
+                if src is None:
+                    log("TLS waits for a valid clock (no network time yet) - retry in", backoff, "s")
+                    await self._sleep_beat(backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                    continue
+                log("clock set from", src)
+            if hasattr(self.p, "resolver"):
+                client.resolver = self.p.resolver()  # PPP: a lookup that does not block
             rc = await client.connect()
             if rc != 0:
                 log("mqtt connect failed:", client.last_error or rc, "- retry in", backoff, "s")
@@ -302,6 +356,9 @@ class App:
             if hasattr(self.p, "link_ok"):
                 self.p.link_ok()  # the broker answered: the link passes traffic
             log("mqtt connected to", m.get("host"))
+            if hasattr(self.p, "sync_clock") and self.p.clock_state() == "unset":
+                src = await self.p.sync_clock()  # timestamps: ts, records, day metrics
+                log("clock set from", src) if src else log("clock not set yet: no network time")
             self.connected_at = self.now()
             gw.announce_gateway()
             gw.publish_status(self.now(), full=True)
@@ -314,7 +371,7 @@ class App:
             self.p.link_failed()
 
     async def _sleep_beat(self, seconds):
-        end = ticks_ms() + int(seconds * 1000)
+        end = ticks_add(ticks_ms(), int(seconds * 1000))
         while self.uplink_on and ticks_diff(end, ticks_ms()) > 0:
             self.beat("uplink")
             await asyncio.sleep(0.2)
@@ -365,12 +422,22 @@ class App:
                             break
                         seq, rtype, payload = rec
                         topic, body = _log_message(gw.base, seq, rtype, payload)
-                    pid = await client.publish(topic, body, qos=1)
+                    # In the window before a byte goes out: the PUBACK can be
+                    # handled before publish() returns (seen on loopback).
+                    entry = [0, seq, None]  # pid, seq, None = waiting for PUBACK
+                    self._acked.append(entry)
+
+                    def _pid(p, e=entry):
+                        e[0] = p
+
+                    pid = await client.publish(topic, body, qos=1, pid_cb=_pid)
                     if not pid:
+                        if entry in self._acked and entry[2] is None:
+                            self._acked.remove(entry)
                         break
-                    self._acked.append([pid, seq, None])  # None = waiting for PUBACK
                     self._replay_next = seq + 1
                     sent_this_s += 1
+                self._check_window(client)
                 self._persist_acks(False)
             await asyncio.sleep(0.02)
         self._persist_acks(True)
@@ -419,6 +486,21 @@ class App:
             return rec
         return None
 
+    def _check_window(self, client):
+        # An entry still waiting whose packet the client no longer holds in
+        # flight lost its outcome: never let it wedge the window. Resend from
+        # it on (consumers de-duplicate by seq) and count it.
+        acked = self._acked
+        for i in range(len(acked)):
+            e = acked[i]
+            if e[2] is None and e[0] and not client.in_flight(e[0]):
+                self.replay_stuck += 1
+                log("log replay: no outcome for seq", e[1], "- resending from it")
+                self._persist_acks(False)
+                del acked[i:]
+                self._replay_next = 0
+                return
+
     def _on_puback(self, pid, ok):
         acked = self._acked
         for i in range(len(acked)):
@@ -455,12 +537,18 @@ class App:
             return
         if t != gw.base + "cmd":
             if gw.discovery and t == gw.discovery_prefix + "/status" and bytes(msg) == b"online":
-                gw.announce_gateway(again=True)
+                gw.announce_gateway(again=True, now_s=self.now())
             return
         extra = gw.command(bytes(msg), self.now())
         if extra is None:
             return
         if extra.get("cmd") == "logs" and self.flog is not None:
+            # one export at a time: each holds a task and a flash reader
+            if self._exporting:
+                self.export_busy += 1
+                gw._reply({"ok": False, "cmd": "logs", "error": "busy: an export is running"})
+                return
+            self._exporting = True
             asyncio.create_task(self._send_logs(extra))
         else:
             self.p.command(extra, gw)
@@ -469,7 +557,7 @@ class App:
         if self.ota_rx is None:
             import ota  # ~17 KB: loaded when an update arrives, not before
 
-            self.ota_rx = ota.OtaReceiver(self.p.ota_fs(), ticks_ms)
+            self.ota_rx = ota.OtaReceiver(self.p.ota_fs(), ticks_ms, key=self.ota_key, gateway=self.gw.gw)
         return self.ota_rx
 
     def _ota(self, suffix, payload):
@@ -488,11 +576,10 @@ class App:
             if r.get("reboot"):
                 if pid:
                     await client.wait_puback(pid, 5000)
-                log("rebooting into the updated firmware")
-                self.gw.close(self.now())
-                self.save_state()
-                await client.disconnect()
-                self.p.reset()
+                # the clean stop runs in a task of its own: it drains this
+                # uplink, then cancels it
+                asyncio.create_task(self.planned_reset("rebooting into the updated firmware"))
+                return
 
     def _ota_health(self):
         rx = self.ota_rx
@@ -506,38 +593,46 @@ class App:
     async def _send_logs(self, req):
         """{"cmd":"logs","from_seq":N,"max":M}: records from the flash log to
         <prefix>/<gw>/logs, one message each, then {"done":true,"count":n}."""
-        c = self.mqtt
-        start = req.get("from_seq") or self.flog.oldest_seq() or 1
-        limit = req.get("max") or 100000
-        n = 0
-        for seq, rtype, payload in self.flog.read_from(start):
-            if n >= limit or c is None or not c.is_connected():
-                break
-            await c.publish(self.gw.base + "logs", _log_message(self.gw.base, seq, rtype, payload)[1], qos=1)
-            n += 1
-            if n % 20 == 0:
-                await asyncio.sleep(0.05)
-        if c is not None:
-            await c.publish(self.gw.base + "logs", b'{"done":true,"count":%d}' % n, qos=1)
+        try:
+            c = self.mqtt
+            start = req["from_seq"] or self.flog.oldest_seq() or 1
+            limit = req["max"]  # 1.._MAX_EXPORT, checked by gateway.command
+            n = 0
+            for seq, rtype, payload in self.flog.read_from(start):
+                if n >= limit or c is None or not c.is_connected():
+                    break
+                await c.publish(self.gw.base + "logs", _log_message(self.gw.base, seq, rtype, payload)[1], qos=1)
+                n += 1
+                if n % 20 == 0:
+                    await asyncio.sleep(0.05)
+            if c is not None:
+                await c.publish(self.gw.base + "logs", b'{"done":true,"count":%d}' % n, qos=1)
+        except Exception as e:  # noqa: BLE001 - an export must not take the gateway with it
+            log("log export failed:", repr(e))
+        finally:
+            self._exporting = False
 
     async def run(self, duration_s=None):
-        log("starting gateway", self.gw.gw, "firmware", gateway.VERSION)
-        tasks = [asyncio.create_task(self.uplink()), asyncio.create_task(self.ticker()),
-                 asyncio.create_task(self.watchdog())]
+        log("starting gateway", self.gw.gw, "firmware", gateway.VERSION, "- tls:", self._tls_state(),
+            "- ota:", "signed updates only" if self.ota_key else "off (no ota.key in config.json)")
+        tasks = self.tasks
+        sup = self._supervised
+        tasks += [asyncio.create_task(sup("uplink", self.uplink)), asyncio.create_task(sup("ticker", self.ticker)),
+                  asyncio.create_task(sup("watchdog", self.watchdog))]
         if self.safe:
             log("safe mode: device readers off; uplink, commands and OTA stay up")
             self.gw.notice("safe mode after a crash loop: device readers off")
         else:
-            tasks.append(asyncio.create_task(self.ble()))
+            tasks.append(asyncio.create_task(sup("ble", self.ble)))
             by_uart = {}
             for d in self.cfg.get("devices", ()):
                 if d.get("type") == "vedirect":
                     by_uart.setdefault(d["uart"], []).append(d)
             for devs in by_uart.values():
                 if len(devs) == 1:
-                    tasks.append(asyncio.create_task(self.reader(devs[0])))
+                    tasks.append(asyncio.create_task(sup("reader:" + devs[0]["name"], self.reader, devs[0])))
                 else:  # more devices than UARTs: time-slice the RX pin
-                    tasks.append(asyncio.create_task(self.shared_reader(devs)))
+                    tasks.append(asyncio.create_task(sup("reader:uart%d" % devs[0]["uart"], self.shared_reader, devs)))
         # Collect often: a collection restarts allocation at the lowest free
         # block, so short-lived objects stay packed low and the free heap in
         # long runs. Collecting only when the heap is full would scatter the
@@ -553,6 +648,44 @@ class App:
         await asyncio.sleep(duration_s)
         await self.stop(tasks)
 
+    async def _supervised(self, name, fn, *args):
+        """Run task fn(*args); if it dies of an exception, log it, count it
+        (status task_restarts) and start it again after a backoff (1 s, then
+        doubling to 60 s), instead of leaving a dead reader for the watchdog
+        to notice 30 s later with a reset."""
+        backoff = 1
+        while self.running:
+            try:
+                await fn(*args)
+                return  # finished by design (stop, no BLE devices)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any bug in a task
+                self.task_restarts += 1
+                log("task", name, "died:", repr(e), "- restart in", backoff, "s")
+                for _ in range(backoff):
+                    if not self.running:
+                        return
+                    if name in self.alive:
+                        self.beat(name)  # the restart is under way, not a hang
+                    await asyncio.sleep(1)
+                backoff = min(backoff * 2, 60)
+
+    async def planned_reset(self, why):
+        """Every planned reset (reboot command, OTA commit or rollback, config
+        change) goes through the clean stop: aggregates and events to flash,
+        derived metrics and raised alarms saved, the uplink drained, then the
+        reset."""
+        if self._resetting:
+            return
+        self._resetting = True
+        log(why + ": stopping cleanly, then reset")
+        try:
+            await self.stop(self.tasks)
+        except Exception as e:  # noqa: BLE001 - the reset must happen regardless
+            log("clean stop failed:", repr(e))
+        self.p.reset()
+
     async def stop(self, tasks):
         """Clean stop: readers and timers stop, the open log window and block
         go to flash, the uplink delivers what is queued and logged (bounded),
@@ -563,7 +696,7 @@ class App:
         self.gw.tick(now)
         if self.flog is not None:
             self.gw.close(now)
-        self.save_state()
+        self.save_state(alarms=True)
         try:
             self.gw.publish_status(now)  # the last word: counters as they ended
         except MemoryError as e:

@@ -1,8 +1,9 @@
 # Board entry point. A crash loop (three resets within five minutes, counted
 # in RTC memory, which survives every reset but power loss) starts safe mode:
 # no device readers, the REPL stays up, so the board can be fixed remotely.
+# The OTA journal check and the guarded start are in startup.py (shared with
+# the simulator's host_main.py).
 import json
-import sys
 import time
 
 import machine
@@ -42,37 +43,27 @@ def _board():
         return None
 
 
-def _ota_boot():
-    # Finish or roll back an OTA update before importing anything it replaces.
-    # Only when ota.py left its journal: otherwise the module stays out of RAM.
-    import os
-
-    for name in ("ota_state.json", "ota_state.json.tmp"):
-        try:
-            os.stat(name)
-            break
-        except OSError:
-            pass
-    else:
-        return None, []
-    import ota
-
-    rx = ota.OtaReceiver(ota.OsFs(), time.ticks_ms)
-    replies = rx.boot_check()
-    if not rx.pending():
-        rx = None
-        del sys.modules["ota"]  # loaded again only when an update arrives (a local name: gone on return)
-    return rx, replies
-
-
-_rx, _replies = _ota_boot()
 _safe = _crash_loop()
 if _safe:
     print("vegw: safe mode (crash loop): device readers off, uplink and REPL up")
-from drivers import esp32  # noqa: E402
-import app  # noqa: E402
+import startup  # noqa: E402
 
-if app.main(esp32.Platform(_board()), None, _rx, _replies, _safe) == app.RESTART:
+
+def _platform():
+    from drivers import esp32
+
+    return esp32.Platform(_board())
+
+
+def _arm():
+    # an update awaits its health report: a hung start must reset the board
+    # (the app feeds this watchdog once it runs)
+    machine.WDT(timeout=120000)
+
+
+import clock  # noqa: E402
+
+if startup.run(_platform, clock.ticks_ms, machine.reset, safe=_safe, arm_watchdog=_arm) == "restart":
     # config validated and cached: boot again on a clean heap; not a crash
     _forget_boot()
     machine.soft_reset()

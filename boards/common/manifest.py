@@ -14,5 +14,6 @@ freeze("../../firmware/lib", opt=3)
 package("drivers", files=["esp32.py", "wifi.py", "ble_scan.py", "relay.py", "flash_esp32.py", "state_store.py"],
         base_path="../../firmware", opt=3)
 
-# The task wiring.
+# The task wiring, and the boot path main.py runs (OTA journal, guarded start).
 module("app.py", base_path="../../firmware", opt=3)
+module("startup.py", base_path="../../firmware", opt=3)

@@ -7,6 +7,8 @@ import time
 import machine
 
 _UNIX_2000 = 946684800  # ESP32 time.time() counts from 2000-01-01
+_CLOCK_VALID = 1704067200  # 2024-01-01: an RTC before it was never set since power-on
+_NTP_HOST = "pool.ntp.org"
 _RX_BUF = 2048  # UART rx buffer: ~1 s of VE.Direct at 19200 baud absorbs loop stalls
 _GAP_MS = 500
 
@@ -14,12 +16,13 @@ _GAP_MS = 500
 class UartPort:
     """One VE.Direct device on a hardware UART (rx only unless HEX is used)."""
 
-    def __init__(self, uart_id, rx, tx=None):
-        kw = {"baudrate": 19200, "bits": 8, "parity": None, "stop": 1, "rx": rx,
-              "rxbuf": _RX_BUF, "timeout": 0}
-        if tx is not None:
-            kw["tx"] = tx
-        self.uart = machine.UART(uart_id, **kw)
+    def __init__(self, uart_id, rx, tx):
+        # tx always given: machine.UART without tx= takes the port's default
+        # pin (UART1: GPIO10, a flash pin on WROOM; UART2: GPIO17, PSRAM on
+        # WROVER) and the board crashes at boot. Devices without a TX wire get
+        # the board's harmless spare (board.json vedirect_tx_spare).
+        self.uart = machine.UART(uart_id, baudrate=19200, bits=8, parity=None, stop=1, rx=rx, tx=tx,
+                                 rxbuf=_RX_BUF, timeout=0)
         self.idle_ms = 0
 
     async def read_into(self, buf):
@@ -40,7 +43,7 @@ class SharedUart:
     init(rx=pin) again, never deinit(); from v1.27 init() discards buffered
     input, so what is buffered is read out first."""
 
-    def __init__(self, uart_id, pins, tx=None):
+    def __init__(self, uart_id, pins, tx):
         self.pins = pins
         self.port = UartPort(uart_id, pins[0], tx)
         self.uart = self.port.uart
@@ -59,6 +62,7 @@ class Platform:
     def __init__(self, board):
         self._board = board
         self._wdt = None
+        self._clock_src = "rtc"  # what set the clock (an RTC kept over a soft reset counts)
         self._relay = None
         self._link = None
         self._store = None
@@ -73,11 +77,79 @@ class Platform:
     def now_s(self):
         return time.time() + _UNIX_2000
 
+    def resolver(self):
+        """An async name -> IPv4 lookup that does not block, for the MQTT
+        client while the link is PPP (getaddrinfo would block the scheduler
+        that feeds PPP its input, issue #18737); None on Wi-Fi."""
+        cell = getattr(self._link, "cell", None)
+        ppp = getattr(getattr(cell, "hw", None), "ppp", None)
+        if ppp is None or not ppp.isconnected():
+            return None
+
+        async def lookup(name):
+            import socket
+
+            import dns_query
+
+            server = ppp.ifconfig()[3]  # the DNS server the PPP peer gave
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                return await dns_query.resolve(s, server, name)
+            finally:
+                s.close()
+
+        return lookup
+
+    def clock_state(self):
+        """"unset" after power-on until a source set the RTC, else the source."""
+        return self._clock_src if self.now_s() >= _CLOCK_VALID else "unset"
+
+    async def sync_clock(self):
+        """Set the RTC from the link: the network's time the modem read before
+        dialling (cellular), else SNTP without blocking (Wi-Fi; over PPP a
+        name lookup would block the scheduler, issue #18737). Returns the
+        source, or None when no source answered."""
+        t = None
+        src = None
+        cell = getattr(self._link, "cell", None)
+        modem = getattr(getattr(cell, "hw", None), "modem", None)
+        if modem is not None and modem.result.get("clock_s"):
+            t, src = modem.result["clock_s"], "modem"
+        elif self.link_info().get("link") == "wifi":
+            import socket
+
+            import sntp
+
+            try:
+                addr = socket.getaddrinfo(_NTP_HOST, 123)[0][-1]
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    t = await sntp.query(s, addr)
+                finally:
+                    s.close()
+                src = "ntp"
+            except OSError:
+                t = None
+        if t is None:
+            return None
+        tm = time.gmtime(int(t) - _UNIX_2000)
+        machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+        self._clock_src = src
+        return src
+
+    def _tx(self, dev):
+        tx = dev.get("tx")
+        if tx is None:
+            tx = (self._board or {}).get("vedirect_tx_spare")
+        if tx is None:
+            raise ValueError("device %s has no tx and the board names no vedirect_tx_spare" % dev.get("name"))
+        return tx
+
     def open_vedirect(self, dev):
-        return UartPort(dev["uart"], dev["rx"], dev.get("tx"))
+        return UartPort(dev["uart"], dev["rx"], self._tx(dev))
 
     def open_shared_uart(self, devs):
-        return SharedUart(devs[0]["uart"], [d["rx"] for d in devs], devs[0].get("tx"))
+        return SharedUart(devs[0]["uart"], [d["rx"] for d in devs], self._tx(devs[0]))
 
     def ble_scanner(self, cfg, on_advert):
         if not any(d.get("type") == "ble" for d in cfg.get("devices", ())):

@@ -29,10 +29,19 @@ class ModemHW:
         self.uart = UART(pins["uart"], baudrate=pins.get("baud", 115200), tx=pins["tx"], rx=pins["rx"],
                          rxbuf=rxbuf, timeout=0)
         self.pwrkey = Pin(pins["pwrkey"], Pin.OUT, value=0)
-        self.power = Pin(pins["power"], Pin.OUT, value=0) if pins.get("power") is not None else None
+        # The power pin goes high at once: on LilyGO T-A7670 V1.x boards
+        # GPIO12 also holds the battery supply, and driven low (as it was)
+        # the board resets when it runs from its 18650.
+        self.power = Pin(pins["power"], Pin.OUT, value=1) if pins.get("power") is not None else None
+        # The modem's reset (T-A7670: GPIO5, active high, a strapping pin) is
+        # driven inactive at once, and pulsed before PWRKEY in power_on().
+        self.reset_active = 1 if pins.get("reset_active", 1) else 0
+        self.reset = (Pin(pins["reset"], Pin.OUT, value=1 - self.reset_active)
+                      if pins.get("reset") is not None else None)
         self.flight = Pin(pins["flight"], Pin.OUT, value=1) if pins.get("flight") is not None else None
         self.dtr = Pin(pins["dtr"], Pin.OUT, value=0) if pins.get("dtr") is not None else None
-        self.ppp = None
+        self.ppp = None  # the PPP session while it is up
+        self._ppp_obj = None  # one network.PPP for this UART, kept for life
         self.modem = None
 
     async def power_on(self):
@@ -41,6 +50,11 @@ class ModemHW:
         the pulse is high on our side (LilyGO schematics)."""
         if self.power is not None:
             self.power.value(1)
+            await asyncio.sleep_ms(100)
+        if self.reset is not None:  # LilyGO's order: reset inactive, pulse, then PWRKEY
+            self.reset.value(self.reset_active)
+            await asyncio.sleep_ms(100)
+            self.reset.value(1 - self.reset_active)
             await asyncio.sleep_ms(100)
         self.pwrkey.value(0)
         await asyncio.sleep_ms(100)
@@ -70,11 +84,7 @@ class ModemHW:
         res = await m.probe(dial=True)
         if res["data"] != "connect":
             return res
-        ppp = network.PPP(self.uart)
-        user = cfg.get("user") or None
-        key = cfg.get("password") or None
-        sec = ppp.SEC_PAP if (user or key) else ppp.SEC_NONE
-        ppp.connect(security=sec, user=user, key=key)
+        ppp = self.start_ppp(cfg)
         t = 0
         while not ppp.isconnected() and t < _PPP_UP_MS:
             await asyncio.sleep_ms(200)
@@ -90,6 +100,38 @@ class ModemHW:
         self.ppp = ppp
         return res
 
+    def start_ppp(self, cfg):
+        """PPP over the UART once the modem answered CONNECT."""
+        # One PPP object per UART for the driver's life: a new one per connect
+        # left the old one's poll attached (it ate AT replies) and its
+        # finaliser later unhooked the new session's UART IRQ.
+        if self._ppp_obj is None:
+            self._ppp_obj = network.PPP(self.uart)
+        ppp = self._ppp_obj
+        user = cfg.get("user") or ""
+        key = cfg.get("password") or ""
+        if user or key:
+            # many APNs have a user and an empty password: key must be a
+            # string (""); PPP.connect(key=None) raises TypeError
+            ppp.connect(security=ppp.SEC_PAP, user=user, key=key)
+        else:
+            ppp.connect(security=ppp.SEC_NONE)
+        return ppp
+
+    async def _ppp_down(self, limit_ms=5000):
+        # the next AT dialogue only once PPP has let go of the UART (status 0)
+        p = self._ppp_obj
+        t = 0
+        while p is not None and t < limit_ms:
+            try:
+                if p.status() == 0:
+                    return True
+            except (OSError, AttributeError):
+                return True
+            await asyncio.sleep_ms(100)
+            t += 100
+        return p is None
+
     def isconnected(self):
         return self.ppp is not None and self.ppp.isconnected()
 
@@ -102,6 +144,7 @@ class ModemHW:
             except OSError:
                 pass
             self.ppp = None
+        await self._ppp_down()
         await asyncio.sleep_ms(1100)
         self.uart.write(b"+++")
         await asyncio.sleep_ms(1100)

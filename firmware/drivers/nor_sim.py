@@ -44,6 +44,7 @@ class NorSim:
         self.powered = True
         self.cuts = 0
         self._countdown = -1  # bytes left before the cut; -1 = not armed
+        self._partial = 0  # bits of the interrupted byte that get written (cut_after)
         self._old = bytearray(_CHUNK)  # prog scratch: flash content
         self._new = bytearray(_CHUNK)  # prog scratch: what gets written
         self._ff = b"\xff" * _CHUNK  # erase pattern
@@ -68,9 +69,13 @@ class NorSim:
             self._file = f
 
     # --- power
-    def cut_after(self, nbytes):
-        """Lose power after nbytes more programmed/erased bytes (None: never)."""
+    def cut_after(self, nbytes, partial=0):
+        """Lose power after nbytes more programmed/erased bytes (None: never).
+        partial: a bit mask; the byte being written when power goes is then
+        half done: of the bits the program would clear, those in the mask
+        are cleared (an erase sets those in the mask)."""
         self._countdown = -1 if nbytes is None else nbytes
+        self._partial = partial & 0xFF
 
     def reboot(self):
         self.powered = True
@@ -149,6 +154,11 @@ class NorSim:
             c += m
         self.prog_bytes += k
         if k < n:
+            if self._partial:
+                b = bytearray(1)
+                self._get(addr + k, b)
+                b[0] &= ~(b[0] & ~data[k] & self._partial) & 0xFF
+                self._put(addr + k, b)
             raise OSError(_EIO)
 
     def erase(self, block):
@@ -163,6 +173,12 @@ class NorSim:
                 c += m
         self.erases[block] += 1  # an erase that started wears the block
         if k < self.block_size:
+            if self._partial:
+                b = bytearray(1)
+                i = addr + self.block_size - k - 1 if self.erase_from_end else addr + k
+                self._get(i, b)
+                b[0] |= self._partial
+                self._put(i, b)
             raise OSError(_EIO)
 
     def sync(self):

@@ -15,21 +15,14 @@ import network
 
 import link_manager
 
-try:
-    _ticks = time.ticks_ms
-    _tdiff = time.ticks_diff
-except AttributeError:  # CPython, for the tests with a fake network module
-
-    def _ticks():
-        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
-
-    def _tdiff(a, b):
-        return a - b
+from clock import ticks_diff as _tdiff
+from clock import ticks_ms as _ticks
 
 # network.WLAN.status() codes (ESP32 port); getattr keeps older firmware working.
 _GOT_IP = getattr(network, "STAT_GOT_IP", 1010)
 _CONNECTING = getattr(network, "STAT_CONNECTING", 1001)
 _IDLE = getattr(network, "STAT_IDLE", 1000)
+_IDLE_GRACE_MS = 3000  # STAT_IDLE this soon after connect() is the driver catching up
 _FAILED = tuple(
     getattr(network, n)
     for n in ("STAT_WRONG_PASSWORD", "STAT_NO_AP_FOUND", "STAT_CONNECT_FAIL", "STAT_BEACON_TIMEOUT",
@@ -64,6 +57,7 @@ class Wifi:
         self.wlan = network.WLAN(network.STA_IF)
         self.wlan.active(True)
         self.ssid = None
+        self._since = 0  # ticks of the last connect() (STAT_IDLE grace)
 
     def start_connect(self, ssid, password=""):
         """Begin joining `ssid`; returns at once. Poll with poll()."""
@@ -72,6 +66,7 @@ class Wifi:
         except OSError:
             pass
         self.ssid = ssid
+        self._since = _ticks()
         self.wlan.connect(ssid, password or None)
 
     def poll(self):
@@ -84,8 +79,10 @@ class Wifi:
             return "up"
         if st in _FAILED:
             return "failed"
-        if st == _IDLE and self.ssid is not None:
-            return "failed"  # the driver gave up and went idle
+        if st == _IDLE and self.ssid is not None and _tdiff(_ticks(), self._since) >= _IDLE_GRACE_MS:
+            # the driver gave up and went idle; right after disconnect() +
+            # connect() status() reads STAT_IDLE for a moment: not a failure
+            return "failed"
         return "connecting"
 
     def isconnected(self):

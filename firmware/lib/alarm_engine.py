@@ -78,10 +78,14 @@ class Engine:
 
     Engine(rules, on_event=None, stale_s=60, stale_by_device=None, builtin=None,
            devices=None, on_output=None, output_severity=2, flap_max=10,
-           flap_window=3600)
+           flap_window=3600, ble_devices=None)
     on_output(name, severity, on): called when the local output (relay, buzzer)
     must change: on while any rule of at least output_severity is raised and
     not acknowledged; name/severity are those of the rule that switched it.
+    ble_devices: names of devices read over BLE. Instant Readout has no MAC
+    (anyone in radio range who saw one advert can forge values), so a rule
+    that reads one of them, and their built-in alarms, drive the output only
+    with `allow_ble` in the rule; the events go out all the same.
     update(device, values, now)   feed one decoded block
     tick(now)                     run timers and stale detection (call ~1/s)
     acknowledge(name, now) -> bool
@@ -91,7 +95,8 @@ class Engine:
     """
 
     def __init__(self, rules, on_event=None, stale_s=60, stale_by_device=None, builtin=None,
-                 devices=None, on_output=None, output_severity=SEV_ALARM, flap_max=10, flap_window=3600):
+                 devices=None, on_output=None, output_severity=SEV_ALARM, flap_max=10, flap_window=3600,
+                 ble_devices=None):
         self.on_event = on_event
         self.on_output = on_output
         self.output_severity = output_severity
@@ -158,6 +163,8 @@ class Engine:
         self._flap = {}
         self._out_on = False
         self._out_set = []
+        self._ble = tuple(ble_devices or ())
+        self.output_refused = 0  # raises kept off the output: they read a BLE device
         if devices:
             for d in devices:
                 self._device(d)
@@ -198,6 +205,18 @@ class Engine:
             self._watch[d] = tuple((f[0], f[1], tuple(f[2])) for f in fields)
             drules.sort()
             self._drules[d] = tuple(drules)
+        # per rule: 1 if it may drive the output (reads no BLE device, or says
+        # allow_ble; a rule cached by an older build has no such element)
+        self._out_ok = bytearray(n)
+        for r in range(n):
+            rule = rules[r]
+            ok = len(rule) > 8 and rule[7] is True
+            if not ok:
+                ok = True
+                for d in self._cdevs[r] + self._kdevs[r]:
+                    if d >= 0 and self._dname[d] in self._ble:
+                        ok = False
+            self._out_ok[r] = 1 if ok else 0
 
     def add_device(self, name):
         """Watch a configured device for the built-in stale alarm even if no
@@ -528,6 +547,60 @@ class Engine:
                 out.append("device_warning:" + n)
         return out
 
+    def snapshot(self):
+        """The raised rules (built-in ones too) and which are acknowledged,
+        for a planned restart: restore() takes them back without raising
+        them again (no second "raised" event, the relay as it was)."""
+        acked = []
+        for r in range(len(self._rules)):
+            if self._state[r] == _RAISED and self._acked[r]:
+                acked.append(self._rules[r][0])
+        return {"raised": self.active(), "acked": acked}
+
+    def restore(self, snap, now):
+        """Take back a snapshot() (a dict as JSON gives it). Unknown names are
+        skipped; never raises on a bad snapshot."""
+        try:
+            raised = snap.get("raised") or ()
+            acked = snap.get("acked") or ()
+        except AttributeError:
+            return 0
+        n = 0
+        for name in raised:
+            if type(name) is not str:
+                continue
+            r = self._rindex.get(name)
+            if r is not None:
+                self._state[r] = _RAISED
+                self._acked[r] = 1 if name in acked else 0
+                sev = self._rules[r][1]
+                if not self._acked[r]:
+                    self._output(name, sev, True)
+            else:
+                i = name.find(":")
+                d = self._didx.get(name[i + 1:]) if i > 0 else None
+                if d is None:
+                    continue
+                kind = name[:i]
+                bs = self._bstate[d]
+                sev = SEV_ALARM
+                if kind == "stale":
+                    self._stale_flag[d] = 1
+                    sev = SEV_WARNING
+                elif kind == "error":
+                    bs[5] = True
+                elif kind == "device_alarm":
+                    bs[6] = True
+                elif kind == "device_warning":
+                    bs[7] = True
+                    sev = SEV_WARNING
+                else:
+                    continue
+                self._output(name, sev, True)
+            self._flap[name] = [now, 0, None, "raised"]
+            n += 1
+        return n
+
     def events(self):
         """Drain the outbox (used when no on_event callback was given)."""
         out = []
@@ -541,7 +614,8 @@ class Engine:
     def stats(self):
         return {"events": self.events_emitted, "dropped_events": self.dropped_events,
                 "suppressed": self.suppressed, "dropped_rules": self.dropped_rules,
-                "dropped_devices": self.dropped_devices, "rules": len(self._rules)}
+                "dropped_devices": self.dropped_devices, "rules": len(self._rules),
+                "output_refused": self.output_refused}
 
     # ---- events, flapping limit, output
     def _emit(self, now, name, kind, sev, values):
@@ -587,8 +661,19 @@ class Engine:
                     self._push({"t": now, "rule": name, "event": cur, "severity": _SEVERITIES[sev],
                                 "values": None})
 
+    def _may_drive(self, name):
+        r = self._rindex.get(name)
+        if r is not None:
+            return self._out_ok[r] == 1
+        # a built-in: "stale:DEV", "error:DEV", ...
+        i = name.find(":")
+        return name[i + 1:] not in self._ble
+
     def _output(self, name, sev, on):
         if self.on_output is None:
+            return
+        if on and sev >= self.output_severity and not self._may_drive(name):
+            self.output_refused += 1
             return
         if on and sev >= self.output_severity:
             if name not in self._out_set:

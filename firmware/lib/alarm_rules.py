@@ -1,7 +1,7 @@
 # Alarm rule language: one rule per line, parsed once at config load into a
 # compact form the engine (alarm_engine.py) links to value slots. No eval/exec.
 #
-#   NAME: SEVERITY: CONDITION [for DURATION] [clear CONDITION|NUMBER] [after DURATION] [latch]
+#   NAME: SEVERITY: CONDITION [for DURATION] [clear CONDITION|NUMBER] [after DURATION] [latch] [allow_ble]
 #
 #   low_bank: alarm: house.V < 24.0 and house.I < 10 for 5m clear house.V > 24.4 after 1m
 #
@@ -11,7 +11,7 @@
 # The trailing clauses may come in any order, each at most once.
 #
 # Compiled rule (a tuple, see _rule()):
-#   (name, severity, cond, for_s, clear, after_s, latch, line)
+#   (name, severity, cond, for_s, clear, after_s, latch, allow_ble, line)
 #   severity: 0 info, 1 warning, 2 alarm
 #   cond, clear: RPN, a tuple of 4-tuples (op, a, b, b_is_ref):
 #     op 0..5 = < <= > >= == !=  with a = (device, field), b = number or (device, field)
@@ -57,7 +57,7 @@ _COLON = const(7)
 _END = const(8)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_CLAUSES = ("for", "clear", "after", "latch")
+_CLAUSES = ("for", "clear", "after", "latch", "allow_ble")
 _BOOLS = {"true": 1, "false": 0, "on": 1, "off": 0}
 # flipped operator when the number is written first: 24 > house.V == house.V < 24
 _FLIP = (2, 3, 0, 1, 4, 5)
@@ -305,19 +305,22 @@ def _parse_line(s, field_ok):
     cond = p.condition()
     for_s = after_s = None
     clear = None
-    clear_seen = latch = False
+    clear_seen = latch = allow_ble = False
     while True:
         t = p.take()
         if t[0] == _END:
             break
         if t[0] != _ID or t[1] not in _CLAUSES:
-            raise _Err(t[2], "unexpected '%s'; expected and, or, for, clear, after or latch" % _text(t))
+            raise _Err(t[2], "unexpected '%s'; expected and, or, for, clear, after, latch or allow_ble" % _text(t))
         kw = t[1]
         if (kw == "for" and for_s is not None) or (kw == "clear" and clear_seen) or (
-                kw == "after" and after_s is not None) or (kw == "latch" and latch):
+                kw == "after" and after_s is not None) or (kw == "latch" and latch) or (
+                kw == "allow_ble" and allow_ble):
             raise _Err(t[2], "'%s' given twice" % kw)
         if kw == "latch":
             latch = True
+        elif kw == "allow_ble":
+            allow_ble = True
         elif kw in ("for", "after"):
             d = p.take()
             if d[0] != _DUR:
@@ -339,7 +342,7 @@ def _parse_line(s, field_ok):
                 if n[0] == _END:
                     raise _Err(n[2], "expected a condition or a number after 'clear'")
                 clear = p.condition()
-    return (name, sev, cond, for_s or 0, clear, after_s or 0, latch)
+    return (name, sev, cond, for_s or 0, clear, after_s or 0, latch, allow_ble)
 
 
 def _hysteresis(cond, tok):

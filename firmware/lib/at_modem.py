@@ -33,16 +33,9 @@ except ImportError:
 import asyncio
 import time
 
-try:
-    _ticks = time.ticks_ms
-    _diff = time.ticks_diff
-except AttributeError:  # CPython
-
-    def _ticks():
-        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
-
-    def _diff(a, b):
-        return a - b
+from clock import ticks_add as _add
+from clock import ticks_diff as _diff
+from clock import ticks_ms as _ticks
 
 
 _MAX_LINE = const(160)  # longest line kept (+CPSI: is ~100 chars); the rest is cut and counted
@@ -162,12 +155,54 @@ def parse_reg(line):
     return _int(parts[0])
 
 
+def parse_cclk(line):
+    """Unix seconds (UTC) from '+CCLK: "yy/MM/dd,hh:mm:ss±zz"' (zz: quarter
+    hours of the zone the network reported, AT+CTZU=1), or None when the
+    modem's clock was never set (year 70/80: 1970/1980, or before 2024) or the line is not
+    one. Never raises."""
+    try:
+        i = line.index('"')
+        t = line[i + 1:line.index('"', i + 1)]
+        date, tm = t.split(",")
+        yy, mo, dd = [int(x) for x in date.split("/")]
+        sign = 1
+        if "+" in tm:
+            tm, zz = tm.split("+")
+        elif "-" in tm:
+            tm, zz = tm.split("-")
+            sign = -1
+        else:
+            zz = "0"
+        hh, mi, ss = [int(x) for x in tm.split(":")]
+        if not 24 <= yy < 70 or not (1 <= mo <= 12 and 1 <= dd <= 31 and hh < 24 and mi < 60 and ss < 61):
+            return None
+        y = 2000 + yy
+        # days from 1970-01-01 (civil-from-days, Howard Hinnant's algorithm)
+        yy2 = y - (1 if mo <= 2 else 0)
+        era = yy2 // 400
+        yoe = yy2 - era * 400
+        doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + dd - 1
+        doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+        days = era * 146097 + doe - 719468
+        return days * 86400 + hh * 3600 + mi * 60 + ss - sign * int(zz) * 900
+    except (ValueError, IndexError):
+        return None
+
+
 def reg_name(stat):
-    # 27.007 <stat>: 0 not searching, 1 home, 2 searching, 3 denied, 4 unknown, 5 roaming
+    # 27.007 <stat>: 0 not searching, 1 home, 2 searching, 3 denied, 4 unknown,
+    # 5 roaming, 6 home SMS only, 7 roaming SMS only (no data: an APN or a
+    # subscription problem, worth telling apart from "searching"), 8 emergency
     if stat == 1:
         return "home"
     if stat == 5:
         return "roaming"
+    if stat == 6:
+        return "home_sms_only"
+    if stat == 7:
+        return "roaming_sms_only"
+    if stat == 8:
+        return "emergency_only"
     if stat == 3:
         return "denied"
     if stat == 2:
@@ -299,7 +334,7 @@ def new_result(model=None):
         "model": model, "sim": None, "registered": False, "operator": None, "tech": None,
         "rssi_dbm": None, "data": None, "rsrp": None, "rsrq": None, "sinr": None,
         "imei": None, "iccid": None, "model_name": None, "reg": None,
-        "creg": None, "cgreg": None, "cereg": None, "csq": None, "error": None,
+        "creg": None, "cgreg": None, "cereg": None, "csq": None, "error": None, "clock_s": None,
     }
 
 
@@ -665,6 +700,16 @@ class Modem:
                 self.result["auth"] = "rejected"
         return True
 
+    async def read_clock(self):
+        """The network's time (NITZ) from the modem: AT+CTZU=1 (take the
+        zone and time from the network), then AT+CCLK?; result "clock_s" =
+        unix seconds UTC, or None when the network never sent it."""
+        await self.command("AT+CTZU=1")
+        final, info = await self.command("AT+CCLK?", prefix="+CCLK:")
+        if final == "OK" and info:
+            self.result["clock_s"] = parse_cclk(info[0] if isinstance(info, list) else info)
+        return self.result["clock_s"]
+
     async def poll_registration(self):
         """One round of AT+CREG?, AT+CGREG?, AT+CEREG?; returns True if any of
         them says registered (1 home, 5 roaming). LTE-only networks register
@@ -687,8 +732,12 @@ class Modem:
             if s == 1 or s == 5:
                 best = s if best is None or s == 1 else best
         if best is None:
-            best = 3 if 3 in stats else (2 if 2 in stats else (stats[2] if stats[2] is not None else (
-                stats[1] if stats[1] is not None else stats[0])))
+            for s in (6, 7, 3, 2):  # SMS only says more than "denied" or "searching"
+                if s in stats:
+                    best = s
+                    break
+            else:
+                best = stats[2] if stats[2] is not None else (stats[1] if stats[1] is not None else stats[0])
         r["reg"] = reg_name(best)
         r["registered"] = best == 1 or best == 5
         return r["registered"]
@@ -797,6 +846,8 @@ class Modem:
             await self.read_operator()
         if not self.dead():
             await self.read_signal()
+        if r["registered"] and not self.dead():
+            await self.read_clock()  # before dialling: no AT once PPP runs
         if dial and pdp_ok and r["registered"] and not self.dead():
             await self.dial()
         if self.dead() and r["error"] is None:
@@ -873,10 +924,7 @@ class SignalStats:
 
 
 def time_add(t, ms):
-    try:
-        return time.ticks_add(t, ms)
-    except AttributeError:
-        return t + ms
+    return _add(t, ms)
 
 
 def _final(line):

@@ -70,8 +70,24 @@ _PRODUCT_ADV = const(0x10)  # manufacturer record type "product advertisement"
 _HDR = const(8)  # bytes before the cipher text (company id not counted)
 _MAX_PAYLOAD = const(16)  # one AES block: longer adverts are dropped
 _MAX_FIELDS = const(14)  # largest record (SmartLithium) has 13 fields
-_STALE_WINDOW = const(60)  # a counter up to 60 behind the last one is stale
-_STALE_RESYNC = const(3)  # ...unless it happens 3 times in a row (device reboot)
+# Data counter (16 bits, steps when the data changes, at most about once a
+# second): a new advert must be ahead of the last accepted one by at most
+# _AHEAD (4.5 h of steps at one a second); anything else (behind: a replay)
+# is refused, unless _RESYNC adverts in a row climb among themselves, which
+# is a device that rebooted and started its counter again.
+_AHEAD = const(16384)
+_RESYNC = const(5)
+# Values outside these limits mean the key is wrong even though its first
+# byte matched (Instant Readout has no MAC: a wrong key decodes to garbage).
+# (field, low, high); a field not listed is not checked.
+_LIMITS = (
+    ("V", -5, 80), ("VS", -5, 80), ("VM", -5, 80), ("SOC", 0, 100), ("T", -60, 120),
+    ("CS", 0, 252), ("PPV", 0, 30000), ("AC_OUT_V", 0, 300), ("DC_IN_V", -5, 100),
+    ("cell_1", 0, 6), ("cell_2", 0, 6), ("cell_3", 0, 6), ("cell_4", 0, 6),
+    ("cell_5", 0, 6), ("cell_6", 0, 6), ("cell_7", 0, 6), ("cell_8", 0, 6),
+)
+_CS_OK = b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\xf4\xf5\xf6\xf7\xfc"  # VE.Direct CS codes
+_IMPLAUSIBLE_NOTICE = const(3)  # implausible decodes in a row before the wrong-key notice
 _MAX_DEVICES = const(16)  # configured BLE devices tracked; more are refused
 
 # statuses
@@ -80,9 +96,11 @@ WRONG_KEY = "wrong_key"
 MALFORMED = "malformed"
 UNKNOWN_RECORD = "unknown_record"
 NOT_READOUT = "not_readout"
-REPEAT = "repeat"  # Tracker only: same (or stale) data counter
+REPEAT = "repeat"  # Tracker only: same data counter
+REPLAY = "replay"  # Tracker only: counter behind the last one (or too far ahead)
+IMPLAUSIBLE = "implausible"  # Tracker only: values out of range (a wrong key)
 UNKNOWN_DEVICE = "unknown_device"  # Tracker only: MAC not configured
-STATUSES = (OK, WRONG_KEY, MALFORMED, UNKNOWN_RECORD, NOT_READOUT, REPEAT, UNKNOWN_DEVICE)
+STATUSES = (OK, WRONG_KEY, MALFORMED, UNKNOWN_RECORD, NOT_READOUT, REPEAT, REPLAY, IMPLAUSIBLE, UNKNOWN_DEVICE)
 
 # field flags
 _S = const(1)  # signed (two's complement of the width)
@@ -428,10 +446,13 @@ class _Device:
         self.key = key
         self.aes = aes_ecb.new(key)
         self.last = -1  # last accepted data counter, -1 = none yet
-        self.stale = 0  # stale counters in a row
+        self.cand = -1  # last refused counter (a rebooted device's new sequence?)
+        self.climb = 0  # refused counters in a row that climbed among themselves
+        self.odd = 0  # implausible decodes in a row
         self.key_reported = False
         self.updates = 0
         self.repeats = 0
+        self.replays = 0
         self.wrong_key = 0
 
 
@@ -449,6 +470,7 @@ class Tracker:
         self._devs = {}
         self.refused = 0  # configured devices beyond _MAX_DEVICES
         self.notice = None
+        self._dev = None  # the device of the last OK advert
         self.counts = {}
         for s in STATUSES:
             self.counts[s] = 0
@@ -513,29 +535,62 @@ class Tracker:
                 self.notice = "key does not match device %s (advert key byte %02x, configured key starts %02x)" % (
                     mac_text(mac), d.key_check, dev.key[0])
             return WRONG_KEY
-        dev.key_reported = False
+        if dev.odd == 0:
+            dev.key_reported = False  # the key matches again: re-arm the notice
         c = d.counter
         if dev.last >= 0:
-            back = (dev.last - c) & 0xFFFF
-            if back == 0:
+            ahead = (c - dev.last) & 0xFFFF
+            if ahead == 0:
                 dev.repeats += 1
                 return REPEAT
-            if back <= _STALE_WINDOW:
-                dev.stale += 1
-                if dev.stale < _STALE_RESYNC:
-                    dev.repeats += 1
-                    return REPEAT
+            if ahead > _AHEAD:
+                step = (c - dev.cand) & 0xFFFF
+                dev.climb = dev.climb + 1 if dev.cand >= 0 and 0 < step <= _AHEAD else 1
+                dev.cand = c
+                if dev.climb < _RESYNC:
+                    dev.replays += 1
+                    return REPLAY
         st = d.decrypt(data, dev.key, dev.aes)
         if st is not None:
             return st
         d.fill()
         dev.last = c
-        dev.stale = 0
+        dev.cand = -1
+        dev.climb = 0
         dev.updates += 1
+        self._dev = dev
         return OK
 
     def values(self):
-        return self.decoder.values()
+        """The last OK advert's values as a new dict, or None when they are out
+        of range (a wrong key whose first byte matched: counted as
+        IMPLAUSIBLE, and after a few in a row `notice` says so). Kept out of
+        feed(), which allocates nothing; the caller builds the dict anyway."""
+        vals = self.decoder.values()
+        dev = self._dev
+        if _plausible(vals):
+            if dev is not None:
+                dev.odd = 0
+            return vals
+        self.counts[OK] -= 1
+        self.counts[IMPLAUSIBLE] += 1
+        if dev is not None:
+            dev.updates -= 1
+            dev.odd += 1
+            if dev.odd >= _IMPLAUSIBLE_NOTICE and not dev.key_reported:
+                dev.key_reported = True
+                self.notice = ("key does not match device %s: its key byte matches but %d adverts in a row decode "
+                               "to values out of range" % (mac_text(dev.mac), dev.odd))
+        return None
+
+
+def _plausible(vals):
+    for name, lo, hi in _LIMITS:
+        v = vals.get(name)
+        if v is not None and (v < lo or v > hi):
+            return False
+    cs = vals.get("CS")
+    return cs is None or (0 <= cs < 256 and _CS_OK.find(bytes((cs,))) >= 0)
 
 
 # Rarely used names (host tools, encoder, tests) live in ble_tables.py.

@@ -121,6 +121,9 @@ _BUILTIN = (
     ("device_alarm", "bool", True, 0, 0),
 )
 _LOG = (("interval", "int", 60, 1, 3600),)
+# OTA: the gateway's own key (vegw provision --fleet-key derives it from the
+# operator's fleet key and the gateway id). Without it, OTA is refused.
+_OTA = (("key", "hexkey", None, 32, 128),)
 
 # Names people reach for (other gateways, older drafts) -> ours.
 _RENAMED = (
@@ -164,6 +167,8 @@ def _distance(a, b):
 
 
 def _hint(key, known):
+    if len(key) > 40:
+        return "unknown key (known: %s)" % ", ".join(sorted(known))
     low = key.lower()
     for old, new in _RENAMED:
         if old == low:
@@ -277,7 +282,7 @@ def _value(ctx, path, kind, v, a, b, nullable):
             if v == 0 and path.endswith(".uart"):
                 ctx.err(path, "UART0 carries the REPL and the boot log; use UART1 or UART2")
             else:
-                ctx.err(path, "must be between %d and %d, got %d" % (a, b, v))
+                ctx.err(path, "must be between %d and %d, got %s" % (a, b, _clip(str(v))))
             return None
         return v
     if kind == "num":
@@ -285,7 +290,7 @@ def _value(ctx, path, kind, v, a, b, nullable):
             ctx.err(path, "must be a number, got " + _typename(v))
             return None
         if v < a or v > b:
-            ctx.err(path, "must be between %s and %s, got %s" % (a, b, v))
+            ctx.err(path, "must be between %s and %s, got %s" % (a, b, _clip(str(v))))
             return None
         return v
     if kind == "obj":
@@ -310,6 +315,19 @@ def _value(ctx, path, kind, v, a, b, nullable):
             ctx.err(path, p)
             return None
         return v.strip().lower()
+    if kind == "hexkey":
+        if not isinstance(v, str):
+            ctx.err(path, "must be a string of hex digits, got " + _typename(v))
+            return None
+        t = v.strip().lower()
+        if not a <= len(t) <= b or len(t) % 2:
+            ctx.err(path, "must be %d to %d hex characters (an even number), got %d" % (a, b, len(t)))
+            return None
+        bad = _chars_ok(t, "0123456789abcdef")
+        if bad is not None:
+            ctx.err(path, "must be hex, found %r" % bad)
+            return None
+        return t
     if kind == "strs":
         if not isinstance(v, list):
             ctx.err(path, "must be a list of strings, got " + _typename(v))
@@ -330,11 +348,14 @@ def _value(ctx, path, kind, v, a, b, nullable):
     if not isinstance(v, str):
         ctx.err(path, "must be a string, got " + _typename(v))
         return None
-    if len(v) < a or len(v) > b:
+    n = _nbytes(v)
+    if n < a or n > b:
         if a == 1 and not v:
             ctx.err(path, "must not be empty")
+        elif n != len(v):
+            ctx.err(path, "must be %d to %d bytes of UTF-8, got %d (%d characters)" % (a, b, n, len(v)))
         else:
-            ctx.err(path, "must be %d to %d characters, got %d" % (a, b, len(v)))
+            ctx.err(path, "must be %d to %d characters, got %d" % (a, b, n))
         return None
     if kind == "ident":  # the gateway id: one MQTT topic level, any case
         bad = _chars_ok(v, _LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -354,8 +375,19 @@ def _value(ctx, path, kind, v, a, b, nullable):
     return v
 
 
+def _clip(text, n=40):
+    # what a message echoes of the input: a 5,000-character value (or number)
+    # must not make a 5,000-character error line
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def _show(v):
-    return ("'%s'" % v) if isinstance(v, str) else str(v)
+    return ("'%s'" % _clip(v)) if isinstance(v, str) else _clip(str(v))
+
+
+def _nbytes(s):
+    # lengths that matter on the device are UTF-8 bytes (an SSID is 32 bytes)
+    return len(s.encode())
 
 
 def _object(ctx, path, obj, specs, extra=None, other=None):
@@ -374,8 +406,10 @@ def _object(ctx, path, obj, specs, extra=None, other=None):
         if other and k in other[0]:
             if other[1]:
                 ctx.err(kp, other[1])
-        else:
+        elif len(ctx.errors) < _MAX_ERRORS:  # no hint work for errors not shown
             ctx.err(kp, _hint(str(k), known))
+        else:
+            ctx.dropped += 1
     for key, kind, default, a, b in allspecs:
         kp = _join(path, key)
         if key not in obj:
@@ -390,7 +424,8 @@ def _object(ctx, path, obj, specs, extra=None, other=None):
 
 
 def _join(path, key):
-    return ("%s.%s" % (path, key)) if path else str(key)
+    key = _clip(str(key))
+    return ("%s.%s" % (path, key)) if path else key
 
 
 def _list(ctx, path, v, maxn):
@@ -404,7 +439,7 @@ def _list(ctx, path, v, maxn):
     return v
 
 
-_TOP = ("gateway", "wifi", "modem", "mqtt", "devices", "ble", "alarms", "log")
+_TOP = ("gateway", "wifi", "modem", "mqtt", "devices", "ble", "alarms", "log", "ota")
 
 
 def check(cfg, board=None):
@@ -414,7 +449,10 @@ def check(cfg, board=None):
         return {}, ctx.errors, ctx.warnings
     for k in cfg:
         if k not in _TOP and not (isinstance(k, str) and k.startswith("_comment")):
-            ctx.err(str(k), _hint(str(k), _TOP))
+            if len(ctx.errors) < _MAX_ERRORS:  # no hint work for errors not shown
+                ctx.err(_join("", k), _hint(str(k), _TOP))
+            else:
+                ctx.dropped += 1
     out = {}
     out["gateway"] = _object(ctx, "gateway", cfg.get("gateway", {}), _GATEWAY)
     out["mqtt"] = _object(ctx, "mqtt", cfg.get("mqtt", {}), _MQTT)
@@ -427,6 +465,7 @@ def check(cfg, board=None):
     alarms["builtin"] = _object(ctx, "alarms.builtin", alarms["builtin"] or {}, _BUILTIN)
     out["alarms"] = alarms
     out["log"] = _object(ctx, "log", cfg.get("log", {}), _LOG)
+    out["ota"] = _object(ctx, "ota", cfg.get("ota", {}), _OTA)
     devs = _list(ctx, "devices", cfg.get("devices"), _MAX_DEVICES)
     out["devices"] = [_device(ctx, i, devs[i]) for i in range(len(devs))]
     _cross(ctx, out, board)
@@ -486,14 +525,17 @@ def _cross(ctx, c, board):
         ctx.err("mqtt.username", "required when mqtt.password is set")
     if m["ca"] and not m["tls"]:
         ctx.err("mqtt.ca", "given but mqtt.tls is false; set \"tls\": true or remove ca")
+    if m["tls"] and not m["ca"]:
+        ctx.warn("mqtt.ca", "TLS without a CA: the link is encrypted but the broker is not verified (anyone on "
+                            "the path can pose as it); give the CA that signed the broker's certificate")
     if m["password"] and not m["tls"] and m["host"] and not _is_loopback(m["host"]):
         ctx.warn("mqtt.tls", "password sent in clear text to %s; TLS recommended" % m["host"])
     if m["tls"] and not m["ca"]:
         ctx.warn("mqtt.ca", "TLS without a CA: the server certificate is not checked")
     for i in range(len(c["wifi"])):
         pw = c["wifi"][i]["password"]
-        if pw and len(pw) < 8:
-            ctx.err("wifi[%d].password" % i, "WPA needs 8 to 63 characters, got %d (use \"\" for an open network)" % len(pw))
+        if pw and _nbytes(pw) < 8:
+            ctx.err("wifi[%d].password" % i, "WPA needs 8 to 63 bytes, got %d (use \"\" for an open network)" % _nbytes(pw))
     mo = c["modem"]
     if mo is not None:
         pin = mo["pin"]

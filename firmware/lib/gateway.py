@@ -48,6 +48,10 @@ _MIN_STATE_GAP_MS = const(1000)  # at most one state message per device per seco
 _DERIVE_EVERY_S = const(10)  # derived metrics recomputed (they move slowly)
 _MAX_AGG = const(48)  # fields aggregated per device (more are counted, not logged)
 _MAX_OUT_BYTES = const(8192)  # payload bytes the outbox may hold (heap, not count, is scarce)
+_MIN_REMOTE_INTERVAL = const(60)  # log_interval over MQTT: shorter shrinks the 30-day history
+_MAX_EXPORT = const(2000)  # records one {"cmd":"logs"} may ask for (30 days of 5-minute blocks: 8,640)
+_DEF_EXPORT = const(200)  # ... when it does not say
+_REANNOUNCE_S = const(600)  # HA's "online" re-sends discovery at most this often
 
 # Flash-log record types. Per-interval aggregates of every device go in the
 # compact binary blocks of records.py (T_KEY / T_DELTA: ~33 B a minute for a
@@ -307,6 +311,9 @@ class Gateway:
                 self._by_mac[dev.mac] = dev
         self._gw_announce = False
         self._announced = False  # discovery sent since boot
+        self._reannounced_s = None  # last re-send of discovery on HA's "online"
+        self._log_bytes = 0  # record bytes appended since boot (history estimate)
+        self._hist_t0 = None  # start of the first logged window since boot
         self._enc = None  # records.MinuteEncoder for the current layout
         self._layout = None
         self._log_slot = None  # start of the current aggregation window (s)
@@ -334,7 +341,7 @@ class Gateway:
         # per-minute aggregates (other fields keep their values there)
         si = {}
         for i in range(block.count):
-            k = VF.entry(block, i)
+            k = block.entry(i)
             if k < 0:
                 continue
             f = VF.NAMES[k]
@@ -358,6 +365,12 @@ class Gateway:
         if dev is None:
             return
         vals = self.tracker.values()
+        if vals is None:  # out of range: a wrong key whose first byte matched
+            if self.tracker.notice:
+                self.notice(self.tracker.notice)
+            self.counters["adverts"] -= 1
+            self.counters["adverts_ignored"] += 1
+            return
         if dev.model is None:
             try:
                 dev.model = VF.product_name(self.tracker.decoder.model_id)
@@ -463,6 +476,9 @@ class Gateway:
         """Yield (topic, payload) of the HA discovery configs that are
         due, one at a time: the uplink publishes them as it has room, so a
         device with 40 fields never floods the outbox."""
+        import sys
+
+        had_enums = "ve_enums" in sys.modules  # ha_discovery's enum texts: dropped again too
         import ha_discovery  # loaded while configs are due, then dropped (RAM)
 
         if self._gw_announce:
@@ -481,19 +497,34 @@ class Gateway:
                     prefix=self.prefix, discovery_prefix=self.discovery_prefix):
                 yield topic, payload
         del ha_discovery
-        import sys
-
         sys.modules.pop("ha_discovery", None)
+        if not had_enums:
+            sys.modules.pop("ve_enums", None)
 
-    def announce_gateway(self, again=False):
+    def announce_gateway(self, again=False, now_s=None):
         """HA discovery for the gateway and every device: call after each
         connect. The configs are retained, so a reconnect does not send them
         again (~60 KB for a 3-device site: on a flaky cellular link that
         would dominate the day's bytes); again=True (Home Assistant's birth
         message, <discovery_prefix>/status "online": HA or the broker
         restarted and may have lost them) does."""
+        for dev in self.devices.values():
+            # each device's availability again after a connect (a broker
+            # restarted without persistence forgot the retained ones, and HA
+            # needs them all): offline ones at the next tick, online ones at
+            # their next reading
+            dev.online = None
         if not self.discovery or (self._announced and not again):
             return
+        if again and now_s is not None:
+            # anyone who may publish "online" on <discovery_prefix>/status
+            # could make the gateway send its whole discovery set (~60 KB)
+            # again and again: at most once every _REANNOUNCE_S
+            last = self._reannounced_s
+            if last is not None and 0 <= now_s - last < _REANNOUNCE_S:
+                self.counters["reannounce_limited"] = self.counters.get("reannounce_limited", 0) + 1
+                return
+            self._reannounced_s = now_s
         self._announced = True
         self._gw_announce = True
         for dev in self.devices.values():
@@ -575,6 +606,8 @@ class Gateway:
         """Close one aggregation window: one row per device (scaled min/avg/
         max for quantities, last value for states) into the binary encoder;
         finished blocks go to the flash log."""
+        if self._hist_t0 is None:
+            self._hist_t0 = start_s
         layout = []
         rows = []
         for dev in self.devices.values():
@@ -616,6 +649,15 @@ class Gateway:
         if self.log is not None:
             self.log.append(rtype, payload)
             self.counters["records"] += 1
+            self._log_bytes += len(payload) + 8  # + the record's header on flash
+
+    def history_days(self, now_s):
+        """Days of history the flash log holds at the rate records were
+        written since boot (None before an hour of it)."""
+        t0 = self._hist_t0
+        if self.log is None or t0 is None or now_s - t0 < 3600 or not self._log_bytes:
+            return None
+        return round(self.log.capacity() * (now_s - t0) / self._log_bytes / 86400, 1)
 
     def close(self, now_s):
         """Clean shutdown: the open window and block go to flash."""
@@ -646,7 +688,8 @@ class Gateway:
         if self.log is not None:
             s = self.log.stats()
             st["log"] = {"unsent": s.get("unsent"), "torn": s.get("torn"),
-                         "overwritten_unsent": s.get("overwritten_unsent")}
+                         "overwritten_unsent": s.get("overwritten_unsent"),
+                         "interval_s": self.log_interval, "history_days": self.history_days(now_s)}
         if self.status_extra is not None:
             try:
                 st.update(self.status_extra())
@@ -706,11 +749,24 @@ class Gateway:
             self._reply({"ok": True, "cmd": "status"})
         elif name == "log_interval":
             v = msg.get("seconds")
-            if type(v) is int and 1 <= v <= 3600:
+            if type(v) is int and _MIN_REMOTE_INTERVAL <= v <= 3600:
                 self.log_interval = v
                 self._reply({"ok": True, "cmd": "log_interval", "seconds": v})
             else:
-                self._reply({"ok": False, "cmd": "log_interval", "error": "seconds must be 1..3600"})
+                self._reply({"ok": False, "cmd": "log_interval",
+                             "error": "seconds must be an integer 60..3600 (shorter would shrink the 30-day "
+                                      "flash history; log.interval in the config can go lower)"})
+        elif name == "logs":
+            # served by the app (it needs I/O); the arguments are checked here
+            start = msg.get("from_seq", 0)
+            most = msg.get("max", _DEF_EXPORT)
+            if type(start) is not int or start < 0 or type(most) is not int or not 1 <= most <= _MAX_EXPORT:
+                self._reply({"ok": False, "cmd": "logs",
+                             "error": "from_seq must be an integer >= 0 and max an integer 1..%d" % _MAX_EXPORT})
+                return None
+            msg["from_seq"] = start
+            msg["max"] = most
+            return msg
         else:
             # logs / signal are served by the app (they need I/O)
             return msg

@@ -33,6 +33,14 @@
 # texts is up to ~4 KB (ERR): mqtt_async streams QoS 0 payloads past its buffer.
 import json
 
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
 import field_names
 import records
 import ve_enums
@@ -99,6 +107,8 @@ _NAMES = (
     "load_kwh_yesterday=Load energy yesterday|charge_power=Charge power|"
     "charge_kwh_today=Charge energy today|"
 )
+
+_PIECE = const(256)  # bytes per piece of an enum config sent in pieces
 
 _CLASSES = (("m", "measurement"), ("t", "total"), ("ti", "total_increasing"))
 
@@ -298,14 +308,26 @@ def payload(p, field=None):
     ERR; mqtt_async writes the pieces one by one)."""
     if field is None or p.get("device_class") != "enum" or "options" in p:
         return _compact(p).encode()
-    out = [_compact(p)[:-1].encode(), b',"options":[']
+    out = [_compact(p)[:-1].encode()]
+    acc = []
+    n = 0
     opts = enum_options(field)
-    for i in range(len(opts)):
-        out.append(('%s"%s"' % ("," if i else "", opts[i])).encode())
-    out.append(b'],"value_template":"')
-    for part in _enum_template_parts(field):
-        out.append(part.encode())  # no " nor \ in texts or template: nothing to escape
-    out.append(b'"}')
+    parts = ['%s"%s"' % ("," if i else "", opts[i]) for i in range(len(opts))]
+    parts.insert(0, ',"options":[')
+    parts.append('],"value_template":"')
+    parts.extend(_enum_template_parts(field))
+    parts.append('"}')
+    # no " nor a backslash in texts or template: nothing to escape. Pieces of
+    # about _PIECE bytes: few objects, none large
+    for part in parts:
+        acc.append(part)
+        n += len(part)
+        if n >= _PIECE:
+            out.append("".join(acc).encode())
+            acc = []
+            n = 0
+    if acc:
+        out.append("".join(acc).encode())
     return tuple(out)
 
 

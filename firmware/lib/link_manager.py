@@ -51,12 +51,8 @@ DEFAULTS = {
 }
 
 
-try:
-    from time import ticks_diff as _after  # wrap-safe a - b on MicroPython
-except ImportError:
-
-    def _after(a, b):
-        return a - b
+from clock import ticks_add, ticks_ms as _ticks_ms
+from clock import ticks_diff as _after  # wrap-safe a - b, on every runtime
 
 
 class Rng:
@@ -178,7 +174,7 @@ class LinkManager:
         i = self.wifi_index
         if i is not None:
             self.net_fail[i] += 1
-            self.net_next[i] = now_ms + self._delay(self.net_fail[i], self.o["backoff_base_ms"])
+            self.net_next[i] = ticks_add(now_ms, self._delay(self.net_fail[i], self.o["backoff_base_ms"]))
         self.wifi_index = None
         if was_up or self.active == "wifi":
             self.wifi_down_since = now_ms
@@ -199,7 +195,7 @@ class LinkManager:
     def cell_failed(self, now_ms):
         self.cell.down(now_ms)
         self.cell_fail += 1
-        self.cell_next = now_ms + self._delay(self.cell_fail, self.o["cell_backoff_base_ms"])
+        self.cell_next = ticks_add(now_ms, self._delay(self.cell_fail, self.o["cell_backoff_base_ms"]))
         if self.active == "cell":
             self.active = None
 
@@ -456,14 +452,3 @@ def _asyncio():
 
 def _spawn(coro):
     return _asyncio().create_task(coro)
-
-
-def _ticks_ms():
-    try:
-        from time import ticks_ms
-
-        return ticks_ms()
-    except ImportError:
-        from time import monotonic  # type: ignore[attr-defined]  # CPython fallback
-
-        return int(monotonic() * 1000)

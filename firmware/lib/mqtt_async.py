@@ -27,16 +27,7 @@ except ImportError:
         return x
 
 
-try:
-    from time import ticks_ms, ticks_diff  # type: ignore[attr-defined]
-except ImportError:
-    import time as _time
-
-    def ticks_ms():
-        return int(_time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
-
-    def ticks_diff(a, b):
-        return a - b
+from clock import ticks_diff, ticks_ms
 
 
 _MP = sys.implementation.name == "micropython"
@@ -62,7 +53,9 @@ _DEF_TX_BUF = const(2048)  # largest packet we send (HA discovery config ~700 B)
 _DEF_RX_BUF = const(512)  # largest packet we accept; bigger ones are skipped
 _MAX_SUBS = const(4)  # remembered subscriptions, re-sent on every connect
 _DONE_RING = const(16)  # recent PUBACK outcomes, for wait_puback after the fact
-_MAX_ACKS = const(4)  # PUBACKs we owe for QoS 1 messages of one read; more are counted
+_MAX_ACKS = const(24)  # PUBACKs we owe for QoS 1 messages of one read; more are counted
+# (Mosquitto sends a client at most 20 unacknowledged QoS 1 messages, its
+# max_inflight_messages default: one read never owes more than that)
 _POLL_MS = const(10)  # poll step of the few waits that poll (slot, puback)
 # A QoS 0 payload larger than the tx buffer (an HA discovery config of an enum
 # with ~50 texts, ~3 KB) is written after its header instead of copied into
@@ -272,7 +265,10 @@ class Framer:
     """Cuts an MQTT byte stream into packets inside one preallocated buffer.
     feed(data, handler) calls handler(first_byte, body_memoryview) for each
     complete packet (the view is only valid during the call). A packet larger
-    than the buffer is skipped and counted in `dropped`; a malformed length
+    than the buffer is skipped and counted in `dropped`; for a QoS 1 PUBLISH
+    its packet id is read first and handed to on_skip(pid), so the client
+    still acknowledges it (unacknowledged, they fill the broker's in-flight
+    window and nothing QoS 1 gets through any more). A malformed length
     makes feed return False (the link must be dropped)."""
 
     def __init__(self, size=_DEF_RX_BUF):
@@ -282,6 +278,8 @@ class Framer:
         self.skip = 0  # bytes of an oversized packet still to discard
         self.dropped = 0
         self.malformed = 0
+        self.on_skip = None  # on_skip(pid): an oversized QoS 1 PUBLISH skipped
+        self.unacked = 0  # oversized QoS 1 PUBLISHes whose id could not be read
 
     def reset(self):
         self.n = 0
@@ -318,10 +316,26 @@ class Framer:
                 break
             total = p - off + rl
             if total > len(buf):
+                first = buf[off]
+                pid = -1
+                if first & 0xF0 == PUBLISH and first & 0x06:
+                    # the packet id follows the topic: wait until it is held
+                    # (it always fits unless the topic alone outgrows the buffer)
+                    need = p + 2
+                    if self.n >= need:
+                        need += ((buf[p] << 8) | buf[p + 1]) + 2
+                    if need - off <= len(buf):
+                        if self.n < need:
+                            break
+                        pid = (buf[need - 2] << 8) | buf[need - 1]
+                    else:
+                        self.unacked += 1
                 # every byte held from off on belongs to this packet
                 self.dropped += 1
                 self.skip = total - (self.n - off)
                 self.n = 0
+                if pid >= 0 and self.on_skip is not None:
+                    self.on_skip(pid)
                 return True
             if self.n - off < total:
                 break
@@ -423,6 +437,7 @@ class MQTTClient:
         self._tx = bytearray(tx_buf)
         self._txmv = memoryview(self._tx)
         self._framer = Framer(rx_buf)
+        self._framer.on_skip = self._owe_ack
         self._rd = bytearray(128)  # MicroPython reads into this (no allocation)
         self._rdmv = memoryview(self._rd)
         # in-flight window: parallel preallocated arrays, pid 0 = free slot
@@ -440,6 +455,10 @@ class MQTTClient:
         self._nacks = 0
         self.ack_dropped = 0
         self._addr = None  # cached getaddrinfo entry
+        # resolver: async callable name -> IPv4 text or None, used instead of
+        # the blocking getaddrinfo when set (the ESP32 platform sets it while
+        # the link is PPP: lib/dns_query.py)
+        self.resolver = None
         self._sock = None
         self._r = None
         self._w = None
@@ -494,7 +513,8 @@ class MQTTClient:
             "pubacks": self.pubacks, "timeouts": self.timeouts,
             "window_full": self.window_full, "too_big": self.too_big,
             "not_connected": self.not_connected, "received": self.received,
-            "rx_dropped": self._framer.dropped, "pings": self.pings,
+            "rx_dropped": self._framer.dropped, "rx_unacked": self._framer.unacked + self.ack_dropped,
+            "pings": self.pings,
             "bytes_sent": self.bytes_sent, "bytes_recv": self.bytes_recv,
             "dns_lookups": self.dns_lookups, "dns_ms_max": self.dns_ms_max,
         }
@@ -576,6 +596,17 @@ class MQTTClient:
             return ERR_PROTO
         if self._connected:
             self._drop("reconnect")
+        if self.resolver is not None and self._addr is None:
+            t0 = ticks_ms()
+            self.dns_lookups += 1
+            ip = await self.resolver(self.server)
+            self.dns_ms_last = ticks_diff(ticks_ms(), t0)
+            if ip is not None:
+                import socket
+
+                self._addr = (socket.AF_INET, socket.SOCK_STREAM, 0, "", (ip, self.port))
+            else:
+                self.last_error = "dns: no answer for %s" % self.server
         ai = self._resolve()
         if ai is None:
             self.conn_failures += 1
@@ -765,12 +796,18 @@ class MQTTClient:
         if self.on_puback:
             self.on_puback(pid, ok)
 
-    async def publish(self, topic, msg, retain=False, qos=0):
+    def in_flight(self, pid):
+        """True while QoS 1 message pid waits for its PUBACK."""
+        return pid in self._ifl_pid
+
+    async def publish(self, topic, msg, retain=False, qos=0, pid_cb=None):
         """Send one message (msg: bytes/str, or for QoS 0 a tuple of byte
         strings sent as one payload, up to _MAX_STREAMED). Returns 0 for QoS 0, the packet id (1..65535) for
         QoS 1 (see on_puback / wait_puback), or None if it was not sent (not
         connected, larger than the tx buffer, or the in-flight window stayed
-        full for ack_timeout_ms)."""
+        full for ack_timeout_ms). pid_cb(pid), for QoS 1, is called with the
+        packet id before a byte is written: the PUBACK may be handled before
+        publish() returns, and the caller must know the id by then."""
         if not self._connected:
             self.not_connected += 1
             return None
@@ -824,6 +861,8 @@ class MQTTClient:
             if qos:
                 self._ifl_pid[slot] = 0
             return None
+        if qos and pid_cb is not None:
+            pid_cb(pid)
         ok = await self._send(enc_publish, topic, msg, qos, retain, pid)
         if not ok:
             if qos and self._ifl_pid[slot] == pid:
@@ -881,6 +920,13 @@ class MQTTClient:
         return await self._send_sub(topic, qos)
 
     # -- background tasks
+    def _owe_ack(self, pid):
+        if self._nacks < _MAX_ACKS:
+            self._acks[self._nacks] = pid
+            self._nacks += 1
+        else:
+            self.ack_dropped += 1
+
     def _on_packet(self, first, body):
         t = first & 0xF0
         if t == PUBACK and len(body) >= 2:
@@ -898,11 +944,7 @@ class MQTTClient:
                 return
             self.received += 1
             if m[2]:
-                if self._nacks < _MAX_ACKS:
-                    self._acks[self._nacks] = m[4]
-                    self._nacks += 1
-                else:
-                    self.ack_dropped += 1
+                self._owe_ack(m[4])
             if self.cb:
                 try:
                     self.cb(m[0], m[1])

@@ -17,10 +17,16 @@
 #                 (9 bytes), then 1.._MAX_CHUNK data bytes
 #   ota/commit    JSON {"id": ...}   swap all received files in, then reboot
 #   ota/abort     JSON {"id": ...}   drop the session and its temp files
-# With a key (OtaReceiver(..., key=b"...")), manifest, commit and abort must
-# carry "sig": hex HMAC-SHA256(key, signed_text(...)); the manifest signs every
-# file's sha256, so the chunks need no signature of their own. Without a key
-# anyone allowed to publish on ota/# by the broker can install code.
+# Manifest, commit and abort must carry "sig": hex HMAC-SHA256(key,
+# signed_text(...)) with the gateway's own key (derived on the laptop from the
+# operator's fleet key and the gateway id: derive_key(); a stolen board signs
+# for nobody else). The signed text names the gateway ("gw") and a counter
+# ("ctr", the host's clock in s) that must exceed the last one this gateway
+# accepted (kept in ota_ctr.json): another gateway's update, a replayed
+# update and a downgrade to an older signed one are refused and counted. The
+# manifest signs every file's sha256, so chunks need no signature of their
+# own. No key: every update is refused (key=None, unsigned=False); tests of
+# the transfer itself pass unsigned=True.
 #   ota/query     anything           reply with the current state
 # Replies ("state"): need, recv, resend, file_ok, file_bad, ready, committed,
 # pending, healthy, rolled_back, aborted, no_session, idle, error.
@@ -56,12 +62,7 @@ except ImportError:
         return x
 
 
-try:
-    from time import ticks_diff
-except ImportError:
-
-    def ticks_diff(a, b):
-        return a - b
+from clock import ticks_diff
 
 
 _FMT = const(1)  # chunk header format byte
@@ -77,6 +78,7 @@ _SPACE_MARGIN = const(8192)  # free bytes kept beyond the update's size
 
 STATE = "ota_state.json"
 VERSION_FILE = "ota_version.json"
+_CTR_FILE = "ota_ctr.json"  # the highest signed counter accepted (no replay, no downgrade)
 _TMP = ".new"
 _BAK = ".bak"
 _PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
@@ -155,11 +157,17 @@ def hmac_sha256(key, msg):
     return hashlib.sha256(bytes([b ^ 0x5C for b in key]) + inner).digest()
 
 
+def derive_key(fleet_key, gateway):
+    """The gateway's OTA key: HMAC-SHA256(fleet key, "vegw-ota:" + gateway id)."""
+    return hmac_sha256(bytes(fleet_key), ("vegw-ota:" + gateway).encode())
+
+
 def signed_text(kind, m):
     """The bytes a signature covers: kind "manifest" (m = the manifest dict),
-    or "commit"/"abort" (m = {"id": ...}). Built field by field, never from
-    JSON text (key order differs between runtimes)."""
-    parts = [kind, str(m.get("id"))]
+    or "commit"/"abort" (m = {"id": ...}), each with "gw" and "ctr". Built
+    field by field, never from JSON text (key order differs between
+    runtimes)."""
+    parts = [kind, str(m.get("id")), str(m.get("gw")), str(m.get("ctr"))]
     if kind == "manifest":
         parts.append(str(m.get("sid")))
         parts.append(str(m.get("version", "")))
@@ -194,14 +202,18 @@ class OtaReceiver:
     """See the module header for the protocol. `fs` is OsFs() or any object
     with open/size/remove/rename/mkdir(/free); `now_ms()` returns ticks in ms."""
 
-    def __init__(self, fs, now_ms, health_timeout_ms=120000, max_boots=2, key=None):
+    def __init__(self, fs, now_ms, health_timeout_ms=120000, max_boots=2, key=None, gateway=None,
+                 unsigned=False):
         self.fs = fs
         self.key = key  # bytes: manifests/commits/aborts must be signed with it
+        self.gateway = gateway  # the gateway id signed messages must name
+        self.unsigned = unsigned  # tests of the transfer only: no signature asked
         self.now_ms = now_ms
         self.health_timeout_ms = health_timeout_ms
         self.max_boots = max_boots  # boots allowed without a health report
         # counters of what was refused or ignored (outside input never raises)
-        self.stats = {"chunks": 0, "dup": 0, "stale": 0, "bad": 0, "rejected": 0, "errors": 0}
+        self.stats = {"chunks": 0, "dup": 0, "stale": 0, "bad": 0, "rejected": 0, "errors": 0,
+                      "unsigned": 0, "bad_sig": 0, "foreign": 0, "replayed": 0}
         self._buf = bytearray(_BUF)
         self._m = None  # active manifest: {"id", "sid", "version", "files": [[path, size, sha]]}
         self._need = None  # per file: True while it still has to be received
@@ -322,15 +334,27 @@ class OtaReceiver:
         if why:
             self.stats["rejected"] += 1
             return [{"state": "error", "id": m.get("id") if isinstance(m, dict) else None, "reason": why}]
-        if not self._signed("manifest", m):
+        why = self._proof("manifest", m)
+        if why:
             self.stats["rejected"] += 1
-            return [{"state": "error", "id": m["id"], "reason": "bad or missing signature"}]
+            return [{"state": "error", "id": m["id"], "reason": why}]
+        ctr = m.get("ctr")
+        if not self.unsigned:
+            last = (self._read_json(_CTR_FILE) or {}).get("ctr", 0)
+            if type(ctr) is not int or type(last) is not int or ctr <= last:
+                self.stats["rejected"] += 1
+                self.stats["replayed"] += 1
+                return [{"state": "error", "id": m["id"],
+                         "reason": "replayed or older update (counter %s, last accepted %s)" % (ctr, last)}]
         if self._pending is not None:
             self.stats["rejected"] += 1
             return [self._r("error", self._pending, reason="busy: update awaiting health report")]
         self._drop_session(files)
         gone = [p for p in m.get("remove", []) if self.fs.size(p) is not None]
-        self._m = {"id": m["id"], "sid": m["sid"], "version": m.get("version", ""), "files": files, "gone": gone}
+        if not self.unsigned:
+            self._write_json(_CTR_FILE, {"ctr": ctr})  # this counter is spent
+        self._m = {"id": m["id"], "sid": m["sid"], "version": m.get("version", ""), "files": files, "gone": gone,
+                   "ctr": ctr}
         need = []
         have = 0
         total = 0
@@ -496,9 +520,13 @@ class OtaReceiver:
     def _commit(self, payload):
         m = self._m
         mid = self._msg_id(payload)
-        if not self._signed("commit", self._msg(payload)):
+        msg = self._msg(payload)
+        why = self._proof("commit", msg)
+        if not why and m is not None and not self.unsigned and msg.get("ctr") != m.get("ctr"):
+            why = "commit does not carry the manifest's counter"
+        if why:
             self.stats["rejected"] += 1
-            return [{"state": "error", "id": mid, "reason": "bad or missing signature"}]
+            return [{"state": "error", "id": mid, "reason": why}]
         if m is None or mid != m["id"]:
             self.stats["rejected"] += 1
             return [{"state": "error", "id": mid, "reason": "no such update in progress"}]
@@ -526,9 +554,13 @@ class OtaReceiver:
     def _abort(self, payload):
         m = self._m
         mid = self._msg_id(payload)
-        if not self._signed("abort", self._msg(payload)):
+        msg = self._msg(payload)
+        why = self._proof("abort", msg)
+        if not why and m is not None and not self.unsigned and msg.get("ctr") != m.get("ctr"):
+            why = "abort does not carry the manifest's counter"
+        if why:
             self.stats["rejected"] += 1
-            return [{"state": "error", "id": mid, "reason": "bad or missing signature"}]
+            return [{"state": "error", "id": mid, "reason": why}]
         if m is None or (mid is not None and mid != m["id"]):
             return [{"state": "aborted", "id": mid, "reason": "nothing to abort"}]
         self._drop_session()
@@ -609,11 +641,29 @@ class OtaReceiver:
     def _msg_id(self, payload):
         return self._msg(payload).get("id")
 
-    def _signed(self, kind, m):
+    def _proof(self, kind, m):
+        """None if message m of `kind` is signed for this gateway by its key,
+        else the reason it is refused (counted)."""
+        if self.unsigned:
+            return None
         if self.key is None:
-            return True
+            self.stats["unsigned"] += 1
+            return "OTA is off on this gateway: no ota.key in its config"
+        if m.get("gw") is None or m.get("sig") is None:
+            self.stats["unsigned"] += 1
+            return "unsigned: signed updates only (vegw ota --fleet-key)"
+        if m.get("gw") != self.gateway:
+            self.stats["foreign"] += 1
+            return "signed for gateway %r, not this one" % (str(m.get("gw"))[:40],)
+        sig = m.get("sig")
+        if not isinstance(sig, str) or len(sig) != 64:
+            self.stats["bad_sig"] += 1
+            return "bad or missing signature"
         want = binascii.hexlify(hmac_sha256(self.key, signed_text(kind, m))).decode()
-        return _same(m.get("sig"), want)
+        if not _same(sig, want):
+            self.stats["bad_sig"] += 1
+            return "bad or missing signature"
+        return None
 
     def _hash(self, path, size):
         if self.fs.size(path) != size:

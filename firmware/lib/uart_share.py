@@ -15,16 +15,7 @@
 # Pure logic over a port object with async read_into(buf) -> n | 0 | None and
 # select(i) (drain, then listen to device i's pin); the ESP32 port does
 # uart.init(rx=pin) there, the host twin switches sockets.
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython fallback
-
-    def ticks_diff(a, b):
-        return a - b
+from clock import ticks_diff, ticks_ms
 
 
 DWELL_MS = 2000

@@ -42,6 +42,7 @@ _MAX_DATA_FIELDS = const(22)  # data fields per block (Checksum not counted)
 _MAX_LABEL = const(8)  # label bytes (protocol: 8 + NUL)
 _MAX_VALUE = const(32)  # value bytes (protocol: 32 + NUL)
 _MAX_FIRST = const(6)  # block-opening labels remembered for resync
+_LEARN_BLOCKS = const(4)  # good blocks before resync trusts learned labels only
 
 _ST_SYNC = const(0)  # discarding until the first \r\n (start-up, after an error)
 _ST_TEXT = const(1)  # inside a block
@@ -84,6 +85,12 @@ class Block:
         """Raw value bytes (allocates)."""
         o = self._offs
         return bytes(self._buf[o[3 * i + 1] + 1 : o[3 * i + 2]])
+
+    def entry(self, i):
+        """Index into vedirect_fields.NAMES of field i's label, or -1."""
+        o = self._offs
+        s = o[3 * i]
+        return _VF.lookup(self._buf, s, o[3 * i + 1] - s)
 
     def label_is(self, i, name):
         """True if field i's label is `name` (bytes); no allocation."""
@@ -150,7 +157,7 @@ class Parser:
         self.bytes_in = 0
         self.callback_errors = 0
         self.resynced = 0  # blocks recovered from a merged pair
-        self.dup_labels = 0  # checksum held but a label twice: merged blocks
+        self.dup_labels = 0  # of malformed: a label twice (two blocks merged)
         # labels that opened good blocks (resync candidates), seeded with
         # the two the protocol's devices are known to start with
         self._first = bytearray(_MAX_FIRST * _MAX_LABEL)
@@ -329,10 +336,10 @@ class Parser:
         if count < 0:
             if count == _BAD_SUM:
                 self.checksum_errors += 1
-            elif count == _BAD_DUP:
-                self.dup_labels += 1
             else:
                 self.malformed += 1
+                if count == _BAD_DUP:
+                    self.dup_labels += 1
             # A cut-off block (lost bytes, lost "Checksum" line) runs into
             # the next one. Look for the next block at the lines whose label
             # opened a good block before (learned per parser: PID, H1, ERR
@@ -342,17 +349,26 @@ class Parser:
             acc = total  # sum of buf[0:s] is total - sum(buf[s:length])
             run = 0  # sum of buf[0:s]
             last = 0
+            late = -1
             stop = length - _CS_LEN
             while True:
                 s = buf.find(b"\r\n", s, stop)
                 if s < 0:
-                    return False
+                    if late < 0:
+                        return False
+                    s = late
+                    break
                 run += sum(mv[last:s])
                 last = s
-                if not (acc - run) & 0xFF and self._is_first(s + 2):
-                    c = self._split(s, length)
-                    if c >= 0:
-                        break
+                if not (acc - run) & 0xFF:
+                    if self._is_first(s + 2):
+                        c = self._split(s, length)
+                        if c >= 0:
+                            break
+                    elif self.blocks_ok < _LEARN_BLOCKS and self._split(s, length) >= 0:
+                        # nothing learned yet (start-up): the latest suffix
+                        # that verifies and parses is the next block
+                        late = s
                 s += 2
             self.resynced += 1
             buf[0 : length - s] = mv[s:length]

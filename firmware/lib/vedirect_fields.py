@@ -67,7 +67,10 @@ _KEYS = tuple(_LAB[_LOFF[k]] * 64 + len(NAMES[k]) for k in range(len(NAMES)))
 
 
 _MAX_DIGITS = const(10)  # VE.Direct numbers are 32-bit: at most 10 digits
-_MAX_UNKNOWN = const(8)  # unknown labels kept per device (more are counted, dropped)
+_MAX_KEYS = const(48)  # fields kept per device: real devices send <= 30 labels
+# Counters over all devices (the gateway reports them):
+# [0] unknown labels not stored because the device's dict is full
+stats = [0]
 
 
 def lookup(buf, s, n):
@@ -204,13 +207,14 @@ def raw_value(block, i, k):
     return bytes(buf[s:e])
 
 
-def update(block, raw, stats=None):
+def update(block, raw, counts=None):
     """Merge a verified block into `raw` (dict name -> raw value). Devices
     split their fields over several blocks (BMV main + history block, newer
     MPPT firmware A + B), so fields are merged, never cleared. Returns the
-    number of fields whose value changed. Unknown labels are kept as text,
-    at most _MAX_UNKNOWN per dict; the others are skipped (the rest of the
-    block still counts) and counted in stats["labels_dropped"] if given."""
+    number of fields whose value changed. Unknown labels are kept as text
+    while the dict holds fewer than _MAX_KEYS fields; the others are skipped
+    (the rest of the block still counts) and counted in stats[0] and, if
+    given, in counts["labels_dropped"]."""
     changed = 0
     buf = block._buf
     i = 0
@@ -220,9 +224,10 @@ def update(block, raw, stats=None):
         if k < 0:
             # Unknown label: kept as text under its own name, bounded
             name = block.label(i)
-            if name not in raw and _unknown_count(raw) >= _MAX_UNKNOWN:
-                if stats is not None:
-                    stats["labels_dropped"] = stats.get("labels_dropped", 0) + 1
+            if name not in raw and len(raw) >= _MAX_KEYS:
+                stats[0] += 1
+                if counts is not None:
+                    counts["labels_dropped"] = counts.get("labels_dropped", 0) + 1
                 i += 1
                 continue
             val = block.value(i)
@@ -241,14 +246,6 @@ def update(block, raw, stats=None):
             changed += 1
         i += 1
     return changed
-
-
-def _unknown_count(raw):
-    n = 0
-    for name in raw:
-        if _index(name) < 0:
-            n += 1
-    return n
 
 
 def _index(name):

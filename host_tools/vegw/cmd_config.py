@@ -6,6 +6,7 @@ keys: JSON has no comments, and the schema accepts and drops any key that
 starts with "_comment" (at any level).
 """
 import json
+import re
 import os
 import sys
 
@@ -108,6 +109,21 @@ def load_json_file(path):
         return None, "%s:%d:%d: not valid JSON: %s" % (path, e.lineno, e.colno, e.msg)
     except RecursionError:
         return None, "%s: JSON nested too deeply" % path
+    except ValueError as e:  # e.g. a number of more than 4300 digits
+        return None, "%s: not valid JSON: %s" % (path, str(e).split(";")[0])
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
+
+
+def device_config_bytes(raw, cfg):
+    """The bytes to put on the device for a config read from `raw`: as written,
+    unless it holds \\uD8xx surrogate escapes (an emoji written as \\u escapes),
+    which MicroPython's json decodes to the wrong bytes: then the same config
+    as UTF-8."""
+    if _SURROGATE_ESCAPE.search(raw):
+        return (json.dumps(cfg, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return raw
 
 
 def load_board(name):
@@ -143,7 +159,8 @@ def unknown_board(name):
     silently skip the pin checks), else None."""
     if isinstance(name, str) and name in known_boards():
         return None
-    return "unknown board %r; known boards: %s" % (name, ", ".join(known_boards()) or "none")
+    shown = name if len(name) <= 40 else name[:37] + "..."
+    return "unknown board %r; known boards: %s" % (shown, ", ".join(known_boards()) or "none")
 
 
 def placeholders(cfg, path=""):
@@ -167,9 +184,11 @@ def check_config(cfg, board_name=None):
 
     notes = []
     board_path = "--board"
-    if board_name is None and isinstance(cfg, dict) and isinstance(cfg.get("gateway"), dict):
-        board_name = cfg["gateway"].get("board", "esp32-devkit")
-        board_path = "gateway.board"
+    gw = cfg.get("gateway") if isinstance(cfg, dict) and isinstance(cfg.get("gateway"), dict) else None
+    if board_name is None and gw is not None:
+        board_name = gw.get("board", "esp32-devkit")
+    if gw is not None and board_name == gw.get("board"):
+        board_path = "gateway.board"  # the config names it (provision passes it on)
     board = None
     board_error = None
     if board_name is not None:

@@ -92,6 +92,8 @@ def _load_json(path, what):
         raise DeployError("%s: %s is not UTF-8 text" % (path, what))
     except json.JSONDecodeError as e:
         raise DeployError("%s: %s is not valid JSON (line %d, column %d: %s)" % (path, what, e.lineno, e.colno, e.msg))
+    except ValueError as e:  # a number of more than 4300 digits
+        raise DeployError("%s: %s is not valid JSON (%s)" % (path, what, str(e).split(";")[0]))
 
 
 def _board_file(name):
@@ -103,7 +105,8 @@ def _board_file(name):
     p = ROOT / "boards" / name / "board.json"
     if not p.is_file():
         have = sorted(d.name for d in (ROOT / "boards").glob("*") if (d / "board.json").is_file())
-        raise DeployError("unknown board %r (no boards/%s/board.json; known: %s)" % (name, name, ", ".join(have) or "none"))
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise DeployError("unknown board %r (no boards/%s/board.json; known: %s)" % (shown, shown, ", ".join(have) or "none"))
     return p
 
 
@@ -162,7 +165,9 @@ def local_extras(args):
     if cfg is not None:
         _validate(cfg, board, args.config)
         _refuse_placeholders(cfg, args.config)
-        extras.append(("/config.json", raw))
+        from .cmd_config import device_config_bytes
+
+        extras.append(("/config.json", device_config_bytes(raw, cfg)))
         mqtt = cfg.get("mqtt") if isinstance(cfg.get("mqtt"), dict) else {}
         ca = mqtt.get("ca")
         if isinstance(ca, str) and ca:

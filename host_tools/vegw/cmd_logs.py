@@ -56,7 +56,7 @@ def add_arguments(parser):
     parser.add_argument("--retries", type=int, default=2, help="re-requests after a timeout (default 2)")
     mqtt_link.add_arguments(parser).description = "request the log over MQTT (--broker, with --gateway)"
     parser.add_argument("--format", choices=("csv", "parquet", "jsonl"),
-                        help="output format (default: from --out's extension, else jsonl)")
+                        help="output format (default: from --out's extension: .csv, .parquet/.pq, .jsonl/.ndjson, others refused; jsonl for stdout)")
     parser.add_argument("--out", default="-", metavar="FILE", help="output file ('-' = stdout, not for parquet)")
     parser.add_argument("--from", dest="t_from", metavar="T", help="keep samples at or after T (unix s or ISO 8601)")
     parser.add_argument("--to", dest="t_to", metavar="T", help="keep samples before or at T")
@@ -120,7 +120,7 @@ def read_records(path):
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise LogError("reading Parquet needs pyarrow (pip install pyarrow)")
+            raise LogError("reading Parquet needs pyarrow, which is not installed: pip install 'vegw[parquet]'")
         try:
             rows = pq.read_table(path).to_pylist()
         except Exception as e:  # noqa: BLE001 - pyarrow raises many types
@@ -634,7 +634,7 @@ def write_parquet(records, path):
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise LogError("--format parquet needs pyarrow (pip install pyarrow)")
+        raise LogError("--format parquet needs pyarrow, which is not installed: pip install 'vegw[parquet]'")
     fields = field_columns(records)
     cols = {"t": pa.array([float(r["t"]) for r in records], pa.float64()),
             "time_utc": pa.array([int(r["t"] * 1000) for r in records], pa.timestamp("ms", tz="UTC"))}

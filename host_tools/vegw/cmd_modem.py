@@ -1,8 +1,8 @@
 """`vegw modem`: run the firmware's modem dialogue (firmware/lib/at_modem.py)
 against a modem on this computer.
 
-    vegw modem probe  --modem PORT [--model M] [--pin PIN] [--apn APN] [--timeout S]
-    vegw modem signal --modem PORT --seconds N [--interval S] [--live]
+    vegw modem probe  --port PORT [--model M] [--pin PIN] [--apn APN] [--timeout S]
+    vegw modem signal --port PORT --seconds N [--interval S] [--live]
 
 PORT is a serial device (/dev/ttyUSB2, COM5; a USB modem's AT port) or
 `tcp:HOST:PORT` (a modem behind a serial-to-TCP bridge, or `vegw.modem_sim`).
@@ -41,7 +41,9 @@ def add_arguments(parser):
 
 
 def _common(p, default_timeout):
-    p.add_argument("--modem", required=True, metavar="PORT", help="serial device or tcp:HOST:PORT")
+    # --port: one name for a serial port in every command; --modem still works
+    p.add_argument("--port", "--modem", dest="modem", required=True, metavar="PORT",
+                   help="serial device or tcp:HOST:PORT (also accepted as --modem)")
     p.add_argument("--model", choices=MODELS, default=None, help="modem model (default: detect with AT+CGMM)")
     p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
     p.add_argument("--timeout", type=float, default=default_timeout,

@@ -54,7 +54,7 @@ def add_arguments(p):
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
-    p.add_argument("--broker", required=True, metavar="HOST:PORT", help="MQTT broker the gateway is connected to")
+
     p.add_argument("--gateway", required=True, metavar="ID", help="gateway id (gateway.id in its config)")
     p.add_argument("--prefix", default="vegw", help="topic prefix (mqtt.prefix in the config; default vegw)")
     what = p.add_mutually_exclusive_group(required=True)
@@ -65,10 +65,14 @@ def add_arguments(p):
     p.add_argument("--no-compile", action="store_true", help="send .py sources even when the gateway loads .mpy")
     p.add_argument("--version", dest="fw_version", metavar="TEXT", help="version label recorded on the gateway (default: date and content hash)")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds in total, health report included (default 600)")
+    p.add_argument("--fleet-key", metavar="HEX", default=os.environ.get("VEGW_FLEET_KEY"),
+                   help="the operator's fleet key, hex (default: $VEGW_FLEET_KEY): each gateway's key is derived "
+                        "from it and the gateway id (vegw provision writes the same into ota.key)")
     p.add_argument("--key", metavar="HEX", default=os.environ.get("VEGW_OTA_KEY"),
-                   help="OTA signing key of the gateway, hex (default: $VEGW_OTA_KEY); required when the gateway has one")
-    p.add_argument("--username", help="broker user name")
-    p.add_argument("--password", help="broker password")
+                   help="the gateway's own OTA key, hex (default: $VEGW_OTA_KEY), instead of --fleet-key")
+    from . import mqtt_link
+
+    mqtt_link.add_arguments(p, required=True)
 
 
 def _err(code, msg):
@@ -87,21 +91,48 @@ def run(args):
         return _err(EXIT_USAGE, "%s%s" % (e.strerror or e, ": " + str(e.filename) if getattr(e, "filename", None) else ""))
 
 
-def _key(text):
+def _key(text, option="--key"):
     if text is None:
         return None
     try:
         key = bytes.fromhex(text.strip())
     except ValueError:
-        raise OtaFail(EXIT_USAGE, "--key must be hex (e.g. 64 hex characters for 32 bytes)")
+        raise OtaFail(EXIT_USAGE, "%s must be hex (e.g. 64 hex characters for 32 bytes)" % option)
     if len(key) < 16:
-        raise OtaFail(EXIT_USAGE, "--key must be at least 16 bytes (32 hex characters)")
+        raise OtaFail(EXIT_USAGE, "%s must be at least 16 bytes (32 hex characters)" % option)
     return key
 
 
-def _signed(key, kind, msg):
-    """Add "sig": HMAC-SHA256 over ota.signed_text (CPython's hmac here, the
-    firmware's own HMAC on the gateway: the tests cross-check the two)."""
+_last_ctr = [0]
+
+
+def _counter():
+    """The signed counter: the clock in seconds, strictly increasing within
+    this run (a gateway refuses a counter not above the last it accepted)."""
+    c = max(int(time.time()), _last_ctr[0] + 1)
+    _last_ctr[0] = c
+    return c
+
+
+def gateway_key(args, gateway):
+    """The key that signs for `gateway`: --key as given, or derived from
+    --fleet-key (ota.derive_key); None when neither is given."""
+    if args.key_bytes is not None:
+        return args.key_bytes
+    if args.fleet_key_bytes is not None:
+        import ota
+
+        return ota.derive_key(args.fleet_key_bytes, gateway)
+    return None
+
+
+def _signed(key, kind, msg, gateway=None, ctr=None):
+    """Name the gateway and the counter, and add "sig": HMAC-SHA256 over
+    ota.signed_text (CPython's hmac here, the firmware's own HMAC on the
+    gateway: the tests cross-check the two)."""
+    if gateway is not None:
+        msg["gw"] = gateway
+        msg["ctr"] = ctr if ctr is not None else _counter()
     if key is not None:
         import hmac
         import ota
@@ -159,26 +190,27 @@ class Session:
         self.base = "%s/%s/ota/" % (args.prefix, args.gateway)
         self.q = queue.Queue()
         self.deadline = time.monotonic() + args.timeout
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vegw-ota-%d-%d" % (os.getpid(), random.randrange(1 << 20)))
-        if args.username:
-            c.username_pw_set(args.username, args.password)
-        c.on_message = self._on_message
-        c.max_inflight_messages_set(WINDOW + 4)
+        from . import mqtt_link
+
+        self.prefix = args.prefix
+        self.seen = set()  # gateway ids with a retained availability on this broker
+
+        def on_connect(cl):
+            cl.subscribe(self.base + "status", qos=1)
+            cl.subscribe("%s/+/availability" % args.prefix, qos=0)
+
         try:
-            c.connect(self.host, self.port, keepalive=30)
-        except (OSError, ValueError) as e:
-            raise OtaFail(EXIT_USAGE, "cannot reach broker %s:%d: %s" % (self.host, self.port, getattr(e, "strerror", None) or e))
-        sub = c.subscribe(self.base + "status", qos=1)
-        c.loop_start()
+            c = mqtt_link.connect(args, "vegw-ota", on_connect=on_connect, on_message=self._on_message,
+                                  setup=lambda cl: cl.max_inflight_messages_set(WINDOW + 4))
+        except mqtt_link.LinkError as e:
+            raise OtaFail(EXIT_USAGE, str(e))
         self.c = c
-        end = time.monotonic() + 10
-        while not c.is_connected() and time.monotonic() < end:
-            time.sleep(0.02)
-        if not c.is_connected():
-            raise OtaFail(EXIT_USAGE, "broker %s:%d did not accept the connection" % (self.host, self.port))
-        time.sleep(0.1)  # let the SUBACK in before the first request
+        time.sleep(0.3)  # the SUBACK and the retained availabilities
 
     def _on_message(self, client, userdata, msg):
+        if msg.topic.endswith("/availability"):
+            self.seen.add(msg.topic.split("/")[-2])
+            return
         try:
             d = json.loads(msg.payload)
         except ValueError:
@@ -212,10 +244,15 @@ def _run(args):
         raise OtaFail(EXIT_USAGE, "--timeout must be positive")
     _broker(args.broker)
     args.key_bytes = _key(args.key)
+    args.fleet_key_bytes = _key(args.fleet_key, "--fleet-key")
     if not pathlib.Path(args.firmware).is_dir():
         raise OtaFail(EXIT_USAGE, "--firmware %s: not a directory" % args.firmware)
     s = Session(args)
     try:
+        if s.seen and args.gateway not in s.seen:
+            # a mistyped id would wait for the whole --timeout otherwise
+            raise OtaFail(EXIT_USAGE, "no gateway %s on this broker; seen: %s" % (
+                args.gateway, ", ".join(sorted(s.seen)[:20]) + (" ..." if len(s.seen) > 20 else "")))
         return _update(args, s, Progress)
     finally:
         s.close()
@@ -243,15 +280,52 @@ def _update(args, s, Progress):
     version = args.fw_version or time.strftime("%Y%m%d-%H%M", time.gmtime()) + "-" + digest[:8]
     if len(version) > 32:
         raise OtaFail(EXIT_USAGE, "--version must be at most 32 characters")
-    sid = random.randrange(1, 65536)
-    mid = "%s.%04x" % (version[:35], sid)
+    parts = _split(files)
+    if len(parts) > 1:
+        sys.stderr.write("vegw ota: %s: %d files are more than one manifest holds (%d bytes): %d updates in a row, "
+                         "each checked healthy before the next\n" % (args.gateway, len(files), MANIFEST_MAX, len(parts)))
+    rc = EXIT_OK
+    for k, part in enumerate(parts):
+        rc = _offer(args, s, Progress, part, version if len(parts) == 1 else "%s.%d" % (version[:29], k + 1))
+        if rc != EXIT_OK:
+            return rc
+        if k + 1 < len(parts):
+            _ask_state(s)  # the gateway is back and idle before the next part
+    return rc
+
+
+MANIFEST_MAX = 4096  # ota._MAX_MANIFEST: the gateway refuses a longer one
+_SIG_ROOM = 220  # "gw", "ctr" and "sig" added when signing, with margin
+
+
+def _manifest(files, version, sid):
     offered = set(p for p, _ in files)
     remove = sorted(set(t.lstrip("/") for t in (build_mod.counterpart("/" + p) for p, _ in files) if t) - offered)
-    manifest = {"id": mid, "sid": sid, "version": version, "remove": remove,
-                "files": [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in files]}
-    _signed(args.key_bytes, "manifest", manifest)
-    if len(json.dumps(manifest)) > 4096:
-        raise OtaFail(EXIT_USAGE, "too many files for one update (manifest over 4096 bytes): split it with --files")
+    return {"id": "%s.%04x" % (version[:35], sid), "sid": sid, "version": version, "remove": remove,
+            "files": [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in files]}
+
+
+def _split(files):
+    """Groups of files whose manifests each fit MANIFEST_MAX (in order)."""
+    parts = [[]]
+    for f in files:
+        trial = parts[-1] + [f]
+        if parts[-1] and len(json.dumps(_manifest(trial, "v" * 32, 65535))) + _SIG_ROOM > MANIFEST_MAX:
+            parts.append([f])
+        else:
+            parts[-1] = trial
+    return parts
+
+
+def _offer(args, s, Progress, files, version):
+    """One signed manifest, its files, the commit and the health report."""
+    sid = random.randrange(1, 65536)
+    manifest = _manifest(files, version, sid)
+    mid = manifest["id"]
+    key = gateway_key(args, args.gateway)
+    _signed(key, "manifest", manifest, args.gateway)
+    if len(json.dumps(manifest)) > MANIFEST_MAX:
+        raise OtaFail(EXIT_USAGE, "file %s alone needs a manifest over %d bytes" % (files[0][0], MANIFEST_MAX))
     sys.stderr.write("vegw ota: %s: offering %d files as version %s\n" % (args.gateway, len(files), version))
 
     need = _send_manifest(s, manifest)
@@ -271,11 +345,13 @@ def _update(args, s, Progress):
             restarts += 1
             if restarts > RETRIES:
                 raise OtaFail(EXIT_TIMEOUT, "gateway keeps losing the update session; giving up")
+            manifest.pop("sig", None)
+            _signed(key, "manifest", manifest, args.gateway)  # a fresh counter: the old one is spent
             need = _send_manifest(s, manifest)
             if need is None:
                 return _err(EXIT_OK, "gateway reports every file current after its restart")
     prog.end()
-    s.send("commit", _signed(args.key_bytes, "commit", {"id": mid}))
+    s.send("commit", _signed(key, "commit", {"id": mid}, args.gateway, manifest["ctr"]))
     return _await_health(s, mid, args)
 
 

@@ -38,6 +38,9 @@ def add_arguments(parser):
     a("--vedirect", action="append", default=[], metavar="NAME:UART:RX[:TX]", help="repeatable")
     a("--ble", action="append", default=[], metavar="NAME:MAC:KEY", help="repeatable; MAC as AA:BB:CC:DD:EE:FF")
     a("--rule", action="append", default=[], metavar="RULE", help="alarm rule, repeatable")
+    a("--fleet-key", metavar="HEX", default=os.environ.get("VEGW_FLEET_KEY"),
+      help="the operator's fleet key (default: $VEGW_FLEET_KEY): writes this gateway's own OTA key, "
+           "derived from it and the gateway id, into ota.key (without one the gateway refuses OTA)")
     a("--out", metavar="FILE", default="config.json", help="where to write (default config.json; '-' for stdout)")
     a("--force", action="store_true", help="overwrite --out if it exists")
 
@@ -292,7 +295,9 @@ def interactive(pr, base):
 
 
 def write_config(path, cfg, force):
-    text = json.dumps(cfg, indent=2) + "\n"
+    # UTF-8, not \\u escapes: MicroPython's json turns an escaped surrogate
+    # pair (any emoji) into the wrong bytes, and an SSID with one never connects
+    text = json.dumps(cfg, indent=2, ensure_ascii=False) + "\n"
     if path == "-":
         sys.stdout.write(text)
         return None
@@ -301,7 +306,7 @@ def write_config(path, cfg, force):
     tmp = path + ".tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds passwords and keys
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except OSError as e:
@@ -331,7 +336,21 @@ def run(args):
             sys.stderr.write("\n")
             return _err("input ended before the setup was complete; nothing written")
     cfg = _compact(base)
+    if args.fleet_key:
+        try:
+            fleet = bytes.fromhex(args.fleet_key.strip())
+        except ValueError:
+            return _err("--fleet-key must be hex")
+        if len(fleet) < 16:
+            return _err("--fleet-key must be at least 16 bytes (32 hex characters)")
+        gid = cfg.get("gateway", {}).get("id")
+        if isinstance(gid, str) and gid:
+            import ota
+
+            cfg["ota"] = {"key": ota.derive_key(fleet, gid).hex()}
     normalized, errors, warnings, notes = check_config(cfg, cfg.get("gateway", {}).get("board"))
+    if not (cfg.get("ota") or {}).get("key"):
+        sys.stderr.write("warning: ota.key: no OTA key (--fleet-key): this gateway will refuse every update\n")
     for n in notes:
         sys.stderr.write("note: %s\n" % n)
     for p, m in warnings:

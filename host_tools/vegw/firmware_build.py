@@ -52,7 +52,8 @@ def board_names():
 def board_dir(name):
     d = BOARDS / name
     if not name or "/" in name or name.startswith(".") or not (d / "mpconfigboard.cmake").is_file():
-        raise BuildError("unknown board %r (boards with an image: %s)" % (name, ", ".join(board_names())))
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise BuildError("unknown board %r (boards with an image: %s)" % (shown, ", ".join(board_names())))
     missing = [f for f in BOARD_FILES if not (d / f).is_file()]
     if missing:
         raise BuildError("boards/%s is missing %s" % (name, ", ".join(missing)))

@@ -116,15 +116,18 @@ def client(args, client_id_prefix="vegw", client_id=None, clean_session=True, ma
 
 
 def connect(args, client_id_prefix="vegw", on_connect=None, on_message=None, timeout=10.0, keepalive=30,
-            **client_kw):
+            setup=None, **client_kw):
     """Connect, start the network loop, wait for a successful CONNACK.
-    client_kw: client_id, clean_session, manual_ack (see client())."""
+    setup(client): settings paho takes only before connecting (in-flight
+    window, ...). client_kw: client_id, clean_session, manual_ack (see client())."""
     tls = bool(getattr(args, "tls", False) or getattr(args, "ca", None))
     try:
         host, port = parse_broker(args.broker, tls)
     except (ValueError, TypeError) as e:
         raise LinkError("--broker must be HOST:PORT, got %r (%s)" % (args.broker, e))
     c = client(args, client_id_prefix, **client_kw)
+    if setup is not None:
+        setup(c)
     done = threading.Event()
     refused = []
 

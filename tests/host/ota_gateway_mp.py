@@ -17,7 +17,7 @@ _MAX_OUT = 16  # replies waiting to be published; more are counted and dropped
 
 async def main():
     root, port, gw, mode, health_ms = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
-    rx = ota.OtaReceiver(ota.OsFs(root), time.ticks_ms, health_timeout_ms=health_ms)
+    rx = ota.OtaReceiver(ota.OsFs(root), time.ticks_ms, health_timeout_ms=health_ms, unsigned=True)
     out = rx.boot_check()  # before anything an update may replace is imported
     dropped = [0]
     base = "vegw/%s/ota/" % gw

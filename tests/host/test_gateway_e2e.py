@@ -141,7 +141,14 @@ def test_demo_site_end_to_end():
         assert abs(int(boot.group(1)) + int(boot.group(2)) - esp32) < esp32 // 200, (boot.group(0), esp32)
         for s in st:
             assert abs(s["heap_alloc"] + s["heap_free"] - esp32) < esp32 // 200, (s, esp32)
-            assert s["heap_free"] > esp32 // 8, s  # room for the peaks (discovery, OTA, log export)
+            # room for the peaks (discovery, OTA, log export). Was 1/8: since
+            # the gateway holds ~1,300 interned names (qstrs), the unix port
+            # keeps them in a seventh qstr pool (~15 KB, measured with
+            # micropython.qstr_info(): 6 pools / 24.7 KB at boot, 7 / 40.4 KB
+            # after discovery). The simulator interns every module's names
+            # because its ROM image holds .mpy files; a board build freezes
+            # them into flash and never allocates that pool (docs/ram.md).
+            assert s["heap_free"] > esp32 // 12, s
     last = st[-1]
     for dev in ("house", "solar", "inverter"):  # no consumer error behind the parser
         c = last["vedirect"][dev]
@@ -157,7 +164,13 @@ def test_demo_site_end_to_end():
     for t, c in cfgs:
         assert t.endswith("/config") and t.split("/")[1] in ("sensor", "binary_sensor")
         assert c["unique_id"].startswith("vegw_e2e_")
-        assert c.get("availability_topic") == "vegw/e2e/availability" or c["state_topic"] == "vegw/e2e/availability"
+        if "availability" in c:  # a Victron device: gateway online AND device not stale
+            dev = c["state_topic"].split("/")[2]
+            assert c["availability"] == [{"topic": "vegw/e2e/availability"},
+                                         {"topic": "vegw/e2e/%s/availability" % dev}] and c["availability_mode"] == "all"
+            assert sub.topic("vegw/e2e/%s/availability" % dev)[0][1] == b"online"
+        else:
+            assert c.get("availability_topic") == "vegw/e2e/availability" or c["state_topic"] == "vegw/e2e/availability"
         assert c["state_topic"].startswith("vegw/e2e/")
         assert "identifiers" in c["device"]
         if "unit_of_measurement" in c and c.get("device_class") == "voltage":
@@ -186,7 +199,8 @@ def test_two_gateways_on_one_broker_never_collide():
 
 
 def test_rule_to_event_to_relay_and_acknowledge_over_mqtt():
-    rules = ["shunt_watch: alarm: shunt.SOC < 90 latch"]  # the demo shunt reports 87.5 %
+    # the demo shunt reports 87.5 %; a BLE source drives the relay only with allow_ble (no MAC in Instant Readout)
+    rules = ["shunt_watch: alarm: shunt.SOC < 90 latch allow_ble"]
     with Broker() as b:
         sub = Sub(b.port, ("vegw/#",))
         site = Site(gateway="alarm", broker=("127.0.0.1", b.port), duration=14, rules=rules)

@@ -82,7 +82,9 @@ async def main(argv):
             await asyncio.sleep(0.02)
         okset = [p for p, ok in acked if ok]
         oks = [p in okset for p in pids]
-        big = await c.publish("vegw/gwT/big", b"x" * 2100)  # > 2048 B tx buffer
+        # > 2048 B tx buffer: QoS 1 must fit it (a resend needs the copy);
+        # QoS 0 is streamed after its header up to 8 KB
+        big = await c.publish("vegw/gwT/big", b"x" * 2100, qos=1)
         # 1000 B fits our 2048 B tx buffer but not the 512 B rx buffer: the
         # broker's copy back to us is skipped and counted, the link survives
         huge_in = await c.publish("vegw/gwT/cmd", b"y" * 1000, qos=1)
@@ -207,6 +209,18 @@ async def main(argv):
         c = M.MQTTClient("t-tls-junk", "127.0.0.1", port, ssl=ctx, connect_timeout_ms=8000)
         res["junkca"] = [await c.connect(), M.tls_error[:80]]
         out(res=res)
+    elif sc == "oversized":
+        # QoS 1 messages larger than the receive buffer, then a command
+        c = M.MQTTClient("t-big", "127.0.0.1", port, keepalive=30, rx_buf=512)
+        got = []
+        c.set_callback(lambda t, m: got.append(m.decode()))
+        rc = await c.connect()
+        g = await c.subscribe("vegw/gwT/cmd", 1)
+        print("READY rc=%d" % rc)
+        t = ticks_ms()
+        while "last" not in got and ticks_diff(ticks_ms(), t) < 8000:
+            await asyncio.sleep(0.02)
+        out(rc=rc, granted=g, got=got, counters=c.counters())
     STOP[0] = True
     await asyncio.sleep(0.02)
 
@@ -411,3 +425,32 @@ def test_tls_with_and_without_ca(script, runtime, tmp_path):
     assert res["noca"] == [0, True]  # encrypted, server not authenticated
     assert res["wrongca"][0] == -2, res["wrongca"]
     assert res["junkca"][0] == -2 and res["junkca"][1].startswith("CA not loaded"), res["junkca"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_oversized_qos1_messages_are_acknowledged(script, runtime):
+    # issue 23.2: QoS 1 packets over the receive buffer were skipped without a
+    # PUBACK; once Mosquitto's in-flight window (20) was full of them, no QoS 1
+    # command or OTA message reached the gateway until it reconnected
+    import paho.mqtt.client as paho
+
+    with Broker() as b:
+        cmd, env = _cmd(runtime, script, ["oversized", b.port])
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = p.stdout.readline()
+            assert line.startswith("READY rc=0"), line + p.stderr.read()
+            pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="big-sender")
+            pub.connect("127.0.0.1", b.port)
+            pub.loop_start()
+            for i in range(25):
+                pub.publish("vegw/gwT/cmd", b"x" * 2000, qos=1)
+            pub.publish("vegw/gwT/cmd", b"last", qos=1).wait_for_publish(10)
+            stdout, stderr = p.communicate(timeout=30)
+            pub.loop_stop()
+        finally:
+            if p.poll() is None:
+                p.kill()
+    (r,) = _results(stdout, stderr)
+    assert r["got"] == ["last"], r
+    assert r["counters"]["rx_dropped"] == 25 and r["counters"]["rx_unacked"] == 0

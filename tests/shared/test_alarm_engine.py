@@ -378,3 +378,56 @@ def test_acknowledge_builtin_silences_output_until_it_clears():
     assert brief(evs) == [(0, "error:solar", "raised"), (5, "error:solar", "acknowledged"),
                           (10, "error:solar", "cleared")]
     assert out[-1] == ("error:solar", False)
+
+
+def test_ble_rules_do_not_drive_the_relay_without_allow_ble():
+    # Instant Readout has no MAC: a forged advert must not switch the relay
+    # (issue 23.9). The event still goes out; allow_ble opts a rule in.
+    out = []
+    eng, evs = make("forged: alarm: shunt.V < 11\n"
+                    "mixed: alarm: house.V < 11 and shunt.V < 11\n"
+                    "opted: alarm: shunt.SOC < 5 allow_ble",
+                    on_output=lambda n, s, on: out.append((n, on)), ble_devices=["shunt"],
+                    builtin={"stale": False, "error": True, "device_alarm": False})
+    feed(eng, 0, "shunt", V=10.0, SOC=50)
+    feed(eng, 1, "house", V=10.5)
+    assert brief(evs) == [(0, "forged", "raised"), (1, "mixed", "raised")]
+    assert out == [] and eng.stats()["output_refused"] == 2
+    feed(eng, 2, "shunt", ERR=2)  # a BLE device's built-in error alarm: no relay either
+    assert out == []
+    feed(eng, 3, "shunt", SOC=4)
+    assert out == [("opted", True)]
+    feed(eng, 4, "house", ERR=2)  # VE.Direct built-in: drives it as before
+    assert eng.active()[-1] == "error:house"
+
+
+def test_allow_ble_parses_once():
+    rules, errors = alarm_rules.parse_rules("a: alarm: x.V < 1 allow_ble latch\nb: alarm: x.V < 1 allow_ble allow_ble",
+                                            alarm_rules.default_field_ok(None))
+    assert len(rules) == 1 and rules[0][7] is True and rules[0][6] is True
+    assert len(errors) == 1 and "given twice" in errors[0][2]
+
+
+def test_snapshot_and_restore_keep_raised_alarms_without_new_events():
+    out = []
+    text = "low: alarm: house.V < 24\nhi: warning: house.V > 30"
+    eng, evs = make(text, on_output=lambda n, s, on: out.append(on),
+                    builtin={"stale": False, "error": True, "device_alarm": False})
+    feed(eng, 0, V=23.0, ERR=2)
+    assert sorted(eng.active()) == ["error:house", "low"] and out == [True]
+    eng.acknowledge("low", 1)
+    snap = eng.snapshot()
+    assert snap["acked"] == ["low"]
+    # a new engine after the restart
+    out2 = []
+    eng2, evs2 = make(text, on_output=lambda n, s, on: out2.append(on),
+                      builtin={"stale": False, "error": True, "device_alarm": False}, devices=["house"])
+    assert eng2.restore(snap, 100) == 2
+    assert sorted(eng2.active()) == ["error:house", "low"]
+    assert out2 == [True]  # error:house is not acknowledged: the output is back on
+    feed(eng2, 101, V=23.0, ERR=2)
+    assert evs2 == []  # nothing raised a second time
+    feed(eng2, 102, V=25.0, ERR=0)
+    assert sorted(brief(evs2)) == [(102, "error:house", "cleared"), (102, "low", "cleared")]
+    assert eng2.restore({"raised": [None, "nope", "x:y"]}, 103) == 0
+    assert eng2.restore("garbage", 103) == 0

@@ -66,7 +66,7 @@ def test_valid_rules_compile_to_rpn():
     for row in VALID:
         r = one(row[0])
         assert r[:7] == row[1:], (row[0], r)
-        assert r[7] == 1
+        assert r[8] == 1 and r[7] is False  # line; allow_ble
 
 
 # (rule text, column, exact message)
@@ -90,13 +90,13 @@ INVALID = (
     ("x: alarm: house.V < V", 21, "expected DEVICE.FIELD, got 'V'"),
     ("x: alarm: 1 < 2", 11, "a comparison needs DEVICE.FIELD on one side"),
     ("x: alarm: (house.V < 1 or house.I > 2", 11, "missing ')' for this '('"),
-    ("x: alarm: house.V < 1)", 22, "unexpected ')'; expected and, or, for, clear, after or latch"),
+    ("x: alarm: house.V < 1)", 22, "unexpected ')'; expected and, or, for, clear, after, latch or allow_ble"),
     ("x: alarm: house.V < 1 for 5", 27, "duration needs a unit: s, m, h or d (e.g. 5s)"),
     ("x: alarm: house.V < 1 for", 26, "expected a duration after 'for' (e.g. 30s, 5m, 2h, 1d)"),
     ("x: alarm: house.V < 1 for 5min", 27, "bad number or duration '5min'; durations look like 30s, 5m, 2h, 1d"),
     ("x: alarm: house.V < 1 for 5m for 6m", 30, "'for' given twice"),
     ("x: alarm: house.V < 1 latch latch", 29, "'latch' given twice"),
-    ("x: alarm: house.V < 1 until 5m", 23, "unexpected 'until'; expected and, or, for, clear, after or latch"),
+    ("x: alarm: house.V < 1 until 5m", 23, "unexpected 'until'; expected and, or, for, clear, after, latch or allow_ble"),
     ("x: alarm: house.V < 1 clear", 28, "expected a condition or a number after 'clear'"),
     ("x: alarm: house.V < 24 clear 23", 30, "clear level 23 is below the alarm level 24 of '<'"),
     ("x: alarm: house.V > 24 clear 25", 30, "clear level 25 is above the alarm level 24 of '>'"),
@@ -138,7 +138,7 @@ def test_file_lines_comments_blank_and_one_error_per_bad_line():
     ))
     rules, errors = R.parse_rules(text, OK)
     assert [r[0] for r in rules] == ["low_bank", "ok2"]
-    assert [r[7] for r in rules] == [3, 7]
+    assert [r[8] for r in rules] == [3, 7]
     assert errors == [
         (5, 14, "unknown field 'house.volts'; did you mean 'house.V'?"),
         (6, 31, "duration needs a unit: s, m, h or d (e.g. 5s)"),

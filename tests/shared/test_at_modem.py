@@ -318,4 +318,16 @@ def test_modem_ignoring_unknown_commands_is_not_dead():
     assert res["sim"] == "ready" and res["registered"] is True and res["data"] == "connect"
     assert res["rssi_dbm"] == -73 and res["tech"] == "LTE"  # tech from +COPS AcT when CPSI is mute
     assert res["model_guessed"] is True
-    assert m.unanswered == 4 and res["error"] is None
+    assert m.unanswered == 6 and res["error"] is None  # + AT+CTZU=1 and AT+CCLK? (network time)
+    assert res["clock_s"] is None
+
+
+def test_sms_only_registration_is_named_not_taken_for_data():
+    # issue 17.6: 27.007 stat 6/7 (registered for SMS only) read as "unknown"
+    assert at_modem.reg_name(6) == "home_sms_only" and at_modem.reg_name(7) == "roaming_sms_only"
+    assert at_modem.reg_name(8) == "emergency_only"
+    m = at_modem.Modem(None, model="sim7600")
+    m.result.update(creg=6, cgreg=0, cereg=7)
+    assert m._registered() is False and m.result["reg"] == "home_sms_only"
+    m.result.update(creg=6, cgreg=0, cereg=1)
+    assert m._registered() is True and m.result["reg"] == "home"

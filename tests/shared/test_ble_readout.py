@@ -380,17 +380,48 @@ def test_tracker_values_after_ok():
     assert t.decoder.record == "solar_charger"
 
 
-def test_tracker_stale_counter_dropped_then_resync_after_reboot():
+def test_tracker_refuses_replays_then_follows_a_rebooted_device():
     t = _tracker()
     assert t.feed(MAC1, be.encode("solar_charger", {}, KEY, 100)) == "ok"
-    assert t.feed(MAC1, be.encode("solar_charger", {}, KEY, 90)) == "repeat"  # 10 behind: stale
+    assert t.feed(MAC1, be.encode("solar_charger", {}, KEY, 100)) == "repeat"
+    assert t.feed(MAC1, be.encode("solar_charger", {}, KEY, 90)) == "replay"  # behind
+    # issue 23.9: far behind was taken as new data (the old window was 60)
+    assert t.feed(MAC1, be.encode("solar_charger", {}, KEY, 100 - 5000)) == "replay"
     assert t.feed(MAC1, be.encode("solar_charger", {}, KEY, 101)) == "ok"
-    # a rebooted device restarts low: after 3 stale adverts in a row we follow it
-    got = [t.feed(MAC1, be.encode("solar_charger", {}, KEY, c)) for c in (60, 60, 61)]
-    assert got == ["repeat", "repeat", "ok"], got
-    assert t.feed(MAC1, be.encode("solar_charger", {}, KEY, 62)) == "ok"
-    # far behind (outside the 60 window) is new data
-    assert t.feed(MAC1, be.encode("solar_charger", {}, KEY, 40000)) == "ok"
+    assert t.feed(MAC1, be.encode("solar_charger", {}, KEY, 101 + 16384)) == "ok"  # ahead within the window
+    # the same old advert replayed again and again never gets through
+    old = be.encode("solar_charger", {}, KEY, 50)
+    assert [t.feed(MAC1, old) for _ in range(10)] == ["replay"] * 10
+    # a rebooted device restarts low and climbs: followed after 5 in a row
+    got = [t.feed(MAC1, be.encode("solar_charger", {}, KEY, c)) for c in (3, 4, 5, 6, 7, 8)]
+    assert got == ["replay"] * 4 + ["ok", "ok"], got
+    assert t.device(MAC1).replays == 1 + 1 + 10 + 4
+    assert t.counts["replay"] == 16
+
+
+def test_tracker_implausible_values_mean_a_wrong_key():
+    # a key whose first byte matches but whose rest is wrong decodes to
+    # garbage: Instant Readout has no MAC, range limits are what is left
+    t = _tracker()
+    wrong = bytes((KEY[0],)) + bytes(15)
+    t.add(MAC1, wrong)
+    notices = []
+    got = []
+    for c in range(1, 40):
+        adv = be.encode("solar_charger", {"CS": 3, "V": 13.2, "PPV": 100}, KEY, c)
+        st = t.feed(MAC1, adv)
+        if st == "ok":
+            got.append(t.values())
+            if t.notice:
+                notices.append(t.notice)
+    assert t.counts["implausible"] >= 30, t.counts  # garbage CS/V/PPV almost always out of range
+    assert got.count(None) == t.counts["implausible"]
+    assert len(notices) == 1 and "out of range" in notices[0] and "C0:FF:EE:00:00:01" in notices[0]
+    # the right key again: values come back, the notice is re-armed
+    t.add(MAC1, KEY)
+    assert t.feed(MAC1, be.encode("solar_charger", {"CS": 3, "V": 13.2}, KEY, 100)) == "ok"
+    v = t.values()
+    assert v["CS"] == 3 and v["V"] == 13.2
 
 
 def test_tracker_wrong_key_reported_once_per_device():
@@ -439,3 +470,4 @@ def test_decode_allocates_nothing_on_micropython():
     finally:
         micropython.heap_unlock()
     assert sts == ["ok"] * 5 + ["ok", "repeat", "ok", "repeat", "ok"], sts
+    assert abs(t.values()["V"] - 12.03) < 1e-6  # the dict is built after feed (it allocates)

@@ -3,6 +3,8 @@
 import cfg_schema
 from _util import Rng
 
+MP_HEAPSIZE = "2M"  # the 3,000-key test config, not the schema
+
 KEY = "0123456789abcdef0123456789abcdef"
 
 
@@ -27,6 +29,13 @@ def msg(errors, path):
         if p == path:
             return m
     raise AssertionError("no error at %s in %r" % (path, errors))
+
+
+def msg_or_none(errors, path):
+    for p, m in errors:
+        if p == path:
+            return m
+    return None
 
 
 def test_valid_config_gets_defaults():
@@ -393,3 +402,68 @@ def test_a_modem_brings_the_thin_uplink_unless_set():
     base["mqtt"]["discovery"] = "yes"
     errors = cfg_schema.validate(base)[1]
     assert errors and errors[0][0] == "mqtt.discovery", errors
+
+
+# ---- inputs that differ between runtimes or explode the work (issue 23.10)
+
+def test_ssid_and_passphrase_lengths_are_bytes():
+    c = good()
+    c["wifi"] = [{"ssid": "caf\u00e9\U0001F600" * 5, "password": "\u00e9\u00e9\u00e9\u00e9"}]  # 25 chars, 45 bytes
+    _, errors = cfg_schema.validate(c)
+    m = msg(errors, "wifi[0].ssid")
+    assert "32 bytes" in m and "45" in m, m
+    # 4 characters but 8 bytes: WPA takes it
+    assert msg_or_none(errors, "wifi[0].password") is None
+    c["wifi"] = [{"ssid": "\U0001F600" * 8, "password": "x" * 8}]  # 8 characters, 32 bytes
+    _, errors = cfg_schema.validate(c)
+    assert msg_or_none(errors, "wifi[0].ssid") is None
+
+
+def test_huge_values_give_short_messages():
+    c = good()
+    c["gateway"]["board"] = "x" * 5000
+    c["mqtt"]["port"] = int("9" * 400)
+    c["y" * 5000] = 1
+    _, errors = cfg_schema.validate(c)
+    assert errors
+    for path, m in errors:
+        assert len(path) < 100 and len(m) < 300, (path[:50], m[:50])
+    assert "must be between 1 and 65535" in msg(errors, "mqtt.port")
+
+
+def test_thousands_of_unknown_keys_do_bounded_work():
+    c = good()
+    for i in range(3000):
+        c["unknown_key_%d" % i] = i
+    calls = [0]
+    real = cfg_schema._distance
+
+    def counting(a, b):
+        calls[0] += 1
+        return real(a, b)
+
+    cfg_schema._distance = counting
+    try:
+        out, errors, _ = cfg_schema.check(c)
+    finally:
+        cfg_schema._distance = real
+    assert len(errors) == 64 + 1 and errors[-1][0] == "(more)"  # _MAX_ERRORS (a const: not an attribute on MicroPython)
+    # hints only for the errors shown, each against the top-level names
+    assert 0 < calls[0] <= 64 * 10, calls[0]
+
+
+def test_tls_without_ca_warns_and_ota_key_checked():
+    c = good()
+    c["mqtt"]["ca"] = ""
+    out, errors, warnings = cfg_schema.check(c)
+    assert not errors
+    w = [m for p, m in warnings if p == "mqtt.ca"]
+    assert w and "not verified" in w[0]
+    c = good()
+    c["ota"] = {"key": "zz" * 32}
+    _, errors = cfg_schema.validate(c)
+    assert "must be hex" in msg(errors, "ota.key")
+    c["ota"] = {"key": "ab" * 32}
+    out, errors = cfg_schema.validate(c)
+    assert not errors and out["ota"]["key"] == "ab" * 32
+    assert cfg_schema.validate(good())[0]["ota"]["key"] is None  # no key: OTA refused on the gateway

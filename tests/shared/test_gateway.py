@@ -217,14 +217,51 @@ def test_commands_allow_list():
     assert gw.command(b'{"cmd": "rm -rf /"}', 2) is None
     assert gw.command(b"not json", 2) is None
     assert gw.command(b'{"cmd": "log_interval", "seconds": 0}', 2) is None
-    assert gw.command(b'{"cmd": "log_interval", "seconds": 30}', 2) is None and gw.log_interval == 30
+    # issue 23.6: 1 s would shrink 30 days of flash history to hours
+    assert gw.command(b'{"cmd": "log_interval", "seconds": 1}', 2) is None and gw.log_interval == 60
+    assert gw.command(b'{"cmd": "log_interval", "seconds": 120}', 2) is None and gw.log_interval == 120
     assert gw.command(b'{"cmd": "ack", "rule": "hi"}', 3) is None
     replies = [json.loads(m[1]) for m in drain(gw) if m[0] == "vegw/gw1/cmd/reply"]
-    assert [r["ok"] for r in replies] == [False, False, False, True, True]
+    assert [r["ok"] for r in replies] == [False, False, False, False, True, True]
+    assert "60..3600" in replies[3]["error"]
     assert replies[0]["error"] == "command not allowed"
     assert gw.counters["commands_refused"] == 2
     assert gw.command(b'{"cmd": "reboot"}', 4) is None and gw.reboot_requested
-    assert gw.command(b'{"cmd": "logs", "from_seq": 1}', 5) == {"cmd": "logs", "from_seq": 1}
+    assert gw.command(b'{"cmd": "logs", "from_seq": 1}', 5) == {"cmd": "logs", "from_seq": 1, "max": 200}
+    # issue 23.6: arguments checked before the app starts an export
+    for bad in (b'{"cmd": "logs", "from_seq": "x"}', b'{"cmd": "logs", "max": 100000}',
+                b'{"cmd": "logs", "max": 1.5}', b'{"cmd": "logs", "from_seq": -1}'):
+        assert gw.command(bad, 6) is None, bad
+    replies = [json.loads(m[1]) for m in drain(gw) if m[0] == "vegw/gw1/cmd/reply"]
+    assert [r["ok"] for r in replies] == [True, False, False, False, False]  # reboot, then the four
+
+
+def test_discovery_again_on_ha_online_is_rate_limited():
+    gw, _ = make()
+    feed = feeder(gw, "house")
+    feed(block([(b"V", b"13500")]), 1)
+    gw.announce_gateway()
+    full = len(list(gw.discovery_configs()))
+    sent = 0
+    for t in range(100, 100 + 20 * 30, 30):  # "online" every 30 s for 10 minutes
+        gw.announce_gateway(again=True, now_s=t)
+        sent += len(list(gw.discovery_configs()))
+    assert full > 0 and sent == full  # one set, at t=100
+    gw.announce_gateway(again=True, now_s=100 + 700)
+    assert len(list(gw.discovery_configs())) > 0  # after the limit: again
+    assert gw.counters["reannounce_limited"] == 19
+
+
+def test_status_states_log_interval_and_history_days():
+    gw, log = make()
+    feed = feeder(gw, "house")
+    for t in range(0, 7200, 10):
+        feed(block([(b"V", b"12800"), (b"I", b"-1000")]), t)
+        gw.tick(t)
+    st = gw.status(7200)
+    assert st["log"]["interval_s"] == 60
+    days = st["log"]["history_days"]
+    assert days is not None and days > 1, days
 
 
 def test_outbox_is_bounded_and_coalesces_retained_states():
@@ -478,3 +515,18 @@ def test_state_values_published_at_their_resolution():
     assert per["vegw/gw1/house/SOC"] == b"84.9" and per["vegw/gw1/house/V"] == b"8.2"
     assert gateway._num_text(12.0) == "12.0" and gateway._num_text(float("nan")) == "null"
     assert gateway._num_text(1e-7) == "1e-07"
+
+
+def test_device_availability_sent_again_after_a_connect():
+    # a broker restarted without persistence forgot the retained availability;
+    # HA (availability_mode all) would show the devices unavailable for good
+    gw, _ = make(heartbeat=300, stale=60)
+    feed = feeder(gw, "house")
+    for t in range(0, 70):
+        feed(block([(b"V", b"12800")]), t)
+        gw.tick(t)
+    assert sorted(avail(drain(gw))) == [("house", "online", True), ("shunt", "offline", True)]
+    gw.announce_gateway()  # the app calls this after every connect
+    feed(block([(b"V", b"12800")]), 70)
+    gw.tick(70)
+    assert sorted(avail(drain(gw))) == [("house", "online", True), ("shunt", "offline", True)]

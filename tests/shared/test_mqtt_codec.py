@@ -140,6 +140,31 @@ def test_framer_skips_oversized_and_counts():
         assert fr.dropped == 1
 
 
+def test_framer_hands_over_the_id_of_a_skipped_qos1_publish():
+    # issue 23.2: a QoS 1 PUBLISH over the buffer was skipped without its
+    # PUBACK; 20 of them filled the broker's in-flight window for good
+    big1 = b"\x32\x82\x01" + b"\x00\x03c/d" + b"\x12\x34" + b"z" * 123  # QoS 1, pid 0x1234, rl 130
+    big0 = b"\x30\x80\x01" + b"\x00\x01t" + b"z" * 125  # QoS 0: nothing owed
+    after = b"\x40\x02\x00\x09"
+    for step in (1, 3, 8, 50, 400):
+        fr = M.Framer(32)
+        skipped = []
+        fr.on_skip = skipped.append
+        data = big1 + big0 + big1 + after
+        got = []
+        for i in range(0, len(data), step):
+            ok, out = _collect(fr, data[i : i + step])
+            assert ok
+            got += out
+        assert skipped == [0x1234, 0x1234], (step, skipped)
+        assert got == [(0x40, b"\x00\x09")] and fr.dropped == 3 and fr.unacked == 0, step
+    # a topic longer than the buffer: the id cannot be read, counted
+    fr = M.Framer(32)
+    fr.on_skip = skipped.append
+    ok, _ = _collect(fr, b"\x32\x80\x01\x00\x40" + b"t" * 64 + b"\x00\x07" + b"z" * 60)
+    assert ok and fr.unacked == 1 and fr.dropped == 1
+
+
 def test_framer_malformed_length_reports_false():
     fr = M.Framer(32)
     ok, out = _collect(fr, b"\x30\xff\xff\xff\xff\x01")

@@ -9,6 +9,8 @@ import binascii
 from _util import Rng
 import ota
 
+MP_HEAPSIZE = "1M"  # the in-memory filesystem holds whole files (test data; test_ram measures ota itself)
+
 
 class PowerCut(Exception):
     """Raised by MemFs when its operation budget runs out (a power cut)."""
@@ -155,7 +157,7 @@ def only_files(fs):
 
 
 def update_to_commit(fs, clock):
-    rx = ota.OtaReceiver(fs, clock, health_timeout_ms=60000)
+    rx = ota.OtaReceiver(fs, clock, health_timeout_ms=60000, unsigned=True)
     payload, order = manifest(NEW, remove=["lib/gone.py", "lib/never_there.py"])
     r = rx.handle("manifest", payload)
     assert r[0]["state"] == "need" and r[0]["remove"] == 1
@@ -181,7 +183,7 @@ def test_happy_path():
     assert "lib/keep.mpy.bak" not in fs.files  # unchanged file untouched
     assert "lib/gone.py" not in fs.files and "lib/gone.py.bak" in fs.files
     # reboot: a new receiver finds the pending update
-    rx = ota.OtaReceiver(fs, clock, health_timeout_ms=60000)
+    rx = ota.OtaReceiver(fs, clock, health_timeout_ms=60000, unsigned=True)
     r = rx.boot_check()
     assert states(r) == ["pending"] and r[0]["boot"] == 1 and r[0]["id"] == "u1"
     clock.t += 30000
@@ -209,7 +211,7 @@ def test_happy_path():
 
 def test_progress_replies_bounded():
     fs = MemFs(OLD)
-    rx = ota.OtaReceiver(fs, Clock())
+    rx = ota.OtaReceiver(fs, Clock(), unsigned=True)
     big = {"lib/big.mpy": Rng(3).bytes(20 * 1024 + 5)}
     payload, order = manifest(big)
     rx.handle("manifest", payload)
@@ -222,7 +224,7 @@ def test_progress_replies_bounded():
 def test_corrupted_chunk_keeps_old_file():
     fs = MemFs(OLD)
     clock = Clock()
-    rx = ota.OtaReceiver(fs, clock)
+    rx = ota.OtaReceiver(fs, clock, unsigned=True)
     payload, order = manifest(NEW)
     rx.handle("manifest", payload)
     i = order.index("lib/app.mpy")
@@ -247,7 +249,7 @@ def test_corrupted_chunk_keeps_old_file():
 
 def test_out_of_order_and_duplicates():
     fs = MemFs(OLD)
-    rx = ota.OtaReceiver(fs, Clock())
+    rx = ota.OtaReceiver(fs, Clock(), unsigned=True)
     payload, order = manifest(NEW)
     rx.handle("manifest", payload)
     i = order.index("lib/app.mpy")
@@ -271,7 +273,7 @@ def test_out_of_order_and_duplicates():
 def test_power_cut_during_reception_then_resume():
     fs = MemFs(OLD)
     clock = Clock()
-    rx = ota.OtaReceiver(fs, clock)
+    rx = ota.OtaReceiver(fs, clock, unsigned=True)
     payload, order = manifest(NEW)
     rx.handle("manifest", payload)
     # drivers/uart.mpy complete, lib/app.mpy half way, then the power goes
@@ -280,7 +282,7 @@ def test_power_cut_during_reception_then_resume():
     for c in chunks(7, i, NEW["lib/app.mpy"])[:2]:
         rx.handle("chunk", c)
     # power cut: nothing committed, every original file intact
-    rx = ota.OtaReceiver(fs, clock)
+    rx = ota.OtaReceiver(fs, clock, unsigned=True)
     assert rx.boot_check() == []
     for p in OLD:
         assert bytes(fs.files[p]) == OLD[p]
@@ -316,7 +318,7 @@ def test_power_cut_at_every_step_of_commit_and_rollback():
     while True:
         fs = MemFs(OLD)
         clock = Clock()
-        rx = ota.OtaReceiver(fs, clock)
+        rx = ota.OtaReceiver(fs, clock, unsigned=True)
         payload, order = manifest(NEW, remove=["lib/gone.py"])
         rx.handle("manifest", payload)
         send_all(rx, NEW, order)
@@ -327,7 +329,7 @@ def test_power_cut_at_every_step_of_commit_and_rollback():
         except PowerCut:
             cut = True
         fs.budget = -1
-        rx = ota.OtaReceiver(fs, clock, max_boots=2)
+        rx = ota.OtaReceiver(fs, clock, max_boots=2, unsigned=True)
         rx.boot_check()
         ok, is_new = _consistent(fs)
         assert ok, "inconsistent after a cut at step %d: %r" % (k, sorted(only_files(fs)))
@@ -341,7 +343,7 @@ def test_power_cut_at_every_step_of_commit_and_rollback():
             except PowerCut:
                 pass
             fs.budget = -1
-            rx = ota.OtaReceiver(fs, clock)
+            rx = ota.OtaReceiver(fs, clock, unsigned=True)
             r = rx.boot_check()
             assert not rx.pending() or states(r) == ["pending"]
             ok, is_new = _consistent(fs)
@@ -357,7 +359,7 @@ def test_rollback_when_health_not_reported():
     fs = MemFs(OLD)
     clock = Clock()
     update_to_commit(fs, clock)
-    rx = ota.OtaReceiver(fs, clock, health_timeout_ms=60000)
+    rx = ota.OtaReceiver(fs, clock, health_timeout_ms=60000, unsigned=True)
     assert states(rx.boot_check()) == ["pending"]
     clock.t += 59999
     assert rx.tick() == []
@@ -368,7 +370,7 @@ def test_rollback_when_health_not_reported():
     assert only_files(fs) == OLD  # drivers/uart.mpy (new) removed, .bak restored, gone.py back
     assert not rx.pending()
     assert rx.mark_healthy() == []
-    assert ota.OtaReceiver(fs, clock).boot_check() == []
+    assert ota.OtaReceiver(fs, clock, unsigned=True).boot_check() == []
 
 
 def test_rollback_after_boot_loop():
@@ -376,9 +378,9 @@ def test_rollback_after_boot_loop():
     clock = Clock()
     update_to_commit(fs, clock)
     for boot in (1, 2):
-        r = ota.OtaReceiver(fs, clock, max_boots=2).boot_check()
+        r = ota.OtaReceiver(fs, clock, max_boots=2, unsigned=True).boot_check()
         assert states(r) == ["pending"] and r[0]["boot"] == boot
-    r = ota.OtaReceiver(fs, clock, max_boots=2).boot_check()
+    r = ota.OtaReceiver(fs, clock, max_boots=2, unsigned=True).boot_check()
     assert states(r) == ["rolled_back"] and "2 boots" in r[0]["reason"]
     assert only_files(fs) == OLD
 
@@ -387,7 +389,7 @@ def test_busy_while_pending_and_abort():
     fs = MemFs(OLD)
     clock = Clock()
     update_to_commit(fs, clock)
-    rx = ota.OtaReceiver(fs, clock)
+    rx = ota.OtaReceiver(fs, clock, unsigned=True)
     rx.boot_check()
     r = rx.handle("manifest", manifest(NEW, mid="u2")[0])
     assert r[0]["state"] == "error" and "busy" in r[0]["reason"]
@@ -407,7 +409,7 @@ def test_busy_while_pending_and_abort():
 
 def test_no_space():
     fs = MemFs(OLD, free=10000)
-    rx = ota.OtaReceiver(fs, Clock())
+    rx = ota.OtaReceiver(fs, Clock(), unsigned=True)
     r = rx.handle("manifest", manifest(NEW)[0])
     assert r[0]["state"] == "error" and r[0]["reason"].startswith("no space")
     assert rx.status()["state"] == "idle"
@@ -415,7 +417,7 @@ def test_no_space():
 
 def test_empty_file_needs_no_chunk():
     fs = MemFs(OLD)
-    rx = ota.OtaReceiver(fs, Clock())
+    rx = ota.OtaReceiver(fs, Clock(), unsigned=True)
     upd = {"lib/__init__.py": b""}
     r = rx.handle("manifest", manifest(upd)[0])
     assert states(r) == ["need", "file_ok", "ready"]
@@ -425,7 +427,7 @@ def test_empty_file_needs_no_chunk():
 
 def test_hostile_input_never_raises():
     fs = MemFs(OLD)
-    rx = ota.OtaReceiver(fs, Clock())
+    rx = ota.OtaReceiver(fs, Clock(), unsigned=True)
     bad_manifests = [
         b"", b"not json", b"[]", b"{}", b'{"id": "x", "sid": 1}',
         b'{"id": "x", "sid": 70000, "files": []}',
@@ -476,7 +478,7 @@ def test_hostile_input_never_raises():
 
 def test_data_beyond_declared_size():
     fs = MemFs(OLD)
-    rx = ota.OtaReceiver(fs, Clock())
+    rx = ota.OtaReceiver(fs, Clock(), unsigned=True)
     payload, order = manifest({"main.py": b"12345"})
     rx.handle("manifest", payload)
     r = rx.handle("chunk", struct.pack("<BHHI", 1, 7, 0, 0) + b"123456")
@@ -493,14 +495,14 @@ def test_osfs_on_real_files():
     try:
         fs = ota.OsFs(root)
         clock = Clock()
-        rx = ota.OtaReceiver(fs, clock)
+        rx = ota.OtaReceiver(fs, clock, unsigned=True)
         upd = {"lib/x.mpy": b"hello" * 400}
         payload, order = manifest(upd)
         r = rx.handle("manifest", payload)
         assert r[0]["need"] == [0]
         assert send_all(rx, upd, order)[-1]["state"] == "ready"
         assert rx.handle("commit", b'{"id":"u1"}')[0]["state"] == "committed"
-        rx = ota.OtaReceiver(fs, clock)
+        rx = ota.OtaReceiver(fs, clock, unsigned=True)
         assert states(rx.boot_check()) == ["pending"]
         assert states(rx.mark_healthy()) == ["healthy"]
         with open(root + "/lib/x.mpy", "rb") as f:
@@ -532,26 +534,66 @@ def _sign(key, kind, m):
 
 
 def test_signed_updates():
-    key = b"k" * 32
+    fleet = b"f" * 32
+    key = ota.derive_key(fleet, "gw1")
+    other = ota.derive_key(fleet, "gw2")
+    assert key != other and len(key) == 32
     fs = MemFs(OLD)
-    rx = ota.OtaReceiver(fs, Clock(), key=key)
+    rx = ota.OtaReceiver(fs, Clock(), key=key, gateway="gw1")
     upd = {"lib/app.mpy": b"signed" * 100}
     payload, order = manifest(upd, remove=["lib/gone.py"])
     m = json.loads(payload)
-    # unsigned, signed with another key, or altered after signing: refused
-    assert rx.handle("manifest", payload)[0]["reason"] == "bad or missing signature"
-    assert rx.handle("manifest", _sign(b"x" * 32, "manifest", dict(m)))[0]["state"] == "error"
+    m["gw"] = "gw1"
+    m["ctr"] = 1000
+    before = dict((p_, bytes(v)) for p_, v in fs.files.items())
+
+    def refused(msg, why):
+        r = rx.handle("manifest", msg)[0]
+        assert r["state"] == "error" and why in r["reason"], (why, r)
+
+    # issue 22: unsigned, signed for another gateway (its own key, or ours
+    # with its name), a truncated signature, altered after signing: refused
+    refused(payload, "unsigned")
+    refused(json.dumps(dict(m)).encode(), "unsigned")
+    m2 = dict(m)
+    m2["gw"] = "gw2"
+    refused(_sign(other, "manifest", m2), "signed for gateway 'gw2'")
+    refused(_sign(key, "manifest", dict(m2)), "signed for gateway 'gw2'")
+    refused(_sign(other, "manifest", dict(m)), "bad or missing signature")
+    cut = json.loads(_sign(key, "manifest", dict(m)))
+    cut["sig"] = cut["sig"][:40]
+    refused(json.dumps(cut).encode(), "bad or missing signature")
     forged = json.loads(_sign(key, "manifest", dict(m)))
     forged["files"][0]["sha256"] = sha(b"evil")
-    assert rx.handle("manifest", json.dumps(forged).encode())[0]["state"] == "error"
+    refused(json.dumps(forged).encode(), "bad or missing signature")
     forged = json.loads(_sign(key, "manifest", dict(m)))
     forged["remove"] = ["main.py"]
-    assert rx.handle("manifest", json.dumps(forged).encode())[0]["state"] == "error"
-    assert rx.stats["rejected"] == 4
-    # properly signed: accepted; the commit must be signed too
+    refused(json.dumps(forged).encode(), "bad or missing signature")
+    assert rx.stats["rejected"] == 8 and rx.stats["unsigned"] == 2
+    assert rx.stats["foreign"] == 2 and rx.stats["bad_sig"] == 4
+    assert dict((p_, bytes(v)) for p_, v in fs.files.items()) == before  # nothing changed
+    # properly signed: accepted; the commit must be signed too, with its counter
     assert rx.handle("manifest", _sign(key, "manifest", dict(m)))[0]["state"] == "need"
     assert send_all(rx, upd, order)[-1]["state"] == "ready"
-    assert rx.handle("commit", b'{"id": "u1"}')[0]["reason"] == "bad or missing signature"
-    assert rx.handle("abort", b'{"id": "u1"}')[0]["state"] == "error"
-    assert rx.handle("commit", _sign(key, "commit", {"id": "u1"}))[0]["state"] == "committed"
+    assert rx.handle("commit", b'{"id": "u1"}')[0]["state"] == "error"
+    assert rx.handle("abort", b'{"id": "u1", "gw": "gw1", "ctr": 1000}')[0]["state"] == "error"
+    assert rx.handle("commit", _sign(key, "commit", {"id": "u1", "gw": "gw1", "ctr": 999}))[0]["state"] == "error"
+    assert rx.handle("commit", _sign(key, "commit", {"id": "u1", "gw": "gw1", "ctr": 1000}))[0]["state"] == "committed"
     assert bytes(fs.files["lib/app.mpy"]) == upd["lib/app.mpy"]
+    # the same signed update replayed later (or an older one: a downgrade)
+    rx2 = ota.OtaReceiver(fs, Clock(), key=key, gateway="gw1")
+    rx2.boot_check()
+    rx2.mark_healthy()
+    r = rx2.handle("manifest", _sign(key, "manifest", dict(m)))[0]
+    assert r["state"] == "error" and "replayed or older" in r["reason"] and rx2.stats["replayed"] == 1
+    m3 = dict(m)
+    m3["ctr"] = 1001
+    assert rx2.handle("manifest", _sign(key, "manifest", m3))[0]["state"] in ("need", "ready")
+
+
+def test_no_key_refuses_every_update():
+    fs = MemFs(OLD)
+    rx = ota.OtaReceiver(fs, Clock(), gateway="gw1")
+    payload, _ = manifest({"lib/app.mpy": b"x" * 10})
+    r = rx.handle("manifest", payload)[0]
+    assert r["state"] == "error" and "no ota.key" in r["reason"] and rx.stats["unsigned"] == 1

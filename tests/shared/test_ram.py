@@ -94,7 +94,8 @@ def _block(labels):
 
     body = b""
     for lab in labels:
-        body += b"\r\n" + lab + b"\t1"
+        # a value of the label's form (the parser checks it): ON/OFF labels
+        body += b"\r\n" + lab + (b"\tON" if lab in (b"LOAD", b"Alarm", b"Relay") else b"\t1")
     body += b"\r\nChecksum\t"
     out = []
     vedirect.Parser(out.append).feed(body + bytes(((256 - sum(body)) & 0xFF,)) + b"\r\n")

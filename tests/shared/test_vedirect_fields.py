@@ -138,13 +138,12 @@ def test_unknown_labels_are_bounded_per_device_and_counted():
     for n in range(300):
         p.feed(_blk([(b"V", b"%d" % (12000 + n)), (b"U%d" % n, b"x"), (b"SOC", b"900")]))
     assert p.blocks_ok == 300 and p.callback_errors == 0
-    unknown = [k for k in raw if k not in F.NAMES]
-    assert len(unknown) == 8  # _MAX_UNKNOWN
-    assert stats["labels_dropped"] == 300 - 8
+    assert len(raw) == 48  # _MAX_KEYS
+    assert stats["labels_dropped"] == 300 - 46
     assert raw["V"] == 12299 and raw["SOC"] == 900  # the rest of each block kept
-    # known unknown labels keep updating
+    # unknown labels already kept keep updating
     p.feed(_blk([(b"U0", b"y")]))
-    assert raw["U0"] == b"y" and stats["labels_dropped"] == 292
+    assert raw["U0"] == b"y" and stats["labels_dropped"] == 254
 
 
 def test_label_with_high_bytes_keeps_the_block():

@@ -37,7 +37,7 @@ with open(feed_file, "rb") as f:
             n = n[0] | (n[1] << 8)
             lst.append(f.read(n))
         chunks[name] = lst
-    adverts = []  # 256 encrypted adverts, counters 0..255 (made on the host)
+    adverts = []  # 256 encrypted adverts, data counters 0, 256, ... (made on the host)
     for _ in range(256):
         n = f.read(1)[0]
         adverts.append(f.read(n))

@@ -14,9 +14,11 @@ def make(path):
         for _ in range(60):
             c = d.second()
             out += len(c).to_bytes(2, "little") + c
+    # data counters 256 apart: cycling through the 256 adverts only ever steps
+    # the 16-bit counter forward (the tracker refuses one that goes back)
     for i in range(256):
         adv = ble_encode.encode("battery_monitor", {"V": 12.2 + (i % 100) / 100, "I": -3.5, "SOC": 60 + i / 10,
-                                                    "CE": -40.0, "TTG": 900, "AR": 0}, KEY, i, model_id=0xA389)
+                                                    "CE": -40.0, "TTG": 900, "AR": 0}, KEY, i * 256, model_id=0xA389)
         out += bytes((len(adv),)) + adv
     with open(path, "wb") as f:
         f.write(out)

@@ -1,0 +1,68 @@
+# The boot path both entry points share (main.py on the board, host_main.py in
+# the simulator). It runs before anything an update may have replaced and
+# keeps a broken update from leaving the gateway at a dead REPL:
+#   1. the OTA journal: finish or roll back an interrupted swap, count the
+#      boots of an update that has not reported healthy yet (ota.py rolls
+#      back after max_boots);
+#   2. the app is imported and run inside a guard: an exception at import or
+#      start (a broken app.py from OTA) is printed and the board resets, so
+#      the next boot counts again and the journal rolls the update back.
+# While an update awaits its health report the hardware watchdog is armed
+# before the app is imported (arm_watchdog), so a hang resets too. Not on
+# every boot: once armed it cannot be stopped, and a board left at the REPL
+# (no config yet) must not reset under the installer's hands.
+import sys
+
+
+def _journal():
+    # an update is in progress only if ota.py left its journal: otherwise the
+    # OTA module (~100 interned names) stays out of RAM
+    import os
+
+    for name in ("ota_state.json", "ota_state.json.tmp"):
+        try:
+            os.stat(name)
+            return True
+        except OSError:
+            pass
+    return False
+
+
+def ota_boot(ticks_ms):
+    """(receiver or None, replies) after the journal's boot check."""
+    if not _journal():
+        return None, []
+    try:
+        import ota
+    except Exception as e:  # noqa: BLE001 - a broken ota.py must not stop the boot
+        print("vegw: ota module unusable:", repr(e))
+        return None, []
+    rx = ota.OtaReceiver(ota.OsFs(), ticks_ms)
+    replies = rx.boot_check()
+    if not rx.pending():
+        rx = None
+        del sys.modules["ota"]  # loaded again only when an update arrives
+    return rx, replies
+
+
+def run(make_platform, ticks_ms, reset, duration_s=None, safe=False, arm_watchdog=None):
+    """Boot check, then app.main(platform, ...) under the guard. Returns what
+    app.main returned ("restart" for app.RESTART); calls reset() (which does
+    not return on a board) when the app cannot be imported or dies at start."""
+    rx, replies = ota_boot(ticks_ms)
+    if rx is not None and arm_watchdog is not None:
+        arm_watchdog()
+    try:
+        import app
+
+        rc = app.main(make_platform(), duration_s, rx, replies, safe)
+        return "restart" if rc == app.RESTART else rc
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever an update broke
+        print("vegw: the gateway failed to start:", repr(e))
+        if hasattr(sys, "print_exception"):  # MicroPython: where it broke
+            sys.print_exception(e)
+        print("vegw: reset (an update that keeps failing is rolled back by the OTA journal)")
+        reset()
+        return None
