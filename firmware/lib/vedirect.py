@@ -361,11 +361,12 @@ class Parser:
                 run += sum(mv[last:s])
                 last = s
                 if not (acc - run) & 0xFF:
+                    # a rescued suffix is trusted only if every label in it
+                    # is known: a flipped bit in a label reads as unknown
                     if self._is_first(s + 2):
-                        c = self._split(s, length)
-                        if c >= 0:
+                        if self._all_known(self._split(s, length)):
                             break
-                    elif self.blocks_ok < _LEARN_BLOCKS and self._split(s, length) >= 0:
+                    elif self.blocks_ok < _LEARN_BLOCKS and self._all_known(self._split(s, length)):
                         # nothing learned yet (start-up): the latest suffix
                         # that verifies and parses is the next block
                         late = s
@@ -383,6 +384,17 @@ class Parser:
             self.on_block(blk)
         except Exception:  # a consumer bug must not stop the parser
             self.callback_errors += 1
+        return True
+
+    def _all_known(self, count):
+        # at least 2 fields (as _split left them in _offs), all labels known
+        if count < 2:
+            return False
+        offs = self._offs
+        for i in range(count):
+            a = offs[3 * i]
+            if _VF.lookup(self._buf, a, offs[3 * i + 1] - a) < 0:
+                return False
         return True
 
     def _learn_first(self):
