@@ -19,6 +19,17 @@
 # moved out to _hex, and a completed block is verified and split into fields
 # in place: the Block handed to on_block is a view of _buf with the field
 # offsets in a preallocated array. It is valid only during the callback.
+#
+# A block is good when its checksum holds AND every line has the protocol's
+# form (label 1..8 bytes without spaces or control bytes, value <= 32 bytes,
+# known numeric labels numeric, <= 22 fields, no label twice): a cut-off
+# block merged with the next passes the 8-bit checksum 1 time in 256. After
+# a bad block the next block is looked for inside it, at the lines whose
+# label opened a good block before (learned; PID and H1 to start with);
+# until 4 good blocks have passed, at the latest line start whose suffix
+# verifies with known labels only. Counters: checksum_errors, malformed
+# (dup_labels of them), overflows, resynced. Memory: _buf, _hex and the
+# field table are allocated once; no path grows them.
 
 try:
     from micropython import const
