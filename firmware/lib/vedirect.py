@@ -52,6 +52,7 @@ _MAX_HEX = const(160)  # one HEX frame ':'..'\n'; longest seen is 113 chars
 _MAX_DATA_FIELDS = const(22)  # data fields per block (Checksum not counted)
 _MAX_LABEL = const(8)  # label bytes (protocol: 8 + NUL)
 _MAX_VALUE = const(32)  # value bytes (protocol: 32 + NUL)
+_NO_ENTRY = const(255)  # Block._ent for an unknown label
 _MAX_FIRST = const(6)  # block-opening labels remembered for resync
 _LEARN_BLOCKS = const(4)  # good blocks before resync trusts learned labels only
 
@@ -61,7 +62,7 @@ _ST_HEX = const(2)  # inside a HEX frame
 _ST_HEX_SKIP = const(3)  # HEX frame too long: discard to its '\n'
 
 # _split() results other than a field count
-_BAD_LINE = const(-1)  # a line breaks the syntax
+_BAD_LINE = const(-4)  # a line breaks the syntax (-1: _line_ok's unknown label)
 _BAD_DUP = const(-2)  # a label twice: two blocks ran together
 _BAD_SUM = const(-3)  # checksum does not hold
 
@@ -77,8 +78,9 @@ class Block:
     """A verified block: field i has its label at _buf[ls:le] and its value at
     _buf[le+1:ve]. Use the accessors; the view is reused for the next block."""
 
-    def __init__(self, buf, offs):
+    def __init__(self, buf, offs, ent):
         self._buf = buf
+        self._ent = ent  # per field: index into vedirect_fields.NAMES, 255 = unknown
         self._offs = offs  # 3 unsigned shorts per field: label start, tab, value end
         self.count = 0  # number of fields, Checksum excluded
         self.length = 0  # bytes in the block, checksum byte included
@@ -98,10 +100,10 @@ class Block:
         return bytes(self._buf[o[3 * i + 1] + 1 : o[3 * i + 2]])
 
     def entry(self, i):
-        """Index into vedirect_fields.NAMES of field i's label, or -1."""
-        o = self._offs
-        s = o[3 * i]
-        return _VF.lookup(self._buf, s, o[3 * i + 1] - s)
+        """Index into vedirect_fields.NAMES of field i's label, or -1 (looked
+        up once, while the block was checked)."""
+        k = self._ent[i]
+        return -1 if k == _NO_ENTRY else k
 
     def label_is(self, i, name):
         """True if field i's label is `name` (bytes); no allocation."""
@@ -154,7 +156,9 @@ class Parser:
         self._hexv = HexFrame(self._hex)
         self._hn = 0
         self._offs = array("H", bytes(6 * _MAX_FIELDS))
-        self._block = Block(self._buf, self._offs)
+        self._ent = bytearray(_MAX_FIELDS)
+        self._seen = bytearray(len(_VF.NAMES))  # known labels met in the block being split
+        self._block = Block(self._buf, self._offs, self._ent)
         self._st = _ST_SYNC
         self._resume = _ST_SYNC  # state to return to after a HEX frame
         self._n = 0  # bytes kept in _buf between feeds
@@ -401,10 +405,9 @@ class Parser:
         # at least 2 fields (as _split left them in _offs), all labels known
         if count < 2:
             return False
-        offs = self._offs
+        ent = self._ent
         for i in range(count):
-            a = offs[3 * i]
-            if _VF.lookup(self._buf, a, offs[3 * i + 1] - a) < 0:
+            if ent[i] == _NO_ENTRY:
                 return False
         return True
 
@@ -446,7 +449,10 @@ class Parser:
         \t (values may hold spaces, '/', '#')."""
         buf = self._buf
         offs = self._offs
+        ent = self._ent
+        seen = self._seen
         count = 0
+        r = 0
         s = start + 2
         stop = length - _CS_LEN - 1  # index of "\r\nChecksum"
         while s < stop:
@@ -454,26 +460,49 @@ class Parser:
             if nxt < 0:
                 nxt = stop
             t = buf.find(b"\t", s, nxt)
-            if t <= s or count >= _MAX_DATA_FIELDS or not _line_ok(buf, s, t, nxt):
-                return _BAD_LINE
+            if t <= s or count >= _MAX_DATA_FIELDS:
+                r = _BAD_LINE
+                break
+            k = _line_ok(buf, s, t, nxt)
+            if k == _BAD_LINE:
+                r = _BAD_LINE
+                break
             # one field per label in a block: a repeat means two blocks ran
-            # together (keys: first byte and length, then the bytes)
-            n = t - s
-            j = 0
-            while j < count:
-                a = offs[3 * j]
-                if offs[3 * j + 1] - a == n:
-                    m = 0
-                    while m < n and buf[a + m] == buf[s + m]:
-                        m += 1
-                    if m == n:
-                        return _BAD_DUP
-                j += 1
+            # together (known labels: a flag each; unknown ones compared)
+            if k >= 0:
+                if seen[k]:
+                    r = _BAD_DUP
+                    break
+                seen[k] = 1
+                ent[count] = k
+            else:
+                ent[count] = _NO_ENTRY
+                n = t - s
+                j = 0
+                while j < count:
+                    a = offs[3 * j]
+                    if ent[j] == _NO_ENTRY and offs[3 * j + 1] - a == n:
+                        m = 0
+                        while m < n and buf[a + m] == buf[s + m]:
+                            m += 1
+                        if m == n:
+                            r = _BAD_DUP
+                            break
+                    j += 1
+                if r:
+                    break
             offs[3 * count] = s
             offs[3 * count + 1] = t
             offs[3 * count + 2] = nxt
             count += 1
             s = nxt + 2
+        i = 0
+        while i < count:  # clear only the flags this block set
+            if ent[i] != _NO_ENTRY:
+                seen[ent[i]] = 0
+            i += 1
+        if r:
+            return r
         if s != stop + 2 or not count:
             return _BAD_LINE  # an empty line, or no field at all
         return count
@@ -499,29 +528,31 @@ def _line_ok(buf, s, t, e):
     1..8 bytes, no control bytes or spaces; value at most 32 bytes, no
     control bytes (TAB allowed); known labels' values in their kind's form
     (numbers numeric and at most 10 digits, ON/OFF, 0x-hex, text printable
-    and not empty). Allocates nothing."""
+    and not empty). Returns the label's index in vedirect_fields.NAMES, -1
+    for a good line with an unknown label, _BAD_LINE otherwise. Allocates
+    nothing."""
     n = t - s
     if n > _MAX_LABEL:
-        return False
+        return _BAD_LINE
     i = s
     while i < t:
         c = buf[i]
         if c <= 32 or c == 127:
-            return False
+            return _BAD_LINE
         i += 1
     v = t + 1
     if e - v > _MAX_VALUE:
-        return False
+        return _BAD_LINE
     k = _VF.lookup(buf, s, n)
     if k < 0:
         i = v
         while i < e:
             c = buf[i]
             if (c < 32 and c != 9) or c == 127:
-                return False
+                return _BAD_LINE
             i += 1
-        return True
-    return _VF.value_ok(k, buf, v, e)
+        return -1
+    return k if _VF.value_ok(k, buf, v, e) else _BAD_LINE
 
 
 import vedirect_fields as _VF  # noqa: E402  (the label table; resident anyway)

@@ -220,7 +220,7 @@ def update(block, raw, counts=None):
     i = 0
     n = block.count
     while i < n:
-        k = entry(block, i)
+        k = block.entry(i)
         if k < 0:
             # Unknown label: kept as text under its own name, bounded
             name = block.label(i)
