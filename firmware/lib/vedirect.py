@@ -231,6 +231,7 @@ class Parser:
             "bytes_in": self.bytes_in,
             "resynced": self.resynced,
             "callback_errors": self.callback_errors,
+            "dup_labels": self.dup_labels,
         }
 
     # -- scanning -----------------------------------------------------------
