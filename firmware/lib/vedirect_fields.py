@@ -101,36 +101,18 @@ def entry(block, i):
     return lookup(block._buf, s, o[3 * i + 1] - s)
 
 
-def _digits_ok(buf, s, e):
-    if s < e and buf[s] == 45:  # '-'
-        s += 1
-    if s >= e or e - s > _MAX_DIGITS:
-        return False
-    while s < e:
-        c = buf[s]
-        if c < 48 or c > 57:
-            return False
-        s += 1
-    return True
-
-
 def value_ok(k, buf, s, e):
     """Does buf[s:e] have the form of label k's values? Numbers: decimal
     (or '---' = not available); PID/OR: 0x + 1..8 hex digits (or decimal);
     ON/OFF in any case; text: 1..32 printable ASCII bytes."""
     kind = _KD[k] >> 4
-    n = e - s
-    if kind == _K_INT or kind == _K_TTG:
-        if n == 3 and buf[s] == 45 and buf[s + 1] == 45 and buf[s + 2] == 45:
-            return True
-        return _digits_ok(buf, s, e)
-    if kind == _K_HEX:
-        if n >= 3 and buf[s] == 48 and buf[s + 1] in (120, 88):
-            return n <= 10 and _parse_hex(buf, s, e) is not None
-        return _digits_ok(buf, s, e)
     if kind == _K_ONOFF:
         return _onoff(buf, s, e) is not None
-    if n < 1:
+    if kind != _K_TEXT:
+        if e - s == 3 and buf[s] == 45 and buf[s + 1] == 45 and buf[s + 2] == 45:
+            return kind != _K_HEX  # "---": not synchronised
+        return _parse_hex(buf, s, e) is not None if kind == _K_HEX else _parse_int(buf, s, e) is not None
+    if s >= e:
         return False
     while s < e:
         c = buf[s]
