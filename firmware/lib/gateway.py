@@ -329,7 +329,7 @@ class Gateway:
         if dev is None:
             return
         before = len(dev.raw)
-        VF.update(block, dev.raw)
+        VF.update(block, dev.raw, self.counters)  # counts labels_dropped
         self.counters["blocks"] += 1
         if dev.ident_serial is None:
             ser = dev.raw.get("SER#")

@@ -19,6 +19,17 @@
 # moved out to _hex, and a completed block is verified and split into fields
 # in place: the Block handed to on_block is a view of _buf with the field
 # offsets in a preallocated array. It is valid only during the callback.
+#
+# A block is good when its checksum holds AND every line has the protocol's
+# form (label 1..8 bytes without spaces or control bytes, value <= 32 bytes,
+# known numeric labels numeric, <= 22 fields, no label twice): a cut-off
+# block merged with the next passes the 8-bit checksum 1 time in 256. After
+# a bad block the next block is looked for inside it, at the lines whose
+# label opened a good block before (learned; PID and H1 to start with);
+# until 4 good blocks have passed, at the latest line start whose suffix
+# verifies with known labels only. Counters: checksum_errors, malformed
+# (dup_labels of them), overflows, resynced. Memory: _buf, _hex and the
+# field table are allocated once; no path grows them.
 
 try:
     from micropython import const
@@ -30,20 +41,30 @@ except ImportError:  # CPython
 
 from array import array
 
-import vedirect_fields as _VF
-
 _MAX_BLOCK = const(600)  # text bytes in one block; real blocks are < 300
 _MAX_FEED = const(256)  # bytes copied in per scan step
 _MAX_FIELDS = const(32)  # fields per block; the protocol allows 22 + Checksum
 _MAX_HEX = const(160)  # one HEX frame ':'..'\n'; longest seen is 113 chars
-_MAX_LABEL = const(15)  # label bytes; the protocol's buffer is 9 (8 + NUL)
-_MAX_VALUE = const(32)  # value bytes; the protocol's buffer is 33 (32 + NUL)
-_NO_ENTRY = const(255)  # Block._ent for a label not in vedirect_fields
+# Line syntax (VE.Direct Protocol 3.29 p.4 and p.12: label buffer 9 bytes,
+# value buffer 33 bytes, at most 22 fields per block). A block is good only
+# if its checksum holds AND every line has this form: a cut-off block merged
+# with the next one passes the 8-bit checksum 1 time in 256.
+_MAX_DATA_FIELDS = const(22)  # data fields per block (Checksum not counted)
+_MAX_LABEL = const(8)  # label bytes (protocol: 8 + NUL)
+_MAX_VALUE = const(32)  # value bytes (protocol: 32 + NUL)
+_NO_ENTRY = const(255)  # Block._ent for an unknown label
+_MAX_FIRST = const(6)  # block-opening labels remembered for resync
+_LEARN_BLOCKS = const(4)  # good blocks before resync trusts learned labels only
 
 _ST_SYNC = const(0)  # discarding until the first \r\n (start-up, after an error)
 _ST_TEXT = const(1)  # inside a block
 _ST_HEX = const(2)  # inside a HEX frame
 _ST_HEX_SKIP = const(3)  # HEX frame too long: discard to its '\n'
+
+# _split() results other than a field count
+_BAD_LINE = const(-4)  # a line breaks the syntax (-1: _line_ok's unknown label)
+_BAD_DUP = const(-2)  # a label twice: two blocks ran together
+_BAD_SUM = const(-3)  # checksum does not hold
 
 _CR = const(13)
 _LF = const(10)
@@ -59,26 +80,30 @@ class Block:
 
     def __init__(self, buf, offs, ent):
         self._buf = buf
+        self._ent = ent  # per field: index into vedirect_fields.NAMES, 255 = unknown
         self._offs = offs  # 3 unsigned shorts per field: label start, tab, value end
-        self._ent = ent  # per field: index into vedirect_fields.NAMES, or 255
         self.count = 0  # number of fields, Checksum excluded
-        self.start = 0  # offset of the block's leading \r\n in _buf
         self.length = 0  # bytes in the block, checksum byte included
 
-    def entry(self, i):
-        """Index into vedirect_fields.NAMES of field i's label, or -1."""
-        k = self._ent[i]
-        return -1 if k == _NO_ENTRY else k
-
     def label(self, i):
+        """The label as str; bytes outside printable ASCII as \\xNN (a label
+        with such bytes still comes through: never UnicodeError)."""
         o = self._offs
-        # the parser admits printable ASCII labels only: decode cannot fail
-        return bytes(self._buf[o[3 * i] : o[3 * i + 1]]).decode()
+        out = ""
+        for c in self._buf[o[3 * i] : o[3 * i + 1]]:
+            out += chr(c) if 32 < c < 127 else "\\x%02x" % c
+        return out
 
     def value(self, i):
         """Raw value bytes (allocates)."""
         o = self._offs
         return bytes(self._buf[o[3 * i + 1] + 1 : o[3 * i + 2]])
+
+    def entry(self, i):
+        """Index into vedirect_fields.NAMES of field i's label, or -1 (looked
+        up once, while the block was checked)."""
+        k = self._ent[i]
+        return -1 if k == _NO_ENTRY else k
 
     def label_is(self, i, name):
         """True if field i's label is `name` (bytes); no allocation."""
@@ -107,7 +132,7 @@ class Block:
 
     def raw(self):
         """The block's bytes as received, HEX frames removed (allocates)."""
-        return bytes(self._buf[self.start : self.start + self.length])
+        return bytes(self._buf[: self.length])
 
 
 class HexFrame:
@@ -132,7 +157,7 @@ class Parser:
         self._hn = 0
         self._offs = array("H", bytes(6 * _MAX_FIELDS))
         self._ent = bytearray(_MAX_FIELDS)
-        self._seen = bytearray(len(_VF.NAMES))  # duplicate-label check, cleared per block
+        self._seen = bytearray(len(_VF.NAMES))  # known labels met in the block being split
         self._block = Block(self._buf, self._offs, self._ent)
         self._st = _ST_SYNC
         self._resume = _ST_SYNC  # state to return to after a HEX frame
@@ -140,13 +165,23 @@ class Parser:
         # Counters (monotonic; never reset by the parser)
         self.blocks_ok = 0
         self.checksum_errors = 0
-        self.malformed = 0  # checksum held but a line or value is not well formed
+        self.malformed = 0  # checksum held but not label\tvalue lines
         self.overflows = 0  # block or field table too large: block dropped
         self.hex_ok = 0
         self.hex_bad = 0
         self.bytes_in = 0
         self.callback_errors = 0
         self.resynced = 0  # blocks recovered from a merged pair
+        self.dup_labels = 0  # of malformed: a label twice (two blocks merged)
+        # labels that opened good blocks (resync candidates), seeded with
+        # the two the protocol's devices are known to start with
+        self._first = bytearray(_MAX_FIRST * _MAX_LABEL)
+        self._first_len = bytearray(_MAX_FIRST)
+        self._first[0:3] = b"PID"
+        self._first[_MAX_LABEL : _MAX_LABEL + 2] = b"H1"
+        self._first_len[0] = 3
+        self._first_len[1] = 2
+        self._first_next = 2
 
     # -- public -------------------------------------------------------------
 
@@ -163,6 +198,12 @@ class Parser:
             m = n - i
             if m > _MAX_FEED:
                 m = _MAX_FEED
+            if end + m > len(buf):
+                # cannot happen (_scan keeps _n <= _MAX_BLOCK); never let a
+                # slice assignment grow the buffer under its memoryview
+                self.overflows += 1
+                self._st = _ST_SYNC
+                self._n = end = 0
             if m == n and length < 0:
                 buf[end : end + m] = data  # common case: no slice object
             else:
@@ -190,6 +231,7 @@ class Parser:
             "bytes_in": self.bytes_in,
             "resynced": self.resynced,
             "callback_errors": self.callback_errors,
+            "dup_labels": self.dup_labels,
         }
 
     # -- scanning -----------------------------------------------------------
@@ -239,15 +281,13 @@ class Parser:
                 k = buf.find(b"\r\n", p - 1 if p > 0 else 0, end)
                 h = buf.find(b":", p, end)
                 if h >= 0 and (k < 0 or h < k):
-                    # keep a \r right before the frame: the frame may sit
-                    # between the \r and the \n that open the next block
-                    if h > 0 and buf[h - 1] == _CR:
+                    # a \r right before the frame may pair with a \n after it
+                    # (HEX frame between \r and \n at a block start): keep it
+                    keep = 1 if h > 0 and buf[h - 1] == _CR else 0
+                    end = self._remove(0, h - keep, end)
+                    if keep:
                         buf[0] = _CR
-                        end = self._remove(1, h, end)
-                        p = 1
-                    else:
-                        end = self._remove(0, h, end)
-                        p = 0
+                    p = keep
                     self._st = _ST_HEX
                     self._resume = _ST_SYNC
                     continue
@@ -268,15 +308,28 @@ class Parser:
             csb = c + _CS_LEN if c >= 0 else end + 1  # index of the checksum byte
             h = buf.find(b":", p, end)
             if h >= 0 and h < csb:
-                # HEX frame inside the block: text before it stays
+                # HEX frame inside the block: text before it stays, unless
+                # the block is already too long (fixed memory on every path)
+                if h > _MAX_BLOCK:
+                    self.overflows += 1
+                    end = self._remove(0, h, end)
+                    h = 0
+                    self._resume = _ST_SYNC
+                else:
+                    self._resume = _ST_TEXT
                 p = h
                 self._st = _ST_HEX
-                self._resume = _ST_TEXT
                 continue
             if csb < end:
-                self._block_done(csb + 1)
-                end = self._remove(0, csb + 1, end)
-                p = 0
+                good = self._block_done(csb + 1)
+                if not good and buf[csb] == _CR:
+                    # a byte lost in this block made the next block's \r
+                    # its "checksum": leave it for the next block's \r\n
+                    end = self._remove(0, csb, end)
+                    p = 1
+                else:
+                    end = self._remove(0, csb + 1, end)
+                    p = 0
                 self._st = _ST_SYNC
                 continue
             if end > _MAX_BLOCK:
@@ -287,152 +340,173 @@ class Parser:
                 self._st = _ST_SYNC
                 continue
             p = end
-        if end > _MAX_BLOCK:
-            # Text kept while a HEX frame is open skips the check above: the
-            # block may not outgrow its bound on this path either, or the
-            # next feed would write past the buffer.
-            self.overflows += 1
-            end = 0
-            if self._st == _ST_TEXT:
-                self._st = _ST_SYNC
-            else:
-                self._resume = _ST_SYNC
         self._n = end
 
     # -- completed units ------------------------------------------------------
 
     def _block_done(self, length):
+        buf = self._buf
         mv = self._mv
-        start = 0
-        if sum(mv[:length]) & 0xFF:
-            self.checksum_errors += 1
-            # A lost "Checksum" line (bytes dropped on the line) merges the
-            # rest of a block with the next one. The next block starts at one
-            # of the line starts (any line may open a block: MPPT firmware
-            # 3.x opens its second block with ERR). The rest of the cut block
-            # ends in a line cut short, which a suffix that starts before the
-            # next block would carry: the LATEST suffix that verifies and is
-            # well formed is taken. A later one verifying by chance (1/256 a
-            # line) drops some real fields; an earlier one would publish a
-            # truncated value.
-            start = self._rescue(length)
-            if start < 0:
-                return
-            self.resynced += 1
-        r = self._split(start, length)
-        if r:
-            if r == 2:
-                self.overflows += 1
+        total = sum(mv[:length]) & 0xFF
+        count = self._split(0, length) if not total else _BAD_SUM
+        if count < 0:
+            if count == _BAD_SUM:
+                self.checksum_errors += 1
             else:
                 self.malformed += 1
-            return
+                if count == _BAD_DUP:
+                    self.dup_labels += 1
+            # A cut-off block (lost bytes, lost "Checksum" line) runs into
+            # the next one. Look for the next block at the lines whose label
+            # opened a good block before (learned per parser: PID, H1, ERR
+            # on split MPPT blocks, ...): any line start would verify by
+            # chance 1 time in 256 per line and hand out a block's tail.
+            s = 2
+            acc = total  # sum of buf[0:s] is total - sum(buf[s:length])
+            run = 0  # sum of buf[0:s]
+            last = 0
+            late = -1
+            stop = length - _CS_LEN
+            while True:
+                s = buf.find(b"\r\n", s, stop)
+                if s < 0:
+                    if late < 0:
+                        return False
+                    s = late
+                    break
+                run += sum(mv[last:s])
+                last = s
+                if not (acc - run) & 0xFF:
+                    # a rescued suffix is trusted only if every label in it
+                    # is known: a flipped bit in a label reads as unknown
+                    if self._is_first(s + 2):
+                        if self._all_known(self._split(s, length)):
+                            break
+                    elif self.blocks_ok < _LEARN_BLOCKS and self._all_known(self._split(s, length)):
+                        # nothing learned yet (start-up): the latest suffix
+                        # that verifies and parses is the next block
+                        late = s
+                s += 2
+            self.resynced += 1
+            buf[0 : length - s] = mv[s:length]
+            length -= s
+            count = self._split(0, length)
+        self._learn_first()
         blk = self._block
-        blk.start = start
-        blk.length = length - start
+        blk.count = count
+        blk.length = length
         self.blocks_ok += 1
         try:
             self.on_block(blk)
         except Exception:  # a consumer bug must not stop the parser
             self.callback_errors += 1
-
-    def _rescue(self, length):
-        # Offset of the latest line start s > 0 whose suffix _buf[s:length]
-        # sums to 0 mod 256 and splits into at least two well-formed fields
-        # (split again, so the field table holds it); -1 if none. Prefix sums
-        # are carried along: one pass over the bytes.
-        buf = self._buf
-        mv = self._mv
-        total = sum(mv[:length])
-        stop = length - _CS_LEN - 1
-        acc = 0
-        last = 0
-        best = -1
-        s = buf.find(b"\r\n", 2, stop)
-        while s > 0:
-            acc += sum(mv[last:s])
-            last = s
-            if not (total - acc) & 0xFF and self._split(s, length) == 0 and self._known(2):
-                best = s
-            s = buf.find(b"\r\n", s + 2, stop)
-        if best > 0:
-            self._split(best, length)
-        return best
-
-    def _known(self, least):
-        # The field table holds at least `least` fields, all with known
-        # labels: a rescued suffix is trusted only then (a flipped bit in a
-        # label reads as an unknown label).
-        n = self._block.count
-        if n < least:
-            return False
-        ent = self._ent
-        i = 0
-        while i < n:
-            if ent[i] == _NO_ENTRY:
-                return False
-            i += 1
         return True
 
+    def _all_known(self, count):
+        # at least 2 fields (as _split left them in _offs), all labels known
+        if count < 2:
+            return False
+        ent = self._ent
+        for i in range(count):
+            if ent[i] == _NO_ENTRY:
+                return False
+        return True
+
+    def _learn_first(self):
+        # remember the label that opened this good block (a few, round robin)
+        offs = self._offs
+        s = offs[0]
+        n = offs[1] - s
+        if self._is_first(s):
+            return
+        k = self._first_next
+        self._first_next = (k + 1) % _MAX_FIRST
+        base = k * _MAX_LABEL
+        self._first[base : base + n] = self._mv[s : s + n]
+        self._first_len[k] = n
+
+    def _is_first(self, s):
+        """Is the label at buf[s] (up to its \t) one that opened a block?"""
+        buf = self._buf
+        t = buf.find(b"\t", s, s + _MAX_LABEL + 1)
+        if t < 0:
+            return False
+        n = t - s
+        first = self._first
+        for k in range(_MAX_FIRST):
+            if self._first_len[k] == n:
+                base = k * _MAX_LABEL
+                m = 0
+                while m < n and first[base + m] == buf[s + m]:
+                    m += 1
+                if m == n:
+                    return True
+        return False
+
     def _split(self, start, length):
-        # Split _buf[start:length] into fields (each opens with \r\n; the label
-        # ends at the first \t, the value may hold more). 0 if every line is
-        # well formed, 1 if one is not, 2 if there are too many fields.
-        # Well formed: a printable ASCII label of 1.._MAX_LABEL bytes seen once
-        # in the block, a value of printable ASCII (and \t) of at most
-        # _MAX_VALUE bytes, and for a known label a value of its form
-        # (digits for numbers, ON/OFF, 0x.. ...): a line cut short by lost
-        # bytes then fails here even when the checksum happens to hold.
+        """Split buf[start:length] (a block whose sum is 0) into fields in
+        _offs; the field count, or _BAD_LINE / _BAD_DUP if a line breaks the
+        syntax. Each field starts with \r\n; the label ends at the first
+        \t (values may hold spaces, '/', '#')."""
         buf = self._buf
         offs = self._offs
         ent = self._ent
         seen = self._seen
         count = 0
+        r = 0
         s = start + 2
         stop = length - _CS_LEN - 1  # index of "\r\nChecksum"
-        r = 0
         while s < stop:
             nxt = buf.find(b"\r\n", s, stop)
             if nxt < 0:
                 nxt = stop
             t = buf.find(b"\t", s, nxt)
-            if t <= s or t - s > _MAX_LABEL or nxt - t - 1 > _MAX_VALUE:
-                r = 1
+            if t <= s or count >= _MAX_DATA_FIELDS:
+                r = _BAD_LINE
                 break
-            if count >= _MAX_FIELDS:
-                r = 2
+            k = _line_ok(buf, s, t, nxt)
+            if k == _BAD_LINE:
+                r = _BAD_LINE
                 break
-            j = s
-            while j < nxt:
-                c = buf[j]
-                if c > 126 or (c < 32 and (c != 9 or j < t)) or (c == 32 and j < t):
-                    break
-                j += 1
-            if j < nxt:
-                r = 1
-                break
-            offs[3 * count] = s
-            offs[3 * count + 1] = t
-            offs[3 * count + 2] = nxt
-            k = _VF.entry(self._block, count)
+            # one field per label in a block: a repeat means two blocks ran
+            # together (known labels: a flag each; unknown ones compared)
             if k >= 0:
-                if seen[k] or not _VF.value_ok(buf, t + 1, nxt, k):
-                    r = 1
+                if seen[k]:
+                    r = _BAD_DUP
                     break
                 seen[k] = 1
                 ent[count] = k
             else:
                 ent[count] = _NO_ENTRY
+                n = t - s
+                j = 0
+                while j < count:
+                    a = offs[3 * j]
+                    if ent[j] == _NO_ENTRY and offs[3 * j + 1] - a == n:
+                        m = 0
+                        while m < n and buf[a + m] == buf[s + m]:
+                            m += 1
+                        if m == n:
+                            r = _BAD_DUP
+                            break
+                    j += 1
+                if r:
+                    break
+            offs[3 * count] = s
+            offs[3 * count + 1] = t
+            offs[3 * count + 2] = nxt
             count += 1
             s = nxt + 2
         i = 0
-        while i < count:  # clear only what this block set
+        while i < count:  # clear only the flags this block set
             if ent[i] != _NO_ENTRY:
                 seen[ent[i]] = 0
             i += 1
         if r:
             return r
-        self._block.count = count
-        return 0
+        if s != stop + 2 or not count:
+            return _BAD_LINE  # an empty line, or no field at all
+        return count
 
     def _hex_done(self):
         frame = self._hexv
@@ -446,6 +520,43 @@ class Parser:
                     self.callback_errors += 1
         else:
             self.hex_bad += 1
+
+
+
+
+def _line_ok(buf, s, t, e):
+    """Label buf[s:t] and value buf[t+1:e] have the protocol's form: label
+    1..8 bytes, no control bytes or spaces; value at most 32 bytes, no
+    control bytes (TAB allowed); known labels' values in their kind's form
+    (numbers numeric and at most 10 digits, ON/OFF, 0x-hex, text printable
+    and not empty). Returns the label's index in vedirect_fields.NAMES, -1
+    for a good line with an unknown label, _BAD_LINE otherwise. Allocates
+    nothing."""
+    n = t - s
+    if n > _MAX_LABEL:
+        return _BAD_LINE
+    i = s
+    while i < t:
+        c = buf[i]
+        if c <= 32 or c == 127:
+            return _BAD_LINE
+        i += 1
+    v = t + 1
+    if e - v > _MAX_VALUE:
+        return _BAD_LINE
+    k = _VF.lookup(buf, s, n)
+    if k < 0:
+        i = v
+        while i < e:
+            c = buf[i]
+            if (c < 32 and c != 9) or c == 127:
+                return _BAD_LINE
+            i += 1
+        return -1
+    return k if _VF.value_ok(k, buf, v, e) else _BAD_LINE
+
+
+import vedirect_fields as _VF  # noqa: E402  (the label table; resident anyway)
 
 
 def _nibble(c):

@@ -52,11 +52,6 @@ _KD = (
 )
 
 _MISSING = object()
-_MAX_DIGITS = const(10)  # a 32-bit value has at most 10 digits (H6 needs 7)
-_MAX_KEYS = const(48)  # fields kept per device: real devices send <= 30 labels
-# Counters over all devices (the gateway reports them):
-# [0] unknown labels not stored because the device's dict is full
-stats = [0]
 
 _LAB = "".join(NAMES).encode()
 _LOFF = bytearray(len(NAMES))  # offsets < 256 (the labels total ~190 bytes)
@@ -71,15 +66,17 @@ del _o, _k
 _KEYS = tuple(_LAB[_LOFF[k]] * 64 + len(NAMES[k]) for k in range(len(NAMES)))
 
 
-def entry(block, i):
-    """Index into NAMES of field i of a Block, or -1 for an unknown label."""
-    o = block._offs  # direct reads: a (start, end) tuple would allocate
-    s = o[3 * i]
-    e = o[3 * i + 1]
-    n = e - s
+_MAX_DIGITS = const(10)  # VE.Direct numbers are 32-bit: at most 10 digits
+_MAX_KEYS = const(48)  # fields kept per device: real devices send <= 30 labels
+# Counters over all devices (the gateway reports them):
+# [0] unknown labels not stored because the device's dict is full
+stats = [0]
+
+
+def lookup(buf, s, n):
+    """Index into NAMES of the label buf[s:s+n], or -1 if unknown."""
     if n < 1:
         return -1
-    buf = block._buf
     key = buf[s] * 64 + n
     k = 0
     keys = _KEYS
@@ -97,6 +94,34 @@ def entry(block, i):
         k += 1
 
 
+def entry(block, i):
+    """Index into NAMES of field i of a Block, or -1 for an unknown label."""
+    o = block._offs  # direct reads: a (start, end) tuple would allocate
+    s = o[3 * i]
+    return lookup(block._buf, s, o[3 * i + 1] - s)
+
+
+def value_ok(k, buf, s, e):
+    """Does buf[s:e] have the form of label k's values? Numbers: decimal
+    (or '---' = not available); PID/OR: 0x + 1..8 hex digits (or decimal);
+    ON/OFF in any case; text: 1..32 printable ASCII bytes."""
+    kind = _KD[k] >> 4
+    if kind == _K_ONOFF:
+        return _onoff(buf, s, e) is not None
+    if kind != _K_TEXT:
+        if e - s == 3 and buf[s] == 45 and buf[s + 1] == 45 and buf[s + 2] == 45:
+            return kind != _K_HEX  # "---": not synchronised
+        return _parse_hex(buf, s, e) is not None if kind == _K_HEX else _parse_int(buf, s, e) is not None
+    if s >= e:
+        return False
+    while s < e:
+        c = buf[s]
+        if c < 32 or c > 126:
+            return False
+        s += 1
+    return True
+
+
 def _parse_int(buf, s, e):
     # Decimal integer in buf[s:e] without allocating; None if not a number
     # ("---" for "not synchronised", empty, garbage).
@@ -105,7 +130,7 @@ def _parse_int(buf, s, e):
         neg = True
         s += 1
     if s >= e or e - s > _MAX_DIGITS:
-        return None  # empty, or too long for a 32-bit value
+        return None  # also bounds the int: no 300-digit numbers downstream
     v = 0
     while s < e:
         c = buf[s] - 48
@@ -119,10 +144,10 @@ def _parse_int(buf, s, e):
 def _parse_hex(buf, s, e):
     if e - s < 3 or buf[s] != 48 or buf[s + 1] not in (120, 88):  # '0x'
         return _parse_int(buf, s, e)
-    if e - s > 10:
-        return None  # more than 8 hex digits: not a 32-bit value
     v = 0
     s += 2
+    if e - s > 8:
+        return None  # 32-bit at most
     while s < e:
         c = buf[s]
         if 48 <= c <= 57:
@@ -141,32 +166,11 @@ def _parse_hex(buf, s, e):
 def _onoff(buf, s, e):
     # ON/OFF; BMV-600 firmware <= 2.09 sends On/Off
     n = e - s
-    if n == 2 and buf[s + 1] in (78, 110):  # 'N' / 'n'
+    if n == 2 and buf[s] in (79, 111) and buf[s + 1] in (78, 110):  # ON / On
         return True
-    if n == 3 and buf[s + 1] in (70, 102):  # 'F' / 'f'
+    if n == 3 and buf[s] in (79, 111) and buf[s + 1] in (70, 102) and buf[s + 2] in (70, 102):  # OFF
         return False
     return None
-
-
-def value_ok(buf, s, e, k):
-    """True if buf[s:e] has the form label k's values take: a decimal of at
-    most 10 digits or "---" for numbers, 0x + hex digits (or a decimal) for
-    PID/OR, ON/OFF, any text for text labels. A line cut short by lost bytes
-    (an empty V, a half "0x") fails here."""
-    kind = _KD[k] >> 4
-    if kind == _K_TEXT:
-        return True
-    n = e - s
-    if n == 3 and buf[s] == 45 and buf[s + 1] == 45 and buf[s + 2] == 45:  # "---"
-        return kind != _K_ONOFF
-    if kind == _K_ONOFF:
-        return _onoff(buf, s, e) is not None
-    if kind == _K_HEX and n > 2 and buf[s] == 48 and buf[s + 1] in (120, 88):
-        return n <= 10 and _parse_hex(buf, s, e) is not None
-    if n > 0 and buf[s] == 45:
-        s += 1
-        n -= 1
-    return 0 < n <= _MAX_DIGITS and _parse_int(buf, s, e) is not None
 
 
 def raw_value(block, i, k):
@@ -185,11 +189,14 @@ def raw_value(block, i, k):
     return bytes(buf[s:e])
 
 
-def update(block, raw):
+def update(block, raw, counts=None):
     """Merge a verified block into `raw` (dict name -> raw value). Devices
     split their fields over several blocks (BMV main + history block, newer
     MPPT firmware A + B), so fields are merged, never cleared. Returns the
-    number of fields whose value changed."""
+    number of fields whose value changed. Unknown labels are kept as text
+    while the dict holds fewer than _MAX_KEYS fields; the others are skipped
+    (the rest of the block still counts) and counted in stats[0] and, if
+    given, in counts["labels_dropped"]."""
     changed = 0
     buf = block._buf
     i = 0
@@ -197,12 +204,12 @@ def update(block, raw):
     while i < n:
         k = block.entry(i)
         if k < 0:
-            # Unknown label: kept as text under its own name, while the
-            # device's dict has room (a stream of made-up labels must not
-            # grow it without limit)
+            # Unknown label: kept as text under its own name, bounded
             name = block.label(i)
             if name not in raw and len(raw) >= _MAX_KEYS:
                 stats[0] += 1
+                if counts is not None:
+                    counts["labels_dropped"] = counts.get("labels_dropped", 0) + 1
                 i += 1
                 continue
             val = block.value(i)
@@ -246,6 +253,8 @@ def to_si(name, raw):
     if kind == _K_TTG:
         return None if raw == -1 else raw
     d = _KD[k] & 15
+    if not isinstance(raw, int) or raw > 9999999999 or raw < -9999999999:
+        return None  # not a VE.Direct number (they are 32-bit): no OverflowError
     if d == 0:
         return raw
     return round(raw / (10 ** d), d)

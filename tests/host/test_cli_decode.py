@@ -60,6 +60,37 @@ def test_gen_then_decode_roundtrip():
     assert objs[0]["PID"] == 0xA381 and isinstance(objs[0]["V"], float)
 
 
+def _block(fields):
+    body = b"".join(b"\r\n" + k + b"\t" + v for k, v in fields) + b"\r\nChecksum\t"
+    return body + bytes(((256 - sum(body)) & 0xFF,))
+
+
+def test_decode_text_runs_into_hex_frames_without_checksum_stays_bounded(tmp_path):
+    # issue 23: a 1.8 KB file of text lines with a HEX frame every 64 bytes and
+    # no Checksum: the parser kept the text before each ':' when its 256-byte
+    # step ended inside the frame, skipped the size check and `vegw decode`
+    # exited 2 with BufferError. Now: bounded, counted, the next block decodes.
+    period = b"\r\nV\t12800" * 5 + b"\r\nI\t12" + b":A0102000543\n"
+    assert len(period) == 64
+    data = b"\r\nV\t1" + period * 28 + _block([(b"PID", b"0x203"), (b"V", b"26201")])
+    assert 1800 <= len(data) <= 1900
+    f = tmp_path / "junk.bin"
+    f.write_bytes(data)
+    r = vegw("decode", str(f))
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x) for x in r.stdout.decode().splitlines()] == [{"PID": 515, "V": 26.201}]
+    assert b"overflows=" in r.stderr and b"overflows=0" not in r.stderr
+    assert b"callback_errors=0" in r.stderr
+
+
+def test_decode_odd_labels_and_long_numbers_do_not_lose_the_block(tmp_path):
+    data = _block([(b"PID", b"0x203"), (b"\xc3\xa9T", b"1"), (b"V", b"26201")])
+    r = vegw("decode", "-", input=data)
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout.decode())
+    assert obj["V"] == 26.201 and obj["\\xc3\\xa9T"] == "1"
+
+
 def test_decode_survives_text_kept_across_hex_frames():
     # issue 23.3: every 256-byte scan step ends inside a HEX frame; the kept
     # text outgrew the buffer and `vegw decode` exited 2 with BufferError

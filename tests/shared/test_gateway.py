@@ -199,7 +199,8 @@ def test_a_device_with_many_fields_is_aggregated_without_error():
                                                                         (b"SOC", b"900"), (b"CE", b"-2000")]
     for t in range(0, 130, 5):
         now[0] = t
-        p.feed(block(fields))
+        # at most 22 fields per block (VE.Direct 3.29): two blocks, one device
+        p.feed(block(fields[:14]) + block(fields[14:]))
         gw.tick(t)
     gw.close(130)
     assert errors == [] and p.callback_errors == 0

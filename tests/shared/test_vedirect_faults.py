@@ -87,12 +87,19 @@ def test_merged_block_with_a_cut_line_is_not_good():
                 [(b"V", b"12800"), (b"I", b"-")],             # a sign alone
                 [(b"V", b"12800"), (b"V", b"12810")],         # a label twice
                 [(b"V", b"1" * 40)],                          # over 32 bytes
-                [(b"V\xff", b"1")],                            # not ASCII
                 [(b"V", b"12\x0100")]):                        # control byte
         p, got = collect()
         p.feed(mk(bad) + FAQ)
         assert len(got) == 1 and got[0][0] == ("PID", b"0x203"), bad
         assert p.malformed == 1 and p.callback_errors == 0, bad
+
+
+def test_label_with_bytes_above_0x7f_keeps_its_block():
+    # issue 23.5: such a label must neither raise nor drop the block; the
+    # consumers bound and escape it (vedirect_fields, Block.label)
+    p, got = collect()
+    p.feed(mk([(b"PID", b"0x203"), (b"V\xff", b"1"), (b"V", b"12800")]))
+    assert got == [[("PID", b"0x203"), ("V\\xff", b"1"), ("V", b"12800")]]
 
 
 def test_valid_forms_still_pass():

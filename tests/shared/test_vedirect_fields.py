@@ -121,3 +121,46 @@ def test_update_keeps_scaled_integers():
     assert F.to_si("V", raw["V"]) == 26.201
     assert F.to_si("TTG", raw["TTG"]) is None
     assert F.to_si("BMV", raw["BMV"]) == "700"
+
+
+# -- issue 23: consumers of a good block: bound, count, never drop the rest --
+
+
+def _blk(fields):
+    body = b"".join(b"\r\n" + k + b"\t" + v for k, v in fields) + b"\r\nChecksum\t"
+    return body + bytes(((256 - sum(body)) & 0xFF,))
+
+
+def test_unknown_labels_are_bounded_per_device_and_counted():
+    raw = {}
+    stats = {}
+    p = vedirect.Parser(lambda b: F.update(b, raw, stats))
+    for n in range(300):
+        p.feed(_blk([(b"V", b"%d" % (12000 + n)), (b"U%d" % n, b"x"), (b"SOC", b"900")]))
+    assert p.blocks_ok == 300 and p.callback_errors == 0
+    assert len(raw) == 48  # _MAX_KEYS
+    assert stats["labels_dropped"] == 300 - 46
+    assert raw["V"] == 12299 and raw["SOC"] == 900  # the rest of each block kept
+    # unknown labels already kept keep updating
+    p.feed(_blk([(b"U0", b"y")]))
+    assert raw["U0"] == b"y" and stats["labels_dropped"] == 254
+
+
+def test_label_with_high_bytes_keeps_the_block():
+    raw = {}
+    p = vedirect.Parser(lambda b: F.update(b, raw))
+    p.feed(_blk([(b"PID", b"0x203"), (b"\xc3\xa9\xff", b"1"), (b"V", b"26201")]))
+    assert p.callback_errors == 0 and p.blocks_ok == 1
+    assert raw["V"] == 26201 and raw["PID"] == 0x203
+    assert raw["\\xc3\\xa9\\xff"] == b"1"
+    for k in raw:
+        F.to_si(k, raw[k])  # never raises
+
+
+def test_numbers_are_bounded_never_overflow():
+    assert F.to_si("V", 10 ** 300) is None
+    assert F.to_si("V", -(10 ** 300)) is None
+    assert F.to_si("V", 12800) == 12.8
+    assert F._parse_int(b"9" * 300, 0, 300) is None
+    assert F._parse_int(b"-2147483648", 0, 11) == -2147483648
+    assert F._parse_hex(b"0x" + b"F" * 40, 0, 42) is None
