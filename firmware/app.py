@@ -59,7 +59,7 @@ _SAVE_EVERY_S = 3600  # derived metrics to flash (and at a clean stop)
 _DRAIN_MS = 8000  # a clean stop waits this long at most for the backlog to go out
 _GC_EVERY = 8192  # bytes allocated between collections (gc.threshold), see run()
 _HEALTHY_AFTER_S = 30  # connected this long after an OTA update: report healthy
-_RX_BUF = 4160  # MQTT receive buffer: OTA manifests (4 KB) and chunks (1 KB + header)
+_RX_BUF = 2112  # MQTT receive buffer: OTA manifests (2 KB: vegw ota splits larger updates) and chunks (1 KB + header)
 
 
 def log(*args):

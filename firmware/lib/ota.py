@@ -68,7 +68,7 @@ from clock import ticks_diff
 _FMT = const(1)  # chunk header format byte
 _HDR = const(9)  # struct.calcsize("<BHHI")
 _MAX_CHUNK = const(1024)  # data bytes per chunk message (MQTT payload <= 1033)
-_MAX_MANIFEST = const(4096)  # manifest JSON bytes
+_MAX_MANIFEST = const(2048)  # manifest JSON bytes (vegw ota splits a larger update; the MQTT receive buffer is 2112)
 _MAX_FILES = const(48)  # files per update
 _MAX_FILE_SIZE = const(262144)  # bytes per file (OTA build has 960 KB of fs)
 _MAX_PATH = const(64)  # characters per path

