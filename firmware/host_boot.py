@@ -20,5 +20,7 @@ sys.path.extend(("/rom", "/rom/lib"))
 del _rom, _f
 from drivers import host  # noqa: E402
 
-host.ROM_BYTES = len(ROM)
+# what a board keeps in flash: the image, and the module names a frozen build
+# holds there (vegw.simulator.FLASH_NAMES); heap_alloc is reported without both
+host.ROM_BYTES = len(ROM) + (int(sys.argv[sys.argv.index("--flash-names") + 1]) if "--flash-names" in sys.argv else 0)
 import host_main  # noqa: E402,F401
