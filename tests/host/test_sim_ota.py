@@ -112,15 +112,17 @@ def test_broken_app_from_ota_rolls_back_by_itself(tmp_path):
     app.write_text('raise RuntimeError("broken by the update")\n' + app.read_text())
     fleet = "a5" * 32
     with Broker() as b:
-        site = Site(gateway="ota3", broker=("127.0.0.1", b.port), duration=40, ble=False, healthy_after=3,
+        site = Site(gateway="ota3", broker=("127.0.0.1", b.port), duration=25, ble=False, healthy_after=3,
                     ota_key=ota.derive_key(bytes.fromhex(fleet), "ota3").hex())
         result = {}
-        waiter = threading.Thread(target=lambda: result.setdefault("rc", site.fw.wait(150)))
+        # boots of a loaded machine are slow: room for the failing boots, the
+        # rollback and the old firmware's run to its clean stop
+        waiter = threading.Thread(target=lambda: result.setdefault("rc", site.fw.wait(300)))
         waiter.start()
         try:
             time.sleep(4)
             r = _run_ota(b, fw, tmp_path, "ota3", ["app.py"], "--fleet-key", fleet)
-            waiter.join(150)
+            waiter.join(300)
         finally:
             site.stop()
     boots = "\n---\n".join(site.fw.output)
