@@ -448,7 +448,7 @@ class Fleet:
         else:
             state = "ok"
         return {"id": gw, "state": state, "soc": soc, "v": volt, "i": cur, "pv_w": pv, "pv_kwh": kwh,
-                "load_w": load, "link": g.link, "rssi": g.rssi, "seen": seen_max, "alarms": alarms,
+                "load_w": None if load is None else round(load, 1), "link": g.link, "rssi": g.rssi, "seen": seen_max, "alarms": alarms,
                 "ndev": ndev, "nstale": nstale, "never": never, "avail": g.availability,
                 "avail_since": g.avail_since, "fw": g.fw}
 
@@ -508,8 +508,9 @@ def _record(history, rule, sev, raised, t):
 
 def _device_load(f):
     """Load power (W) a device reports: the derived load_power, an
-    inverter's AC output, else the load output's V * IL."""
-    for k in ("load_power", "ac_out_power"):
+    inverter's AC output (its VA over VE.Direct, taken as W), else the
+    load output's V * IL."""
+    for k in ("load_power", "ac_out_power", "AC_OUT_S"):
         v = _num(f.get(k))
         if v is not None:
             return v
