@@ -4,8 +4,9 @@ offline or coming back.
 
 Rate limits, so a flapping alarm or a broker restart that takes 500
 gateways offline cannot flood a phone:
-- one key (gateway + alarm, or gateway + availability) alerts at most once
-  per `min_gap_s` for the same kind; repeats inside it are held back;
+- the same alert (gateway, alarm or availability, raised/cleared/offline/
+  online) goes out at most once per `min_gap_s`; repeats inside it (a
+  flapping alarm, a gateway bouncing) are held back;
 - all hooks together send at most `per_minute` alerts a minute (a token
   bucket of that size); beyond it alerts are held back;
 - what was held back is counted and said in one summary alert ("N more held
@@ -62,7 +63,7 @@ class Alerts:
         self.log = log or (lambda line: sys.stderr.write("vegw dashboard: %s\n" % line))
         self.tokens = float(self.per_minute)
         self.refilled = clock()
-        self.last = {}  # (gw, kind group, rule) -> [last sent time, last kind]
+        self.last = {}  # (gw, rule or None, kind) -> when that alert last went out
         self.held = collections.deque(maxlen=20)  # titles held back since the last summary
         self.held_n = 0
         self.summary_at = None
@@ -87,16 +88,15 @@ class Alerts:
         self.counters["offered"] += 1
         now = self.clock()
         self._refill(now)
-        group = "avail" if a["kind"] in ("offline", "online") else "alarm"
-        key = (a["gateway"], group, a.get("rule"))
+        # the same alert (site, alarm or availability, kind) again inside the gap is a flap: held back
+        key = (a["gateway"], a.get("rule"), a["kind"])
         last = self.last.get(key)
-        # the same kind again inside the gap is a flap: held back
-        if last is not None and last[1] == a["kind"] and now - last[0] < self.min_gap_s:
+        if last is not None and now - last < self.min_gap_s:
             return self._hold(a)
         if self.tokens < 1:
             return self._hold(a)
         self.tokens -= 1
-        self.last[key] = [now, a["kind"]]
+        self.last[key] = now
         if len(self.last) > 100000:  # bounded: forget the oldest half
             for k in list(self.last)[:50000]:
                 del self.last[k]
