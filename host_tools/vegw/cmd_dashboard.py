@@ -48,7 +48,7 @@ def add_arguments(parser):
     hist.add_argument("--history-timeout", type=float, default=10.0, metavar="S",
                       help="seconds to wait for a gateway's answer (default 10)")
     hist.add_argument("--history-sites", type=int, default=16, metavar="N",
-                      help="sites whose history is kept in memory (default 16, ~2 MB each for a month)")
+                      help="sites whose history is kept in memory (default 16, ~3 MB each for a month)")
     al = parser.add_argument_group("alerts (alarm raised/cleared, gateway offline/back)")
     al.add_argument("--webhook", action="append", default=[], metavar="URL", help="POST a JSON object (repeatable)")
     al.add_argument("--ntfy", action="append", default=[], metavar="URL",

@@ -15,7 +15,7 @@ cmd_logs.LogDecoder: a delta block needs the blocks before it) and the
 decoded minutes of the chart fields in arrays (4 bytes a value, 8 a time),
 at most 31 days; the next fetch asks only for records after the last seq
 seen. At most `max_sites` sites are kept (least recently used goes), so the
-cache stays under ~2 MB a site for a month of three devices.
+cache holds ~3 MB a site for a month of three devices (bench_dashboard.py).
 """
 import array
 import asyncio
