@@ -384,13 +384,71 @@ def test_history_from_the_gateways_log_cached(served):
     assert w["bucket_s"] > h["bucket_s"] and len(w["devices"]["mppt"]["t"]) < len(bmv["t"])
     print("history of one site (2 days, %d records): %.2f s" % (h["records"], time.time() - t0))
     # a gateway that does not answer: the page says why, the server stays up
+    sim.client.publish("dash/mute/availability", "online", qos=1, retain=True).wait_for_publish(5)
+    sim.client.publish("dash/mute/bmv/state", '{"V": 12.5}', qos=1, retain=True).wait_for_publish(5)
+    wait_for(lambda: get_json(url + "/api/site/mute")["devices"], what="gateway mute")
+    e = get_json(url + "/api/site/mute/history?span=day")
+    assert "no reply from mute" in e["error"] and e["devices"] == {}
+    # an offline gateway is not asked (its cache, if any, is shown)
     sim.go_offline(9)
+    wait_for(lambda: get_json(url + "/api/site/site0009")["site"]["state"] == "offline", what="offline")
+    requests = sum(sim.log_requests.values())
     e = get_json(url + "/api/site/site0009/history?span=day")
-    assert "no reply from site0009" in e["error"] and e["devices"] == {}
+    assert "site0009 is offline" in e["error"] and sum(sim.log_requests.values()) == requests
     sim.come_back(9)
     with pytest.raises(urllib.error.HTTPError) as err:
         get(url + "/api/site/site0004/history?span=year")
     assert err.value.code == 400
+
+
+def test_history_fetch_protocol_shapes_and_increments():
+    """History over a fake link: the firmware's stream shape, the batch shape,
+    an error answer, and a later fetch that asks only for what is new."""
+    from vegw.dashboard import history as H
+
+    sent = []
+    hist = None
+    answers = []  # what the "gateway" says to the next requests
+
+    def publish(topic, payload, qos):
+        req = json.loads(payload)
+        sent.append(req)
+        for msg in answers.pop(0) if answers else ():
+            hist.on_message("p/gw/logs", msg(req) if callable(msg) else msg)
+
+    frames = simfleet.history_frames(1, 1_000_000.0, 120)  # two hours of minute blocks
+    assert len(frames) == 24
+    stream = [json.dumps({"seq": s, "type": t, "hex": p.hex()}).encode() for s, t, p in frames[:20]]
+    event = json.dumps({"seq": 21, "t": 999_000, "rule": "low", "event": "raised", "severity": "alarm"}).encode()
+    got_events = []
+
+    async def go():
+        nonlocal hist
+        hist = H.History(publish, "p", on_events=lambda gw, evs: got_events.extend(evs), batch=50, timeout=0.3,
+                         retries=1, ttl=0, clock=lambda: 1_000_000.0)
+        hist.bind(asyncio.get_running_loop())
+        answers.append(stream + [event, b'{"done":true,"count":21}'])
+        h1 = await hist.get("gw", "day")
+        rest = [{"seq": s, "t": 0, "device": "x", "V": 1.0} for s in (22, 23)]
+        answers.append([lambda req: json.dumps({"id": req["id"], "records": rest, "next_seq": 24,
+                                                "more": False}).encode()])
+        h2 = await hist.get("gw", "day")
+        answers.append([lambda req: json.dumps({"id": req["id"], "error": "busy"}).encode()])
+        h3 = await hist.get("gw", "day")
+        h4 = await hist.get("gw", "day")  # no answer at all: retried, then said
+        return h1, h2, h3, h4
+
+    h1, h2, h3, h4 = asyncio.run(go())
+    assert sent[0]["from_seq"] == 0 and sent[0]["max"] == 50 and sent[0]["cmd"] == "logs"
+    assert h1["error"] is None and h1["records"] == 21 and set(h1["devices"]) == {"bmv", "mppt", "inverter"}
+    assert [e["rule"] for e in got_events] == ["low"]
+    bmv = h1["devices"]["bmv"]
+    assert 40 <= len(bmv["t"]) <= 100 and bmv["t"][-1] <= 1_000_000
+    assert sent[1]["from_seq"] == 22  # only what is new
+    assert h2["records"] == 23 and h2["error"] is None
+    assert sent[2]["from_seq"] == 24 and h3["error"] == "gateway gw: busy"
+    assert len(sent) == 5 and "no reply from gw" in h4["error"]  # the last fetch: 1 request + 1 retry
+    assert H.History(publish, "p").stats()["requests"] == 0
 
 
 def test_login_required_when_given_and_off_loopback(broker):

@@ -144,11 +144,16 @@ class History:
         self.sites.move_to_end(gw)
         return s
 
-    async def get(self, gw, span="day"):
+    async def get(self, gw, span="day", ask=True):
         """The charts' data for one site and span; fetches what is new first
-        when the cache is older than ttl (a fetch under way is waited for)."""
+        when the cache is older than ttl (a fetch under way is waited for).
+        ask=False (the gateway is offline): the cache only, and why."""
         site = self._site(gw)
-        if self.enabled:
+        if self.enabled and not ask:
+            if site.fetched_at is None or time.monotonic() - site.fetched_at > self.ttl:
+                site.error = "%s is offline: showing what was fetched before" % gw if site.records else \
+                    "%s is offline: its log can be fetched when it is back" % gw
+        elif self.enabled:
             async with site.lock:
                 if site.fetched_at is None or time.monotonic() - site.fetched_at > self.ttl:
                     async with self.sem:

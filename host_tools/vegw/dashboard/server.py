@@ -267,9 +267,10 @@ class Dashboard:
         span = request.query.get("span", "day")
         if span not in SPANS:
             raise web.HTTPBadRequest(text="span must be one of %s\n" % ", ".join(SPANS))
-        if self.fleet.site_detail(gw) is None:
+        d = self.fleet.site_detail(gw)
+        if d is None:
             raise web.HTTPNotFound(text="no such gateway\n")
-        data = await self.history.get(gw, span)
+        data = await self.history.get(gw, span, ask=d["site"]["avail"] != "offline")
         resp = web.json_response(data)
         resp.enable_compression()
         return resp
