@@ -215,6 +215,10 @@ def _run(args):
             loop.run_until_complete(runner.cleanup())
             if session_box:
                 loop.run_until_complete(session_box[0].close())
+            rest = [t for t in asyncio.all_tasks(loop) if not t.done()]  # an alert delivery, a history fetch
+            for t in rest:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
         finally:
             try:
                 mqtt_link.close(client_box[0])

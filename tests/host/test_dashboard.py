@@ -484,5 +484,14 @@ def test_login_required_when_given_and_off_loopback(broker):
         stop(p)
 
 
+def test_missing_dashboard_extra_named(monkeypatch, capsys):
+    from vegw import cli
+
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if not installed
+    rc = cli.main(["dashboard", "--broker", "127.0.0.1:%d" % free_port()])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "vegw[dashboard]" in err
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -80,6 +80,7 @@ class Dashboard:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_static("/static/", str(HERE / "static"), append_version=False)
         app.on_startup.append(self._start)
+        app.on_shutdown.append(self._close_streams)  # before aiohttp waits for open requests
         app.on_cleanup.append(self._stop)
         return app
 
@@ -87,10 +88,16 @@ class Dashboard:
         self.refresh(full=True)
         self._pusher = asyncio.get_running_loop().create_task(self._push_loop())
 
+    async def _close_streams(self, app):
+        for q in list(self.clients):
+            q.closed = True
+            try:
+                q.put_nowait(None)
+            except asyncio.QueueFull:
+                pass
+
     async def _stop(self, app):
         self._pusher.cancel()
-        for q in list(self.clients):
-            q.put_nowait(None)
 
     @web.middleware
     async def _security(self, request, handler):
