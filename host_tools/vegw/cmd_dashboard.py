@@ -165,10 +165,15 @@ def _run(args):
     logs_suffix = "/logs"
 
     def on_message(client, userdata, msg):
-        if msg.topic.endswith(logs_suffix):
-            history.on_message(msg.topic, msg.payload)
-        else:
-            fleet.handle(msg.topic, msg.payload, msg.retain)
+        # an exception here would stop paho's network thread: a message that
+        # gets one is counted as bad instead (the model is built not to raise)
+        try:
+            if msg.topic.endswith(logs_suffix):
+                history.on_message(msg.topic, msg.payload)
+            else:
+                fleet.handle(msg.topic, msg.payload, msg.retain)
+        except Exception:  # noqa: BLE001
+            fleet.bad += 1
 
     def on_connect(c):
         subs = [(t, 1 if t.endswith(("/event", "/availability")) else 0) for t in fleet.topics()]

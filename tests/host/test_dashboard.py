@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VEGW = str(ROOT / ".venv" / "bin" / "vegw")
@@ -125,6 +126,37 @@ def test_transitions_only_for_live_news_and_status_delta():
         f.handle("p/b/event", bad)
     f.handle("p/b", b"x")
     assert f.bad == 8 and _site(f, "b")["rssi"] == -75
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12)
+
+
+def test_bad_payloads_never_raise_and_sites_still_build():
+    keys = st.sampled_from(["SOC", "V", "I", "PPV", "ts", "seq", "devices", "alarms_active", "heartbeat_s", "link",
+                            "rssi_dbm", "rule", "event", "severity", "t", "age_s", "stale", "IL", "H20",
+                            "AC_OUT_S"])
+    payloads = st.one_of(st.binary(max_size=40), st.dictionaries(keys, _json_values, max_size=6).map(
+        lambda d: json.dumps(d, allow_nan=True).encode()))
+    topics = st.sampled_from(["p/g/d/state", "p/g/status", "p/g/status/delta", "p/g/availability", "p/g/event",
+                              "p/g", "p//state", "p/g/d/x/state", "q/g/d/state"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(topics, payloads, st.booleans()), max_size=8))
+    def run(msgs):
+        f = Fleet("p", clock=lambda: 1000.0)
+        for topic, payload, retained in msgs:
+            f.handle(topic, payload, retained)
+        for row in f.sites():
+            json.dumps(row)  # what the server sends
+            assert row["state"] in ("offline", "alarm", "stale", "warning", "ok")
+        for gw in f.site_ids():
+            json.dumps(f.site_detail(gw))
+        f.rows("soc")
+
+    run()
 
 
 # ------------------------------------------------------------------ alert limits
@@ -361,6 +393,16 @@ def test_live_stream_offline_alarm_and_alert_hooks(served):
             line = r.readline().decode()
         ids = {x["id"] for x in json.loads(line[6:])["rows"]}
         assert {"site0002", "site0007"} <= ids
+    finally:
+        c.close()
+    # ... and one opened with the latest seq gets nothing old
+    seq = get_json(url + "/api/sites")["seq"]
+    c, r = _sse(url, "/events?since=%d" % seq)
+    try:
+        line = ""
+        while not line.startswith("data: "):
+            line = r.readline().decode()
+        assert json.loads(line[6:])["rows"] == []
     finally:
         c.close()
 
