@@ -84,7 +84,7 @@ class Device:
 
 class Gateway:
     __slots__ = ("availability", "avail_since", "link", "rssi", "fw", "heartbeat", "alarms", "history", "status",
-                 "status_at", "heard_at", "seen_seqs", "rule_t", "devices")
+                 "status_at", "seen_seqs", "rule_t", "devices")
 
     def __init__(self):
         self.availability = None
@@ -97,7 +97,6 @@ class Gateway:
         self.history = collections.deque(maxlen=_MAX_HISTORY)  # [rule, severity, raised_t, cleared_t]
         self.status = None  # the latest status (dict), merged with deltas
         self.status_at = None
-        self.heard_at = None  # arrival time of the latest live message of any kind
         self.seen_seqs = collections.deque(maxlen=_MAX_SEQS)  # recent event seqs: a repeat is not news twice
         self.rule_t = {}  # rule -> time of the latest event applied (a late replay does not undo a newer one)
         self.devices = []  # device names in the order first heard
@@ -180,10 +179,8 @@ class Fleet:
                     self._event(gw, d, retained, now, news)
             else:
                 return
-            g = self.gateways.get(gw)
-            if g is not None and not retained:
-                g.heard_at = now
-            self.dirty.add(gw)
+            if gw in self.gateways:  # not one refused beyond the limit: the set stays bounded
+                self.dirty.add(gw)
         if self.on_transition is not None:
             for n in news:
                 try:
