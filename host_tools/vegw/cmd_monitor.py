@@ -6,8 +6,9 @@ Subscribes (prefix default "vegw") to
   <prefix>/+/availability    retained "online" / "offline" (the gateway's last will)
   <prefix>/+/event           JSON {"t", "rule", "event", "severity"}
 
-Messages only update a table under a lock (paho's network thread); the screen
-is redrawn by the main thread at most --refresh times a second, with one
+The model (vegw/fleet.py, shared with `vegw dashboard`) is updated under a
+lock by paho's network thread; the screen is redrawn by the main thread at
+most --refresh times a second, with one
 O(n log n) sort per redraw and only the rows that fit formatted, so 1,000
 gateways x 3 devices publishing every second stay smooth.
 
@@ -28,210 +29,17 @@ A device the gateway's status lists but that never reported (no state,
 JSON array (one object per gateway+device) sorted ascending by --sort with
 nulls last, exit 0.
 """
-import fnmatch
 import json
 import os
 import select
 import shutil
 import sys
-import threading
 import time
 
 from . import mqtt_link
 
-_MAX_ROWS = 200000  # gateway+device pairs tracked; beyond this new pairs are dropped (counted)
-_DEFAULT_HEARTBEAT = 300  # the firmware's default, for a gateway that declares none
-
-# event names that raise / clear an alarm (the alarm engine's vocabulary plus common synonyms)
-_RAISE = ("raise", "raised", "alarm", "active", "set", "on", "trigger", "triggered", "warning")
-_CLEAR = ("clear", "cleared", "ok", "off", "resolved", "reset", "end")
-
-SORT_KEYS = ("soc", "voltage", "current", "pv_power", "last_seen", "name")
-
-
-def _num(v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    if v != v or v in (float("inf"), float("-inf")):
-        return None
-    return v
-
-
-class Fleet:
-    """What the broker told us, keyed by gateway and (gateway, device)."""
-
-    def __init__(self, prefix="vegw", stale_s=None, clock=time.time):
-        self.prefix = prefix.rstrip("/") + "/"
-        self.stale_s = stale_s  # None: twice each gateway's declared heartbeat
-        self.clock = clock
-        self.lock = threading.Lock()
-        # (gw, dev) -> [soc, voltage, current, pv, seen by state or None,
-        #               seen by status or None, stale by status, status time or None, state time or None]
-        self.devices = {}
-        self.gateways = {}  # gw -> {"availability", "link", "rssi", "alarms": set, "fw"}
-        self.messages = 0
-        self.bad = 0  # payloads that were not what the topic promises
-        self.dropped = 0  # new pairs refused beyond _MAX_ROWS
-        self.version = 0  # bumps on every change: the redraw loop skips idle frames
-
-    def topics(self):
-        p = self.prefix
-        return [p + "+/+/state", p + "+/status", p + "+/availability", p + "+/event"]
-
-    def _gw(self, gw):
-        g = self.gateways.get(gw)
-        if g is None:
-            g = self.gateways[gw] = {"availability": None, "link": None, "rssi": None, "alarms": set(), "fw": None,
-                                     "heartbeat": None}
-        return g
-
-    def _row(self, gw, dev):
-        key = (gw, dev)
-        row = self.devices.get(key)
-        if row is None:
-            if len(self.devices) >= _MAX_ROWS:
-                self.dropped += 1
-                return None
-            row = self.devices[key] = [None, None, None, None, None, None, False, None, None]
-            self._gw(gw)
-        return row
-
-    def _status_devices(self, gw, d, retained, now):
-        """The gateway's own view of its devices: age of the last reading,
-        stale flag, and devices that never reported."""
-        devs = d.get("devices")
-        if isinstance(devs, list):  # tolerate [{"name": ..., ...}]
-            devs = {x.get("name"): x for x in devs if isinstance(x, dict) and isinstance(x.get("name"), str)}
-        if not isinstance(devs, dict):
-            return
-        ts = _num(d.get("ts"))
-        at = ts if ts is not None else (None if retained else now)
-        for name, info in devs.items():
-            if not isinstance(name, str) or not isinstance(info, dict):
-                continue
-            row = self._row(gw, name)
-            if row is None:
-                continue
-            age = _num(info.get("age_s"))
-            row[5] = (at - age) if (at is not None and age is not None) else row[5]
-            row[6] = info.get("stale") is True
-            row[7] = at
-
-    def handle(self, topic, payload, retained=False, now=None):
-        """Feed one message. Never raises on bad input."""
-        now = self.clock() if now is None else now
-        self.messages += 1
-        if not topic.startswith(self.prefix):
-            return
-        parts = topic[len(self.prefix):].split("/")
-        try:
-            text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else str(payload)
-        except UnicodeDecodeError:
-            self.bad += 1
-            return
-        with self.lock:
-            self.version += 1
-            if len(parts) == 3 and parts[2] == "state":
-                self._state(parts[0], parts[1], text, retained, now)
-            elif len(parts) == 2 and parts[1] == "availability":
-                self._gw(parts[0])["availability"] = text.strip().lower() or None
-            elif len(parts) == 2 and parts[1] == "status":
-                d = self._json(text)
-                if d is not None:
-                    g = self._gw(parts[0])
-                    if isinstance(d.get("link"), str):
-                        g["link"] = d["link"]
-                    g["rssi"] = _num(d.get("rssi_dbm"))
-                    if isinstance(d.get("fw"), str):
-                        g["fw"] = d["fw"]
-                    act = d.get("alarms_active")
-                    if isinstance(act, list):  # the engine's own list beats counting events
-                        g["alarms"] = set(str(a) for a in act)
-                    hb = _num(d.get("heartbeat_s"))
-                    if hb is not None and hb > 0:
-                        g["heartbeat"] = hb
-                    self._status_devices(parts[0], d, retained, now)
-            elif len(parts) == 2 and parts[1] == "event":
-                d = self._json(text)
-                if d is not None:
-                    ev = str(d.get("event", "")).lower()
-                    rule = str(d.get("rule", "?"))
-                    alarms = self._gw(parts[0])["alarms"]
-                    if ev in _RAISE:
-                        alarms.add(rule)
-                    elif ev in _CLEAR:
-                        alarms.discard(rule)
-
-    def _json(self, text):
-        try:
-            d = json.loads(text)
-        except ValueError:
-            d = None
-        if not isinstance(d, dict):
-            self.bad += 1
-            return None
-        return d
-
-    def _state(self, gw, dev, text, retained, now):
-        d = self._json(text)
-        if d is None:
-            return
-        row = self._row(gw, dev)
-        if row is None:
-            return
-        ts = _num(d.get("ts"))
-        if ts is not None:
-            row[4] = ts
-        elif not retained:
-            row[4] = now
-        elif row[4] is None:
-            row[4] = None  # retained, no ts: age unknown
-        row[8] = row[4] if row[4] is not None else now
-        # a state message is the device's whole latest state: missing -> null
-        row[0] = _num(d.get("SOC"))
-        row[1] = _num(d.get("V"))
-        row[2] = _num(d.get("I"))
-        row[3] = _num(d.get("PPV"))
-
-    def rows(self, sort="soc", now=None, match=None):
-        """List of row dicts sorted ascending by `sort`, nulls last; `match`
-        (a glob) keeps only gateways whose id matches."""
-        now = self.clock() if now is None else now
-        with self.lock:  # copy under the lock: rows are updated in place by the network thread
-            items = [(k, tuple(v)) for k, v in self.devices.items()]
-            gws = {k: (v["availability"], v["link"], v["rssi"], len(v["alarms"]), v["heartbeat"])
-                   for k, v in self.gateways.items()}
-        if match:
-            items = [it for it in items if fnmatch.fnmatchcase(it[0][0], match)]
-        out = []
-        for (gw, dev), r in items:
-            avail, link, rssi, nalarms, hb = gws.get(gw, (None, None, None, 0, None))
-            seens = [x for x in (r[4], r[5]) if x is not None]
-            seen = max(seens) if seens else None
-            last = None if seen is None else round(max(0.0, now - seen), 1)
-            limit = self.stale_s if self.stale_s is not None else 2 * (hb or _DEFAULT_HEARTBEAT)
-            # the gateway's verdict counts unless a state came after that status
-            by_status = r[6] and r[7] is not None and (r[8] is None or r[8] <= r[7])
-            never = r[4] is None and r[5] is None and r[7] is not None and r[8] is None
-            stale = last is None or last > limit or avail == "offline" or by_status
-            out.append({"gateway": gw, "device": dev, "soc": r[0], "voltage": r[1], "current": r[2],
-                        "pv_power": r[3], "alarms": nalarms, "link": link, "rssi_dbm": rssi,
-                        "availability": avail, "last_seen": last, "stale": stale, "never_heard": never,
-                        "heartbeat_s": hb})
-        out.sort(key=sort_key(sort))
-        return out
-
-
-def sort_key(sort):
-    if sort == "name":
-        return lambda r: (r["gateway"], r["device"])
-    field = sort
-
-    def key(r):
-        v = r[field]
-        return (v is None, v if v is not None else 0, r["gateway"], r["device"])
-
-    return key
+# the model (topics, staleness, sorting) is shared with `vegw dashboard`
+from .fleet import SORT_KEYS, Fleet, sort_key  # noqa: E402,F401
 
 
 def add_arguments(parser):
