@@ -490,7 +490,12 @@ def test_data_beyond_declared_size():
 def test_osfs_on_real_files():
     import os
 
-    root = "/tmp/vegw_ota_osfs_%d" % (Rng(11).below(1 << 30))
+    import sys
+    import time
+
+    # a folder of this run's own: a seeded name collided with one an
+    # interrupted earlier run left behind
+    root = "/tmp/vegw_ota_osfs_%s_%d_%d" % (sys.implementation.name, int(time.time()), Rng(int(time.time()) & 0xFFFF).below(1 << 30))
     os.mkdir(root)
     try:
         fs = ota.OsFs(root)
