@@ -250,8 +250,8 @@ def test_two_gateways_two_bridges_one_killed(broker, influx, tmp_path):
         out1.flush()
         lp = (tmp_path / "bridge1.out").read_text().splitlines()
         # (instance one may have been killed before its first write on a loaded
-    # machine: InfluxDB above is the record-by-record check)
-    assert all(x.startswith(("vegw,", "vegw_event,")) for x in lp)
+        # machine: InfluxDB above is the record-by-record check)
+        assert all(x.startswith(("vegw,", "vegw_event,")) for x in lp)
     finally:
         for p in (b1, b2):
             if p.poll() is None:
