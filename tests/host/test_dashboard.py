@@ -313,7 +313,7 @@ def test_api_sites_match_what_gateways_sent(served):
     rows = {r["id"]: r for r in snap["rows"]}
     for g in (0, 5, 11):
         r = rows[simfleet.gw_name(g)]
-        seen_states = [simfleet.states(g, t) for t in range(int(r["seen"]) - 2, int(r["seen"]) + 1)]
+        seen_states = [simfleet.states(g, t) for t in range(int(r["seen"]) - 10, int(r["seen"]) + 2)]
         assert any(r["soc"] == s["bmv"]["SOC"] and r["v"] == s["bmv"]["V"] and r["pv_w"] == s["mppt"]["PPV"]
                    for s in seen_states), r
         assert r["link"] == ("cellular" if g % 4 == 3 else "wifi") and r["state"] == "ok" and r["ndev"] == 3
