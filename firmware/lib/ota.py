@@ -205,6 +205,9 @@ class OtaReceiver:
         self._asked = -1  # offset of the last "resend" request (asked once per gap)
         self._nosess = -1  # sid last answered with "no_session"
         self._pending = None  # journal dict while an update awaits health
+        # True once this run booted into the pending update: only then can it
+        # prove itself (the run that committed it still runs the old code)
+        self._booted = False
         self._since = 0
 
     # ---- entry points -------------------------------------------------
@@ -263,6 +266,7 @@ class OtaReceiver:
         st["boots"] = boots
         self._save(st)
         self._pending = st
+        self._booted = True
         self._since = self.now_ms()
         return [self._r("pending", st, boot=boots, timeout_s=self.health_timeout_ms // 1000)]
 
@@ -277,9 +281,11 @@ class OtaReceiver:
         return [self._r("rolled_back", st, reason=st["reason"], reboot=True)]
 
     def mark_healthy(self):
-        """The new firmware works: drop the .bak files and the journal."""
+        """The new firmware works: drop the .bak files and the journal.
+        Ignored in the run that committed the update: the old code is what
+        runs until the reset, and it proves nothing about the new one."""
         st = self._pending
-        if st is None:
+        if st is None or not self._booted:
             return []
         st["state"] = "clean"
         self._save(st)

@@ -385,6 +385,23 @@ def test_rollback_after_boot_loop():
     assert only_files(fs) == OLD
 
 
+def test_the_run_that_committed_cannot_report_healthy():
+    # a fault run: the old app, connected long enough, marked the update it
+    # had just committed healthy before its reset; the boot into the new code
+    # then had no journal, no trial and no rollback
+    fs = MemFs(OLD)
+    clock = Clock()
+    rx = update_to_commit(fs, clock)
+    assert rx.pending()
+    clock.t += 30000
+    assert rx.mark_healthy() == []
+    assert rx.pending() and "ota_state.json" in fs.files
+    assert bytes(fs.files["lib/app.mpy.bak"]) == OLD["lib/app.mpy"]
+    rx = ota.OtaReceiver(fs, clock, unsigned=True)
+    assert states(rx.boot_check()) == ["pending"]
+    assert states(rx.mark_healthy()) == ["healthy"]
+
+
 def test_busy_while_pending_and_abort():
     fs = MemFs(OLD)
     clock = Clock()
