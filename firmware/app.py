@@ -59,6 +59,7 @@ _SAVE_EVERY_S = 3600  # derived metrics to flash (and at a clean stop)
 _DRAIN_MS = 8000  # a clean stop waits this long at most for the backlog to go out
 _GC_EVERY = 8192  # bytes allocated between collections (gc.threshold), see run()
 _HEALTHY_AFTER_S = 30  # connected this long after an OTA update: report healthy
+_CLOCK_RETRY_MS = 300000  # asking for the time again while it is unset and the broker is up
 _RX_BUF = 2112  # MQTT receive buffer: OTA manifests (2 KB: vegw ota splits larger updates) and chunks (1 KB + header)
 
 
@@ -146,8 +147,53 @@ class App:
         self._resetting = False
         self._hold_since = None  # thin uplink: when unsent records were first seen waiting (ticks_ms)
         self._hold_seen = 0  # thin uplink: flash log's next_seq when last looked at
+        # issue 17.1: after power-on the clock is unset until NTP or the modem
+        # sets it; records of this boot (seq >= _boot_seq) stamped meanwhile
+        # are held in flash and converted by the jump once it is known
+        self._boot_seq = fl.next_seq if fl is not None else None
+        self.clock_delta = None  # the jump of the clock at its setting (s)
+        self._clock_try = None  # ticks_ms of the last attempt while unset
+        self.gw.clock_ok = not self.clock_unset()
 
     # ------------------------------------------------------------ helpers
+    def clock_unset(self):
+        return hasattr(self.p, "clock_state") and self.p.clock_state() == "unset"
+
+    async def sync_clock(self):
+        """Ask the platform for the time (NTP, the modem's clock); at the jump
+        from the unset clock the gateway moves what it holds (timefix.py).
+        No await between the RTC write and that move: no task sees a half-
+        moved state. Returns the source or None."""
+        self._clock_try = ticks_ms()
+        t0 = ticks_ms()
+        before = self.now()
+        src = await self.p.sync_clock()
+        if src is None:
+            return None
+        after = self.now()
+        import timefix
+
+        if not timefix.valid(before) and timefix.valid(after):
+            delta = int(round(after - before - ticks_diff(ticks_ms(), t0) / 1000))
+            self.clock_delta = delta
+            self.gw.clock_set(delta, after, self._boot_seq)
+            self.connected_at = timefix.shift(self.connected_at, delta)
+            log("clock set from", src, "- records of this boot move by", delta, "s")
+        else:
+            log("clock set from", src)
+        self.gw.clock_ok = True
+        return src
+
+    def _fixed(self, rec):
+        # a record of this boot stamped on the unset clock, as it goes out
+        d = self.clock_delta
+        if d is None or rec[0] < self._boot_seq:
+            return rec
+        import timefix
+
+        p = timefix.fix_record(rec[1], rec[2], d)
+        return rec if p is rec[2] else (rec[0], rec[1], p)
+
     def now(self):
         return self.p.now_s()
 
@@ -337,16 +383,15 @@ class App:
             if not await self.p.network_up():
                 await asyncio.sleep(2)
                 continue
-            if m.get("tls") and m.get("ca") and hasattr(self.p, "sync_clock") and self.p.clock_state() == "unset":
+            if m.get("tls") and m.get("ca") and self.clock_unset():
                 # mbedTLS checks the broker's certificate dates against the
                 # clock: at 2000-01-01 (every power-on) the handshake fails
-                src = await self.p.sync_clock()
+                src = await self.sync_clock()
                 if src is None:
                     log("TLS waits for a valid clock (no network time yet) - retry in", backoff, "s")
                     await self._sleep_beat(backoff)
                     backoff = min(backoff * 2, _BACKOFF_MAX_S)
                     continue
-                log("clock set from", src)
             if hasattr(self.p, "resolver"):
                 client.resolver = self.p.resolver()  # PPP: a lookup that does not block
             rc = await client.connect()
@@ -359,9 +404,10 @@ class App:
             if hasattr(self.p, "link_ok"):
                 self.p.link_ok()  # the broker answered: the link passes traffic
             log("mqtt connected to", m.get("host"))
-            if hasattr(self.p, "sync_clock") and self.p.clock_state() == "unset":
-                src = await self.p.sync_clock()  # timestamps: ts, records, day metrics
-                log("clock set from", src) if src else log("clock not set yet: no network time")
+            if self.clock_unset():
+                # timestamps: ts, records, day metrics
+                if await self.sync_clock() is None:
+                    log("clock not set yet: no network time; log records wait in flash")
             self.connected_at = self.now()
             gw.announce_gateway()
             gw.publish_status(self.now(), full=True)
@@ -388,6 +434,9 @@ class App:
         disc = None  # discovery config generator in progress
         while self.uplink_on and client.is_connected():
             self.beat("uplink")
+            if self._clock_try is not None and self.clock_unset() \
+                    and ticks_diff(ticks_ms(), self._clock_try) > getattr(self.p, "clock_retry_ms", _CLOCK_RETRY_MS):
+                await self.sync_clock()
             if self.ota_out:
                 await self._ota_flush(client)
             # live first: states, status, replies; then HA discovery configs
@@ -457,6 +506,8 @@ class App:
         (bytes on cellular); an alarm event, a full batch, a backlog and a
         clean stop go at once."""
         fl = self.flog
+        if self.clock_unset():
+            return None  # stamped on the unset clock: they wait, converted later
         hold = (self.cfg.get("mqtt", {}).get("log_hold") or 0) * 1000
         if (self.running and self._hold_since is not None and fl.next_seq == self._hold_seen
                 and ticks_diff(ticks_ms(), self._hold_since) < hold):
@@ -467,6 +518,7 @@ class App:
         size = 6
         urgent = not self.running
         for rec in fl.read_from(start):
+            rec = self._fixed(rec)
             n = logpack.size(len(rec[2]))
             if batch and (size + n > logpack.MAX_PAYLOAD or len(batch) >= logpack.MAX_RECORDS):
                 urgent = True  # a full batch
@@ -487,10 +539,12 @@ class App:
         return batch
 
     def _next_record(self):
+        if self.clock_unset():
+            return None  # stamped on the unset clock: they wait, converted later
         fl = self.flog
         start = self._replay_next or (fl.cursor + 1)
         for rec in fl.read_from(start):
-            return rec
+            return self._fixed(rec)
         return None
 
     def _check_window(self, client):
@@ -640,7 +694,8 @@ class App:
             start = req["from_seq"] or self.flog.oldest_seq() or 1
             limit = req["max"]  # 1.._MAX_EXPORT, checked by gateway.command
             n = 0
-            for seq, rtype, payload in self.flog.read_from(start):
+            for rec in self.flog.read_from(start):
+                seq, rtype, payload = self._fixed(rec)
                 if n >= limit or c is None or not c.is_connected():
                     break
                 await c.publish(self.gw.base + "logs", _log_message(self.gw.base, seq, rtype, payload)[1], qos=1)

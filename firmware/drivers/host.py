@@ -4,6 +4,10 @@
 #   BLE radio       -> ble_host.FakeBLE fed with adverts from the simulator
 #   NOR flash       -> nor_sim.NorSim backed by a file (power cuts survive restarts)
 #   network link    -> the host's loopback (always up)
+#   RTC             -> 2000-01-01 at power-on, as a board's, until SNTP from
+#                      the simulator (--ntp) sets it; kept over a reset (the
+#                      file "rtc" in the device's directory), as the ESP32's
+#                      RTC keeps counting over machine.reset()
 import asyncio
 import socket
 import sys
@@ -12,6 +16,7 @@ import time
 ROM_BYTES = 0  # heap block of the firmware's ROM image (host_boot.py): flash on a board
 _GAP_MS = 500  # silence that resets a half-received VE.Direct block
 _POLL_MS = 20  # UART poll period (the board's driver polls the same way)
+_UNIX_2000 = 946684800  # where an unset ESP32 RTC starts
 
 
 def _arg(name, default=None, many=False):
@@ -122,6 +127,17 @@ class Platform:
         self._store = None
         self.watchdog_feeds = 0
         self._net_ok = True
+        self.ntp = _arg("--ntp")  # the simulator's SNTP server, host:port
+        self.clock_retry_ms = int(_arg("--clock-retry-ms", "300000"))  # asking again while unset
+        self._rtc_off = None  # seconds added to the host's clock; None: unset
+        self._clock_src = None
+        try:
+            with open("rtc") as f:
+                self._rtc_off = float(f.read())
+            self._clock_src = "rtc"
+        except (OSError, ValueError):
+            pass
+        self._boot_t = time.time()
 
     @property
     def rom_bytes(self):
@@ -137,7 +153,36 @@ class Platform:
 
     # time
     def now_s(self):
-        return time.time()
+        if self._rtc_off is None:  # power-on: 2000-01-01 plus the uptime
+            return _UNIX_2000 + time.time() - self._boot_t
+        return time.time() + self._rtc_off
+
+    def clock_state(self):
+        return self._clock_src or "unset"
+
+    async def sync_clock(self):
+        """SNTP from the simulator's server (lib/sntp.py, as on Wi-Fi)."""
+        if not self.ntp:
+            return None
+        import sntp
+
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            t = await sntp.query(s, socket.getaddrinfo(*_hostport(self.ntp))[0][-1])
+        except OSError:
+            t = None
+        finally:
+            s.close()
+        if t is None:
+            return None
+        self._rtc_off = t - time.time()
+        self._clock_src = "ntp"
+        try:
+            with open("rtc", "w") as f:
+                f.write(repr(self._rtc_off))
+        except OSError:
+            pass
+        return "ntp"
 
     # devices
     def open_vedirect(self, dev):

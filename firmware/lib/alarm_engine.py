@@ -547,6 +547,23 @@ class Engine:
                 out.append("device_warning:" + n)
         return out
 
+    def clock_set(self, delta):
+        """The clock jumped by delta (set after power-on): move the times held
+        on the unset clock, so no duration ends or stale timer fires at once."""
+        from timefix import shift
+
+        self._t0 = shift(self._t0, delta)
+        sa = self._stale_at
+        for d in range(len(sa)):
+            if sa[d] != _NEVER:
+                sa[d] = shift(sa[d], delta)
+        dl = self._deadline
+        for r in range(len(dl)):
+            dl[r] = shift(dl[r], delta)
+        for f in self._flap.values():
+            f[0] = shift(f[0], delta)
+            f[2] = shift(f[2], delta)
+
     def snapshot(self):
         """The raised rules (built-in ones too) and which are acknowledged,
         for a planned restart: restore() takes them back without raising

@@ -318,6 +318,9 @@ class Gateway:
         self._layout = None
         self._log_slot = None  # start of the current aggregation window (s)
         self.started_s = None
+        # False while the board's clock is unset after power-on (the app says
+        # so): no "ts" goes out then, never a date in 2000 (timefix.py)
+        self.clock_ok = True
         self.reboot_requested = False
         self.counters = {"blocks": 0, "adverts": 0, "adverts_ignored": 0, "records": 0,
                          "events": 0, "commands": 0, "commands_refused": 0, "state_msgs": 0}
@@ -460,7 +463,8 @@ class Gateway:
     def _publish_state(self, dev, now_s, vals, old):
         dev.pub_s = now_s
         payload = dict(vals)
-        payload["ts"] = int(now_s)
+        if self.clock_ok:
+            payload["ts"] = int(now_s)
         self.out.put(self.base + dev.name + "/state", _state_json(payload), 0, True)
         if self.per_value:  # option: one retained topic per value, changed ones only
             for f in vals:
@@ -558,6 +562,35 @@ class Gateway:
             self.log.flush()
         return seq
 
+    def clock_set(self, delta, now_s, from_seq=None):
+        """The board's clock was set and jumped by delta s (timefix.py): times
+        held on the unset clock move with it, the open minute block closes
+        (no delta chain spans the jump) and the jump goes into the log for
+        readers of the raw flash. from_seq: first log seq of this boot."""
+        from timefix import REC_CLOCK, shift
+
+        for dev in self.devices.values():
+            dev.last_s = shift(dev.last_s, delta)
+            dev.pub_s = shift(dev.pub_s, delta)
+        self.started_s = shift(self.started_s, delta)
+        self._reannounced_s = shift(self._reannounced_s, delta)
+        self._hist_t0 = shift(self._hist_t0, delta)
+        self._t0 = shift(self._t0, delta)
+        if self._log_slot is not None:  # ends now, on the unset clock: converted when sent
+            self._log_window(self._log_slot, now_s - delta)
+            self._log_slot = None
+        self._flush_encoder(now_s)
+        if self._enc is not None:
+            self._enc.force_key()
+        if self.engine is not None:
+            self.engine.clock_set(delta)
+        if self.metrics is not None:
+            self.metrics.clock_set(delta)
+        self.clock_ok = True
+        if self.log is not None:
+            self.log.append(REC_CLOCK, _json({"delta": delta, "from_seq": from_seq, "ts": int(now_s)}))
+            self.log.flush()
+
     # ------------------------------------------------------------ time
     def tick(self, now_s):
         """Call once a second: timers, heartbeats, stale devices, logging."""
@@ -602,7 +635,7 @@ class Gateway:
             self._log_window(self._log_slot)
             self._log_slot = slot
 
-    def _log_window(self, start_s):
+    def _log_window(self, start_s, end_s=None):
         """Close one aggregation window: one row per device (scaled min/avg/
         max for quantities, last value for states) into the binary encoder;
         finished blocks go to the flash log."""
@@ -624,7 +657,8 @@ class Gateway:
             self._layout = layout
             self._enc = records.MinuteEncoder(layout, key_every=60, per_record=5)
         if any(r is not None for r in rows):
-            for rtype, payload in self._enc.add(int(start_s + self.log_interval), rows):
+            end = start_s + self.log_interval if end_s is None else end_s
+            for rtype, payload in self._enc.add(int(end), rows):
                 self._append(rtype, payload)
         if self.log is not None:
             self.log.flush()
@@ -671,8 +705,9 @@ class Gateway:
     def status(self, now_s):
         # heartbeat_s: a fresh device's state comes at least this often (a
         # monitor must not call a quiet device stale before it has passed)
-        st = {"fw": VERSION, "uptime_s": int(now_s - (self.started_s or now_s)), "ts": int(now_s),
-              "heartbeat_s": self.heartbeat_s}
+        st = {"fw": VERSION, "uptime_s": int(now_s - (self.started_s or now_s)), "heartbeat_s": self.heartbeat_s}
+        if self.clock_ok:
+            st["ts"] = int(now_s)
         st.update(self.counters)
         st["outbox_dropped"] = self.out.dropped
         st["devices"] = {}

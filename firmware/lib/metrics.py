@@ -227,6 +227,17 @@ class BatteryMetrics:
         self._cache_day = None  # see _past()
         self._cache = None
 
+    def clock_set(self, delta):
+        """The clock jumped (set after power-on): the jump is a gap, and the
+        times held on the unset clock move with it."""
+        from timefix import shift
+
+        self.integ.prev_t = None
+        self.t_full = shift(self.t_full, delta)
+        if self.cyc_active:
+            self.cyc_t0 = shift(self.cyc_t0, delta)
+            self.cyc_last = shift(self.cyc_last, delta)
+
     def update(self, values, now):
         """Feed one decoded block of the monitor at time now (s)."""
         get = values.get
@@ -446,6 +457,9 @@ class SolarMetrics:
         self.integ = _Integrator(max_gap_s, day_offset_s)
         self.ppv = self.v = self.i = self.il = None
 
+    def clock_set(self, delta):
+        self.integ.prev_t = None  # the jump is a gap
+
     def update(self, values, now):
         if "PPV" in values:
             for day, ms in self.integ.spans(now):
@@ -554,6 +568,10 @@ class MetricSet:
     def values(self, device, now):
         m = self.objs.get(device)
         return m.values(now) if m is not None else None
+
+    def clock_set(self, delta):
+        for m in self.objs.values():
+            m.clock_set(delta)
 
     def to_bytes(self):
         return b"".join(self.pieces())

@@ -225,15 +225,60 @@ def decode_log_messages(payloads):
 _BINARY_TYPES = (16, 17, 18, 19, 20)  # lib/records.py: T_KEY, T_DELTA, T_EVENT, T_COUNTERS, T_VALUES
 
 
+_REC_CLOCK = 3  # lib/timefix.py: {"delta", "from_seq", "ts"}
+_CLOCK_VALID = 1704067200  # lib/timefix.py: a time before it was stamped by an unset clock
+_UNSET_EPOCH = 946684800  # where an unset ESP32 clock starts after power-on
+
+
+def _unset_clock(rec):
+    """A record stamped on a board's unset clock (an earlier boot that never
+    learnt the time: the firmware converts the rest before sending) has no
+    known time: t None and its seconds after that power-on, never a 2000 date."""
+    t = rec.get("t")
+    if isinstance(t, (int, float)) and t < _CLOCK_VALID:
+        rec["t"] = None
+        rec["uptime_s"] = t - _UNSET_EPOCH if t >= _UNSET_EPOCH else t
+        rec["clock"] = "unset"
+    return rec
+
+
+def convert_clock(recs):
+    """Raw flash records (seq, type, payload) in log order with the times
+    stamped on an unset clock moved to their true times, where the boot that
+    made them learnt the time later: its REC_CLOCK record says by how much
+    and from which seq (lib/timefix.py; what the firmware does as it sends)."""
+    import timefix
+
+    marks = []
+    for seq, rtype, p in recs:
+        if rtype == _REC_CLOCK:
+            try:
+                d = json.loads(bytes(p))
+                marks.append((int(d.get("from_seq") or 0), seq, int(d["delta"])))
+            except (ValueError, KeyError, TypeError):
+                pass
+    if not marks:
+        return recs
+    out = []
+    for seq, rtype, p in recs:
+        for first, end, delta in marks:
+            if first <= seq < end:
+                p = timefix.fix_record(rtype, p, delta)
+                break
+        out.append((seq, rtype, p))
+    return out
+
+
 class LogDecoder:
     """Flash-log records (seq, type, payload) in log order -> export records.
-    Types below 16 carry JSON (gateway.py: 1 sample, 2 event, 3 counters);
+    Types below 16 carry JSON (gateway.py: 2 event; timefix.py: 3 clock set);
     16..20 are lib/records.py's compact binary frames, decoded with its
     MinuteDecoder (a delta frame needs the key frame before it). The boot
     marker (type 0) and anything undecodable are counted, not exported."""
 
     def __init__(self):
         self.skipped = 0
+        self.clock_marks = 0
         try:
             import records
         except ImportError:
@@ -242,9 +287,15 @@ class LogDecoder:
         self.minutes = records.MinuteDecoder() if records is not None else None
 
     def feed(self, seq, rtype, payload):
+        return [_unset_clock(r) for r in self._feed(seq, rtype, payload)]
+
+    def _feed(self, seq, rtype, payload):
         b = bytes(payload)
         if rtype in _BINARY_TYPES:
             return self._binary(seq, rtype, b)
+        if rtype == _REC_CLOCK:  # the board's clock was set (lib/timefix.py): not a reading
+            self.clock_marks += 1
+            return []
         if rtype == 0 or b[:1] != b"{":
             self.skipped += rtype != 0
             return []
@@ -310,7 +361,8 @@ def read_flash_image(path, raw):
         out = []
         if log.opened_ok:
             dec = LogDecoder()
-            for seq, rtype, payload in log.read_from(log.oldest_seq() or 1):
+            recs = [(seq, rtype, bytes(p)) for seq, rtype, p in log.read_from(log.oldest_seq() or 1)]
+            for seq, rtype, payload in convert_clock(recs):
                 out.extend(dec.feed(seq, rtype, payload))
         bd.close()
         if not out:

@@ -278,7 +278,9 @@ class FirmwareProcess:
     RESTART = 4  # config validated and cached (app.RESTART): boots again, not a reset
 
     def __init__(self, config, vedirect_ports, ble_port=None, flash_path=None, duration=None,
-                 heap=None, workdir=None, stdout=None, healthy_after=None):
+                 heap=None, workdir=None, stdout=None, healthy_after=None, ntp=True):
+        """ntp: serve the time to the board (its clock starts at 2000-01-01
+        until it asks); False: a network where NTP never answers."""
         heap = heap or os.environ.get("VEGW_SIM_HEAP") or SIM_HEAP
         self.workdir = workdir or tempfile.mkdtemp(prefix="vegw-sim-")
         self.config_path = os.path.join(self.workdir, "config.json")
@@ -306,6 +308,10 @@ class FirmwareProcess:
             args += ["--duration", str(duration)]
         if healthy_after is not None:
             args += ["--healthy-after", str(healthy_after)]
+        from .sntp_server import SntpServer
+
+        self.ntp = SntpServer(answering=ntp)
+        args += ["--ntp", "127.0.0.1:%d" % self.ntp.port, "--clock-retry-ms", "3000"]
         env = dict(os.environ)
         env["MICROPYPATH"] = ".frozen:%s:%s/lib" % (fs, fs)
         self._popen = dict(args=args, cwd=fs, env=env, stdout=stdout or subprocess.PIPE,
@@ -345,6 +351,7 @@ class FirmwareProcess:
             self.proc.kill()
             self.proc.wait(5)
         self._ended.wait(5)
+        self.ntp.stop()
 
 
 class Site:
@@ -353,7 +360,7 @@ class Site:
     def __init__(self, gateway="sim1", broker=("127.0.0.1", 1883), vedirect=None, ble=True, speed=1.0,
                  config=None, duration=None, seed=1, log_interval=60, heartbeat=60, rules=None,
                  flash_path=None, stdout=None, healthy_after=None, ble_devices=None, workdir=None,
-                 ota_key=None):
+                 ota_key=None, ntp=True):
         """ble_devices: simulated BLE devices (default: the demo's when ble);
         workdir: the firmware's directory (default: a new temporary one);
         ota_key: the gateway's OTA key as hex (ota.key; None: OTA refused)."""
@@ -386,7 +393,8 @@ class Site:
             self.air.start()
         self.fw = FirmwareProcess(config, {n: f.port for n, f in self.feeds.items()},
                                   self.air.port if self.air else None, flash_path=flash_path,
-                                  duration=duration, stdout=stdout, healthy_after=healthy_after, workdir=workdir)
+                                  duration=duration, stdout=stdout, healthy_after=healthy_after, workdir=workdir,
+                                  ntp=ntp)
 
     def stop(self):
         self.fw.kill()
