@@ -44,8 +44,6 @@ PINGREQ = const(0xC0)
 PINGRESP = const(0xD0)
 DISCONNECT = const(0xE0)
 
-PINGREQ_PKT = b"\xc0\x00"
-DISCONNECT_PKT = b"\xe0\x00"
 
 # Defaults and maxima (each buffer/queue bounded; what does not fit is counted)
 _DEF_MAX_INFLIGHT = const(8)  # QoS 1 messages awaiting PUBACK
@@ -347,10 +345,6 @@ class Framer:
                 buf[0:rest] = bytes(self.mv[off : self.n])
             self.n = rest
         return True
-
-
-def availability_topic(prefix, gateway):
-    return "%s/%s/availability" % (prefix, gateway)
 
 
 def pem_to_der(pem):
