@@ -445,7 +445,7 @@ class App:
                 topic, payload, qos, retain = gw.out.pop()
                 await client.publish(topic, payload, retain=retain, qos=qos)
                 k += 1
-            if not len(gw.out) and (disc is not None or gw.discovery_pending or gw._gw_announce):
+            if not len(gw.out) and (disc is not None or gw.discovery_due()):
                 if disc is None:
                     disc = gw.discovery_configs()
                 # discovery is the heap's high-water mark: start each burst

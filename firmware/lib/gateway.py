@@ -485,25 +485,36 @@ class Gateway:
         had_enums = "ve_enums" in sys.modules  # ha_discovery's enum texts: dropped again too
         import ha_discovery  # loaded while configs are due, then dropped (RAM)
 
+        # A device (or the gateway) counts as announced only once its last
+        # config was taken: a generator dropped half way (the link went down)
+        # leaves it due, and the next one sends it again from the start.
         if self._gw_announce:
-            self._gw_announce = False
             for topic, cfg in ha_discovery.gateway_configs(self.gw, prefix=self.prefix,
                                                            discovery_prefix=self.discovery_prefix,
                                                            sw_version=VERSION):
                 yield topic, _json(cfg)
+            self._gw_announce = False
         while self.discovery_pending:
-            dev = self.devices[self.discovery_pending.pop(0)]
+            name = self.discovery_pending[0]
+            dev = self.devices[name]
             vals = self._pub(dev)
-            dev.announced = len(vals)
             # payload: bytes, or for an enum a tuple of short pieces (mqtt_async)
             for topic, payload in ha_discovery.iter_payloads(
                     self.gw, dev.name, list(vals), serial=dev.ident_serial, mac=dev.mac, model=dev.model,
                     prefix=self.prefix, discovery_prefix=self.discovery_prefix):
                 yield topic, payload
+            dev.announced = len(vals)
+            if self.discovery_pending and self.discovery_pending[0] == name:
+                self.discovery_pending.pop(0)
         del ha_discovery
         sys.modules.pop("ha_discovery", None)
         if not had_enums:
             sys.modules.pop("ve_enums", None)
+
+    def discovery_due(self):
+        """HA discovery configs wait to be sent (the uplink asks between
+        live messages)."""
+        return bool(self.discovery_pending) or self._gw_announce
 
     def announce_gateway(self, again=False, now_s=None):
         """HA discovery for the gateway and every device: call after each

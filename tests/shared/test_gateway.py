@@ -287,6 +287,30 @@ def test_discovery_configs_paced_and_unique_per_gateway():
     assert list(gw.discovery_configs()) == []  # nothing due twice
 
 
+def test_discovery_dropped_half_way_is_sent_again_whole():
+    # the link went down in the middle of a device's configs: the uplink
+    # drops its generator; the next connect's one sends that device again
+    gw, _ = make()
+    feed = feeder(gw, "house")
+    feed(read_fixture("faq_bmv700.bin") + block([(b"SER#", b"HQ1"), (b"V", b"12000")]), 1)
+    drain(gw)
+    gw.announce_gateway()
+    gen = gw.discovery_configs()
+    n_gw = 0
+    first = []
+    for topic, p in gen:
+        first.append(topic)
+        if "_HQ1_" in topic:  # the house's configs (named by its serial)
+            n_gw += 1
+        if n_gw == 3:
+            break  # disconnected after three of the house's configs
+    assert gw.discovery_due()
+    again = [t for t, p in gw.discovery_configs()]
+    house = [t for t in again if "_HQ1_" in t]
+    assert len(house) > 3 and set(first) - set(again) <= set(t for t in first if t not in house)
+    assert not gw.discovery_due() and list(gw.discovery_configs()) == []
+
+
 def test_discovery_not_resent_at_reconnect_but_after_home_assistant_birth():
     gw, _ = make()
     feed = feeder(gw, "house")
