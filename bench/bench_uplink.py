@@ -32,10 +32,9 @@ import metrics  # noqa: E402
 import vedirect  # noqa: E402
 from drivers.nor_sim import NorSim  # noqa: E402
 from vegw import vestream  # noqa: E402
-import app  # noqa: E402  (its flash-log message format)
+import log_replay  # noqa: E402  (the flash-log message format)
 import logpack  # noqa: E402  (the thin uplink's batches)
 
-app._load()
 
 START = 1_800_000_000  # a Unix time: the gateway's clock in seconds
 
@@ -186,7 +185,7 @@ def one_day(hours, mqtt_cfg):
                     link.send(bench_mqtt.mqtt_async.enc_publish(bench_mqtt._BUF, topic, payload, 0, True, 0), t,
                               cat="discovery")
             last = None
-            if thin:  # app.App._thin_batch's rule: batches held up to log_hold s, events at once
+            if thin:  # log_replay.LogReplay.thin_batch's rule: batches held up to log_hold s, events at once
                 pending = list(log.read_from(log.cursor + 1))
                 if not pending:
                     hold_since = None
@@ -207,7 +206,7 @@ def one_day(hours, mqtt_cfg):
                             last = batch[-1][0]
                 pending = ()
             for seq, rtype, payload in (() if thin else log.read_from(log.cursor + 1)):
-                topic, body = app._log_message(gw.base, seq, rtype, payload)
+                topic, body = log_replay.log_message(gw.base, seq, rtype, payload)
                 link.send(bench_mqtt.mqtt_async.enc_publish(bench_mqtt._BUF, topic, body, 1, False, 1), t,
                           answer=4, cat="log" if rtype != gateway.REC_EVENT else "events")
                 last = seq

@@ -28,17 +28,17 @@ if TYPE_CHECKING:  # what `make lint` checks against
     import ble_readout
     import flashlog
     import gateway
-    import logpack
+    import log_replay
     import mqtt_async
     import vedirect
 else:
-    alarm_engine = ble_readout = flashlog = gateway = logpack = mqtt_async = vedirect = None
+    alarm_engine = ble_readout = flashlog = gateway = log_replay = mqtt_async = vedirect = None
 
 
 def _load():
-    global alarm_engine, ble_readout, flashlog, gateway, logpack, mqtt_async, vedirect
+    global alarm_engine, ble_readout, flashlog, gateway, log_replay, mqtt_async, vedirect
     import alarm_engine
-    import logpack
+    import log_replay
     import ble_readout
     import flashlog
     import gateway
@@ -46,13 +46,10 @@ def _load():
     import vedirect
 
 _READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
-_REPLAY_WINDOW = 8  # QoS 1 log records in flight at once
-_REPLAY_PER_S = 20  # backlog records per second (rate limit on reconnect)
 _PROOF_CMDS = ("reboot", "log_interval")  # commands that change the gateway: signed only
 _CMD_CTR = "cmd_ctr"  # state-store name of the last signed command's counter
 _ALARMS_SNAPSHOT = "alarms"  # state-store name of the raised alarms at a clean stop
 _SNAPSHOT_MAX_AGE_S = 900  # a snapshot older than this at boot is stale (a crash since)
-_MARK_EVERY_MS = 2000  # persist the upload cursor at most this often
 _WATCHDOG_STALE_MS = 30000  # a task silent this long stops the WDT feed
 _BACKOFF_MAX_S = 60
 _SAVE_EVERY_S = 3600  # derived metrics to flash (and at a clean stop)
@@ -133,25 +130,21 @@ class App:
         self.gw = gateway.Gateway(cfg, flashlog=fl, engine=self.engine, tracker=tracker, metrics=ms)
         self.gw.status_extra = self._status_extra
         self.mqtt = None
-        self._acked = []  # [(pid, seq, acked)] in publish order
-        self._last_mark = 0
-        self._pending_mark = None  # highest acknowledged seq not yet persisted
         self.connected_at = None  # time of the last broker connect (OTA health)
-        self._replay_next = 0
-        self.replay_stuck = 0  # window entries whose PUBACK outcome was lost (resent)
         self.tasks = []  # the running tasks (a planned reset stops them)
         self._exporting = False  # a {"cmd":"logs"} export is running
         self.task_restarts = 0  # tasks that died of an exception and were started again
         self._cmd_ctr = None  # counter of the last signed command (None: not read yet)
         self.export_busy = 0  # export requests refused while one ran
         self._resetting = False
-        self._hold_since = None  # thin uplink: when unsent records were first seen waiting (ticks_ms)
-        self._hold_seen = 0  # thin uplink: flash log's next_seq when last looked at
-        # issue 17.1: after power-on the clock is unset until NTP or the modem
-        # sets it; records of this boot (seq >= _boot_seq) stamped meanwhile
-        # are held in flash and converted by the jump once it is known
-        self._boot_seq = fl.next_seq if fl is not None else None
-        self.clock_delta = None  # the jump of the clock at its setting (s)
+        # the flash log to the broker (log_replay.py); after power-on the
+        # clock is unset until NTP or the modem sets it: records stamped
+        # meanwhile wait in flash and go out converted by its jump
+        self.replay = None
+        if fl is not None:
+            self.replay = log_replay.LogReplay(fl, self.gw.base, thin=self.gw.thin,
+                                               hold_ms=(cfg.get("mqtt", {}).get("log_hold") or 0) * 1000,
+                                               clock_unset=self.clock_unset, log=log)
         self._clock_try = None  # ticks_ms of the last attempt while unset
         self.gw.clock_ok = not self.clock_unset()
 
@@ -175,24 +168,15 @@ class App:
 
         if not timefix.valid(before) and timefix.valid(after):
             delta = int(round(after - before - ticks_diff(ticks_ms(), t0) / 1000))
-            self.clock_delta = delta
-            self.gw.clock_set(delta, after, self._boot_seq)
+            if self.replay is not None:
+                self.replay.clock_delta = delta
+            self.gw.clock_set(delta, after, self.replay.boot_seq if self.replay is not None else None)
             self.connected_at = timefix.shift(self.connected_at, delta)
             log("clock set from", src, "- records of this boot move by", delta, "s")
         else:
             log("clock set from", src)
         self.gw.clock_ok = True
         return src
-
-    def _fixed(self, rec):
-        # a record of this boot stamped on the unset clock, as it goes out
-        d = self.clock_delta
-        if d is None or rec[0] < self._boot_seq:
-            return rec
-        import timefix
-
-        p = timefix.fix_record(rec[1], rec[2], d)
-        return rec if p is rec[2] else (rec[0], rec[1], p)
 
     def now(self):
         return self.p.now_s()
@@ -235,7 +219,7 @@ class App:
             out["mqtt"] = {"connects": c.get("connects"), "disconnects": c.get("disconnects"),
                            "bytes_sent": c.get("bytes_sent"), "timeouts": c.get("timeouts"),
                            "rx_dropped": c.get("rx_dropped"), "rx_unacked": c.get("rx_unacked"),
-                           "replay_stuck": self.replay_stuck}
+                           "replay_stuck": self.replay.stuck if self.replay is not None else 0}
         return out
 
     # ------------------------------------------------------------ tasks
@@ -372,7 +356,8 @@ class App:
             ssl=self.p.tls_context(m) if m.get("tls") else None,
             avail_topic=gw.base + "availability", rx_buf=_RX_BUF)
         client.set_callback(self._on_message)
-        client.on_puback = self._on_puback
+        if self.replay is not None:
+            client.on_puback = self.replay.on_puback
         self.mqtt = client
         await client.subscribe(gw.base + "cmd", 1)  # offline: taken at each connect
         await client.subscribe(gw.base + "ota/#", 1)
@@ -411,8 +396,8 @@ class App:
             self.connected_at = self.now()
             gw.announce_gateway()
             gw.publish_status(self.now(), full=True)
-            self._acked = []
-            self._replay_next = 0
+            if self.replay is not None:
+                self.replay.disconnected()
             await self._pump(client)
             if not self.uplink_on:
                 break  # a clean stop closed it
@@ -428,9 +413,6 @@ class App:
     async def _pump(self, client):
         """Interleave live messages and the flash-log backlog while connected."""
         gw = self.gw
-        fl = self.flog
-        sent_this_s = 0
-        sec = ticks_ms()
         disc = None  # discovery config generator in progress
         while self.uplink_on and client.is_connected():
             self.beat("uplink")
@@ -460,135 +442,11 @@ class App:
                         break
                     await client.publish(topic, payload, retain=True)
             # then the log, oldest unacknowledged first, rate limited
-            if fl is not None:
-                if ticks_diff(ticks_ms(), sec) >= 1000:
-                    sec = ticks_ms()
-                    sent_this_s = 0
-                while (sent_this_s < _REPLAY_PER_S and len(self._acked) < _REPLAY_WINDOW
-                       and client.is_connected()):
-                    if gw.thin:
-                        batch = self._thin_batch()
-                        if batch is None:
-                            break
-                        seq = batch[-1][0]  # the window tracks a batch by its last seq
-                        topic, body = gw.base + "log", logpack.pack(batch)
-                    else:
-                        rec = self._next_record()
-                        if rec is None:
-                            break
-                        seq, rtype, payload = rec
-                        topic, body = _log_message(gw.base, seq, rtype, payload)
-                    # In the window before a byte goes out: the PUBACK can be
-                    # handled before publish() returns (seen on loopback).
-                    entry = [0, seq, None]  # pid, seq, None = waiting for PUBACK
-                    self._acked.append(entry)
-
-                    def _pid(p, e=entry):
-                        e[0] = p
-
-                    pid = await client.publish(topic, body, qos=1, pid_cb=_pid)
-                    if not pid:
-                        if entry in self._acked and entry[2] is None:
-                            self._acked.remove(entry)
-                        break
-                    self._replay_next = seq + 1
-                    sent_this_s += 1
-                self._check_window(client)
-                self._persist_acks(False)
+            if self.replay is not None:
+                await self.replay.send(client)
             await asyncio.sleep(0.02)
-        self._persist_acks(True)
-        self._acked = []  # unacknowledged: resent after the next connect
-
-    def _thin_batch(self):
-        """Thin uplink: the next unsent records as one batch (logpack.py), or
-        None while they may still wait for company: a record waits up to
-        mqtt.log_hold s so that several 5-minute blocks share a publish
-        (bytes on cellular); an alarm event, a full batch, a backlog and a
-        clean stop go at once."""
-        fl = self.flog
-        if self.clock_unset():
-            return None  # stamped on the unset clock: they wait, converted later
-        hold = (self.cfg.get("mqtt", {}).get("log_hold") or 0) * 1000
-        if (self.running and self._hold_since is not None and fl.next_seq == self._hold_seen
-                and ticks_diff(ticks_ms(), self._hold_since) < hold):
-            return None  # nothing new, still holding: no flash read every 20 ms
-        self._hold_seen = fl.next_seq
-        start = self._replay_next or (fl.cursor + 1)
-        batch = []
-        size = 6
-        urgent = not self.running
-        for rec in fl.read_from(start):
-            rec = self._fixed(rec)
-            n = logpack.size(len(rec[2]))
-            if batch and (size + n > logpack.MAX_PAYLOAD or len(batch) >= logpack.MAX_RECORDS):
-                urgent = True  # a full batch
-                break
-            batch.append(rec)
-            size += n
-            if rec[1] == gateway.REC_EVENT:
-                urgent = True
-        if not batch:
-            self._hold_since = None
-            return None
-        now = ticks_ms()
-        if self._hold_since is None:
-            self._hold_since = now
-        if not urgent and ticks_diff(now, self._hold_since) < hold:
-            return None
-        self._hold_since = None
-        return batch
-
-    def _next_record(self):
-        if self.clock_unset():
-            return None  # stamped on the unset clock: they wait, converted later
-        fl = self.flog
-        start = self._replay_next or (fl.cursor + 1)
-        for rec in fl.read_from(start):
-            return self._fixed(rec)
-        return None
-
-    def _check_window(self, client):
-        # An entry still waiting whose packet the client no longer holds in
-        # flight lost its outcome: never let it wedge the window. Resend from
-        # it on (consumers de-duplicate by seq) and count it.
-        acked = self._acked
-        for i in range(len(acked)):
-            e = acked[i]
-            if e[2] is None and e[0] and not client.in_flight(e[0]):
-                self.replay_stuck += 1
-                log("log replay: no outcome for seq", e[1], "- resending from it")
-                self._persist_acks(False)
-                del acked[i:]
-                self._replay_next = 0
-                return
-
-    def _on_puback(self, pid, ok):
-        acked = self._acked
-        for i in range(len(acked)):
-            if acked[i][0] == pid:
-                if ok:
-                    acked[i][2] = True
-                    break
-                # not acknowledged in time or link dropped: keep what was
-                # acknowledged before it, resend from it on (consumers
-                # de-duplicate by seq)
-                self._persist_acks(False)
-                del acked[i:]
-                self._replay_next = 0
-                break
-
-    def _persist_acks(self, force):
-        acked = self._acked
-        last = None
-        while acked and acked[0][2] is True:
-            last = acked.pop(0)[1]
-        if last is not None:
-            self._pending_mark = last
-        pm = self._pending_mark
-        if pm is not None and (force or ticks_diff(ticks_ms(), self._last_mark) >= _MARK_EVERY_MS):
-            self.flog.mark_uploaded(pm)
-            self._pending_mark = None
-            self._last_mark = ticks_ms()
+        if self.replay is not None:
+            self.replay.disconnected()  # unacknowledged: resent after the next connect
 
     def _on_message(self, topic, msg):
         gw = self.gw
@@ -695,10 +553,10 @@ class App:
             limit = req["max"]  # 1.._MAX_EXPORT, checked by gateway.command
             n = 0
             for rec in self.flog.read_from(start):
-                seq, rtype, payload = self._fixed(rec)
+                seq, rtype, payload = self.replay.fixed(rec)
                 if n >= limit or c is None or not c.is_connected():
                     break
-                await c.publish(self.gw.base + "logs", _log_message(self.gw.base, seq, rtype, payload)[1], qos=1)
+                await c.publish(self.gw.base + "logs", log_replay.log_message(self.gw.base, seq, rtype, payload)[1], qos=1)
                 n += 1
                 if n % 20 == 0:
                     await asyncio.sleep(0.05)
@@ -791,6 +649,8 @@ class App:
         then "offline" is announced (the will is for crashes) and the link
         closed."""
         self.running = False
+        if self.replay is not None:
+            self.replay.draining = True  # nothing held back for company now
         now = self.now()
         self.gw.tick(now)
         if self.flog is not None:
@@ -803,7 +663,7 @@ class App:
         c = self.mqtt
         t0 = ticks_ms()
         while c is not None and c.is_connected() and ticks_diff(ticks_ms(), t0) < _DRAIN_MS:
-            if not len(self.gw.out) and not self._acked and (self.flog is None or self._next_record() is None):
+            if not len(self.gw.out) and (self.replay is None or self.replay.idle()):
                 break
             await asyncio.sleep(0.05)
         self.uplink_on = False
@@ -814,23 +674,13 @@ class App:
                 await c.publish(topic, payload, retain=retain, qos=qos)
             await c.publish(self.gw.base + "availability", b"offline", retain=True, qos=1)
             await asyncio.sleep(0.2)
-            self._persist_acks(True)
+            if self.replay is not None:
+                self.replay.persist(True)
             await c.disconnect()
         for t in tasks:
             t.cancel()
         await asyncio.sleep(0)
         log("stopped")
-
-
-def _log_message(base, seq, rtype, payload):
-    """A flash-log record as an MQTT message carrying its sequence number:
-    alarm events as JSON on .../event, binary minute blocks (records.py) as
-    {"seq","type","hex"} on .../log (`vegw logs` decodes them)."""
-    if rtype == gateway.REC_EVENT and payload[:1] == b"{":
-        return base + "event", b'{"seq":%d,' % seq + payload[1:]
-    import binascii
-
-    return base + "log", b'{"seq":%d,"type":%d,"hex":"%s"}' % (seq, rtype, binascii.hexlify(payload))
 
 
 def _unload(*names):

@@ -1,4 +1,4 @@
-"""The app's log replay against a fake MQTT client (issue 23.1): a PUBACK
+"""The app's log replay (lib/log_replay.py, wired by app.py) against a fake MQTT client (issue 23.1): a PUBACK
 handled before publish() returns must still count, and an entry whose
 outcome got lost is resent, never left to wedge the window."""
 import asyncio
@@ -76,8 +76,10 @@ def make(records):
 
 
 def run_pump(a, client):
-    app._REPLAY_PER_S = 1000  # the rate limit is not under test: keep the run short
-    client.on_puback = a._on_puback
+    import log_replay
+
+    log_replay.PER_S = 1000  # the rate limit is not under test: keep the run short
+    client.on_puback = a.replay.on_puback
     a.uplink_on = True
     a.running = True
     asyncio.run(a._pump(client))
@@ -88,14 +90,14 @@ def test_puback_before_publish_returns_still_moves_the_cursor():
     c = EagerClient()
     run_pump(a, c)
     assert a.flog.cursor == seqs[-1], (a.flog.cursor, seqs[-1])
-    assert len(c.sent) == 30 and a.replay_stuck == 0
+    assert len(c.sent) == 30 and a.replay.stuck == 0
 
 
 def test_lost_outcome_is_detected_and_resent():
     a, seqs = make(12)
     c = EagerClient(lose={3})
     run_pump(a, c)
-    assert a.replay_stuck >= 1
+    assert a.replay.stuck >= 1
     assert a.flog.cursor == seqs[-1]
     assert len(c.sent) > 12  # the record whose outcome was lost went out again
 

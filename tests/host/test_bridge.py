@@ -122,11 +122,10 @@ def messages(gw_id, recs, uplink):
             out.append((base + "log", logpack.pack(recs[i:i + 3])))
     else:
         sys.path.insert(0, os.path.join(ROOT, "firmware"))
-        import app
+        import log_replay
 
-        app._load()
         for seq, rtype, p in recs:
-            out.append(app._log_message(base, seq, rtype, p))
+            out.append(log_replay.log_message(base, seq, rtype, p))
     return out
 
 
