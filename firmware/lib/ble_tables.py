@@ -230,35 +230,15 @@ def parse_table(text=None):
     return tuple(recs), solarsense
 
 
-# BLE-only enum tables (same (code, name, ...) shape as ve_enums).
-# VE.Bus error: Venus OS /VebusError codes (assumed identical for BLE).
-VEBUS_ERROR = (
-    0, "none", 1, "phase_switched_off", 2, "mk2_mixed", 3, "devices_missing",
-    4, "no_other_device", 5, "ac_out_overvoltage", 6, "ddc_program_error",
-    7, "vebus_bms_without_assistant", 8, "ground_relay_test_failed",
-    10, "time_sync_problem", 11, "relay_test_fault", 14, "cannot_transmit",
-    16, "awaiting_configuration", 17, "phase_master_missing",
-    18, "slave_ac_overvoltage", 22, "cannot_be_slave", 24, "switch_over_protection",
-    25, "firmware_incompatible", 26, "internal_error", 255, "not_available",
-)
-# Smart BatteryProtect output state: only 0 and 1 are seen on real devices;
-# victron-ble adds 4 = off. Other codes publish as "unknown".
-OUTPUT_STATE = (0, "off", 1, "on", 4, "off")
-AC_IN_ACTIVE = (0, "ac_in_1", 1, "ac_in_2", 2, "not_connected")
-ALARM_STATE = (0, "none", 1, "warning", 2, "alarm")
-BALANCER_STATUS = (0, "unknown", 1, "balanced", 2, "balancing", 3, "imbalance")
-# SmartLithium BMS flags (bit number, name); from VE.Can register notes, uncertain.
-BMS_FLAG_BITS = (
-    0, "charged", 1, "almost_charged", 2, "discharged", 3, "almost_discharged",
-    4, "charging", 5, "discharging", 6, "balancing", 7, "safety_contactor",
-    9, "overvoltage_alarm", 10, "overvoltage_warning", 11, "undervoltage_alarm",
-    12, "undervoltage_warning", 13, "overcurrent_charge_warning",
-    14, "overcurrent_discharge_warning", 15, "overtemperature_alarm",
-    16, "overtemperature_warning", 17, "undertemperature_charge_warning",
-    18, "undertemperature_charge_alarm", 19, "undertemperature_discharge_warning",
-    20, "undertemperature_discharge_alarm", 22, "undertemperature_alarm",
-    24, "hardware_failure", 25, "allowed_to_charge", 26, "allowed_to_discharge",
-)
+# The BLE-only enum tables are in ve_enums.py with the others (one shape,
+# and Home Assistant's enum sensors read them there); their names stay
+# reachable here.
+VEBUS_ERROR = ve_enums.VEBUS_ERROR
+OUTPUT_STATE = ve_enums.OUTPUT_STATE
+AC_IN_ACTIVE = ve_enums.AC_IN_ACTIVE
+ALARM_STATE = ve_enums.ALARM_STATE
+BALANCER_STATUS = ve_enums.BALANCER_STATUS
+BMS_FLAG_BITS = ve_enums.BMS_FLAG_BITS
 _ENUMS = (
     "CS", ve_enums.DEVICE_STATE, "ERR", ve_enums.CHARGER_ERROR,
     "MON", ve_enums.MONITOR_MODE, "vebus_error", VEBUS_ERROR,

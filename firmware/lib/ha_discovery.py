@@ -59,10 +59,14 @@ _ENUMS = (
     ("CS", "DEVICE_STATE", None), ("ERR", "CHARGER_ERROR", None), ("MPPT", "TRACKER_MODE", None),
     ("MODE", "DEVICE_MODE", None), ("MON", "MONITOR_MODE", None), ("OR", "OFF_REASON_BITS", "Not off"),
     ("AR", "ALARM_REASON_BITS", "No alarm"), ("WARN", "ALARM_REASON_BITS", "No warning"),
+    # BLE-only codes (Instant Readout)
+    ("vebus_error", "VEBUS_ERROR", None), ("output_state", "OUTPUT_STATE", None),
+    ("ac_in_active", "AC_IN_ACTIVE", None), ("alarm_state", "ALARM_STATE", None),
+    ("balancer_status", "BALANCER_STATUS", None), ("bms_flags", "BMS_FLAG_BITS", "No flags"),
 )
 OTHER = "Other"  # a code newer than our tables
 MULTIPLE = "Multiple"  # more than one bit of a mask set
-_DIAGNOSTIC = ("AR", "OR", "WARN", "ERR", "MODE", "MPPT", "MON")
+_DIAGNOSTIC = ("AR", "OR", "WARN", "ERR", "MODE", "MPPT", "MON", "vebus_error", "bms_flags")
 # words shown in capitals in enum texts
 _ACRONYMS = ("ac", "dc", "pv", "bms", "cpu", "mppt", "v", "soc")
 

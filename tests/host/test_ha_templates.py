@@ -114,8 +114,11 @@ def test_every_template_renders_against_its_own_payload():
 
 
 def test_enum_templates_give_a_listed_text_for_every_code():
-    for field in ("CS", "ERR", "MPPT", "MODE", "MON"):
+    # VE.Direct codes, and the BLE-only ones (issue 19: "State 3" is no answer)
+    for field in ("CS", "ERR", "MPPT", "MODE", "MON", "vebus_error", "output_state", "ac_in_active",
+                  "alarm_state", "balancer_status"):
         (_, p), = H.configs("gw", "d", (field,))
+        assert p["device_class"] == "enum"
         table = getattr(ve_enums, [e[1] for e in H._ENUMS if e[0] == field][0])
         for item in table.strip(",").split(","):
             code, name = item.split("=")
@@ -129,3 +132,9 @@ def test_enum_templates_give_a_listed_text_for_every_code():
     assert render(p["value_template"], '{"AR": 5}') == H.MULTIPLE
     for bit in range(14):
         assert render(p["value_template"], json.dumps({"AR": 1 << bit})) in p["options"]
+    (_, p), = H.configs("gw", "d", ("bms_flags",))
+    assert render(p["value_template"], '{"bms_flags": 0}') == "No flags"
+    assert render(p["value_template"], '{"bms_flags": 16}') == "Charging"
+    assert render(p["value_template"], '{"bms_flags": 17}') == H.MULTIPLE
+    (_, p), = H.configs("gw", "d", ("vebus_error",))
+    assert render(p["value_template"], '{"vebus_error": 2}') == "Mk2 mixed"
