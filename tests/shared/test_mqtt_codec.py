@@ -1,6 +1,6 @@
 # MQTT 3.1.1 packet coding of firmware/lib/mqtt_async.py against exact bytes
 # (arithmetic in the comments), on CPython and MicroPython.
-import mqtt_async as M
+import mqtt_codec as M
 from _util import Rng
 
 
