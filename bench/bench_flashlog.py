@@ -96,18 +96,27 @@ class Site:
         }
 
 
+def _row(taken, fields):
+    """Agg.take()'s (fields seen, row) in the layout's field order."""
+    if taken is None:
+        return None
+    got = dict(zip(*taken))
+    return [got.get(f) for f in fields]
+
+
 def minute_frames(days, seed=1, key_every=60, per_record=5, layout=None):
     """Log records (rtype, payload) of `days` of the simulated site."""
     layout = layout or LAYOUT
     site = Site(seed)
-    aggs = [records.Agg(f) for _, f in layout]
+    aggs = [records.Agg() for _ in layout]
     enc = records.MinuteEncoder(layout, key_every=key_every, per_record=per_record)
     for _m in range(int(days * 1440)):
         for _s in range(60):
             vals = site.step()
             for k, (name, _) in enumerate(layout):
-                aggs[k].add(vals[name])
-        for rec in enc.add(site.t, [a.take() for a in aggs]):
+                for f, v in vals[name].items():
+                    aggs[k].add(f, v)
+        for rec in enc.add(site.t, [_row(a.take(), fs) for a, (_, fs) in zip(aggs, layout)]):
             yield rec
     last = enc.take()
     if last:
@@ -146,7 +155,7 @@ import time, gc, records, flashlog
 from drivers.nor_sim import NorSim
 L = %r
 enc = records.MinuteEncoder(L)
-aggs = [records.Agg(f) for _, f in L]
+aggs = [records.Agg() for _ in L]
 bd = NorSim(16, 4096)
 log = flashlog.FlashLog(bd)
 x = 1
@@ -162,13 +171,16 @@ for m in range(N):
     for s in range(60):
         t0 = time.ticks_us()
         for k in range(len(L)):
-            vals = {}
             for f in L[k][1]:
-                vals[f] = 24 + rnd(300) / 100
-            aggs[k].add(vals)
+                aggs[k].add(f, 24 + rnd(300) / 100)
         add_us += time.ticks_diff(time.ticks_us(), t0)
     t0 = time.ticks_us()
-    recs = enc.add(1700000000 + 60 * m, [a.take() for a in aggs])
+    rows = []
+    for k in range(len(L)):
+        got = aggs[k].take()
+        d = dict(zip(got[0], got[1])) if got else {}
+        rows.append([d.get(f) for f in L[k][1]] if got else None)
+    recs = enc.add(1700000000 + 60 * m, rows)
     t1 = time.ticks_us()
     for rt, p in recs:
         log.append(rt, p)

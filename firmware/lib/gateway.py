@@ -31,7 +31,6 @@ except ImportError:
         return x
 
 
-from array import array
 
 import field_names
 import records
@@ -46,7 +45,6 @@ _MAX_OUT = const(48)  # live messages waiting for the uplink; oldest dropped
 _MAX_CHANGED = const(40)  # fields tracked per block for change detection
 _MIN_STATE_GAP_MS = const(1000)  # at most one state message per device per second
 _DERIVE_EVERY_S = const(10)  # derived metrics recomputed (they move slowly)
-_MAX_AGG = const(48)  # fields aggregated per device (more are counted, not logged)
 _MAX_OUT_BYTES = const(8192)  # payload bytes the outbox may hold (heap, not count, is scarce)
 _MIN_REMOTE_INTERVAL = const(60)  # log_interval over MQTT: shorter shrinks the 30-day history
 _MAX_EXPORT = const(2000)  # records one {"cmd":"logs"} may ask for (30 days of 5-minute blocks: 8,640)
@@ -113,76 +111,6 @@ class Outbox:
         return self._n
 
 
-class Agg:
-    """One log window of one device in scaled integers (records.res gives
-    each field's resolution): parallel preallocated arrays, a slot per field
-    assigned on first sight; no allocation per sample beyond the float a
-    scaling makes. Quantities: min/sum/max/count; states: last value."""
-
-    def __init__(self):
-        self.names = []  # slot -> field
-        self.slot = {}  # field -> slot
-        self.dec = bytearray(_MAX_AGG)
-        self.analog = bytearray(_MAX_AGG)
-        zeros = [0] * _MAX_AGG  # "l" is 4 or 8 bytes by port: size by items
-        self.mn = array("l", zeros)
-        self.mx = array("l", zeros)
-        self.sm = array("l", zeros)
-        self.cnt = array("H", zeros)
-        self.n = 0  # samples this window
-        self.refused = 0  # fields beyond _MAX_AGG
-
-    def add(self, f, v):
-        if type(v) not in (int, float, bool):
-            return  # text (FW, SER#) and "not available" are not logged
-        s = self.slot.get(f)
-        if s is None:
-            s = len(self.names)
-            if s >= _MAX_AGG:
-                self.refused += 1
-                return
-            self.names.append(f)
-            self.slot[f] = s
-            dec, kind = records.res(f)
-            self.dec[s] = dec
-            self.analog[s] = kind == records.KIND_ANALOG
-        x = records.to_scaled(v, self.dec[s])
-        if x is None:
-            return
-        c = self.cnt[s]
-        if not self.analog[s] or not c:
-            self.mn[s] = self.mx[s] = x
-            self.sm[s] = x
-        else:
-            if x < self.mn[s]:
-                self.mn[s] = x
-            if x > self.mx[s]:
-                self.mx[s] = x
-            self.sm[s] += x
-        self.cnt[s] = c + 1 if c < 65535 else c
-
-    def take(self):
-        """(field names, row for records.MinuteEncoder) of the window, or
-        None if nothing came; starts the next window. The names are every
-        field ever seen (sorted), so the log's layout only changes when a new
-        field appears; a field without a sample this window is None."""
-        if not any(self.cnt[s] for s in range(len(self.names))):
-            return None
-        fields = sorted(self.names)
-        row = []
-        for f in fields:
-            s = self.slot[f]
-            c = self.cnt[s]
-            if not c:
-                row.append(None)
-            elif self.analog[s]:
-                row.append((self.mn[s], (2 * self.sm[s] + c) // (2 * c), self.mx[s]))
-            else:
-                row.append(self.mn[s])  # last value
-            self.cnt[s] = 0
-        return fields, row
-
-
 class Device:
     def __init__(self, name, kind, stale_s):
         self.name = name
@@ -196,7 +124,7 @@ class Device:
         self.model = None
         self.pub_s = None  # time of the last state publish (its values: reporter)
         self.dirty = False  # a value moved beyond its deadband since pub_s
-        self.agg = Agg()  # the current log window
+        self.agg = records.Agg()  # the current log window
         self.derived = None  # derived metrics (metrics.py), merged into the state
         self.announced = 0  # fields announced by HA discovery
         self.online = None  # last published availability (None: not yet)

@@ -41,21 +41,28 @@ def test_scaling_rounds_half_away_and_survives_bad_input():
     assert R.from_scaled(None, 2) is None
 
 
-def test_agg_min_avg_max_last_and_counts_bad_values():
-    a = R.Agg(["V", "I", "CS", "LOAD", "CE"])
-    assert a.take() is None  # nothing came this minute
-    a.add({"V": 26.50, "I": -1.0, "CS": 3, "LOAD": True})
-    a.add({"V": 26.53, "I": 2.0, "CS": 5, "CE": -3.25})
-    a.add({"V": 26.51, "I": "junk", "CS": None})
-    assert a.bad == 1
-    row = a.take()
-    assert row[0] == (2650, 2651, 2653)  # avg 2651.33 -> 2651
-    assert row[1] == (-10, 5, 20)  # two samples: (-10 + 20) / 2
-    assert row[2] == 5  # last value
-    assert row[3] == 1
-    assert row[4] == -33  # -3.25 Ah at 0.1 Ah, half away from zero
-    a.add({"V": 27.0})
-    assert a.take() == [(2700, 2700, 2700), None, None, None, None]
+def test_agg_min_avg_max_last_and_skips_text():
+    # the gateway's window of one device (gateway.py: dev.agg)
+    a = R.Agg()
+    assert a.take() is None  # nothing came this window
+
+    def add(vals):
+        for f in vals:
+            a.add(f, vals[f])
+
+    add({"V": 26.50, "I": -1.0, "CS": 3, "LOAD": True})
+    add({"V": 26.53, "I": 2.0, "CS": 5, "CE": -3.25})
+    add({"V": 26.51, "I": "junk", "FW": "0415"})  # text is not logged
+    fields, row = a.take()
+    assert fields == ["CE", "CS", "I", "LOAD", "V"]
+    got = dict(zip(fields, row))
+    assert got["V"] == (2650, 2651, 2653)  # avg 2651.33 -> 2651
+    assert got["I"] == (-10, 5, 20)  # two samples: (-10 + 20) / 2
+    assert got["CS"] == 5  # last value
+    assert got["LOAD"] == 1
+    assert got["CE"] == -33  # -3.25 Ah at 0.1 Ah, half away from zero
+    add({"V": 27.0})
+    assert a.take() == (["CE", "CS", "I", "LOAD", "V"], [None, None, None, None, (2700, 2700, 2700)])
 
 
 def _rand_rows(rng, L, prev, absent_p=20):
