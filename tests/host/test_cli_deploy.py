@@ -299,7 +299,7 @@ def test_wait_for_status_over_mqtt(tmp_path):
                 time.sleep(0.05)
         fw = make_tree(tmp_path)
         (fw / "main.py").write_text(MQTT_MAIN)
-        for mod in ("mqtt_async.py", "clock.py"):  # the client and the ticks it uses
+        for mod in ("mqtt_async.py", "mqtt_codec.py", "clock.py"):  # the client, its packets, its ticks
             (fw / "lib" / mod).write_bytes((ROOT / "firmware" / "lib" / mod).read_bytes())
         cfg = dict(CONFIG, mqtt={"host": "127.0.0.1", "port": port, "prefix": "vegw"})
         (tmp_path / "config.json").write_text(json.dumps(cfg))
