@@ -46,7 +46,7 @@ def _load():
     import vedirect
 
 _READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
-_PROOF_CMDS = ("reboot", "log_interval")  # commands that change the gateway: signed only
+_PROOF_CMDS = ("reboot", "log_interval", "config_apply")  # commands that change the gateway: signed only
 _CMD_CTR = "cmd_ctr"  # state-store name of the last signed command's counter
 _ALARMS_SNAPSHOT = "alarms"  # state-store name of the raised alarms at a clean stop
 _SNAPSHOT_MAX_AGE_S = 900  # a snapshot older than this at boot is stale (a crash since)
@@ -65,7 +65,7 @@ def log(*args):
 
 
 class App:
-    def __init__(self, platform, cfg, ota_rx=None, ota_replies=None, safe=False, rules=None):
+    def __init__(self, platform, cfg, ota_rx=None, ota_replies=None, safe=False, rules=None, cfg_job=None):
         self.p = platform
         self.cfg = cfg
         self.safe = safe  # crash loop: uplink and commands only, no device readers
@@ -77,6 +77,13 @@ class App:
             ota_rx.key = self.ota_key
             ota_rx.gateway = cfg.get("gateway", {}).get("id")
         self.ota_out = list(ota_replies or ())  # replies waiting for the uplink
+        # a config pushed over MQTT (cfg_push.py): the job of this boot's
+        # trial, or made when a push arrives; its replies on config/status
+        self.cfg_job = cfg_job[0] if cfg_job else None
+        self.cfg_out = list(cfg_job[1]) if cfg_job else []
+        self._cfg_health_ms = getattr(platform, "config_health_ms", None)  # tests shorten it
+        if self.cfg_job is not None and self._cfg_health_ms:
+            self.cfg_job.health_timeout_ms = self._cfg_health_ms
         self.healthy_after_s = int(getattr(platform, "healthy_after", None) or _HEALTHY_AFTER_S)
         self.alive = {}
         self.parsers = {}  # device name -> vedirect.Parser (its counters go in the status)
@@ -421,6 +428,8 @@ class App:
                 await self.sync_clock()
             if self.ota_out:
                 await self._ota_flush(client)
+            if self.cfg_out:
+                await self._cfg_flush(client)
             # live first: states, status, replies; then HA discovery configs
             k = 0
             while len(gw.out) and k < 8:
@@ -467,7 +476,9 @@ class App:
         extra = gw.command(bytes(msg), self.now())
         if extra is None:
             return
-        if extra.get("cmd") == "logs" and self.flog is not None:
+        if extra.get("cmd") in ("config_part", "config_apply"):
+            self._config_push(extra)
+        elif extra.get("cmd") == "logs" and self.flog is not None:
             # one export at a time: each holds a task and a flash reader
             if self._exporting:
                 self.export_busy += 1
@@ -536,13 +547,47 @@ class App:
                 return
 
     def _ota_health(self):
+        at = self.connected_at
+        healthy = at is not None and self.now() - at >= self.healthy_after_s
+        job = self.cfg_job
+        if job is not None:
+            if job.tick() and not self._resetting:  # no broker with the pushed config
+                asyncio.create_task(self.planned_reset("pushed config not healthy: back to the previous one"))
+            elif job.pending() and healthy:
+                self.cfg_out.extend(job.mark_healthy())
         rx = self.ota_rx
         if rx is None:
             return
         self.ota_out.extend(rx.tick())
-        at = self.connected_at
-        if rx.pending() and at is not None and self.now() - at >= self.healthy_after_s:
+        if rx.pending() and healthy:
             self.ota_out.extend(rx.mark_healthy())
+
+    def _config_push(self, msg):
+        if self.cfg_job is None:
+            import cfg_push
+
+            self.cfg_job = cfg_push.ConfigPush(self.p.ota_fs(), ticks_ms)
+            if self._cfg_health_ms:
+                self.cfg_job.health_timeout_ms = self._cfg_health_ms
+        if msg["cmd"] == "config_part":
+            r = self.cfg_job.part(msg)
+        else:
+            r = self.cfg_job.apply(msg, self.p.board())
+            log("pushed config", msg.get("id"), r["state"], r.get("path") or "", r.get("reason") or "")
+        if len(self.cfg_out) < 16:
+            self.cfg_out.append(r)
+
+    async def _cfg_flush(self, client):
+        """Replies of a config push; "applied" asks for the reboot into it,
+        after the broker took the reply."""
+        while self.cfg_out:
+            r = self.cfg_out.pop(0)
+            pid = await client.publish(self.gw.base + "config/status", json.dumps(r), qos=1)
+            if r.get("reboot"):
+                if pid:
+                    await client.wait_puback(pid, 5000)
+                asyncio.create_task(self.planned_reset("rebooting into the pushed config"))
+                return
 
     async def _send_logs(self, req):
         """{"cmd":"logs","from_seq":N,"max":M}: records from the flash log to
@@ -693,10 +738,16 @@ def _unload(*names):
 RESTART = 4  # main(): config validated and cached, boot again (boot_config.py)
 
 
-def main(platform, duration_s=None, ota_rx=None, ota_replies=None, safe=False):
+def main(platform, duration_s=None, ota_rx=None, ota_replies=None, safe=False, cfg_job=None):
+    """cfg_job: (cfg_push.ConfigPush, replies) when a pushed config.json is
+    on trial this boot (startup.py), else None."""
     import boot_config
 
-    got = boot_config.load_config(platform, restart=ota_rx is None)
+    # this boot runs whatever the cache says when an update or a pushed
+    # config is on trial, or when their journals left replies to publish
+    # (a validating boot's restart would lose them)
+    trial = ota_rx is not None or bool(ota_replies) or (cfg_job is not None and (cfg_job[0].pending() or cfg_job[1]))
+    got = boot_config.load_config(platform, restart=not trial)
     del boot_config
     _unload("boot_config")  # boot only
     if got is None:
@@ -712,7 +763,7 @@ def main(platform, duration_s=None, ota_rx=None, ota_replies=None, safe=False):
         if getattr(m, "ota", None) is not None:
             m.ota = None
     _load()
-    app = App(platform, cfg, ota_rx, ota_replies, safe, rules)
+    app = App(platform, cfg, ota_rx, ota_replies, safe, rules, cfg_job)
     try:
         asyncio.run(app.run(duration_s))
     except KeyboardInterrupt:

