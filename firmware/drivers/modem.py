@@ -162,6 +162,7 @@ class Cellular:
         self.powered = False
         self.fails = 0
         self.last = None  # the last probe dict (sim, registered, operator, tech, rssi_dbm, ...)
+        self.reattach_failures = 0  # APN changes the modem would not re-attach with, all attempts
 
     async def up(self):
         if self.fails >= _FAILS_BEFORE_POWER_CYCLE and self.powered:
@@ -173,6 +174,8 @@ class Cellular:
             self.powered = True
         res = await self.hw.connect(self.cfg)
         self.last = res
+        if self.hw.modem is not None:
+            self.reattach_failures += self.hw.modem.reattach_failures
         ok = res.get("data") == "connect" and self.hw.isconnected()
         self.fails = 0 if ok else self.fails + 1
         return ok, res.get("rssi_dbm")
@@ -187,7 +190,7 @@ class Cellular:
         r = self.last or {}
         return {"sim": r.get("sim"), "registered": r.get("registered"), "operator": r.get("operator"),
                 "tech": r.get("tech"), "rssi_dbm": r.get("rssi_dbm"), "rsrp": r.get("rsrp"),
-                "error": r.get("error")}
+                "error": r.get("error"), "attach": r.get("attach"), "reattach_failures": self.reattach_failures}
 
     async def signal(self, seconds):
         """Antenna commissioning: min/avg/max dBm over `seconds`. Needs the AT
