@@ -66,6 +66,11 @@ class LwipDns:
 
         network.ipconfig(dns=addr)
 
+    def get_dns(self):
+        import network
+
+        return network.ipconfig("dns")
+
 
 class Platform:
     def __init__(self, board):

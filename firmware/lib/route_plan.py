@@ -104,7 +104,15 @@ class RouteKeeper:
     # ------------------------------------------------- carrying it out
     def enforce(self, sup, now):
         """One action of plan() through the Supervisor's adapters: sup.wifi
-        (start_connect) and sup.net (set_dns(addr) -> network.ipconfig)."""
+        (start_connect) and sup.net (set_dns(addr), and get_dns() when it can
+        read server 0 back: a lease renewal may have rewritten it)."""
+        get = getattr(sup.net, "get_dns", None)
+        if get is not None:
+            try:
+                cur = get()
+                self.dns = None if not cur or cur == "0.0.0.0" else cur
+            except Exception:  # noqa: BLE001
+                self.errors += 1
         a = self.plan(sup.lm.active, sup.cell_idle())
         if a is None:
             return None

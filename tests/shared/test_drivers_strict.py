@@ -276,6 +276,13 @@ def test_route_and_dns_follow_the_active_link():
             # 1. no Wi-Fi: cellular; PPP holds route and DNS
             await run(lambda: link.lm.active == "cell")
             assert net.Lwip.route() == "ppp" and net.Lwip.dns == "10.64.64.64"
+            # server 0 rewritten behind our back: read back and put right;
+            # the MQTT resolver asks the peer's server all the same
+            net.Lwip.dns = "192.168.1.1"
+            p._link = link
+            assert p._cell_dns(hw.ppp) == "10.64.64.64" and p.resolver() is not None
+            await run(lambda: net.Lwip.dns == "10.64.64.64", 1000)
+            assert link.routes.dns_fixes == 1
             # 2. the access point returns: its association took the route, so
             # the traffic goes with it and PPP is hung up (freed: status 0)
             net.AP["available"] = True
