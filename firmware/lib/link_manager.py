@@ -137,6 +137,7 @@ class LinkManager:
         self.wifi_index = None  # network being joined or joined
         self.wifi_down_since = now_ms
         self.wifi_good_since = None
+        self.unproven_takeover = False  # Wi-Fi took the traffic from cellular and has passed none yet
         self.cell_fail = 0
         self.cell_next = now_ms
         self.active = None  # "wifi", "cell" or None: where traffic goes
@@ -170,6 +171,7 @@ class LinkManager:
         if self.o["wifi_takes_route"] and self.active == "cell":
             self.active = "wifi"  # the route went with the association; the modem hangs up next tick
             self.failovers += 1
+            self.unproven_takeover = True
 
     def wifi_rejoin(self, now_ms):
         """Re-associate the joined network (route_plan: the only way to give
@@ -193,8 +195,13 @@ class LinkManager:
         self.wifi_index = None
         if was_up or self.active == "wifi":
             self.wifi_down_since = now_ms
+            if self.unproven_takeover:
+                # it took over from a working modem and never carried traffic
+                # (an access point without internet): cellular again at once
+                self.wifi_down_since = ticks_add(now_ms, -self.o["cell_after_ms"])
             if self.active == "wifi":
                 self.active = None
+        self.unproven_takeover = False
 
     def wifi_rssi(self, rssi):
         self.wifi.rssi = rssi
@@ -226,6 +233,8 @@ class LinkManager:
         if ok:
             s.last_ok = now_ms
             s.bad = 0
+            if s is self.wifi:
+                self.unproven_takeover = False
         else:
             s.bad += 1
 
@@ -404,12 +413,8 @@ class Supervisor:
         return a
 
     def _route(self, event, adapter=None):
-        r = self.routes
-        if r is not None:
-            if adapter is None:
-                getattr(r, event)()
-            else:
-                getattr(r, event)(_link_dns(adapter))
+        if self.routes is not None:
+            self.routes.event(event, adapter)
 
     def cell_idle(self):
         """True when no PPP session exists or is being made or torn down."""
@@ -484,14 +489,6 @@ class Supervisor:
         if self.routes is not None:
             out.update(self.routes.status())
         return out
-
-
-def _link_dns(adapter):
-    f = getattr(adapter, "dns", None)
-    try:
-        return f() if f is not None else None
-    except Exception:  # noqa: BLE001
-        return None
 
 
 def _asyncio():

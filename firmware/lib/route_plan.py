@@ -76,6 +76,18 @@ class RouteKeeper:
             self.dns = None  # lwIP cleared the peer's server
         self.link_dns[CELL] = None
 
+    def event(self, name, adapter=None):
+        """One of the methods above by name; with an adapter (wifi/cell
+        driver), its dns() is the argument."""
+        f = getattr(self, name)
+        if adapter is None:
+            return f()
+        try:
+            dns = adapter.dns() if hasattr(adapter, "dns") else None
+        except Exception:  # noqa: BLE001
+            dns = None
+        return f(dns)
+
     # ------------------------------------------------------------ decisions
     def plan(self, active, cell_down):
         """(action, arg) to carry out now, or None. `active` is where the

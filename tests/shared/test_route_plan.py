@@ -59,14 +59,15 @@ def test_enforce_counts_driver_errors_and_carries_on():
 
 
 def _manager(**o):
+    # cellular up after a failed Wi-Fi join; the next Wi-Fi attempt is due 3 s later
     opts = {"cell_after_ms": 1000, "wifi_stable_ms": 30000, "connect_timeout_ms": 5000, "jitter_pct": 0,
-            "traffic_timeout_ms": 0, "backoff_base_ms": 5000}
+            "traffic_timeout_ms": 0}
     opts.update(o)
+    opts["backoff_base_ms"] = opts["cell_after_ms"] + 4000
     m = lm.LinkManager([{"ssid": "cabin"}], cellular=True, **opts)
-    now = 0
-    m.tick(now)  # Wi-Fi attempt
-    m.wifi_failed(now)
-    now = 2000
+    m.tick(0)  # Wi-Fi attempt
+    m.wifi_failed(0)
+    now = opts["cell_after_ms"] + 1000
     assert m.tick(now) == (lm.CELL_CONNECT, None)
     m.cell_connected(now)
     m.tick(now)
@@ -80,6 +81,25 @@ def test_wifi_association_takes_the_traffic_when_it_takes_the_route():
     m.wifi_connected(now + 4000)
     assert m.active == "wifi" and m.failovers == 2
     assert m.tick(now + 4000) == (lm.CELL_DISCONNECT, None)
+
+
+def test_wifi_without_internet_after_a_takeover_hands_back_to_cellular_at_once():
+    # the takeover is forced by lwIP; an access point that passes nothing
+    # must not cost cell_after_ms of outage on top
+    for proven in (False, True):
+        m, now = _manager(wifi_takes_route=True, cell_after_ms=120000)
+        assert m.tick(now + 3000) == (lm.WIFI_CONNECT, 0)
+        m.wifi_connected(now + 4000)
+        assert m.tick(now + 4000) == (lm.CELL_DISCONNECT, None)
+        if proven:
+            m.traffic(now + 4500, "wifi", True)
+        for _ in range(3):
+            m.traffic(now + 5000, "wifi", False)
+        assert m.tick(now + 6000) == (lm.WIFI_DISCONNECT, None)
+        if proven:  # a Wi-Fi that carried traffic waits cell_after_ms as always
+            assert m.tick(now + 6000) is None and m.tick(now + 6000 + 119000) is None
+        else:
+            assert m.tick(now + 6000) == (lm.CELL_CONNECT, None)
 
 
 def test_without_the_option_wifi_waits_for_stability():
