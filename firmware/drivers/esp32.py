@@ -58,6 +58,20 @@ class SharedUart:
         return await self.port.read_into(buf)
 
 
+class LwipDns:
+    """Sets lwIP's global DNS server 0 (network.ipconfig(dns=...), v1.26+)."""
+
+    def set_dns(self, addr):
+        import network
+
+        network.ipconfig(dns=addr)
+
+    def get_dns(self):
+        import network
+
+        return network.ipconfig("dns")
+
+
 class Platform:
     def __init__(self, board):
         self._board = board
@@ -77,6 +91,13 @@ class Platform:
     def now_s(self):
         return time.time() + _UNIX_2000
 
+    def _cell_dns(self, ppp):
+        # the peer's server as recorded when PPP came up: lwIP's global
+        # server 0 (what ppp.ifconfig() shows) may hold another link's
+        routes = getattr(self._link, "routes", None)
+        rec = routes.link_dns.get("cell") if routes is not None else None
+        return rec or ppp.ifconfig()[3]
+
     def resolver(self):
         """An async name -> IPv4 lookup that does not block, for the MQTT
         client while the link is PPP (getaddrinfo would block the scheduler
@@ -91,7 +112,7 @@ class Platform:
 
             import dns_query
 
-            server = ppp.ifconfig()[3]  # the DNS server the PPP peer gave
+            server = self._cell_dns(ppp)  # the DNS server the PPP peer gave
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
                 return await dns_query.resolve(s, server, name)
@@ -199,22 +220,31 @@ class Platform:
             self._link = self._make_link()
         return await self._link.ensure()
 
-    def _make_link(self):
+    def _make_link(self, cfg=None, cell=None):
         # Wi-Fi first when configured, cellular (PPP) when Wi-Fi has been down
         # for a while and the board has a modem: lib/link_manager.py decides.
+        # (cfg and cell are given by the stand-in tests.)
         from drivers import wifi
 
-        with open("config.json") as f:
-            cfg = json.loads(f.read())
+        if cfg is None:
+            with open("config.json") as f:
+                cfg = json.loads(f.read())
         nets = cfg.get("wifi") or []
         w = wifi.Wifi(nets)
         modem_pins = (self._board or {}).get("modem")
         if not cfg.get("modem") or not modem_pins:
             return w  # Wi-Fi only: Wifi carries its own supervisor
         import link_manager
+        import route_plan
         from drivers import modem
 
-        return link_manager.Supervisor(nets, wifi=w, cell=modem.Cellular(modem_pins, cfg["modem"]))
+        # lwIP's default route and DNS server 0 follow the active link
+        # (route_plan.py: a Wi-Fi association takes the route, so it takes
+        # the traffic at once; only DNS can be set from Python)
+        if cell is None:
+            cell = modem.Cellular(modem_pins, cfg["modem"])
+        return link_manager.Supervisor(nets, wifi=w, cell=cell,
+                                       routes=route_plan.RouteKeeper(), net=LwipDns(), wifi_takes_route=True)
 
     def link_failed(self):
         if self._link is not None:

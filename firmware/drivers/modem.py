@@ -1,8 +1,9 @@
 # Cellular modem hardware: power it up with PWRKEY, open its UART with a big
 # receive buffer, run the shared AT dialogue (lib/at_modem.py) up to CONNECT,
 # then hand the same UART to network.PPP (MicroPython v1.27 or later: PPP
-# takes a UART from v1.26, and v1.27 fixed crashes on disconnect). While PPP
-# is up it is the default route, so the MQTT socket code serves both links.
+# takes a UART from v1.26, and v1.27 fixed crashes on disconnect). PPP.connect
+# makes PPP lwIP's default route and its peer's DNS the global one; the link
+# supervisor (lib/route_plan.py) keeps route and DNS on the active link.
 #
 #   hw = ModemHW(board["modem"])          # pins from boards/<name>/board.json
 #   await hw.power_on()
@@ -84,6 +85,10 @@ class ModemHW:
         res = await m.probe(dial=True)
         if res["data"] != "connect":
             return res
+        return await self.ppp_up(cfg, res)
+
+    async def ppp_up(self, cfg, res):
+        """PPP over the UART after CONNECT; fills res["data"]/["error"]."""
         ppp = self.start_ppp(cfg)
         t = 0
         while not ppp.isconnected() and t < _PPP_UP_MS:
@@ -162,6 +167,7 @@ class Cellular:
         self.powered = False
         self.fails = 0
         self.last = None  # the last probe dict (sim, registered, operator, tech, rssi_dbm, ...)
+        self.reattach_failures = 0  # APN changes the modem would not re-attach with, all attempts
 
     async def up(self):
         if self.fails >= _FAILS_BEFORE_POWER_CYCLE and self.powered:
@@ -173,6 +179,8 @@ class Cellular:
             self.powered = True
         res = await self.hw.connect(self.cfg)
         self.last = res
+        if self.hw.modem is not None:
+            self.reattach_failures += self.hw.modem.reattach_failures
         ok = res.get("data") == "connect" and self.hw.isconnected()
         self.fails = 0 if ok else self.fails + 1
         return ok, res.get("rssi_dbm")
@@ -183,11 +191,22 @@ class Cellular:
     def isconnected(self):
         return self.hw.isconnected()
 
+    def dns(self):
+        """The PPP peer's DNS server while PPP is up (lwIP wrote it into its
+        global server 0 when IPCP came up), else None."""
+        p = self.hw.ppp
+        if p is None:
+            return None
+        try:
+            return p.ifconfig()[3]
+        except (OSError, IndexError):
+            return None
+
     def info(self):
         r = self.last or {}
         return {"sim": r.get("sim"), "registered": r.get("registered"), "operator": r.get("operator"),
                 "tech": r.get("tech"), "rssi_dbm": r.get("rssi_dbm"), "rsrp": r.get("rsrp"),
-                "error": r.get("error")}
+                "error": r.get("error"), "attach": r.get("attach"), "reattach_failures": self.reattach_failures}
 
     async def signal(self, seconds):
         """Antenna commissioning: min/avg/max dBm over `seconds`. Needs the AT

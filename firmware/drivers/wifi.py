@@ -100,6 +100,14 @@ class Wifi:
         except OSError:
             return None
 
+    def dns(self):
+        """DNS server 0 as esp_netif reports it for the station; read right
+        after the join it is the DHCP lease's (route_plan.py records it)."""
+        try:
+            return self.wlan.ifconfig()[3]
+        except OSError:
+            return None
+
     def disconnect(self):
         self.ssid = None
         try:

@@ -14,8 +14,9 @@
 #
 # The steps of `Modem.probe()`: handshake (AT until OK, echo off, numeric
 # errors) -> model and IMEI -> SIM (with the PIN rule below) -> ICCID -> APN
-# (+ auth) -> registration on CREG, CGREG and CEREG -> operator -> signal
-# (CSQ, and RSRP/RSRQ/SINR from AT+CPSI?) -> optional dial ATD*99# -> CONNECT.
+# (+ auth; a re-attach only when the stored APN differs, pdp_attach.py) ->
+# registration on CREG, CGREG and CEREG -> operator -> signal (CSQ, and
+# RSRP/RSRQ/SINR from AT+CPSI?) -> optional dial ATD*99# -> CONNECT.
 # After CONNECT the same UART is handed to network.PPP (drivers/modem.py).
 #
 # PIN safety: a PIN is sent at most once per boot (the `PinGuard` lives at
@@ -36,6 +37,8 @@ import time
 from clock import ticks_add as _add
 from clock import ticks_diff as _diff
 from clock import ticks_ms as _ticks
+
+import pdp_attach
 
 
 _MAX_LINE = const(160)  # longest line kept (+CPSI: is ~100 chars); the rest is cut and counted
@@ -99,13 +102,14 @@ TIMEOUTS = {
     "reg": 90000,  # network registration
     "poll": 2000,  # between registration polls
     "dial": 30000,  # ATD*99# until CONNECT
+    "attach": 75000,  # AT+CGATT=0 / =1 each (SIMCom manuals: 75 s max response), pdp_attach.py
     "silent": 2,  # consecutive timed-out commands before giving up ("no_response")
 }
 
 _FINALS = ("OK", "ERROR", "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
 _URC_WORDS = ("RDY", "SMS Ready", "SMS DONE", "PB DONE", "Call Ready", "RING", "*ATREADY", "NORMAL POWER DOWN",
               "POWERED DOWN", "+PDP: DEACT", "SIM REMOVED")
-_URC_PREFIX = ("+CPIN:", "+CREG:", "+CGREG:", "+CEREG:", "+CFUN:", "+CMTI:", "+CGEV:", "+CPSI:", "+SIMCARD:",
+_URC_PREFIX = ("*ATREADY:", "+CPIN:", "+CREG:", "+CGREG:", "+CEREG:", "+CFUN:", "+CMTI:", "+CGEV:", "+CPSI:", "+SIMCARD:",
                "+CTZV:", "*PSUTTZ:", "DST:", "+APP PDP:", "+CSQ:", "+QIND:", "+CLIP:", "+ICCID:")
 
 # CME error codes (3GPP TS 27.007 9.2) the SIM step cares about.
@@ -365,6 +369,7 @@ class Modem:
         self._deadline = None
         self.log = None  # optional callable(direction, text) for debugging
         self.sampling = None  # (rssi SignalStats, rsrp SignalStats) of sample_signal
+        self.reattach_failures = 0  # re-attaches after an APN change that the modem refused
 
     # ------------------------------------------------------------------ time
     def set_deadline(self, ms_from_now):
@@ -680,17 +685,17 @@ class Modem:
                 self.result["iccid"] = v
 
     async def configure_pdp(self):
-        """AT+CGDCONT for context 1 and the model's auth command. Returns True
-        if the modem accepted them (or there was nothing to set)."""
+        """APN for context 1 (re-attaching when it changed) and the model's
+        auth command. Returns True if the modem accepted the APN (or there
+        was nothing to set)."""
         if not self.apn:
             return True
         for s in (self.apn, self.user, self.password):
             if '"' in s or "\r" in s or "\n" in s:
                 self.result["error"] = "apn_format"
                 return False
-        final, _ = await self.command('AT+CGDCONT=1,"IP","' + self.apn + '"')
-        if final != "OK":
-            self.result["error"] = "cgdcont_" + final.lower().replace(" ", "_")
+        apn = await pdp_attach.set_apn(self)  # AT+CGDCONT? first: a healthy attach is left alone
+        if apn is None:
             return False
         auth = MODELS[self.model]["auth"]
         if auth and (self.user or self.password):
@@ -698,6 +703,8 @@ class Modem:
             final, _ = await self.command(c)
             if final != "OK":
                 self.result["auth"] = "rejected"
+        if apn == "set":
+            await pdp_attach.reattach(self)  # the bearer keeps the old APN until a new attach
         return True
 
     async def read_clock(self):

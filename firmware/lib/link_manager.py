@@ -48,6 +48,9 @@ DEFAULTS = {
     "backoff_max_ms": 300000,
     "jitter_pct": 20,  # +-20 % on every backoff delay
     "cell_backoff_base_ms": 10000,
+    # True on the ESP32: a Wi-Fi association takes lwIP's default route even
+    # while PPP is up, so traffic moves to Wi-Fi at once (route_plan.py)
+    "wifi_takes_route": False,
 }
 
 
@@ -134,6 +137,7 @@ class LinkManager:
         self.wifi_index = None  # network being joined or joined
         self.wifi_down_since = now_ms
         self.wifi_good_since = None
+        self.unproven_takeover = False  # Wi-Fi took the traffic from cellular and has passed none yet
         self.cell_fail = 0
         self.cell_next = now_ms
         self.active = None  # "wifi", "cell" or None: where traffic goes
@@ -164,6 +168,19 @@ class LinkManager:
         self.wifi_good_since = now_ms
         if self.wifi_index is not None:
             self.net_fail[self.wifi_index] = 0
+        if self.o["wifi_takes_route"] and self.active == "cell":
+            self.active = "wifi"  # the route went with the association; the modem hangs up next tick
+            self.failovers += 1
+            self.unproven_takeover = True
+
+    def wifi_rejoin(self, now_ms):
+        """Re-associate the joined network (route_plan: the only way to give
+        Wi-Fi the default route back); not a failure, and no reason for cellular."""
+        self.wifi.state = _CONNECTING
+        self.wifi.since = now_ms
+        self.wifi_down_since = now_ms
+        if self.active == "wifi":
+            self.active = None  # no traffic until it is associated again
 
     def wifi_failed(self, now_ms):
         """A join attempt failed, or an up link dropped."""
@@ -178,8 +195,13 @@ class LinkManager:
         self.wifi_index = None
         if was_up or self.active == "wifi":
             self.wifi_down_since = now_ms
+            if self.unproven_takeover:
+                # it took over from a working modem and never carried traffic
+                # (an access point without internet): cellular again at once
+                self.wifi_down_since = ticks_add(now_ms, -self.o["cell_after_ms"])
             if self.active == "wifi":
                 self.active = None
+        self.unproven_takeover = False
 
     def wifi_rssi(self, rssi):
         self.wifi.rssi = rssi
@@ -211,6 +233,8 @@ class LinkManager:
         if ok:
             s.last_ok = now_ms
             s.bad = 0
+            if s is self.wifi:
+                self.unproven_takeover = False
         else:
             s.bad += 1
 
@@ -321,7 +345,7 @@ class Supervisor:
     `link_ok()` / `link_failed()` with the broker's verdict, `count()` with
     bytes sent/received, and publishes `info()` in the status topic."""
 
-    def __init__(self, networks, wifi=None, cell=None, clock=None, seed=1, **opts):
+    def __init__(self, networks, wifi=None, cell=None, clock=None, seed=1, routes=None, net=None, **opts):
         self.networks = [n for n in (networks or []) if isinstance(n, dict) and n.get("ssid")]
         if wifi is None:
             self.networks = []
@@ -331,6 +355,8 @@ class Supervisor:
         self.lm = LinkManager(self.networks, cellular=cell is not None, now_ms=self.clock(), seed=seed, **opts)
         self.cell_busy = False  # a cellular up/down is in progress (it takes seconds)
         self.errors = 0  # exceptions from a link adapter, counted, never raised
+        self.routes = routes  # route_plan.RouteKeeper: default route and DNS follow the active link
+        self.net = net  # set_dns(addr) for the RouteKeeper
 
     def step(self, now=None):
         """One round: carry out the manager's action, report what the links did."""
@@ -346,6 +372,7 @@ class Supervisor:
                     self.wifi.start_connect(net["ssid"], net.get("password", ""))
                 elif act == WIFI_DISCONNECT:
                     self.wifi.disconnect()
+                    self._route("wifi_lost")
                 elif act == CELL_CONNECT:
                     self.cell_busy = True
                     _spawn(self._cell_up())
@@ -363,6 +390,7 @@ class Supervisor:
                     st = self.wifi.poll()
                     if st == "up":
                         lm.wifi_connected(now, self.wifi.rssi())
+                        self._route("wifi_associated", self.wifi)
                     elif st == "failed":
                         lm.wifi_failed(now)
                 elif w.state == _UP:
@@ -370,15 +398,27 @@ class Supervisor:
                         lm.wifi_rssi(self.wifi.rssi())
                     else:
                         lm.wifi_failed(now)
+                        self._route("wifi_lost")
             except Exception:  # noqa: BLE001
                 self.errors += 1
         if self.cell is not None and lm.cell.state == _UP and not self.cell_busy:
             try:
                 if not self.cell.isconnected():
                     lm.cell_failed(now)
+                    self._route("ppp_freed")
             except Exception:  # noqa: BLE001
                 self.errors += 1
+        if self.routes is not None:
+            self.routes.enforce(self, now)
         return a
+
+    def _route(self, event, adapter=None):
+        if self.routes is not None:
+            self.routes.event(event, adapter)
+
+    def cell_idle(self):
+        """True when no PPP session exists or is being made or torn down."""
+        return self.cell is None or (not self.cell_busy and self.lm.cell.state == _DOWN)
 
     async def _cell_up(self):
         try:
@@ -388,6 +428,10 @@ class Supervisor:
             ok, rssi = False, None
         self.cell_busy = False
         now = self.clock()
+        if ok:
+            self._route("ppp_up", self.cell)
+        else:
+            self._route("ppp_attempt_failed")
         if self.lm.cell.state != _CONNECTING:
             # Wi-Fi came back meanwhile and the manager gave up on cellular
             if ok:
@@ -404,6 +448,7 @@ class Supervisor:
             await self.cell.down()
         except Exception:  # noqa: BLE001
             self.errors += 1
+        self._route("ppp_freed")
         self.cell_busy = False
 
     def active(self):
@@ -441,6 +486,8 @@ class Supervisor:
                "wifi": st["wifi"], "cell": st["cell"]}
         if self.errors:
             out["link_errors"] = self.errors
+        if self.routes is not None:
+            out.update(self.routes.status())
         return out
 
 

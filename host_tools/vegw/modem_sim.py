@@ -12,6 +12,11 @@ host writes, it returns the bytes the modem would answer.
 """
 from link_manager import Rng  # one seeded PRNG for the firmware and this simulator
 
+try:
+    from vegw.modem_sim_pdp import PdpState
+except ImportError:  # the shared tests import this file from host_tools/vegw directly
+    from modem_sim_pdp import PdpState
+
 SCENARIOS = {
     "happy": "SIM ready, registered on CREG/CGREG/CEREG, CSQ 20 (-73 dBm), LTE, dial answers CONNECT",
     "no_sim": "AT+CPIN? answers +CME ERROR: 10 (SIM not inserted)",
@@ -32,13 +37,14 @@ SCENARIOS = {
     "no_connect": "registered, but ATD*99# answers NO CARRIER",
     "slow_boot": "ignores the first three AT, then sends RDY and answers",
     "mute_unknown": "like happy, but commands it does not know get no answer at all (not even ERROR)",
+    "apn_rejected": "the network attaches only with its default (empty) APN: AT+CGATT=1 with another fails",
 }
 
 MODEL_NAMES = {"sim7600": "SIMCOM_SIM7600E-H", "sim7080": "SIM7080", "a7670": "A7670E-LASE"}
 
 
 class SimModem:
-    def __init__(self, scenario="happy", model="sim7600", seed=7):
+    def __init__(self, scenario="happy", model="sim7600", seed=7, stored_apn=""):
         if scenario not in SCENARIOS:
             raise ValueError("unknown scenario " + scenario)
         self.scenario = scenario
@@ -54,12 +60,14 @@ class SimModem:
         self.at_seen = 0
         self.lost = False
         self.data_mode = False
+        # context 1 / attach / CFUN: the bearer keeps the APN of its attach (modem_sim_pdp.py)
+        self.pdp = PdpState(stored_apn, ("",)) if scenario == "apn_rejected" else PdpState(stored_apn)
 
     # ------------------------------------------------------------- output
     def banner(self):
         if self.scenario in ("dead", "slow_boot"):
             return b""
-        out = "\r\nRDY\r\n"
+        out = "\r\n*ATREADY: 1\r\n" if self.model == "a7670" else "\r\nRDY\r\n"  # A76XX boot line
         if self.scenario == "urc_mid" or self.scenario == "happy":
             out += "\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n"
         return self._dirty(out.encode())
@@ -141,7 +149,7 @@ class SimModem:
 
     def _reg(self, which):
         sc = self.scenario
-        if self._sim_state() != "ready":
+        if self._sim_state() != "ready" or self.pdp.cfun != 1:
             return 0
         if sc == "no_reg":
             return 2
@@ -173,7 +181,7 @@ class SimModem:
         if self.scenario == "mute_unknown" and u in ("AT+CMEE=1", "AT+CPSI?", "AT+SPIC", "AT+CGMM", "AT+COPS=3,0"):
             return [], None
         st = self._sim_state()
-        if u in ("AT", "ATE0", "ATE1", "AT+CMEE=1", "AT+CMEE=2", "AT+COPS=3,0", "AT+CFUN=1"):
+        if u in ("AT", "ATE0", "ATE1", "AT+CMEE=1", "AT+CMEE=2", "AT+COPS=3,0"):
             return [], "OK"
         if u == "AT+CGMM":
             return [MODEL_NAMES[self.model]], "OK"
@@ -205,8 +213,9 @@ class SimModem:
                 return [], "+CME ERROR: 10"
             v = "89640123456789012345"
             return [("+ICCID: " + v) if u == "AT+CICCID" else v], "OK"
-        if u.startswith("AT+CGDCONT=") or u.startswith("AT+CGAUTH="):
-            return [], "OK"
+        pdp = self.pdp.answer(cmd, u)
+        if pdp is not None:
+            return pdp
         for which in ("CREG", "CGREG", "CEREG"):
             if u == "AT+" + which + "?":
                 if self.model == "sim7080" and which == "CREG" and self.scenario == "lte_only":
@@ -225,7 +234,7 @@ class SimModem:
                 return ["+CPSI: LTE CAT-M1,Online,530-01,0x5A1E,27447553,196,EUTRAN-BAND28,9410,3,3,-11,-95,-66,12"], "OK"
             return ["+CPSI: LTE,Online,530-01,0x5A1E,187214780,257,EUTRAN-BAND3,1825,5,5,-94,-905,-620,15"], "OK"
         if u == "ATD*99#" or u == "ATD*99***1#":
-            if self.scenario == "no_connect" or self._reg("CEREG") not in (1, 5):
+            if self.scenario == "no_connect" or self._reg("CEREG") not in (1, 5) or not self.pdp.can_dial():
                 return [], "NO CARRIER"
             self.data_mode = True
             return [], "CONNECT 115200"
@@ -247,6 +256,7 @@ def main(argv=None):
     ap.add_argument("--list", action="store_true", help="print the scenarios and exit")
     ap.add_argument("--log", default=None, help="append every command received to this file")
     ap.add_argument("--pin-tries", type=int, default=0, help="wrong PINs already entered before we start")
+    ap.add_argument("--stored-apn", default="", help="APN context 1 holds at power-up (the modem keeps it in NV)")
     args = ap.parse_args(argv)
     if args.list:
         for k in sorted(SCENARIOS):
@@ -255,7 +265,7 @@ def main(argv=None):
     if args.scenario not in SCENARIOS:
         sys.stderr.write("modem_sim: unknown scenario %r (try --list)\n" % args.scenario)
         return 2
-    sim = SimModem(args.scenario, args.model, args.seed)
+    sim = SimModem(args.scenario, args.model, args.seed, args.stored_apn)
     sim.pin_tries = max(0, args.pin_tries)
     logf = open(args.log, "a") if args.log else None
     rng = Rng(args.seed + 1)

@@ -14,10 +14,10 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
 
 
 class Sim:
-    def __init__(self, scenario, model="sim7600", tmp=None, pin_tries=0):
-        self.log = str(tmp / ("cmds-%s-%s.log" % (scenario, model))) if tmp else None
+    def __init__(self, scenario, model="sim7600", tmp=None, pin_tries=0, stored_apn=""):
+        self.log = str(tmp / ("cmds-%s-%s-%s.log" % (scenario, model, stored_apn))) if tmp else None
         cmd = [sys.executable, "-m", "vegw.modem_sim", "--port", "0", "--scenario", scenario, "--model", model,
-               "--pin-tries", str(pin_tries)]
+               "--pin-tries", str(pin_tries), "--stored-apn", stored_apn]
         if self.log:
             cmd += ["--log", self.log]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=ENV, cwd=str(ROOT))
@@ -38,8 +38,8 @@ class Sim:
 def sim(tmp_path):
     made = []
 
-    def start(scenario, model="sim7600", pin_tries=0):
-        s = Sim(scenario, model, tmp_path, pin_tries)
+    def start(scenario, model="sim7600", pin_tries=0, stored_apn=""):
+        s = Sim(scenario, model, tmp_path, pin_tries, stored_apn)
         made.append(s)
         return s
 
@@ -81,6 +81,21 @@ def test_happy_path_with_apn_connects(sim):
     rc, res, _ = probe(s.port, "--apn", "internet")
     assert rc == 0 and res["data"] == "connect"
     assert 'AT+CGDCONT=1,"IP","internet"' in s.commands()
+
+
+def test_new_apn_reattaches_once_and_a_stored_one_is_kept(sim):
+    # issue 17.6: after AT+CGDCONT the modem must re-attach (the bearer keeps
+    # the APN of its last attach), but only when the APN really changed
+    s = sim("happy", stored_apn="")
+    rc, res, _ = probe(s.port, "--apn", "internet")
+    assert rc == 0 and res["data"] == "connect"
+    cmds = s.commands()
+    i = cmds.index('AT+CGDCONT=1,"IP","internet"')
+    assert cmds[i + 1:i + 3] == ["AT+CGATT=0", "AT+CGATT=1"] and cmds.index("ATD*99#") > i + 2
+    s2 = sim("happy", stored_apn="internet")
+    rc, res, _ = probe(s2.port, "--apn", "internet")
+    assert rc == 0 and res["data"] == "connect"
+    assert "AT+CGDCONT?" in s2.commands() and not [c for c in s2.commands() if c.startswith(("AT+CGATT", "AT+CGDCONT="))]
 
 
 @pytest.mark.parametrize("model,tech", [("sim7080", "LTE-M"), ("a7670", "LTE")])

@@ -331,3 +331,60 @@ def test_sms_only_registration_is_named_not_taken_for_data():
     assert m._registered() is False and m.result["reg"] == "home_sms_only"
     m.result.update(creg=6, cgreg=0, cereg=1)
     assert m._registered() is True and m.result["reg"] == "home"
+
+
+def test_apn_change_reattaches_before_dialling():
+    # issue 17.6: CGDCONT changed the stored context, but the bearer kept the
+    # APN of the boot's attach, so ATD*99# failed until the modem re-attached
+    sim = modem_sim.SimModem("happy", stored_apn="")
+    res, sim, m = run_probe("happy", apn="internet", sim=sim)
+    assert res["data"] == "connect" and res["apn"] == "set" and res["attach"] == "reattached"
+    seq = [c for c in sim.commands if c.startswith("AT+CGDCONT") or c.startswith("AT+CGATT") or c.startswith("ATD")]
+    assert seq == ["AT+CGDCONT?", 'AT+CGDCONT=1,"IP","internet"', "AT+CGATT=0", "AT+CGATT=1", "ATD*99#"]
+    assert sim.pdp.attach_apn == "internet" and m.reattach_failures == 0
+
+
+def test_apn_already_stored_leaves_the_attach_alone():
+    # a healthy attach is not torn down on every dial (APNs compare case-blind)
+    sim = modem_sim.SimModem("happy", stored_apn="INTERNET")
+    res, sim, _ = run_probe("happy", apn="internet", sim=sim)
+    assert res["data"] == "connect" and res["apn"] == "kept" and res.get("attach") is None
+    assert _sent(sim, "AT+CGDCONT=") == [] and _sent(sim, "AT+CGATT") == []
+    assert sim.pdp.attaches == 1  # only the power-up attach
+
+
+def test_refused_reattach_is_counted_and_named():
+    sim = modem_sim.SimModem("apn_rejected", stored_apn="")
+    logged = []
+    m = at_modem.Modem(MemStream(sim), apn="internet", timeouts=FAST, pin_guard=at_modem.PinGuard())
+    m.log = lambda d, t: logged.append((d, t))
+    res = asyncio.run(m.probe())
+    assert m.reattach_failures == 1 and res["attach"] == "failed_cme_148"
+    assert [t for d, t in logged if d == "!"] == ["re-attach after APN change failed: AT+CGATT=1 -> CME 148"]
+    assert res["registered"] is True and res["data"] is None and res["error"] == "dial_no_carrier"
+
+
+def test_simulated_bearer_follows_attach_not_cgdcont():
+    # the simulator behaves like the modem: CGDCONT alone does not move the
+    # bearer; CGATT=0/1 or CFUN=0/1 do; CFUN=0 deregisters
+    sim = modem_sim.SimModem("happy", stored_apn="old")
+    sim.receive(b'ATE0\rAT+CGDCONT=1,"IP","new"\r')
+    assert sim.pdp.attach_apn == "old" and not sim.pdp.can_dial()
+    assert b"+CGATT: 1" in sim.receive(b"AT+CGATT?\r")
+    sim.receive(b"AT+CFUN=0\r")
+    assert b"+CGATT: 0" in sim.receive(b"AT+CGATT?\r") and b"+CEREG: 0,0" in sim.receive(b"AT+CEREG?\r")
+    assert b"ERROR" in sim.receive(b"AT+CGATT=1\r")
+    sim.receive(b"AT+CFUN=1\r")
+    assert sim.pdp.attach_apn == "new" and sim.pdp.can_dial()
+    rej = modem_sim.SimModem("apn_rejected", stored_apn="")
+    rej.receive(b'ATE0\rAT+CGDCONT=1,"IP","internet"\rAT+CGATT=0\r')
+    assert b"+CME ERROR: 148" in rej.receive(b"AT+CGATT=1\r") and not rej.pdp.can_dial()
+
+
+def test_a7670_boot_line_is_unsolicited():
+    # issue 17.6: the A76XX says "*ATREADY: 1" where the others say RDY
+    assert at_modem.Modem.is_urc("*ATREADY: 1") and at_modem.Modem.is_urc("RDY")
+    sim = modem_sim.SimModem("happy", "a7670")
+    assert b"*ATREADY: 1" in sim.banner()
+    res, _, m = run_probe("happy", model="a7670", apn="internet", sim=sim)
+    assert res["data"] == "connect" and res["model_name"] == "A7670E-LASE"
