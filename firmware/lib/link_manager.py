@@ -56,25 +56,7 @@ DEFAULTS = {
 
 from clock import ticks_add, ticks_ms as _ticks_ms
 from clock import ticks_diff as _after  # wrap-safe a - b, on every runtime
-
-
-class Rng:
-    """Seeded xorshift32: the same sequence on both runtimes (backoff jitter
-    here; the simulated modem's noise uses it too)."""
-
-    def __init__(self, seed):
-        self.s = (seed or 1) & 0xFFFFFFFF
-
-    def next(self):
-        x = self.s
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.s = x
-        return x
-
-    def below(self, n):
-        return self.next() % n
+from rng import Rng  # noqa: F401 - link_manager.Rng for its users
 
 
 class LinkStats:

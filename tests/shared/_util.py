@@ -3,7 +3,7 @@
 # only the language subset both runtimes share.
 import sys
 
-import link_manager  # its Rng: one PRNG for firmware and tests
+import rng  # one PRNG for firmware and tests
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -40,7 +40,7 @@ def read_fixture(name):
         return f.read()
 
 
-class Rng(link_manager.Rng):
+class Rng(rng.Rng):
     """The firmware's seeded xorshift32 (same sequence on both runtimes, so a
     fuzz case that fails on one runtime can be replayed on the other), with a
     default seed and random bytes for the tests."""
