@@ -41,18 +41,24 @@ class FakeBLE:
         return None
 
     def gap_scan(self, duration_ms, interval_us=1280000, window_us=11250, active=False):
+        # as NimBLE under MicroPython (extmod/nimble/modbluetooth_nimble.c):
+        # an inactive stack answers ENODEV, a window longer than the interval
+        # EINVAL (ble_gap_disc), a scan already running EALREADY
+        if not self._active:
+            raise OSError(19)  # ENODEV: BLE.active(True) first
         if duration_ms is None:
             if self.scanning:
                 self.scanning = False
                 if self._irq:
                     self._irq(_IRQ_SCAN_DONE, ())
             return
+        if window_us > interval_us:
+            raise OSError(22)  # EINVAL
         if self.fail_next_scans:
             self.fail_next_scans -= 1
             raise OSError(16)  # EBUSY, as a stack that is still busy answers
         if self.scanning:
-            raise OSError(16)
-        self._active = True
+            raise OSError(114)  # EALREADY
         self.scanning = True
         self.scan_starts += 1
         if len(self.scan_calls) >= 8:

@@ -213,6 +213,8 @@ class Scanner:
 
     async def run(self):
         """Scan forever in bounded windows; cancel the task to stop."""
+        if not self._ble.active():
+            self._ble.active(True)  # the stack answers ENODEV to a scan otherwise
         self._ble.irq(self._irq)
         self._running = True
         try:

@@ -32,8 +32,51 @@ def victron(counter, v=12.5, key=KEY):
     return be.encode("battery_monitor", {"V": v, "SOC": 50.0}, key, counter)
 
 
+def _ble():
+    b = ble_host.FakeBLE()
+    b.active(True)  # what the platform or Scanner.run does first
+    return b
+
+
+def test_stack_refuses_what_nimble_refuses_and_the_scanner_activates_it():
+    # the stand-in answers as NimBLE does under MicroPython: an inactive
+    # stack ENODEV, a window longer than the interval EINVAL, a second
+    # scan EALREADY (extmod/nimble/modbluetooth_nimble.c, ble_gap_disc)
+    b = ble_host.FakeBLE()
+    for args in ((1000, 100000, 100000), (None,)):
+        try:
+            b.gap_scan(*args)
+            code = None
+        except OSError as e:
+            code = e.args[0]
+        assert code == 19, args
+    b.active(True)
+    for args, want in (((1000, 100000, 200000), 22), ((1000, 100000, 100000), None), ((1000, 100000, 100000), 114)):
+        try:
+            b.gap_scan(*args)
+            code = None
+        except OSError as e:
+            code = e.args[0]
+        assert code == want, (args, code)
+    # the scanner on a stack nobody activated: it does, and scans
+    fresh = ble_host.FakeBLE()
+    sc = ble_scan.Scanner(fresh, Sink(), window_ms=100, interval_ms=100, duration_ms=500)
+
+    async def main():
+        task = asyncio.create_task(sc.run())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+    assert fresh.active() and sc.windows >= 1 and sc.scan_errors == 0
+
+
 def test_irq_filters_company_id_before_copying():
-    ble = ble_host.FakeBLE()
+    ble = _ble()
     sink = Sink()
     sc = ble_scan.Scanner(ble, sink)
     ble.irq(sc._irq)
@@ -51,7 +94,7 @@ def test_irq_filters_company_id_before_copying():
 
 
 def test_data_is_copied_out_of_the_irq_buffer():
-    ble = ble_host.FakeBLE()
+    ble = _ble()
     sink = Sink()
     sc = ble_scan.Scanner(ble, sink)
     ble.irq(sc._irq)
@@ -65,7 +108,7 @@ def test_data_is_copied_out_of_the_irq_buffer():
 
 
 def test_ring_is_bounded_and_counts_drops():
-    ble = ble_host.FakeBLE()
+    ble = _ble()
     sink = Sink()
     sc = ble_scan.Scanner(ble, sink)
     ble.irq(sc._irq)
@@ -81,7 +124,7 @@ def test_ring_is_bounded_and_counts_drops():
 
 
 def test_oversized_and_mac_filter():
-    ble = ble_host.FakeBLE()
+    ble = _ble()
     sink = Sink()
     sc = ble_scan.Scanner(ble, sink, macs=[MAC])
     ble.irq(sc._irq)
@@ -100,7 +143,7 @@ def test_irq_path_allocates_nothing_on_micropython():
         skip("heap_lock is MicroPython only")
     import micropython
 
-    ble = ble_host.FakeBLE()
+    ble = _ble()
     sc = ble_scan.Scanner(ble, Sink(), macs=[MAC])
     vic = (0, memoryview(bytearray(MAC)), 3, -60, memoryview(ble_host.victron_adv(victron(3))))
     other = (0, memoryview(bytearray(b"\x41\x02\x03\x04\x05\x06")), 0, -80,
@@ -117,7 +160,7 @@ def test_irq_path_allocates_nothing_on_micropython():
 
 
 def test_end_to_end_scanner_tracker_with_restarts():
-    ble = ble_host.FakeBLE()
+    ble = _ble()
     tr = br.Tracker([(MAC, KEY), (MAC2, b"\x33" * 16)])
     notices = []
     published = []
@@ -165,7 +208,7 @@ def test_end_to_end_scanner_tracker_with_restarts():
 
 
 def test_scan_start_failure_is_retried():
-    ble = ble_host.FakeBLE()
+    ble = _ble()
     ble.fail_next_scans = 2
     sc = ble_scan.Scanner(ble, Sink(), duration_ms=100)
     sc.retry_ms = 1

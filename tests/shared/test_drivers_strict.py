@@ -74,10 +74,32 @@ class RTC:
             RTC.set_to.append(t)
 
 
+class WDT:
+    """machine.WDT as ports/esp32/machine_wdt.c (v1.27): id 0 only, timeout
+    > 0 ms, one task watchdog (a second WDT() reconfigures its timeout), and
+    no way to stop it (no deinit)."""
+
+    timeout_ms = None
+    feeds = 0
+    made = 0
+
+    def __init__(self, id=0, timeout=5000):
+        if id != 0:
+            raise ValueError()
+        if timeout <= 0:
+            raise ValueError("WDT timeout too short")
+        WDT.timeout_ms = timeout
+        WDT.made += 1
+
+    def feed(self):
+        WDT.feeds += 1
+
+
 class _Machine:
     UART = UART
     Pin = Pin
     RTC = RTC
+    WDT = WDT
 
 
 class _Network:
@@ -310,3 +332,25 @@ def test_route_and_dns_follow_the_active_link():
         assert st["route"] == "wifi" and st["dns"] == "192.168.1.1" and st["route_rejoins"] == 1
 
     _with_lwip(go)
+
+
+def test_watchdog_armed_once_and_fed_never_stopped():
+    def go():
+        from drivers import esp32
+
+        WDT.made = WDT.feeds = 0
+        WDT.timeout_ms = None
+        p = esp32.Platform({})
+        for _ in range(5):
+            p.feed_watchdog()
+        assert WDT.made == 1 and WDT.feeds == 5 and WDT.timeout_ms == 60000
+        assert not hasattr(WDT, "deinit")  # once armed, only a reset stops it
+        for bad in ((1, 1000), (0, 0)):
+            try:
+                WDT(*bad)
+                ok = True
+            except ValueError:
+                ok = False
+            assert not ok, bad
+
+    _with_standins(go)
