@@ -1,7 +1,7 @@
 # Task wiring: the same file runs on the ESP32 (main.py) and under the
 # MicroPython unix port (host_main.py, driven by `vegw sim`). Everything that
-# touches hardware comes from the `platform` object (drivers/esp32.py or
-# drivers/host.py); everything that decides comes from firmware/lib.
+# touches hardware comes from the `platform` object (drivers/platform_esp32.py or
+# drivers/platform_host.py); everything that decides comes from firmware/lib.
 #
 # Tasks (each bounded, each reporting liveness to the watchdog):
 #   reader x N    VE.Direct bytes -> vedirect.Parser -> Gateway.vedirect_block

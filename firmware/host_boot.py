@@ -18,9 +18,9 @@ with open(_rom, "rb") as _f:
 vfs.mount(vfs.VfsRom(ROM), "/rom")
 sys.path.extend(("/rom", "/rom/lib"))
 del _rom, _f
-from drivers import host  # noqa: E402
+from drivers import platform_host  # noqa: E402
 
 # what a board keeps in flash: the image, and the module names a frozen build
 # holds there (vegw.simulator.FLASH_NAMES); heap_alloc is reported without both
-host.ROM_BYTES = len(ROM) + (int(sys.argv[sys.argv.index("--flash-names") + 1]) if "--flash-names" in sys.argv else 0)
+platform_host.ROM_BYTES = len(ROM) + (int(sys.argv[sys.argv.index("--flash-names") + 1]) if "--flash-names" in sys.argv else 0)
 import host_main  # noqa: E402,F401

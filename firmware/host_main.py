@@ -17,9 +17,9 @@ import startup  # noqa: E402
 
 
 def _platform():
-    from drivers import host
+    from drivers import platform_host
 
-    return host.Platform()
+    return platform_host.Platform()
 
 
 def _reset():

@@ -50,9 +50,9 @@ import startup  # noqa: E402
 
 
 def _platform():
-    from drivers import esp32
+    from drivers import platform_esp32
 
-    return esp32.Platform(_board())
+    return platform_esp32.Platform(_board())
 
 
 def _arm():

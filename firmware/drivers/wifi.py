@@ -3,7 +3,7 @@
 # backoff) lives in link_manager; this file only talks to network.WLAN.
 # Host twin: wifi_host.py (same methods, scripted networks, fake clock).
 #
-# What the app platform (drivers/esp32.py) calls:
+# What the app platform (drivers/platform_esp32.py) calls:
 #   w = Wifi(cfg["wifi"])          # networks in priority order
 #   await w.ensure()  -> bool      # join / keep joined, following link_manager
 #   w.link_failed()                # the broker session broke (3 in a row: drop this network)

@@ -44,7 +44,7 @@ reconnect and run the same command again.
 Exit status: 0 deployed and status seen, 2 any error (one line on stderr)."""
 
 
-CONFIG_CACHE = "/state/config"  # app.load_config's cache (drivers/esp32.py state store)
+CONFIG_CACHE = "/state/config"  # app.load_config's cache (drivers/platform_esp32.py state store)
 
 
 def add_arguments(p):

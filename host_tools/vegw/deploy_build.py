@@ -18,7 +18,7 @@ SOURCE_DIRS = ("lib", "drivers")
 
 # The simulator's own files (firmware/ paths): never copied to a board nor
 # frozen into an image (boards/common/manifest.py), plus every *_host.py twin.
-SIM_ONLY = ("host_main.py", "host_boot.py", "drivers/host.py", "drivers/nor_sim.py", "drivers/ble_hood.py")
+SIM_ONLY = ("host_main.py", "host_boot.py", "drivers/platform_host.py", "drivers/nor_sim.py", "drivers/ble_hood.py")
 
 
 def is_sim_only(rel):

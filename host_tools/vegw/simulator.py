@@ -1,7 +1,7 @@
 """Simulated site for `vegw sim` and the end-to-end tests.
 
 The firmware runs unmodified under the MicroPython unix port
-(firmware/host_main.py with drivers/host.py). This module plays the parts
+(firmware/host_main.py with drivers/platform_host.py). This module plays the parts
 that are hardware on a board: one TCP stream per VE.Direct device, paced at
 19200 baud x speed (a generated device or a raw capture, looped), and a BLE
 air of encrypted Instant Readout adverts. Everything listens on loopback.

@@ -98,7 +98,7 @@ def test_manifests_freeze_the_firmware_and_nothing_of_the_simulator():
         assert "startup.py" in targets  # the boot path main.py runs
         assert "app.py" in targets and "main.py" not in targets and "boot.py" not in targets
         assert ("drivers/modem.py" in targets) == (board(name)["modem"] is not None), name
-        for sim in ("host_main.py", "drivers/host.py", "drivers/nor_sim.py", "drivers/ble_hood.py",
+        for sim in ("host_main.py", "drivers/platform_host.py", "drivers/nor_sim.py", "drivers/ble_hood.py",
                     "drivers/wifi_host.py", "drivers/ble_host.py", "drivers/relay_host.py"):
             assert sim not in targets
 

@@ -390,9 +390,9 @@ def test_mpy_into_lib_refused_on_a_board_without_psram(tmp_path):
 
 def test_simulator_files_never_deployed():
     devs = [dev for dev, _ in deploy_build.sources(ROOT / "firmware")]
-    for sim in ("/host_main.py", "/host_boot.py", "/drivers/host.py", "/drivers/nor_sim.py",
+    for sim in ("/host_main.py", "/host_boot.py", "/drivers/platform_host.py", "/drivers/nor_sim.py",
                 "/drivers/ble_hood.py", "/drivers/wifi_host.py", "/drivers/ble_host.py", "/drivers/relay_host.py"):
         assert sim not in devs, sim
-    for dev in ("/main.py", "/boot.py", "/app.py", "/drivers/esp32.py", "/drivers/wifi.py", "/lib/gateway.py"):
+    for dev in ("/main.py", "/boot.py", "/app.py", "/drivers/platform_esp32.py", "/drivers/wifi.py", "/lib/gateway.py"):
         assert dev in devs, dev
     assert not [d for d in devs if d.endswith("_host.py")]

@@ -1,5 +1,5 @@
 """The Platform contract of docs/CONTRACTS.md against both platforms: every
-required method exists on drivers/esp32.py and drivers/host.py, every
+required method exists on drivers/platform_esp32.py and drivers/platform_host.py, every
 method the app calls on its platform is in the table, and no public method
 of a platform is missing from it."""
 import ast
@@ -44,7 +44,7 @@ def test_table_parses():
 
 def test_both_platforms_implement_the_required_methods():
     req, opt = _table()
-    for f in ("esp32.py", "host.py"):
+    for f in ("platform_esp32.py", "platform_host.py"):
         have = _methods(ROOT / "firmware" / "drivers" / f)
         assert req - have == set(), (f, sorted(req - have))
         assert have - req - opt == set(), (f, "public methods not in the contract", sorted(have - req - opt))

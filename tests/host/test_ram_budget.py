@@ -24,7 +24,7 @@ from vegw.simulator import build_mpy  # noqa: E402
 
 # what the gateway keeps loaded on the host platform (app._load() and the
 # drivers it asks for), in the order the app imports them
-RESIDENT = ["asyncio", "drivers.host", "app", "alarm_engine", "ble_readout", "flashlog", "gateway",
+RESIDENT = ["asyncio", "drivers.platform_host", "app", "alarm_engine", "ble_readout", "flashlog", "gateway",
             "mqtt_async", "vedirect", "metrics", "drivers.nor_sim", "drivers.ble_host",
             "drivers.ble_scan", "drivers.state_store"]
 ON_DEMAND = ["ble_tables", "records_dec", "vedirect_text", "ve_enums", "cfg_schema", "boardinfo",

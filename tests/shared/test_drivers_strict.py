@@ -1,4 +1,4 @@
-# The ESP32 drivers themselves (drivers/esp32.py, drivers/modem.py) against
+# The ESP32 drivers themselves (drivers/platform_esp32.py, drivers/modem.py) against
 # strict stand-ins of machine.UART / machine.Pin / network.PPP that fail the
 # way MicroPython's ESP32 port does (issue 17.3-17.5): a UART without tx
 # takes the port's default TX pin, a flash or PSRAM pin raises; PPP.connect
@@ -122,7 +122,7 @@ def _with_standins(fn):
         _forget_drivers()
 
 
-_DRIVERS = ("drivers.esp32", "drivers.modem", "drivers.wifi")
+_DRIVERS = ("drivers.platform_esp32", "drivers.modem", "drivers.wifi")
 
 
 def _forget_drivers():
@@ -137,11 +137,11 @@ def _forget_drivers():
 
 def test_vedirect_uart_without_tx_gets_the_boards_spare_pin():
     def go():
-        from drivers import esp32
+        from drivers import platform_esp32
 
         UART.made = []
         board = {"vedirect_tx_spare": 27}
-        p = esp32.Platform(board)
+        p = platform_esp32.Platform(board)
         p.open_vedirect({"name": "solar", "uart": 2, "rx": 4})  # no tx: the old code got GPIO17 (PSRAM)
         p.open_shared_uart([{"name": "a", "uart": 1, "rx": 18}, {"name": "b", "uart": 1, "rx": 19}])
         assert UART.made == [(2, 27, 4), (1, 27, 18)]
@@ -171,7 +171,7 @@ def test_clock_set_from_the_modems_network_time():
     # issue 17.1: nothing set the clock; every power-on started at 2000
     def go():
         import asyncio
-        from drivers import esp32
+        from drivers import platform_esp32
 
         class Modem:
             result = {"clock_s": 1764940990}  # 2025-12-05 13:23:10 UTC, from +CCLK
@@ -185,7 +185,7 @@ def test_clock_set_from_the_modems_network_time():
         class Link:
             cell = Cell()
 
-        p = esp32.Platform({})
+        p = platform_esp32.Platform({})
         p._link = Link()
         RTC.set_to = []
         assert asyncio.run(p.sync_clock()) == "modem"
@@ -244,7 +244,7 @@ def test_route_and_dns_follow_the_active_link():
         import asyncio
 
         import _net_standin as net
-        from drivers import esp32, modem
+        from drivers import modem, platform_esp32
 
         net.Lwip.reset()
         net._STA[:] = []
@@ -260,7 +260,7 @@ def test_route_and_dns_follow_the_active_link():
                 return await self.ppp_up(cfg, {"data": "connect", "rssi_dbm": -71})
 
         pins = {"uart": 1, "tx": 26, "rx": 27, "pwrkey": 4}
-        p = esp32.Platform({"modem": pins})
+        p = platform_esp32.Platform({"modem": pins})
         hw = Hw(pins)
         link = p._make_link({"wifi": [{"ssid": "cabin", "password": "pw"}], "modem": {"apn": "internet"}},
                             cell=modem.Cellular(pins, {"apn": "internet"}, hw=hw))
@@ -336,11 +336,11 @@ def test_route_and_dns_follow_the_active_link():
 
 def test_watchdog_armed_once_and_fed_never_stopped():
     def go():
-        from drivers import esp32
+        from drivers import platform_esp32
 
         WDT.made = WDT.feeds = 0
         WDT.timeout_ms = None
-        p = esp32.Platform({})
+        p = platform_esp32.Platform({})
         for _ in range(5):
             p.feed_watchdog()
         assert WDT.made == 1 and WDT.feeds == 5 and WDT.timeout_ms == 60000
