@@ -39,80 +39,16 @@ from clock import ticks_diff as _diff
 from clock import ticks_ms as _ticks
 
 import pdp_attach
+from at_models import MODEL_ORDER, MODELS, TIMEOUTS, detect_model  # noqa: F401 - at_modem.* for its users
+from at_parse import (  # noqa: F401 - at_modem.* for its users
+    _ACT, LineSplitter, _final, _int, _isint, _solicited, _split, _tech_from_cpsi, csq_to_dbm, parse_cclk, parse_reg,
+    reg_name, urc_line,
+)
 
 
-_MAX_LINE = const(160)  # longest line kept (+CPSI: is ~100 chars); the rest is cut and counted
-_MAX_LINES = const(8)  # complete lines waiting to be consumed; the oldest is dropped and counted
 _READ_CHUNK = const(64)  # bytes asked from the stream per read
 _MAX_PIN = const(8)  # SIM PINs are 4 to 8 digits
 
-# ---------------------------------------------------------------------------
-# Model differences, all in one table. Keys: the --model / config names.
-#   match      substrings of the AT+CGMM answer that identify the model
-#   iccid      (command, reply prefix or None for a bare line)
-#   cell       serving-cell command reporting RSRP/RSRQ/SINR, or None
-#   cell_scale divisor for RSRQ/RSRP/RSSI in the +CPSI LTE answer
-#              (SIM7600/A7670 report tenths of dB, SIM7080 whole dB)
-#   sinr       how to turn the +CPSI RSSNR field into SINR dB:
-#              "db" (already dB) or "2x-20" (SIM7600 manual: SINR = 2*RSSNR - 20)
-#   auth       PDP authentication command for context 1, or None;
-#              "%T" = 0 none / 1 PAP / 2 CHAP, "%U" user, "%P" password
-#   pin_tries  (command, prefix) reporting PIN tries left; no PIN is sent
-#              when fewer than 3 are left (an earlier boot or tool got it wrong)
-# Uncertain entries are marked UNVERIFIED: they come from vendor manuals and
-# LilyGO examples, not from a modem on the bench.
-MODELS = {  # type: dict
-    "sim7600": {
-        "match": ("SIM7600", "SIM7500"),
-        "iccid": ("AT+CICCID", "+ICCID:"),
-        "cell": "AT+CPSI?",
-        "cell_scale": 10,
-        "sinr": "2x-20",  # UNVERIFIED
-        "auth": 'AT+CGAUTH=1,%T,"%P","%U"',  # password before user (SIM7500/7600 manual)
-        "pin_tries": ("AT+SPIC", "+SPIC:"),  # +SPIC: <pin1 left>,<puk1 left>,<pin2>,<puk2>
-    },
-    "sim7080": {
-        "match": ("SIM7080", "SIM7070", "SIM7000"),
-        "iccid": ("AT+CCID", None),
-        "cell": "AT+CPSI?",
-        "cell_scale": 1,  # UNVERIFIED: Cat-M/NB answers show whole dB
-        "sinr": "db",
-        "auth": None,  # its own stack uses AT+CNCFG; for PPP, network.PPP does PAP/CHAP
-        "pin_tries": ("AT+SPIC", "+SPIC:"),  # UNVERIFIED on SIM7080
-    },
-    "a7670": {
-        "match": ("A7670", "A7672", "A7608", "SIM7670"),
-        "iccid": ("AT+CICCID", "+ICCID:"),
-        "cell": "AT+CPSI?",
-        "cell_scale": 10,  # UNVERIFIED
-        "sinr": "db",  # UNVERIFIED
-        "auth": 'AT+CGAUTH=1,%T,"%U","%P"',  # UNVERIFIED order (A76XX manual: user, password)
-        "pin_tries": ("AT+SPIC", "+SPIC:"),  # UNVERIFIED on A76XX
-    },
-}
-MODEL_ORDER = ("sim7600", "sim7080", "a7670")
-
-# Default timeouts in ms; a caller may override any key.
-TIMEOUTS = {
-    "cmd": 3000,  # one ordinary command
-    "opt": 1000,  # a command we can do without (ATE0, CGMM, CPSI...), and the liveness AT
-    "handshake": 15000,  # AT until OK after power-up (RDY takes ~10 s on SIM7600)
-    "sim": 10000,  # SIM busy / not ready yet
-    "pin": 10000,  # AT+CPIN="...": the SIM itself answers, slowly
-    "reg": 90000,  # network registration
-    "poll": 2000,  # between registration polls
-    "dial": 30000,  # ATD*99# until CONNECT
-    "attach": 75000,  # AT+CGATT=0 / =1 each (SIMCom manuals: 75 s max response), pdp_attach.py
-    "silent": 2,  # consecutive timed-out commands before giving up ("no_response")
-}
-
-_FINALS = ("OK", "ERROR", "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
-_URC_WORDS = ("RDY", "SMS Ready", "SMS DONE", "PB DONE", "Call Ready", "RING", "*ATREADY", "NORMAL POWER DOWN",
-              "POWERED DOWN", "+PDP: DEACT", "SIM REMOVED")
-_URC_PREFIX = ("*ATREADY:", "+CPIN:", "+CREG:", "+CGREG:", "+CEREG:", "+CFUN:", "+CMTI:", "+CGEV:", "+CPSI:", "+SIMCARD:",
-               "+CTZV:", "*PSUTTZ:", "DST:", "+APP PDP:", "+CSQ:", "+QIND:", "+CLIP:", "+ICCID:")
-
-# CME error codes (3GPP TS 27.007 9.2) the SIM step cares about.
 _CME_SIM_NOT_INSERTED = const(10)
 _CME_SIM_PIN = const(11)
 _CME_SIM_PUK = const(12)
@@ -121,130 +57,6 @@ _CME_SIM_BUSY = const(14)
 _CME_SIM_WRONG = const(15)
 _CME_BAD_PASSWORD = const(16)
 _CME_SIM_NOT_READY = const(515)  # SIMCom: "please wait, init or command processing"
-
-
-def _isint(s):
-    s = s.strip()
-    if s[:1] == "-":
-        s = s[1:]
-    return len(s) > 0 and s.isdigit()
-
-
-def _int(s, default=None):
-    return int(s.strip()) if _isint(s) else default
-
-
-def csq_to_dbm(n):
-    """AT+CSQ rssi index -> dBm (3GPP 27.007: -113 + 2n for 0..31; 99 unknown).
-    100..191 is the TD-SCDMA range some SIMCom modems report (-116 + n - 100)."""
-    if n is None or n == 99 or n < 0:
-        return None
-    if n <= 31:
-        return -113 + 2 * n
-    if 100 <= n <= 191:
-        return -116 + (n - 100)
-    return None
-
-
-def parse_reg(line):
-    """Registration stat from a solicited (+CREG: n,stat[,...]) or unsolicited
-    (+CREG: stat[,"lac","ci"[,act]]) line; None if unreadable. The solicited
-    form has a bare number second, the URC a quoted area code or nothing."""
-    i = line.find(":")
-    if i < 0:
-        return None
-    parts = line[i + 1:].split(",")
-    if len(parts) >= 2 and _isint(parts[1]):
-        return _int(parts[1])
-    return _int(parts[0])
-
-
-def parse_cclk(line):
-    """Unix seconds (UTC) from '+CCLK: "yy/MM/dd,hh:mm:ss±zz"' (zz: quarter
-    hours of the zone the network reported, AT+CTZU=1), or None when the
-    modem's clock was never set (year 70/80: 1970/1980, or before 2024) or the line is not
-    one. Never raises."""
-    try:
-        i = line.index('"')
-        t = line[i + 1:line.index('"', i + 1)]
-        date, tm = t.split(",")
-        yy, mo, dd = [int(x) for x in date.split("/")]
-        sign = 1
-        if "+" in tm:
-            tm, zz = tm.split("+")
-        elif "-" in tm:
-            tm, zz = tm.split("-")
-            sign = -1
-        else:
-            zz = "0"
-        hh, mi, ss = [int(x) for x in tm.split(":")]
-        if not 24 <= yy < 70 or not (1 <= mo <= 12 and 1 <= dd <= 31 and hh < 24 and mi < 60 and ss < 61):
-            return None
-        y = 2000 + yy
-        # days from 1970-01-01 (civil-from-days, Howard Hinnant's algorithm)
-        yy2 = y - (1 if mo <= 2 else 0)
-        era = yy2 // 400
-        yoe = yy2 - era * 400
-        doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + dd - 1
-        doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-        days = era * 146097 + doe - 719468
-        return days * 86400 + hh * 3600 + mi * 60 + ss - sign * int(zz) * 900
-    except (ValueError, IndexError):
-        return None
-
-
-def reg_name(stat):
-    # 27.007 <stat>: 0 not searching, 1 home, 2 searching, 3 denied, 4 unknown,
-    # 5 roaming, 6 home SMS only, 7 roaming SMS only (no data: an APN or a
-    # subscription problem, worth telling apart from "searching"), 8 emergency
-    if stat == 1:
-        return "home"
-    if stat == 5:
-        return "roaming"
-    if stat == 6:
-        return "home_sms_only"
-    if stat == 7:
-        return "roaming_sms_only"
-    if stat == 8:
-        return "emergency_only"
-    if stat == 3:
-        return "denied"
-    if stat == 2:
-        return "searching"
-    if stat == 0:
-        return "not_searching"
-    if stat is None:
-        return None
-    return "unknown"
-
-
-def _tech_from_cpsi(mode):
-    m = mode.strip().upper()
-    if m.startswith("LTE"):
-        if "CAT-M" in m:
-            return "LTE-M"
-        if "NB" in m:
-            return "NB-IoT"
-        return "LTE"
-    if m in ("WCDMA", "HSPA", "UMTS", "TDS-CDMA", "TD-SCDMA", "CDMA", "EVDO"):
-        return m
-    if m == "GSM":
-        return "GSM"
-    return None
-
-
-# 27.007 +COPS <AcT> -> tech name
-_ACT = {0: "GSM", 1: "GSM", 2: "WCDMA", 3: "GSM", 4: "WCDMA", 5: "WCDMA", 6: "WCDMA", 7: "LTE", 8: "LTE-M", 9: "NB-IoT"}
-
-
-def detect_model(cgmm):
-    """Model key for an AT+CGMM answer, or None."""
-    up = (cgmm or "").upper()
-    for key in MODEL_ORDER:
-        for m in MODELS[key]["match"]:
-            if m in up:
-                return key
-    return None
 
 
 class PinGuard:
@@ -273,63 +85,6 @@ class StreamPair:
     async def write(self, data):
         self.w.write(data)
         await self.w.drain()
-
-
-class LineSplitter:
-    """Bytes in, text lines out. One preallocated line buffer of _MAX_LINE
-    bytes; a ring of _MAX_LINES finished lines. Only printable ASCII is kept
-    (everything else is counted as garbage), so decoding cannot fail."""
-
-    def __init__(self):
-        self._buf = bytearray(_MAX_LINE)
-        self._n = 0
-        self._ring = [None] * _MAX_LINES
-        self._head = 0
-        self._count = 0
-        self.garbage = 0  # non-printable bytes dropped
-        self.truncated = 0  # bytes cut from overlong lines
-        self.dropped_lines = 0  # finished lines lost because nobody read them in time
-
-    def feed(self, data):
-        for b in data:
-            if b == 13 or b == 10:
-                self._finish()
-            elif 32 <= b < 127:
-                if self._n < _MAX_LINE:
-                    self._buf[self._n] = b
-                    self._n += 1
-                else:
-                    self.truncated += 1
-            else:
-                self.garbage += 1
-
-    def _finish(self):
-        n = self._n
-        if not n:
-            return
-        self._n = 0
-        line = bytes(self._buf[:n]).decode().strip()
-        if not line:
-            return
-        if self._count == _MAX_LINES:
-            self._head = (self._head + 1) % _MAX_LINES
-            self._count -= 1
-            self.dropped_lines += 1
-        self._ring[(self._head + self._count) % _MAX_LINES] = line
-        self._count += 1
-
-    def pop(self):
-        if not self._count:
-            return None
-        line = self._ring[self._head]
-        self._ring[self._head] = None
-        self._head = (self._head + 1) % _MAX_LINES
-        self._count -= 1
-        return line
-
-    def partial(self):
-        """The unfinished line (a prompt such as '>' has no line end)."""
-        return bytes(self._buf[: self._n]).decode()
 
 
 def new_result(model=None):
@@ -432,12 +187,7 @@ class Modem:
 
     @staticmethod
     def is_urc(line):
-        if line in _URC_WORDS:
-            return True
-        for p in _URC_PREFIX:
-            if line.startswith(p):
-                return True
-        return False
+        return urc_line(line)
 
     async def _flush_stale(self):
         # A timed-out command's answer may arrive late; read it away so it is
@@ -932,42 +682,3 @@ class SignalStats:
 
 def time_add(t, ms):
     return _add(t, ms)
-
-
-def _final(line):
-    if line in _FINALS:
-        return line
-    if line.startswith("CONNECT"):
-        return "CONNECT"
-    if line.startswith("+CME ERROR:"):
-        return "CME " + line[11:].strip()
-    if line.startswith("+CMS ERROR:"):
-        return "CMS " + line[11:].strip()
-    return None
-
-
-def _solicited(lines):
-    """Of several +CxREG lines (a URC may come before the answer), the one in
-    the solicited form (<n>,<stat>...), else the last."""
-    for ln in lines:
-        parts = ln[ln.find(":") + 1:].split(",")
-        if len(parts) >= 2 and _isint(parts[1]):
-            return ln
-    return lines[-1]
-
-
-def _split(body):
-    """Split a comma list, honouring double quotes; strips quotes and blanks."""
-    out = []
-    cur = ""
-    q = False
-    for ch in body:
-        if ch == '"':
-            q = not q
-        elif ch == "," and not q:
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur.strip())
-    return out
