@@ -1,4 +1,6 @@
 # AT dialogue with a cellular modem (SIMCom SIM7600, SIM7080G, A7670), shared
+# (One file over the ~350-line guide: Modem is one state machine over one
+# stream; its steps share the line buffer and the result dict.)
 # by the firmware (UART) and the host tool `vegw modem probe` (serial port or
 # TCP). The code only sees a *stream*:
 #
