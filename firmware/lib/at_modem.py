@@ -1,6 +1,4 @@
 # AT dialogue with a cellular modem (SIMCom SIM7600, SIM7080G, A7670), shared
-# (One file over the ~350-line guide: Modem is one state machine over one
-# stream; its steps share the line buffer and the result dict.)
 # by the firmware (UART) and the host tool `vegw modem probe` (serial port or
 # TCP). The code only sees a *stream*:
 #
@@ -25,6 +23,9 @@
 # module level, i.e. as long as the interpreter). A rejected PIN stops with
 # sim = "pin_wrong" and is never retried; a SIM asking for its PUK never gets
 # a PIN (three wrong PINs lock a SIM behind a PUK, which needs a site visit).
+#
+# (One file over the ~350-line guide: Modem is one state machine over one
+# stream; its steps share the line buffer and the result dict.)
 try:
     from micropython import const
 except ImportError:
