@@ -176,6 +176,11 @@ class FakeGateway:
             return
         if self.drop_first and len(self.requests) == 1:
             return  # lost: the CLI must re-request
+        if self.error == "firmware busy":  # firmware/app.py's refusal: on cmd/reply
+            c.publish("vegw/%s/cmd/reply" % self.gw, json.dumps({"ok": True, "cmd": "status"}), qos=1)  # not ours
+            c.publish("vegw/%s/cmd/reply" % self.gw,
+                      json.dumps({"ok": False, "cmd": "logs", "error": "busy: an export is running"}), qos=1)
+            return
         if self.error:
             c.publish("vegw/%s/logs" % self.gw, json.dumps({"id": req["id"], "error": self.error}), qos=1)
             return
@@ -229,6 +234,14 @@ def test_mqtt_errors(broker):
     try:
         r = vegw("logs", "--broker", broker, "--gateway", "site-2", "--timeout", "2")
         assert r.returncode == 2 and r.stderr.strip() == "vegw logs: gateway site-2: log busy"
+    finally:
+        gw.close()
+    gw = FakeGateway(broker, "site-3", [], drop_first=False, error="firmware busy")
+    try:
+        t0 = time.monotonic()
+        r = vegw("logs", "--broker", broker, "--gateway", "site-3", "--timeout", "20")
+        assert r.returncode == 2 and r.stderr.strip() == "vegw logs: gateway site-3: busy: an export is running"
+        assert time.monotonic() - t0 < 15  # said at once, not after --timeout
     finally:
         gw.close()
     t0 = time.monotonic()
