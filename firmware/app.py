@@ -427,9 +427,9 @@ class App:
                     and ticks_diff(ticks_ms(), self._clock_try) > getattr(self.p, "clock_retry_ms", _CLOCK_RETRY_MS):
                 await self.sync_clock()
             if self.ota_out:
-                await self._ota_flush(client)
+                await self._flush(client, self.ota_out, "ota/status", "rebooting into the updated firmware")
             if self.cfg_out:
-                await self._cfg_flush(client)
+                await self._flush(client, self.cfg_out, "config/status", "rebooting into the pushed config")
             # live first: states, status, replies; then HA discovery configs
             k = 0
             while len(gw.out) and k < 8:
@@ -532,18 +532,18 @@ class App:
             if len(self.ota_out) < 16:
                 self.ota_out.append(r)
 
-    async def _ota_flush(self, client):
-        """Publish OTA replies; a reply asking for a reboot is acknowledged
-        by the broker before the reset."""
-        while self.ota_out:
-            r = self.ota_out.pop(0)
-            pid = await client.publish(self.gw.base + "ota/status", json.dumps(r), qos=1)
+    async def _flush(self, client, out, topic, why):
+        """Publish OTA or config-push replies; a reply asking for a reboot
+        (committed, applied) is acknowledged by the broker before the reset."""
+        while out:
+            r = out.pop(0)
+            pid = await client.publish(self.gw.base + topic, json.dumps(r), qos=1)
             if r.get("reboot"):
                 if pid:
                     await client.wait_puback(pid, 5000)
                 # the clean stop runs in a task of its own: it drains this
                 # uplink, then cancels it
-                asyncio.create_task(self.planned_reset("rebooting into the updated firmware"))
+                asyncio.create_task(self.planned_reset(why))
                 return
 
     def _ota_health(self):
@@ -576,18 +576,6 @@ class App:
             log("pushed config", msg.get("id"), r["state"], r.get("path") or "", r.get("reason") or "")
         if len(self.cfg_out) < 16:
             self.cfg_out.append(r)
-
-    async def _cfg_flush(self, client):
-        """Replies of a config push; "applied" asks for the reboot into it,
-        after the broker took the reply."""
-        while self.cfg_out:
-            r = self.cfg_out.pop(0)
-            pid = await client.publish(self.gw.base + "config/status", json.dumps(r), qos=1)
-            if r.get("reboot"):
-                if pid:
-                    await client.wait_puback(pid, 5000)
-                asyncio.create_task(self.planned_reset("rebooting into the pushed config"))
-                return
 
     async def _send_logs(self, req):
         """{"cmd":"logs","from_seq":N,"max":M}: records from the flash log to

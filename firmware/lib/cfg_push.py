@@ -22,6 +22,7 @@
 # cannot call it healthy: it still runs the old one until its reset.
 import json
 
+import osfs
 from clock import ticks_diff
 
 try:
@@ -225,51 +226,13 @@ class ConfigPush:
         self._got = 0
 
     def _rm(self, path):
-        if self.fs.size(path) is not None:
-            self.fs.remove(path)
+        osfs.rm(self.fs, path)
 
     def _sha(self, path):
-        import binascii
-        import hashlib
-
-        h = hashlib.sha256()
-        buf = bytearray(256)
-        mv = memoryview(buf)
-        f = self.fs.open(path, "rb")
-        try:
-            while True:
-                n = f.readinto(buf)
-                if not n:
-                    break
-                h.update(mv[:n])
-        finally:
-            f.close()
-        return binascii.hexlify(h.digest()).decode()
+        return osfs.sha256_hex(self.fs, path, bytearray(256))
 
     def _save(self, st):
-        f = self.fs.open(JOURNAL + _NEW, "wb")
-        try:
-            f.write(json.dumps(st).encode())
-        finally:
-            f.close()
-        self._rm(JOURNAL)
-        self.fs.rename(JOURNAL + _NEW, JOURNAL)
+        osfs.write_json(self.fs, JOURNAL, st, _NEW)
 
     def _load(self):
-        for name in (JOURNAL, JOURNAL + _NEW):  # a cut between remove and rename
-            if self.fs.size(name) is None:
-                continue
-            try:
-                f = self.fs.open(name, "rb")
-                try:
-                    st = json.loads(f.read())
-                finally:
-                    f.close()
-            except (OSError, ValueError, UnicodeError):
-                continue
-            if isinstance(st, dict):
-                if name != JOURNAL:
-                    self.fs.rename(name, JOURNAL)
-                return st
-        self._rm(JOURNAL + _NEW)
-        return None
+        return osfs.load_journal(self.fs, JOURNAL, _NEW)

@@ -89,6 +89,7 @@ def _ticks_diff(a, b):
     return ticks_diff(a, b)
 
 
+import osfs  # noqa: E402
 from osfs import OsFs  # noqa: E402,F401 - the device filesystem (also cfg_push's)
 
 
@@ -616,18 +617,7 @@ class OtaReceiver:
     def _hash(self, path, size):
         if self.fs.size(path) != size:
             return None
-        h = hashlib.sha256()
-        mv = memoryview(self._buf)
-        f = self.fs.open(path, "rb")
-        try:
-            while True:
-                n = f.readinto(self._buf)
-                if not n:
-                    break
-                h.update(mv[:n])
-        finally:
-            f.close()
-        return binascii.hexlify(h.digest()).decode()
+        return osfs.sha256_hex(self.fs, path, self._buf)
 
     def _mkdirs(self, path):
         parts = path.split("/")[:-1]
@@ -641,8 +631,7 @@ class OtaReceiver:
                     pass  # exists (size() of a directory may be None on some fs)
 
     def _rm(self, path):
-        if self.fs.size(path) is not None:
-            self.fs.remove(path)
+        osfs.rm(self.fs, path)
 
     def _drop_file(self):
         if self._f is not None:
@@ -667,41 +656,16 @@ class OtaReceiver:
         self._need = None
 
     def _read_json(self, path):
-        if self.fs.size(path) is None:
-            return None
-        try:
-            f = self.fs.open(path, "rb")
-            try:
-                d = json.loads(f.read())
-            finally:
-                f.close()
-        except (OSError, ValueError, UnicodeError):
-            return None
-        return d if isinstance(d, dict) else None
+        return osfs.read_json(self.fs, path)
 
     def _write_json(self, path, d):
-        # write beside, then replace: a cut leaves the old or the new copy
-        f = self.fs.open(path + _TMP, "wb")
-        try:
-            f.write(json.dumps(d).encode())
-        finally:
-            f.close()
-        self._rm(path)
-        self.fs.rename(path + _TMP, path)
+        osfs.write_json(self.fs, path, d, _TMP)
 
     def _save(self, st):
         self._write_json(STATE, st)
 
     def _load(self):
-        st = self._read_json(STATE)
-        if st is not None:
-            self._rm(STATE + _TMP)
-        else:
-            st = self._read_json(STATE + _TMP)  # cut between remove and rename
-            if st is not None:
-                self.fs.rename(STATE + _TMP, STATE)
-            else:
-                self._rm(STATE + _TMP)
+        st = osfs.load_journal(self.fs, STATE, _TMP)
         if st is not None and not isinstance(st.get("files"), list):
             self._drop_state()
             return None
