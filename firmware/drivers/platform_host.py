@@ -129,6 +129,12 @@ class Platform:
         self.watchdog_feeds = 0
         self._net_ok = True
         self.ntp = _arg("--ntp")  # the simulator's SNTP server, host:port
+        # --link cell: the board's cellular case. Names are resolved by the
+        # firmware's own non-blocking DNS query to the "PPP peer's" server
+        # (--dns host:port), as on the board where getaddrinfo would block
+        # the scheduler that feeds PPP (issue 17.2); never by the host.
+        self.link = _arg("--link", "host")
+        self.dns = _arg("--dns")
         self.clock_retry_ms = int(_arg("--clock-retry-ms", "300000"))  # asking again while unset
         self._rtc_off = None  # seconds added to the host's clock; None: unset
         self._clock_src = None
@@ -237,7 +243,23 @@ class Platform:
         pass
 
     def link_info(self):
-        return {"link": "host", "rssi_dbm": None}
+        return {"link": self.link, "rssi_dbm": None}
+
+    def resolver(self):
+        if self.link != "cell" or not self.dns:
+            return None  # the host's loopback: getaddrinfo is fine
+        host, port = _hostport(self.dns)
+
+        async def lookup(name):
+            import dns_query
+
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                return await dns_query.resolve(s, host, name, port=port)
+            finally:
+                s.close()
+
+        return lookup
 
     def tls_context(self, m):
         import mqtt_async

@@ -84,9 +84,10 @@ def is_ip(name):
     return True
 
 
-async def resolve(sock, server, name, timeout_ms=5000, qid=0x5647, sleep=None):
-    """IPv4 address of `name` asked of DNS server `server` (an IP) on a UDP
-    socket, without blocking; None on timeout or a bad answer."""
+async def resolve(sock, server, name, timeout_ms=5000, qid=0x5647, sleep=None, port=None):
+    """IPv4 address of `name` asked of DNS server `server` (an IP; port 53
+    unless given) on a UDP socket, without blocking; None on timeout or a
+    bad answer."""
     import asyncio
 
     if is_ip(name):
@@ -95,8 +96,16 @@ async def resolve(sock, server, name, timeout_ms=5000, qid=0x5647, sleep=None):
         return None
     sleep = sleep or asyncio.sleep
     sock.setblocking(False)
+    q = query(name, qid)
     try:
-        sock.sendto(query(name, qid), (server, _PORT))
+        try:
+            sock.sendto(q, (server, port or _PORT))
+        except TypeError:
+            # the unix port takes a raw sockaddr; for an IP literal
+            # getaddrinfo only converts it (no lookup, nothing blocks)
+            import socket
+
+            sock.sendto(q, socket.getaddrinfo(server, port or _PORT)[0][-1])
     except (OSError, ValueError):
         return None
     waited = 0

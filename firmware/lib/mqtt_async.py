@@ -306,7 +306,12 @@ class MQTTClient:
             if ip is not None:
                 import socket
 
-                self._addr = (socket.AF_INET, socket.SOCK_STREAM, 0, "", (ip, self.port))
+                addr = (ip, self.port)  # what the ESP32 (and CPython) take
+                if _MP and sys.platform == "linux":
+                    # the unix port (the simulator) takes only raw sockaddrs;
+                    # for an IP literal getaddrinfo just converts it
+                    addr = socket.getaddrinfo(ip, self.port)[0][-1]
+                self._addr = (socket.AF_INET, socket.SOCK_STREAM, 0, "", addr)
             else:
                 self.last_error = "dns: no answer for %s" % self.server
         ai = self._resolve()

@@ -278,9 +278,13 @@ class FirmwareProcess:
     RESTART = 4  # config validated and cached (app.RESTART): boots again, not a reset
 
     def __init__(self, config, vedirect_ports, ble_port=None, flash_path=None, duration=None,
-                 heap=None, workdir=None, stdout=None, healthy_after=None, ntp=True, config_health_s=None):
+                 heap=None, workdir=None, stdout=None, healthy_after=None, ntp=True, config_health_s=None,
+                 cellular=None):
         """ntp: serve the time to the board (its clock starts at 2000-01-01
-        until it asks); False: a network where NTP never answers."""
+        until it asks); False: a network where NTP never answers.
+        cellular: {name: ip} -- the board is on its cellular link, and the
+        names are answered by a DNS server of the simulator (the PPP peer's),
+        the only way it resolves them there."""
         heap = heap or os.environ.get("VEGW_SIM_HEAP") or SIM_HEAP
         self.workdir = workdir or tempfile.mkdtemp(prefix="vegw-sim-")
         self.flash_path = flash_path or os.path.join(self.workdir, "flash.bin")
@@ -311,6 +315,12 @@ class FirmwareProcess:
             args += ["--healthy-after", str(healthy_after)]
         if config_health_s is not None:
             args += ["--config-health-ms", str(int(config_health_s * 1000))]
+        self.dns = None
+        if cellular is not None:
+            from .dns_server import DnsServer
+
+            self.dns = DnsServer(cellular)
+            args += ["--link", "cell", "--dns", "127.0.0.1:%d" % self.dns.port]
         from .sntp_server import SntpServer
 
         self.ntp = SntpServer(answering=ntp)
@@ -355,6 +365,8 @@ class FirmwareProcess:
             self.proc.wait(5)
         self._ended.wait(5)
         self.ntp.stop()
+        if self.dns is not None:
+            self.dns.stop()
 
 
 class Site:
@@ -363,7 +375,7 @@ class Site:
     def __init__(self, gateway="sim1", broker=("127.0.0.1", 1883), vedirect=None, ble=True, speed=1.0,
                  config=None, duration=None, seed=1, log_interval=60, heartbeat=60, rules=None,
                  flash_path=None, stdout=None, healthy_after=None, ble_devices=None, workdir=None,
-                 ota_key=None, ntp=True, config_health_s=None):
+                 ota_key=None, ntp=True, config_health_s=None, cellular=None):
         """ble_devices: simulated BLE devices (default: the demo's when ble);
         workdir: the firmware's directory (default: a new temporary one);
         ota_key: the gateway's OTA key as hex (ota.key; None: OTA refused)."""
@@ -397,7 +409,7 @@ class Site:
         self.fw = FirmwareProcess(config, {n: f.port for n, f in self.feeds.items()},
                                   self.air.port if self.air else None, flash_path=flash_path,
                                   duration=duration, stdout=stdout, healthy_after=healthy_after, workdir=workdir,
-                                  ntp=ntp, config_health_s=config_health_s)
+                                  ntp=ntp, config_health_s=config_health_s, cellular=cellular)
 
     def stop(self):
         self.fw.kill()
