@@ -470,7 +470,7 @@ class App:
         why = self._cmd_proof(bytes(msg))
         if why:
             gw.counters["commands_refused"] += 1
-            gw._reply({"ok": False, "error": why})
+            gw.reply({"ok": False, "error": why})
             log("command refused:", why)
             return
         extra = gw.command(bytes(msg), self.now())
@@ -482,7 +482,7 @@ class App:
             # one export at a time: each holds a task and a flash reader
             if self._exporting:
                 self.export_busy += 1
-                gw._reply({"ok": False, "cmd": "logs", "error": "busy: an export is running"})
+                gw.reply({"ok": False, "cmd": "logs", "error": "busy: an export is running"})
                 return
             self._exporting = True
             asyncio.create_task(self._send_logs(extra))

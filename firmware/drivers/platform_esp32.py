@@ -281,11 +281,11 @@ class Platform:
         if msg.get("cmd") == "signal" and cell is not None:
             seconds = msg.get("seconds")
             if type(seconds) is not int or not 5 <= seconds <= 300:
-                gw._reply({"ok": False, "cmd": "signal", "error": "seconds must be 5..300"})
+                gw.reply({"ok": False, "cmd": "signal", "error": "seconds must be 5..300"})
                 return
             asyncio.create_task(self._signal(cell, seconds, gw))
             return
-        gw._reply({"ok": False, "cmd": msg.get("cmd"), "error": "not available on this board"})
+        gw.reply({"ok": False, "cmd": msg.get("cmd"), "error": "not available on this board"})
 
     async def _signal(self, cell, seconds, gw):
         try:
@@ -294,4 +294,4 @@ class Platform:
             res = {"error": repr(e)}
         res["cmd"] = "signal"
         res["ok"] = "error" not in res
-        gw._reply(res)
+        gw.reply(res)

@@ -275,7 +275,7 @@ class Platform:
         sys.exit(3)
 
     def command(self, msg, gw):
-        gw._reply({"ok": False, "cmd": msg.get("cmd"), "error": "not available on this platform"})
+        gw.reply({"ok": False, "cmd": msg.get("cmd"), "error": "not available on this platform"})
 
 
 class _Silent:

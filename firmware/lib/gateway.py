@@ -34,6 +34,7 @@ except ImportError:
 
 import field_names
 import records
+from outbox import Outbox  # noqa: F401 - gateway.Outbox for its users
 import reporter
 import vedirect_fields as VF
 
@@ -41,14 +42,9 @@ field_names.register("rssi", "dBm", "signal_strength", "m")
 
 VERSION = "0.1.0"
 
-_MAX_OUT = const(48)  # live messages waiting for the uplink; oldest dropped
 _MAX_CHANGED = const(40)  # fields tracked per block for change detection
 _MIN_STATE_GAP_MS = const(1000)  # at most one state message per device per second
 _DERIVE_EVERY_S = const(10)  # derived metrics recomputed (they move slowly)
-_MAX_OUT_BYTES = const(8192)  # payload bytes the outbox may hold (heap, not count, is scarce)
-_MIN_REMOTE_INTERVAL = const(60)  # log_interval over MQTT: shorter shrinks the 30-day history
-_MAX_EXPORT = const(2000)  # records one {"cmd":"logs"} may ask for (30 days of 5-minute blocks: 8,640)
-_DEF_EXPORT = const(200)  # ... when it does not say
 _REANNOUNCE_S = const(600)  # HA's "online" re-sends discovery at most this often
 
 # Flash-log record types. Per-interval aggregates of every device go in the
@@ -56,60 +52,7 @@ _REANNOUNCE_S = const(600)  # HA's "online" re-sends discovery at most this ofte
 # whole site, so 1.5 MB holds 30+ days); alarm events as small JSON.
 REC_EVENT = const(2)  # alarm event (JSON)
 
-# Commands accepted on <prefix>/<gw>/cmd: nothing else is ever executed.
-COMMANDS = ("ack", "reboot", "status", "log_interval", "logs", "signal", "config_part", "config_apply")
-
-class Outbox:
-    """Bounded FIFO of (topic, payload bytes, qos, retain)."""
-
-    def __init__(self, size=_MAX_OUT):
-        self._q = [None] * size
-        self._h = 0
-        self._n = 0
-        self.dropped = 0
-        self.coalesced = 0
-        self.high_water = 0
-        self.bytes = 0  # payload bytes held
-
-    def put(self, topic, payload, qos=0, retain=False, replace=False):
-        """replace: a newer message of the same topic supersedes a queued one
-        (a device's retained state, the status): the broker or the reader
-        would only keep the last anyway."""
-        size = len(self._q)
-        if retain or replace:
-            for i in range(self._n):
-                j = (self._h + i) % size
-                m = self._q[j]
-                if m[0] == topic:
-                    self.bytes += len(payload) - len(m[1])
-                    self._q[j] = (topic, payload, qos, retain)
-                    self.coalesced += 1
-                    return
-        while self._n and (self._n == size or self.bytes + len(payload) > _MAX_OUT_BYTES):
-            self.pop()  # drop the oldest: bounded by count and by bytes
-            self.dropped += 1
-        self._q[(self._h + self._n) % size] = (topic, payload, qos, retain)
-        self.bytes += len(payload)
-        self._n += 1
-        if self._n > self.high_water:
-            self.high_water = self._n
-
-    def peek(self):
-        return self._q[self._h] if self._n else None
-
-    def pop(self):
-        if not self._n:
-            return None
-        m = self._q[self._h]
-        self._q[self._h] = None
-        self._h = (self._h + 1) % len(self._q)
-        self._n -= 1
-        self.bytes -= len(m[1])
-        return m
-
-    def __len__(self):
-        return self._n
-
+from commands import COMMANDS  # noqa: E402,F401 - gateway.COMMANDS for its users
 
 class Device:
     def __init__(self, name, kind, stale_s):
@@ -324,7 +267,7 @@ class Gateway:
             self._availability(dev, True)
         if self.engine is not None:
             self.engine.update(dev.name, si, now_s)
-            self._drain_events(now_s)
+            self.drain_events(now_s)
         if self.metrics is not None:
             self.metrics.update(dev.name, si, int(now_s))
         # aggregate for the flash log
@@ -482,7 +425,7 @@ class Gateway:
     def notice(self, text):
         self.out.put(self.base + "status/notice", _json({"notice": text}), 0, False)
 
-    def _drain_events(self, now_s):
+    def drain_events(self, now_s):
         for ev in self.engine.events():
             self.counters["events"] += 1
             self.append_log(REC_EVENT, ev, now_s, flush=True)
@@ -537,7 +480,7 @@ class Gateway:
             self.started_s = now_s
         if self.engine is not None:
             self.engine.tick(now_s)
-            self._drain_events(now_s)
+            self.drain_events(now_s)
         derive = self.metrics is not None and int(now_s) % _DERIVE_EVERY_S == 0
         for dev in self.devices.values():
             if dev.last_s is None:
@@ -563,7 +506,7 @@ class Gateway:
             if age is None or age >= self.heartbeat_s or (dev.dirty and age >= self.hold_s):
                 self._report(dev, now_s)
         if derive and self.engine is not None:
-            self._drain_events(now_s)
+            self.drain_events(now_s)
         self._roll(now_s)
 
     def _roll(self, now_s):
@@ -696,55 +639,11 @@ class Gateway:
 
     # ------------------------------------------------------------ commands
     def command(self, payload, now_s):
-        """A message on <prefix>/<gw>/cmd: JSON {"cmd": NAME, ...}. Only the
-        names in COMMANDS are accepted; the reply goes to .../cmd/reply."""
-        try:
-            msg = json.loads(payload)
-            name = msg.get("cmd")
-        except Exception:
-            msg = None
-            name = None
-        if name not in COMMANDS:
-            self.counters["commands_refused"] += 1
-            self._reply({"ok": False, "error": "command not allowed", "cmd": str(name)[:32]})
-            return None
-        self.counters["commands"] += 1
-        if name == "ack":
-            rule = msg.get("rule")
-            ok = self.engine is not None and self.engine.acknowledge(str(rule), now_s)
-            if self.engine is not None:
-                self._drain_events(now_s)
-            self._reply({"ok": bool(ok), "cmd": "ack", "rule": rule})
-        elif name == "reboot":
-            self.reboot_requested = True
-            self._reply({"ok": True, "cmd": "reboot"})
-        elif name == "status":
-            self.publish_status(now_s, full=True)
-            self._reply({"ok": True, "cmd": "status"})
-        elif name == "log_interval":
-            v = msg.get("seconds")
-            if type(v) is int and _MIN_REMOTE_INTERVAL <= v <= 3600:
-                self.log_interval = v
-                self._reply({"ok": True, "cmd": "log_interval", "seconds": v})
-            else:
-                self._reply({"ok": False, "cmd": "log_interval",
-                             "error": "seconds must be an integer 60..3600 (shorter would shrink the 30-day "
-                                      "flash history; log.interval in the config can go lower)"})
-        elif name == "logs":
-            # served by the app (it needs I/O); the arguments are checked here
-            start = msg.get("from_seq", 0)
-            most = msg.get("max", _DEF_EXPORT)
-            if type(start) is not int or start < 0 or type(most) is not int or not 1 <= most <= _MAX_EXPORT:
-                self._reply({"ok": False, "cmd": "logs",
-                             "error": "from_seq must be an integer >= 0 and max an integer 1..%d" % _MAX_EXPORT})
-                return None
-            msg["from_seq"] = start
-            msg["max"] = most
-            return msg
-        else:
-            # signal, config_part, config_apply are served by the app (they need I/O)
-            return msg
-        return None
+        """A message on <prefix>/<gw>/cmd (commands.py); what the app must
+        serve (it needs I/O) comes back, else None."""
+        import commands
 
-    def _reply(self, obj):
+        return commands.handle(self, payload, now_s)
+
+    def reply(self, obj):
         self.out.put(self.base + "cmd/reply", _json(obj), 0, False)
