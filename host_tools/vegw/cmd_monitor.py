@@ -12,17 +12,9 @@ most --refresh times a second, with one
 O(n log n) sort per redraw and only the rows that fit formatted, so 1,000
 gateways x 3 devices publishing every second stay smooth.
 
-last_seen: the newer of the state's "ts" (unix seconds; else the time the
-message arrived; a retained state without "ts" has an unknown age) and what
-the gateway's status says of the device (`devices.NAME.age_s` at the status's
-"ts"): a quiet device re-sends its state only every heartbeat, but the status
-still tells how long ago the gateway last heard it.
-
-A device is stale when its gateway is "offline", when the gateway's latest
-status (newer than the device's state) calls it stale, or when last_seen is
-unknown or older than --stale seconds (default: twice the heartbeat the
-gateway declares in its status, `heartbeat_s`; 600 s if it declares none).
-A device the gateway's status lists but that never reported (no state,
+last_seen and staleness are the fleet model's (vegw/fleet.py says how they
+are taken); --stale overrides its limit (default: twice the heartbeat the
+gateway declares). A device the gateway's status lists but that never reported (no state,
 `age_s` null) is shown too: last_seen null, never_heard true, stale.
 
 `--once --json` is the scripting contract: listen --wait seconds, print one
