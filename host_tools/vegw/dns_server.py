@@ -5,7 +5,8 @@ firmware's own non-blocking query (lib/dns_query.py), as a board on PPP
 asks the peer's DNS server."""
 import socket
 import struct
-import threading
+
+from .udp_server import UdpServer
 
 
 def _qname(data, i):
@@ -32,32 +33,13 @@ def answer(query, names):
     return qid + b"\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00" + question + rr
 
 
-class DnsServer:
+class DnsServer(UdpServer):
     def __init__(self, names):
         self.names = dict((k.lower(), v) for k, v in names.items())
         self.queries = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        UdpServer.__init__(self)
 
-    def _serve(self):
-        while not self._stop:
-            try:
-                data, peer = self.sock.recvfrom(512)
-            except OSError:
-                continue
-            if len(data) > 12:
-                self.queries.append(_qname(data, 12)[0])
-            out = answer(data, self.names)
-            if out:
-                try:
-                    self.sock.sendto(out, peer)
-                except OSError:
-                    pass
-
-    def stop(self):
-        self._stop = True
-        self.sock.close()
+    def respond(self, data):
+        if len(data) > 12:
+            self.queries.append(_qname(data, 12)[0])
+        return answer(data, self.names)

@@ -2,10 +2,10 @@
 clock as a stratum-2 server (RFC 4330 answer to a mode-3 request). The
 simulated board starts at 2000-01-01 and sets its clock from this, through
 the firmware's own SNTP client (lib/sntp.py), as a board does over Wi-Fi."""
-import socket
 import struct
-import threading
 import time
+
+from .udp_server import UdpServer
 
 NTP_TO_UNIX = 2208988800
 
@@ -25,34 +25,15 @@ def answer(request, now=None):
     return bytes(b)
 
 
-class SntpServer:
+class SntpServer(UdpServer):
     """Answers on 127.0.0.1:port in a daemon thread; stop() closes it.
     answering=False: silent (a network that blocks NTP)."""
 
     def __init__(self, answering=True):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
         self.answering = answering
         self.queries = 0
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        UdpServer.__init__(self)
 
-    def _serve(self):
-        while not self._stop:
-            try:
-                data, addr = self.sock.recvfrom(512)
-            except OSError:
-                continue
-            self.queries += 1
-            out = answer(data) if self.answering else None
-            if out is not None:
-                try:
-                    self.sock.sendto(out, addr)
-                except OSError:
-                    pass
-
-    def stop(self):
-        self._stop = True
-        self.sock.close()
+    def respond(self, data):
+        self.queries += 1
+        return answer(data) if self.answering else None
