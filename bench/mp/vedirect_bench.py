@@ -17,7 +17,7 @@ from naive_vedirect import NaiveParser, naive_decode
 which = sys.argv[1] if len(sys.argv) > 1 else "vegw"
 with open("build/bench_stream.bin", "rb") as f:
     data = f.read()
-CHUNK = 64
+CHUNK = 128  # the gateway reads a UART 128 bytes at a time (app._READ_BUF)
 
 if which == "vegw":
     gc.collect()

@@ -189,25 +189,49 @@ def enum_text(name):
     return t[:1].upper() + t[1:]
 
 
+def _enum_entry(field):
+    # (ve_enums table name, text for 0 or None) of an enum field, or None
+    for f, table, zero in _ENUMS:
+        if f == field:
+            return table, zero
+    return None
+
+
+def _enum_items(field):
+    # (key, text) of an enum field one at a time: the tables are long
+    # ",code=name,..." strings, and a split() would need one large list on
+    # a fragmented heap. For a bit mask the keys are the single-bit values.
+    table, zero = _enum_entry(field)
+    s = getattr(ve_enums, table)
+    i = 0
+    while True:
+        while i < len(s) and s[i] == ",":
+            i += 1
+        j = s.find(",", i)
+        if j < 0:
+            j = len(s)
+        if i >= j:
+            return
+        eq = s.find("=", i, j)
+        code = int(s[i:eq])
+        yield (1 << code if zero else code), enum_text(s[eq + 1 : j])
+        i = j
+
+
 def enum_map(field):
     """(list of (key, text), text for 0 or None) of an enum field, None if the
     field is no enum. For a bit mask the keys are the single-bit values."""
-    for f, table, zero in _ENUMS:
-        if f == field:
-            out = []
-            for item in getattr(ve_enums, table).strip(",").split(","):
-                code, name = item.split("=")
-                code = int(code)
-                out.append((1 << code if zero else code, enum_text(name)))
-            return out, zero
-    return None
+    e = _enum_entry(field)
+    if e is None:
+        return None
+    return list(_enum_items(field)), e[1]
 
 
 def enum_options(field):
     """Every text the field's template can render, in table order, once."""
-    m, zero = enum_map(field)
+    zero = _enum_entry(field)[1]
     out = [zero] if zero else []
-    for _, t in m:
+    for _, t in _enum_items(field):
         if t not in out:
             out.append(t)
     out.append(MULTIPLE if zero else OTHER)
@@ -219,13 +243,15 @@ def _enum_template_parts(field):
     sends them one after the other instead of building one block of ~2 KB on
     a fragmented heap. The template maps the integer to its text; null (not
     available) renders "None", which HA shows as unknown."""
-    m, zero = enum_map(field)
+    zero = _enum_entry(field)[1]
     yield "{%% set v = value_json.get('%s') %%}{{ none if v is none else " % field
     if zero:
         yield "'%s' if v == 0 else " % zero
     yield "{"
-    for i in range(len(m)):
-        yield "%s%d:'%s'" % ("," if i else "", m[i][0], m[i][1])
+    first = True
+    for key, text in _enum_items(field):
+        yield "%s%d:'%s'" % ("" if first else ",", key, text)
+        first = False
     yield "}.get(v, '%s') }}" % (MULTIPLE if zero else OTHER)
 
 
@@ -260,7 +286,7 @@ def entity_config(gateway, device_name, ident, field, device, prefix="vegw",
         component = "binary_sensor"
     else:
         component = "sensor"
-        if enum_map(field) is not None:
+        if _enum_entry(field) is not None:
             p["device_class"] = "enum"
             if not lean:
                 p["options"] = enum_options(field)
@@ -305,6 +331,18 @@ def _compact(obj):
     return json.dumps(obj, separators=(",", ":"))
 
 
+def _enum_json_parts(field):
+    # the "options" list and "value_template" of an enum config, in pieces
+    opts = enum_options(field)
+    yield ',"options":['
+    for i in range(len(opts)):
+        yield '%s"%s"' % ("," if i else "", opts[i])
+    yield '],"value_template":"'
+    for part in _enum_template_parts(field):
+        yield part
+    yield '"}'
+
+
 def payload(p, field=None):
     """What the gateway publishes for config p (from entity_config(lean=True)):
     compact JSON bytes, or for an enum a tuple of short byte strings whose
@@ -315,15 +353,9 @@ def payload(p, field=None):
     out = [_compact(p)[:-1].encode()]
     acc = []
     n = 0
-    opts = enum_options(field)
-    parts = ['%s"%s"' % ("," if i else "", opts[i]) for i in range(len(opts))]
-    parts.insert(0, ',"options":[')
-    parts.append('],"value_template":"')
-    parts.extend(_enum_template_parts(field))
-    parts.append('"}')
     # no " nor a backslash in texts or template: nothing to escape. Pieces of
     # about _PIECE bytes: few objects, none large
-    for part in parts:
+    for part in _enum_json_parts(field):
         acc.append(part)
         n += len(part)
         if n >= _PIECE:

@@ -46,31 +46,41 @@ _MAX_FEED = const(256)  # bytes copied in per scan step
 _MAX_FIELDS = const(32)  # fields per block; the protocol allows 22 + Checksum
 _MAX_HEX = const(160)  # one HEX frame ':'..'\n'; longest seen is 113 chars
 # Line syntax (VE.Direct Protocol 3.29 p.4 and p.12: label buffer 9 bytes,
-# value buffer 33 bytes, at most 22 fields per block). A block is good only
-# if its checksum holds AND every line has this form: a cut-off block merged
-# with the next one passes the 8-bit checksum 1 time in 256.
-_MAX_DATA_FIELDS = const(22)  # data fields per block (Checksum not counted)
+# value buffer 33 bytes, at most 22 fields per block) is checked by the
+# kernel (vedirect_kernel.split). A block is good only if its checksum holds
+# AND every line has this form: a cut-off block merged with the next one
+# passes the 8-bit checksum 1 time in 256.
 _MAX_LABEL = const(8)  # label bytes (protocol: 8 + NUL)
-_MAX_VALUE = const(32)  # value bytes (protocol: 32 + NUL)
 _NO_ENTRY = const(255)  # Block._ent for an unknown label
 _MAX_FIRST = const(6)  # block-opening labels remembered for resync
 _LEARN_BLOCKS = const(4)  # good blocks before resync trusts learned labels only
 
-_ST_SYNC = const(0)  # discarding until the first \r\n (start-up, after an error)
-_ST_TEXT = const(1)  # inside a block
-_ST_HEX = const(2)  # inside a HEX frame
-_ST_HEX_SKIP = const(3)  # HEX frame too long: discard to its '\n'
+# The scan state lives in one array('i') shared with the kernel; these
+# mirror vedirect_kernel's _SV_*, _S_* and _EV_* (a private const costs no
+# name in RAM; tests/shared/test_vedirect_kernel.py checks they agree).
+_SV_STATE = const(0)
+_SV_P = const(2)
+_SV_END = const(3)
+_SV_HEXLEN = const(4)
+_SV_CSB = const(5)
+_SV_HEX_BAD = const(6)
+_SV_OVERFLOWS = const(7)
+_SV_MAX_BLOCK = const(8)
+_SV_IN = const(9)
+_SV_CAP = const(10)
+_SV_MAX_HEX = const(11)
+_SV_SIZE = const(12)
+_S_SYNC = const(0)
+_EV_MORE = const(0)
+_EV_HEX = const(2)
 
 # _split() results other than a field count
-_BAD_LINE = const(-4)  # a line breaks the syntax (-1: _line_ok's unknown label)
-_BAD_DUP = const(-2)  # a label twice: two blocks ran together
+_BAD_LINE = const(-4)  # a line breaks the syntax (vedirect_kernel._BAD_LINE)
+_BAD_DUP = const(-2)  # a label twice: two blocks ran together (vedirect_kernel._BAD_DUP)
 _BAD_SUM = const(-3)  # checksum does not hold
 
 _CR = const(13)
-_LF = const(10)
 _TAB = const(9)
-_COLON = const(58)
-_CS_LABEL = b"\r\nChecksum\t"
 _CS_LEN = const(11)
 
 
@@ -78,10 +88,13 @@ class Block:
     """A verified block: field i has its label at _buf[ls:le] and its value at
     _buf[le+1:ve]. Use the accessors; the view is reused for the next block."""
 
-    def __init__(self, buf, offs, ent):
+    def __init__(self, buf, offs, ent, st, vals):
         self._buf = buf
         self._ent = ent  # per field: index into vedirect_fields.NAMES, 255 = unknown
         self._offs = offs  # 3 unsigned shorts per field: label start, tab, value end
+        self._stat = st  # per field: how the kernel parsed the value (vedirect_kernel.ST_*)
+        self._vals = vals  # per field: the number, where _stat says ST_INT
+        self._cache = _VF.cache(len(ent))  # what update() last stored (vedirect_fields)
         self.count = 0  # number of fields, Checksum excluded
         self.length = 0  # bytes in the block, checksum byte included
 
@@ -154,21 +167,21 @@ class Parser:
         self._mv = memoryview(self._buf)
         self._hex = bytearray(_MAX_HEX)
         self._hexv = HexFrame(self._hex)
-        self._hn = 0
         self._offs = array("H", bytes(6 * _MAX_FIELDS))
         self._ent = bytearray(_MAX_FIELDS)
+        self._stat = bytearray(_MAX_FIELDS)
+        self._vals = array("i", bytes(4 * _MAX_FIELDS))
         self._seen = bytearray(len(_VF.NAMES))  # known labels met in the block being split
-        self._block = Block(self._buf, self._offs, self._ent)
-        self._st = _ST_SYNC
-        self._resume = _ST_SYNC  # state to return to after a HEX frame
-        self._n = 0  # bytes kept in _buf between feeds
+        self._block = Block(self._buf, self._offs, self._ent, self._stat, self._vals)
+        self._sv = array("i", bytes(4 * _SV_SIZE))  # scan state (vedirect_kernel.scan)
+        self._sv[_SV_MAX_BLOCK] = _MAX_BLOCK
+        self._sv[_SV_CAP] = len(self._buf)
+        self._sv[_SV_MAX_HEX] = _MAX_HEX
         # Counters (monotonic; never reset by the parser)
         self.blocks_ok = 0
         self.checksum_errors = 0
         self.malformed = 0  # checksum held but not label\tvalue lines
-        self.overflows = 0  # block or field table too large: block dropped
         self.hex_ok = 0
-        self.hex_bad = 0
         self.bytes_in = 0
         self.callback_errors = 0
         self.resynced = 0  # blocks recovered from a merged pair
@@ -190,35 +203,53 @@ class Parser:
         of `data` are used (a UART reader passes its buffer without slicing).
         Never raises."""
         n = len(data) if length < 0 else length
+        if n > len(data):
+            n = len(data)
         self.bytes_in += n
-        buf = self._buf
-        i = 0
-        while i < n:
-            end = self._n
-            m = n - i
-            if m > _MAX_FEED:
-                m = _MAX_FEED
-            if end + m > len(buf):
-                # cannot happen (_scan keeps _n <= _MAX_BLOCK); never let a
-                # slice assignment grow the buffer under its memoryview
-                self.overflows += 1
-                self._st = _ST_SYNC
-                self._n = end = 0
-            if m == n and length < 0:
-                buf[end : end + m] = data  # common case: no slice object
+        sv = self._sv
+        sv[_SV_IN] = 0
+        # the kernel takes the bytes in and scans them; blocks and HEX frames
+        # it finds are checked here, then it goes on where it stopped
+        while True:
+            ev = vedirect_kernel.scan(self._buf, self._hex, sv, data, n)
+            if ev == _EV_MORE:
+                return
+            if ev == _EV_HEX:
+                self._hex_done(sv[_SV_HEXLEN])
+                sv[_SV_HEXLEN] = 0
             else:
-                if not isinstance(data, memoryview):
-                    data = memoryview(data)
-                buf[end : end + m] = data[i : i + m]
-            i += m
-            self._scan(end, end + m)
+                # the checksum byte is at csb: check the block, then look
+                # for the next one
+                csb = sv[_SV_CSB]
+                buf = self._buf
+                if not self._block_done(csb + 1) and buf[csb] == _CR:
+                    # a byte lost in this block made the next block's \r its
+                    # "checksum": leave it for the next block's \r\n
+                    sv[_SV_END] = vedirect_kernel.remove(buf, 0, csb, sv[_SV_END])
+                    sv[_SV_P] = 1
+                else:
+                    sv[_SV_END] = vedirect_kernel.remove(buf, 0, csb + 1, sv[_SV_END])
+                    sv[_SV_P] = 0
+                sv[_SV_STATE] = _S_SYNC
 
     def reset(self):
         """Forget a half-received block or HEX frame (call after a silent gap
         on the line: a device reboot or a cable pulled mid-block)."""
-        self._st = _ST_SYNC
-        self._n = 0
-        self._hn = 0
+        sv = self._sv
+        sv[_SV_STATE] = _S_SYNC
+        sv[_SV_P] = sv[_SV_END] = sv[_SV_HEXLEN] = 0
+
+    @property
+    def held(self):  # bytes of a block (or of the next one) held between feeds
+        return self._sv[_SV_END]
+
+    @property
+    def hex_bad(self):  # HEX frames cut short, too long, or failing their check
+        return self._sv[_SV_HEX_BAD]
+
+    @property
+    def overflows(self):  # block or field table too large: block dropped
+        return self._sv[_SV_OVERFLOWS]
 
     def counters(self):
         return {
@@ -234,122 +265,14 @@ class Parser:
             "dup_labels": self.dup_labels,
         }
 
-    # -- scanning -----------------------------------------------------------
-
-    def _remove(self, a, b, end):
-        # Drop _buf[a:b] by moving _buf[b:end] down; returns the new end.
-        if a < b < end:
-            self._buf[a : a + end - b] = self._mv[b:end]
-        return end - (b - a)
-
-    def _scan(self, p, end):
-        # Scan the new bytes _buf[p:end]. In TEXT state _buf[0:p] is the block
-        # received so far; in the other states _buf[0:p] holds nothing useful
-        # except a trailing \r kept by SYNC.
-        buf = self._buf
-        while p < end:
-            st = self._st
-            if st >= _ST_HEX:
-                e = buf.find(b"\n", p, end)
-                stop = end if e < 0 else e + 1
-                r = buf.find(b"\r", p, stop)
-                if r >= 0:
-                    # A HEX frame never holds \r: the frame was cut short
-                    # (lost '\n', line noise) and text resumes here.
-                    self.hex_bad += 1
-                    self._hn = 0
-                    end = self._remove(p, r, end)
-                    self._st = self._resume
-                    continue
-                if st == _ST_HEX:
-                    k = stop - p
-                    if self._hn + k <= _MAX_HEX:
-                        self._hex[self._hn : self._hn + k] = self._mv[p:stop]
-                        self._hn += k
-                    else:
-                        self._st = st = _ST_HEX_SKIP
-                end = self._remove(p, stop, end)
-                if e >= 0:
-                    if st == _ST_HEX:
-                        self._hex_done()
-                    else:
-                        self.hex_bad += 1
-                    self._hn = 0
-                    self._st = self._resume
-                continue
-            if st == _ST_SYNC:
-                k = buf.find(b"\r\n", p - 1 if p > 0 else 0, end)
-                h = buf.find(b":", p, end)
-                if h >= 0 and (k < 0 or h < k):
-                    # a \r right before the frame may pair with a \n after it
-                    # (HEX frame between \r and \n at a block start): keep it
-                    keep = 1 if h > 0 and buf[h - 1] == _CR else 0
-                    end = self._remove(0, h - keep, end)
-                    if keep:
-                        buf[0] = _CR
-                    p = keep
-                    self._st = _ST_HEX
-                    self._resume = _ST_SYNC
-                    continue
-                if k < 0:
-                    # keep a trailing \r: it may pair with the next \n
-                    if buf[end - 1] == _CR:
-                        buf[0] = _CR
-                        self._n = 1
-                    else:
-                        self._n = 0
-                    return
-                end = self._remove(0, k, end)
-                self._st = _ST_TEXT
-                p = 2
-                continue
-            # TEXT
-            c = buf.find(_CS_LABEL, p - _CS_LEN if p > _CS_LEN else 0, end)
-            csb = c + _CS_LEN if c >= 0 else end + 1  # index of the checksum byte
-            h = buf.find(b":", p, end)
-            if h >= 0 and h < csb:
-                # HEX frame inside the block: text before it stays, unless
-                # the block is already too long (fixed memory on every path)
-                if h > _MAX_BLOCK:
-                    self.overflows += 1
-                    end = self._remove(0, h, end)
-                    h = 0
-                    self._resume = _ST_SYNC
-                else:
-                    self._resume = _ST_TEXT
-                p = h
-                self._st = _ST_HEX
-                continue
-            if csb < end:
-                good = self._block_done(csb + 1)
-                if not good and buf[csb] == _CR:
-                    # a byte lost in this block made the next block's \r
-                    # its "checksum": leave it for the next block's \r\n
-                    end = self._remove(0, csb, end)
-                    p = 1
-                else:
-                    end = self._remove(0, csb + 1, end)
-                    p = 0
-                self._st = _ST_SYNC
-                continue
-            if end > _MAX_BLOCK:
-                # No Checksum within the maximum: drop, keep the last byte
-                self.overflows += 1
-                end = self._remove(0, end - 1, end)
-                p = 1
-                self._st = _ST_SYNC
-                continue
-            p = end
-        self._n = end
-
     # -- completed units ------------------------------------------------------
 
     def _block_done(self, length):
-        buf = self._buf
-        mv = self._mv
-        total = sum(mv[:length]) & 0xFF
-        count = self._split(0, length) if not total else _BAD_SUM
+        count = self._split(0, length)  # checksum first (_BAD_SUM)
         if count < 0:
+            # a bad block: count it, and look for the next block inside it
+            buf = self._buf
+            total = vedirect_kernel.checksum(buf, 0, length)
             if count == _BAD_SUM:
                 self.checksum_errors += 1
             else:
@@ -374,7 +297,7 @@ class Parser:
                         return False
                     s = late
                     break
-                run += sum(mv[last:s])
+                run += vedirect_kernel.checksum(buf, last, s)
                 last = s
                 if not (acc - run) & 0xFF:
                     # a rescued suffix is trusted only if every label in it
@@ -388,10 +311,11 @@ class Parser:
                         late = s
                 s += 2
             self.resynced += 1
-            buf[0 : length - s] = mv[s:length]
+            buf[0 : length - s] = self._mv[s:length]
             length -= s
             count = self._split(0, length)
-        self._learn_first()
+        if not self._is_first(self._offs[0]):
+            self._learn_first()
         blk = self._block
         blk.count = count
         blk.length = length
@@ -417,8 +341,6 @@ class Parser:
         offs = self._offs
         s = offs[0]
         n = offs[1] - s
-        if self._is_first(s):
-            return
         k = self._first_next
         self._first_next = (k + 1) % _MAX_FIRST
         base = k * _MAX_LABEL
@@ -427,91 +349,19 @@ class Parser:
 
     def _is_first(self, s):
         """Is the label at buf[s] (up to its \t) one that opened a block?"""
-        buf = self._buf
-        t = buf.find(b"\t", s, s + _MAX_LABEL + 1)
-        if t < 0:
-            return False
-        n = t - s
-        first = self._first
-        for k in range(_MAX_FIRST):
-            if self._first_len[k] == n:
-                base = k * _MAX_LABEL
-                m = 0
-                while m < n and first[base + m] == buf[s + m]:
-                    m += 1
-                if m == n:
-                    return True
-        return False
+        return vedirect_kernel.label_in(self._buf, s, self._first, self._first_len, _MAX_LABEL)
 
     def _split(self, start, length):
         """Split buf[start:length] (a block whose sum is 0) into fields in
-        _offs; the field count, or _BAD_LINE / _BAD_DUP if a line breaks the
-        syntax. Each field starts with \r\n; the label ends at the first
-        \t (values may hold spaces, '/', '#')."""
-        buf = self._buf
-        offs = self._offs
-        ent = self._ent
-        seen = self._seen
-        count = 0
-        r = 0
-        s = start + 2
-        stop = length - _CS_LEN - 1  # index of "\r\nChecksum"
-        while s < stop:
-            nxt = buf.find(b"\r\n", s, stop)
-            if nxt < 0:
-                nxt = stop
-            t = buf.find(b"\t", s, nxt)
-            if t <= s or count >= _MAX_DATA_FIELDS:
-                r = _BAD_LINE
-                break
-            k = _line_ok(buf, s, t, nxt)
-            if k == _BAD_LINE:
-                r = _BAD_LINE
-                break
-            # one field per label in a block: a repeat means two blocks ran
-            # together (known labels: a flag each; unknown ones compared)
-            if k >= 0:
-                if seen[k]:
-                    r = _BAD_DUP
-                    break
-                seen[k] = 1
-                ent[count] = k
-            else:
-                ent[count] = _NO_ENTRY
-                n = t - s
-                j = 0
-                while j < count:
-                    a = offs[3 * j]
-                    if ent[j] == _NO_ENTRY and offs[3 * j + 1] - a == n:
-                        m = 0
-                        while m < n and buf[a + m] == buf[s + m]:
-                            m += 1
-                        if m == n:
-                            r = _BAD_DUP
-                            break
-                    j += 1
-                if r:
-                    break
-            offs[3 * count] = s
-            offs[3 * count + 1] = t
-            offs[3 * count + 2] = nxt
-            count += 1
-            s = nxt + 2
-        i = 0
-        while i < count:  # clear only the flags this block set
-            if ent[i] != _NO_ENTRY:
-                seen[ent[i]] = 0
-            i += 1
-        if r:
-            return r
-        if s != stop + 2 or not count:
-            return _BAD_LINE  # an empty line, or no field at all
-        return count
+        _offs/_ent/_stat/_vals; the field count, or _BAD_LINE / _BAD_DUP if a
+        line breaks the syntax (the kernel: vedirect_kernel.split)."""
+        return vedirect_kernel.split(self._buf, start, length, self._offs, self._ent, self._stat, self._vals,
+                        self._seen, _VF.TABLE)
 
-    def _hex_done(self):
+    def _hex_done(self, length):
         frame = self._hexv
-        frame.length = self._hn
-        if check_hex(self._hex, frame.length):
+        frame.length = length
+        if vedirect_kernel.hex_ok(self._hex, length):
             self.hex_ok += 1
             if self.on_hex is not None:
                 try:
@@ -519,69 +369,14 @@ class Parser:
                 except Exception:
                     self.callback_errors += 1
         else:
-            self.hex_bad += 1
-
-
-
-
-def _line_ok(buf, s, t, e):
-    """Label buf[s:t] and value buf[t+1:e] have the protocol's form: label
-    1..8 bytes, no control bytes or spaces; value at most 32 bytes, no
-    control bytes (TAB allowed); known labels' values in their kind's form
-    (numbers numeric and at most 10 digits, ON/OFF, 0x-hex, text printable
-    and not empty). Returns the label's index in vedirect_fields.NAMES, -1
-    for a good line with an unknown label, _BAD_LINE otherwise. Allocates
-    nothing."""
-    n = t - s
-    if n > _MAX_LABEL:
-        return _BAD_LINE
-    i = s
-    while i < t:
-        c = buf[i]
-        if c <= 32 or c == 127:
-            return _BAD_LINE
-        i += 1
-    v = t + 1
-    if e - v > _MAX_VALUE:
-        return _BAD_LINE
-    k = _VF.lookup(buf, s, n)
-    if k < 0:
-        i = v
-        while i < e:
-            c = buf[i]
-            if (c < 32 and c != 9) or c == 127:
-                return _BAD_LINE
-            i += 1
-        return -1
-    return k if _VF.value_ok(k, buf, v, e) else _BAD_LINE
+            self._sv[_SV_HEX_BAD] += 1
 
 
 import vedirect_fields as _VF  # noqa: E402  (the label table; resident anyway)
-
-
-def _nibble(c):
-    if 48 <= c <= 57:
-        return c - 48
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
+import vedirect_kernel  # noqa: E402
 
 
 def check_hex(buf, length):
     """True if buf[0:length] is ':' + command nibble + hex byte pairs + '\\n'
     whose nibble + bytes + check byte sum to 0x55 (HEX protocol s.1)."""
-    if length < 4 or buf[0] != _COLON or buf[length - 1] != _LF:
-        return False
-    cmd = _nibble(buf[1])
-    if cmd < 0 or (length - 3) & 1:
-        return False
-    total = cmd
-    i = 2
-    while i < length - 1:
-        hi = _nibble(buf[i])
-        lo = _nibble(buf[i + 1])
-        if hi < 0 or lo < 0:
-            return False
-        total += (hi << 4) | lo
-        i += 2
-    return total & 0xFF == 0x55
+    return vedirect_kernel.hex_ok(buf, length) == 1

@@ -20,6 +20,10 @@ except ImportError:
         return x
 
 
+import vedirect_kernel
+from array import array
+
+
 # kinds
 _K_INT = const(0)  # decimal integer, scaled by 10**-decimals
 _K_HEX = const(1)  # 0x... integer (PID, OR)
@@ -32,8 +36,8 @@ _K_TTG = const(4)  # minutes; -1 = infinite -> None
 #   NAMES   the label as interned str (dict keys; update() never builds a str)
 #   _KD     kind << 4 | decimals; decimals: the device's unit is 10**-decimals
 #           of the SI unit (mV: 3, per-mille of 100 percent: 1, 0.01 kWh: 2)
-#   _LAB    every label's bytes back to back (one object, built at import),
-#           _LOFF where each starts: labels are compared in place in the
+#   TABLE   the labels' bytes, lengths and a hash, for the parser's kernel
+#           (built at import, below): labels are compared in place in the
 #           block buffer
 NAMES = (
     "V", "V2", "V3", "VS", "VM", "DM", "VPV", "PPV", "I", "I2", "I3", "IL", "LOAD", "T", "P",
@@ -53,17 +57,36 @@ _KD = (
 
 _MISSING = object()
 
-_LAB = "".join(NAMES).encode()
-_LOFF = bytearray(len(NAMES))  # offsets < 256 (the labels total ~190 bytes)
-_o = 0
+# The label table the parser's kernel reads (vedirect_kernel.py: layout
+# there): a hash of each label to its index; per label its offset, length,
+# kind byte and text slot (255: not text); then the labels' bytes back to
+# back. One bytearray, built at import (temporaries reuse a few names: each
+# module-level name costs an interned string in RAM).
+_HT_SLOTS = const(256)  # = vedirect_kernel._HT_SLOTS
+_TEXT_SLOT = const(33)  # = vedirect_kernel._TEXT_SLOT
+_o = "".join(NAMES).encode()
+TABLE = bytearray(_HT_SLOTS + 4 * len(NAMES) + len(_o))
+TABLE[_HT_SLOTS + 4 * len(NAMES) :] = _o
+_o = _HT_SLOTS + 4 * len(NAMES)  # where the next label's bytes are
+_n = 0  # text slots given
 for _k in range(len(NAMES)):
-    _LOFF[_k] = _o
+    TABLE[_HT_SLOTS + _k] = _o - _HT_SLOTS - 4 * len(NAMES)  # < 256: the labels total ~190 bytes
+    TABLE[_HT_SLOTS + len(NAMES) + _k] = len(NAMES[_k])
+    TABLE[_HT_SLOTS + 2 * len(NAMES) + _k] = _KD[_k]
+    TABLE[_HT_SLOTS + 3 * len(NAMES) + _k] = 255
+    if _KD[_k] >> 4 == _K_TEXT:
+        TABLE[_HT_SLOTS + 3 * len(NAMES) + _k] = _n
+        _n += 1
+    # the kernel's hash (vedirect_kernel.lookup): h = h * 31 + byte, 16 bits
+    _h = 0
+    for _c in TABLE[_o : _o + len(NAMES[_k])]:
+        _h = (_h * 31 + _c) & 0xFFFF
     _o += len(NAMES[_k])
-del _o, _k
-
-# Lookup key per entry: first byte * 64 + length. Equal keys are resolved by
-# comparing the label bytes (H1/H2/..., V2/V3/VS/VM).
-_KEYS = tuple(_LAB[_LOFF[k]] * 64 + len(NAMES[k]) for k in range(len(NAMES)))
+    _h = (_h ^ (_h >> 8)) & 0xFF
+    while TABLE[_h]:
+        _h = (_h + 1) & 0xFF  # linear probing, as the kernel looks
+    TABLE[_h] = _k + 1
+del _o, _k, _n, _h, _c
 
 
 _MAX_DIGITS = const(10)  # VE.Direct numbers are 32-bit: at most 10 digits
@@ -77,21 +100,7 @@ def lookup(buf, s, n):
     """Index into NAMES of the label buf[s:s+n], or -1 if unknown."""
     if n < 1:
         return -1
-    key = buf[s] * 64 + n
-    k = 0
-    keys = _KEYS
-    while True:
-        try:
-            k = keys.index(key, k)
-        except ValueError:
-            return -1
-        j = _LOFF[k]
-        m = 1  # the first byte is in the key
-        while m < n and buf[s + m] == _LAB[j + m]:
-            m += 1
-        if m == n:
-            return k
-        k += 1
+    return vedirect_kernel.lookup(buf, s, n, TABLE, len(NAMES))
 
 
 def entry(block, i):
@@ -99,27 +108,6 @@ def entry(block, i):
     o = block._offs  # direct reads: a (start, end) tuple would allocate
     s = o[3 * i]
     return lookup(block._buf, s, o[3 * i + 1] - s)
-
-
-def value_ok(k, buf, s, e):
-    """Does buf[s:e] have the form of label k's values? Numbers: decimal
-    (or '---' = not available); PID/OR: 0x + 1..8 hex digits (or decimal);
-    ON/OFF in any case; text: 1..32 printable ASCII bytes."""
-    kind = _KD[k] >> 4
-    if kind == _K_ONOFF:
-        return _onoff(buf, s, e) is not None
-    if kind != _K_TEXT:
-        if e - s == 3 and buf[s] == 45 and buf[s + 1] == 45 and buf[s + 2] == 45:
-            return kind != _K_HEX  # "---": not synchronised
-        return _parse_hex(buf, s, e) is not None if kind == _K_HEX else _parse_int(buf, s, e) is not None
-    if s >= e:
-        return False
-    while s < e:
-        c = buf[s]
-        if c < 32 or c > 126:
-            return False
-        s += 1
-    return True
 
 
 def _parse_int(buf, s, e):
@@ -193,41 +181,65 @@ def update(block, raw, counts=None):
     """Merge a verified block into `raw` (dict name -> raw value). Devices
     split their fields over several blocks (BMV main + history block, newer
     MPPT firmware A + B), so fields are merged, never cleared. Returns the
-    number of fields whose value changed. Unknown labels are kept as text
-    while the dict holds fewer than _MAX_KEYS fields; the others are skipped
-    (the rest of the block still counts) and counted in stats[0] and, if
-    given, in counts["labels_dropped"]."""
-    changed = 0
-    buf = block._buf
-    i = 0
-    n = block.count
-    while i < n:
-        k = block.entry(i)
-        if k < 0:
+    number of fields whose value changed. The parser's kernel has parsed
+    numbers and ON/OFF (block._stat, block._vals) and stores them here
+    itself, skipping fields equal to what the block's parser last stored in
+    this same dict (block._cache, see cache(): valid while `raw` is written
+    by update() only; any other dict, or a change in its size, starts it
+    over). Text that changed is copied here. Unknown labels are kept as
+    text while the dict holds fewer than _MAX_KEYS fields; the others are
+    skipped (the rest of the block still counts) and counted in stats[0]
+    and, if given, in counts["labels_dropped"]."""
+    c = block._cache
+    if c[0] is not raw or c[1] != len(raw):
+        forget(c)
+        c[0] = raw
+    todo = c[5]
+    # a value by its status (vedirect_kernel._ST_*): [0] unused, a number
+    r = vedirect_kernel.store(block._buf, block._offs, block._ent, block._stat, block._vals, block.count,
+                              c[2], c[3], TABLE, c[4], raw, NAMES, (None, None, True, False), _MISSING, todo)
+    changed = r >> 6
+    m = r & 63
+    j = 0
+    while j < m:
+        i = todo[j]
+        j += 1
+        k = block._ent[i]
+        if k == 255:
             # Unknown label: kept as text under its own name, bounded
             name = block.label(i)
             if name not in raw and len(raw) >= _MAX_KEYS:
                 stats[0] += 1
                 if counts is not None:
                     counts["labels_dropped"] = counts.get("labels_dropped", 0) + 1
-                i += 1
                 continue
             val = block.value(i)
-        else:
+        else:  # text that changed, or a number too wide for the kernel's word
             name = NAMES[k]
-            if _KD[k] >> 4 == _K_TEXT:
-                old = raw.get(name)
-                s = block._offs[3 * i + 1] + 1
-                e = block._offs[3 * i + 2]
-                if old is not None and len(old) == e - s and buf.find(old, s, e) == s:
-                    i += 1
-                    continue
             val = raw_value(block, i, k)
         if raw.get(name, _MISSING) != val:
             raw[name] = val
             changed += 1
-        i += 1
+    c[1] = len(raw)
     return changed
+
+
+def cache(fields):
+    """What a parser last stored per label in one device's dict (update()),
+    for the kernel to skip what did not change: [dict, its size, status per
+    label (255: nothing), number per label, 33 bytes per text label, field
+    indices left to update()]. A list, not a class: fewer names in RAM."""
+    t = TABLE[_HT_SLOTS + 3 * len(NAMES) : _HT_SLOTS + 4 * len(NAMES)]
+    c = [None, 0, bytearray(len(NAMES)), array("i", bytes(4 * len(NAMES))),
+         bytearray(_TEXT_SLOT * (len(t) - t.count(b"\xff"))), bytearray(fields)]
+    forget(c)
+    return c
+
+
+def forget(c):
+    st = c[2]
+    for k in range(len(st)):
+        st[k] = 255
 
 
 def _index(name):

@@ -221,7 +221,9 @@ def build_mpy(out_dir=None):
         tmp = "%s.%d.tmp" % (dst, os.getpid())
         # -s: the module's short name as its source name (the full path would
         # be interned as a qstr in RAM for every module)
-        subprocess.run([cross, "-O3", "-s", src.name, "-o", tmp, str(src)], check=True, cwd=str(src.parent))
+        # -march=host: the parser kernel (vedirect_kernel.py) is viper machine code
+        subprocess.run([cross, "-O3", "-march=host", "-s", src.name, "-o", tmp, str(src)], check=True,
+                       cwd=str(src.parent))
         os.replace(tmp, str(dst))
     return out
 

@@ -276,7 +276,7 @@ def test_text_before_hex_frames_never_grows_the_buffer():
         i = first
         while i < len(junk):
             c.p.feed(junk[i : i + chunk])
-            assert c.p._n <= 600, chunk  # _MAX_BLOCK (const: not visible on MicroPython)
+            assert c.p.held <= 600, chunk  # _MAX_BLOCK (const: not visible on MicroPython)
             i += chunk
         c.p.feed(FAQ + FAQ)
         assert len(c.p._buf) == size

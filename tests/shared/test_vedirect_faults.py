@@ -33,7 +33,7 @@ def test_text_kept_across_open_hex_frames_stays_bounded():
     for _ in range(200):
         p.feed(b"\r\nV\t12800\r\nI\t-300:A0")
         p.feed(b"1234\n")
-    assert len(p._buf) == size and p._n <= size
+    assert len(p._buf) == size and p.held <= size
     assert p.overflows >= 1
     p.feed(FAQ)
     assert got and got[-1][0] == ("PID", b"0x203")
