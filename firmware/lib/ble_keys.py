@@ -1,7 +1,7 @@
 # BLE key and MAC address text from the config: checks (for config
 # validation) and conversion to bytes. Boot-time only, so split from
-# ble_readout.py (which forwards these names, e.g. ble_readout.key_problem)
-# and loaded on demand.
+# ble_readout.py (Tracker.add() loads it for text keys; cfg_schema and the
+# drivers import it themselves).
 
 
 def _hexval(c):

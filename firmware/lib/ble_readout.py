@@ -41,15 +41,15 @@
 #                            time_since_sun
 # Units: V, A, W, VA, Ah (CE negative = consumed), %, kWh, degC, minutes
 # (TTG, time_since_sun), seconds (uptime), W/m2, dBm. Enums and bit masks are
-# integer codes; code_name() gives their names (ve_enums tables, plus the few
+# integer codes; ble_tables.code_name() gives their names (ve_enums tables, plus the few
 # BLE-only tables in ble_tables.py).
 #
 # Layouts: the readable text table is in ble_tables.py; here it is packed
 # into 5 bytes per field as constants (_REC_TEXT, _REC_LAYOUT); record_spec() expands a
 # record back into tuples. RAM: what the gateway never calls (record_spec,
 # record_types, code_name, the enum tables, one-shot decode) lives in
-# ble_tables.py and is reached through this module on first use (module
-# __getattr__ below); the BLE-only field names are in field_names' table.
+# ble_tables.py, and the key/MAC text checks in ble_keys.py: callers import
+# those modules themselves; the BLE-only field names are in field_names' table.
 # Allocation: Decoder.decode() works in preallocated buffers and keeps the raw
 # integers in a preallocated list; it allocates nothing on MicroPython for
 # fields up to 30 bits (wider fields become long ints on a 32-bit ESP32).
@@ -591,23 +591,3 @@ def _plausible(vals):
             return False
     cs = vals.get("CS")
     return cs is None or (0 <= cs < 256 and _CS_OK.find(bytes((cs,))) >= 0)
-
-
-# Rarely used names (host tools, encoder, tests) live in ble_tables.py.
-_TABLES = ("record_spec", "record_types", "code_name", "decode", "parse_table", "VEBUS_ERROR",
-           "OUTPUT_STATE", "AC_IN_ACTIVE", "ALARM_STATE", "BALANCER_STATUS", "BMS_FLAG_BITS")
-
-
-_KEYS = ("key_problem", "key_bytes", "mac_problem", "mac_bytes")
-
-
-def __getattr__(name):
-    if name in _KEYS:
-        import ble_keys
-
-        return getattr(ble_keys, name)
-    if name in _TABLES:
-        import ble_tables
-
-        return getattr(ble_tables, name)
-    raise AttributeError(name)
