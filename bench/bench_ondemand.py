@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
 from vegw.runtime import ESP32_HEAP, micropython_binary  # noqa: E402
-from vegw.simulator import FLASH_NAMES, build_mpy, build_rom, heap_with_rom  # noqa: E402
+from vegw.simulator import FLASH_NAMES, build_mpy, build_rom, heap_with_rom, rom_mount_source  # noqa: E402
 from test_ram_budget import RESIDENT  # noqa: E402
 
 # on-demand halves, boot-only modules and everything the firmware drops with
@@ -40,20 +40,9 @@ MODULES = ["field_aliases", "ble_tables", "records_dec", "vedirect_text", "ve_en
            "drivers.ble_hood"]
 KEEP_DROP_ABOVE = 1024  # bytes freed by the drop (64-bit heap) for a load-then-drop to pay
 
-# the mount is host_boot.py's, line for line; then the resident set, then one module
+# after host_boot.py's own mount lines (simulator.rom_mount_source): the
+# resident set, then one module
 _PROBE = """
-import os
-import sys
-import vfs
-
-_rom = sys.argv[sys.argv.index("--rom") + 1]
-ROM = bytearray(os.stat(_rom)[6])
-with open(_rom, "rb") as _f:
-    _f.readinto(ROM)
-vfs.mount(vfs.VfsRom(ROM), "/rom")
-sys.path.extend(("/rom", "/rom/lib"))
-del _rom, _f
-
 import gc, json, micropython
 for _m in %(resident)r:
     __import__(_m)
@@ -93,7 +82,7 @@ _QSTR = re.compile(r"n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)")
 def measure(module, rom, heap, cwd):
     script = os.path.join(cwd, "probe.py")
     with open(script, "w") as f:
-        f.write(_PROBE % {"resident": RESIDENT, "module": module})
+        f.write(rom_mount_source() + _PROBE % {"resident": RESIDENT, "module": module})
     env = dict(os.environ, MICROPYPATH=".frozen:%s:%s/lib" % (cwd, cwd))
     r = subprocess.run([micropython_binary(), "-X", "heapsize=%d" % heap, script, "--rom", str(rom)], cwd=cwd,
                        env=env, capture_output=True, text=True, timeout=120)

@@ -55,6 +55,7 @@
 # fields up to 30 bits (wider fields become long ints on a 32-bit ESP32).
 # values() builds the SI dict (floats allocate), run once per new reading.
 import aes_ecb
+import ble_keys
 
 try:
     from micropython import const
@@ -480,26 +481,19 @@ class Tracker:
     def add(self, mac, key):
         """Add a device: mac as text or 6 bytes, key as text or 16 bytes.
         Returns None or the reason it was refused."""
-        if isinstance(mac, str) or isinstance(key, str):
-            # text from the config (boot only): the parsers are in
-            # ble_keys.py, loaded for the call and dropped on MicroPython
-            import sys
-            import ble_keys
-
-            try:
-                if isinstance(mac, str):
-                    p = ble_keys.mac_problem(mac)
-                    if p:
-                        return p
-                    mac = ble_keys.mac_bytes(mac)
-                if isinstance(key, str):
-                    p = ble_keys.key_problem(key)
-                    if p:
-                        return p
-                    key = ble_keys.key_bytes(key)
-            finally:
-                if sys.implementation.name == "micropython":
-                    sys.modules.pop("ble_keys", None)
+        # text from the config: the parsers are in ble_keys.py (imported with
+        # this module; loading it for the call and dropping it again would
+        # free ~0.5 KB, bench/bench_ondemand.py: not worth the dance)
+        if isinstance(mac, str):
+            p = ble_keys.mac_problem(mac)
+            if p:
+                return p
+            mac = ble_keys.mac_bytes(mac)
+        if isinstance(key, str):
+            p = ble_keys.key_problem(key)
+            if p:
+                return p
+            key = ble_keys.key_bytes(key)
         if len(mac) != 6 or len(key) != 16:
             return "mac must be 6 bytes and key 16 bytes"
         if bytes(mac) not in self._devs and len(self._devs) >= _MAX_DEVICES:
