@@ -54,7 +54,8 @@ def _expect(layout, rows):
             if v is None:
                 continue
             dec, kind = R.res(f)
-            vals[f] = [records_dec.from_scaled(x, dec) for x in v] if kind == R.KIND_ANALOG else records_dec.from_scaled(v, dec, kind)
+            vals[f] = ([records_dec.from_scaled(x, dec) for x in v] if kind == R.KIND_ANALOG
+                       else records_dec.from_scaled(v, dec, kind))
         out[name] = vals
     return out
 

@@ -235,7 +235,8 @@ def test_lynx_consumed_is_negative_and_soc_na_is_10_bit():
 
 
 def test_signed_fields_two_complement():
-    got = ble_tables.decode(be.encode_raw("vebus", {"ac_in_power": -0x40000, "ac_out_power": 0x3FFFE, "I": -0x8000}, KEY, 1), KEY)[2]
+    adv = be.encode_raw("vebus", {"ac_in_power": -0x40000, "ac_out_power": 0x3FFFE, "I": -0x8000}, KEY, 1)
+    got = ble_tables.decode(adv, KEY)[2]
     assert got["ac_in_power"] == -262144 and got["ac_out_power"] == 262142
     assert close(got["I"], -3276.8)
     got = ble_tables.decode(be.encode_raw("dc_energy_meter", {"MON": -9}, KEY, 1), KEY)[2]
