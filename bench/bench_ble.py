@@ -29,6 +29,7 @@ import sys, gc, time
 sys.path.append("host_tools/vegw")
 import ble_encode as be
 import ble_readout as br
+import ble_tables
 import aes_ecb
 from drivers import ble_scan, ble_host
 
@@ -73,7 +74,7 @@ aes = aes_ecb.new(KEY)
 measure("decode battery_monitor (Decoder.decode)", lambda a: d.decode(a, KEY, aes), [bm])
 
 every = []
-for rt, sub, rec in br.record_types():
+for rt, sub, rec in ble_tables.record_types():
     every.append(be.encode(rec, {}, KEY, 9))
 measure("decode, mean over all 16 record types", lambda a: d.decode(a, KEY, aes), every)
 

@@ -111,7 +111,7 @@ class App:
             for e in errors:
                 log("alarm rule refused:", e)
             del alarm_rules
-            _unload("alarm_rules", "metrics")
+            _unload("alarm_rules", "field_aliases", "metrics")
         relay = platform.relay()
         stale_by = dict((d["name"], d["stale_timeout"]) for d in cfg.get("devices", ()) if d.get("stale_timeout"))
         self.engine = alarm_engine.Engine(

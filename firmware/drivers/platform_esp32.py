@@ -177,12 +177,12 @@ class Platform:
             return None
         import bluetooth
         from drivers import ble_scan
-        import ble_readout
+        import ble_keys
 
         ble = bluetooth.BLE()
         ble.active(True)
         w, i = ble_scan.scan_config(cfg)
-        macs = [ble_readout.mac_bytes(d["mac"]) for d in cfg["devices"] if d.get("type") == "ble"]
+        macs = [ble_keys.mac_bytes(d["mac"]) for d in cfg["devices"] if d.get("type") == "ble"]
         return ble_scan.Scanner(ble, on_advert, window_ms=w, interval_ms=i, macs=macs)
 
     def block_device(self):

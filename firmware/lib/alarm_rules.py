@@ -18,11 +18,11 @@
 #     op 6 and, 7 or, 8 not      (a, b unused)
 #   clear is None when the rule has no `clear` ("CONDITION no longer holds");
 #   a hysteresis `clear NUMBER` is compiled to a single comparison here.
-#   Fields are canonical names (aliases resolved through field_names.resolve).
+#   Fields are canonical names (aliases resolved through field_aliases.resolve).
 #
 # Errors never raise: parse_rules returns (line, column, message), both 1-based,
 # the column pointing at the offending token. One error per bad line.
-import field_names
+import field_aliases
 
 try:
     from micropython import const
@@ -237,7 +237,7 @@ class _Parser:
             reason = self.field_ok(dev, field)
             if reason:
                 raise _Err(t[2], reason)
-            canon = field_names.resolve(field)
+            canon = field_aliases.resolve(field)
             return (dev, canon if canon is not None else field), True, t
         if t[0] == _NUM:
             return t[1], False, t
@@ -455,7 +455,7 @@ def _load_metrics():
 
 
 def default_field_ok(devices=None):
-    """field_ok for parse_rules: a field exists when field_names.resolve() knows it
+    """field_ok for parse_rules: a field exists when field_aliases.resolve() knows it
     (VE.Direct labels, documented aliases, registered BLE and metric names); the
     device must be one of `devices` when a list is given."""
     devs = list(devices) if devices is not None else None
@@ -468,13 +468,13 @@ def default_field_ok(devices=None):
             if s is not None:
                 return "unknown device '%s'; did you mean '%s'?" % (device, s)
             return "unknown device '%s'; configured: %s" % (device, ", ".join(devs))
-        if field_names.resolve(field) is not None:
+        if field_aliases.resolve(field) is not None:
             return None
-        if _load_metrics() and field_names.resolve(field) is not None:
+        if _load_metrics() and field_aliases.resolve(field) is not None:
             return None
-        s = suggest(field, field_names.all_names())
+        s = suggest(field, field_aliases.all_names())
         if s is not None:
-            return "unknown field '%s.%s'; did you mean '%s.%s'?" % (device, field, device, field_names.resolve(s))
+            return "unknown field '%s.%s'; did you mean '%s.%s'?" % (device, field, device, field_aliases.resolve(s))
         return "unknown field '%s.%s'" % (device, field)
 
     return ok

@@ -1,7 +1,6 @@
 # BLE key and MAC address text from the config: checks (for config
-# validation) and conversion to bytes. Boot-time only, so split from
-# ble_readout.py (which forwards these names, e.g. ble_readout.key_problem)
-# and loaded on demand.
+# validation) and conversion to bytes. Used by ble_readout's Tracker.add()
+# for text keys, cfg_schema, the drivers and the host tools.
 
 
 def _hexval(c):

@@ -41,20 +41,21 @@
 #                            time_since_sun
 # Units: V, A, W, VA, Ah (CE negative = consumed), %, kWh, degC, minutes
 # (TTG, time_since_sun), seconds (uptime), W/m2, dBm. Enums and bit masks are
-# integer codes; code_name() gives their names (ve_enums tables, plus the few
+# integer codes; ble_tables.code_name() gives their names (ve_enums tables, plus the few
 # BLE-only tables in ble_tables.py).
 #
 # Layouts: the readable text table is in ble_tables.py; here it is packed
 # into 5 bytes per field as constants (_REC_TEXT, _REC_LAYOUT); record_spec() expands a
 # record back into tuples. RAM: what the gateway never calls (record_spec,
 # record_types, code_name, the enum tables, one-shot decode) lives in
-# ble_tables.py and is reached through this module on first use (module
-# __getattr__ below); the BLE-only field names are in field_names' table.
+# ble_tables.py, and the key/MAC text checks in ble_keys.py: callers import
+# those modules themselves; the BLE-only field names are in field_names' table.
 # Allocation: Decoder.decode() works in preallocated buffers and keeps the raw
 # integers in a preallocated list; it allocates nothing on MicroPython for
 # fields up to 30 bits (wider fields become long ints on a 32-bit ESP32).
 # values() builds the SI dict (floats allocate), run once per new reading.
 import aes_ecb
+import ble_keys
 
 try:
     from micropython import const
@@ -480,26 +481,19 @@ class Tracker:
     def add(self, mac, key):
         """Add a device: mac as text or 6 bytes, key as text or 16 bytes.
         Returns None or the reason it was refused."""
-        if isinstance(mac, str) or isinstance(key, str):
-            # text from the config (boot only): the parsers are in
-            # ble_keys.py, loaded for the call and dropped on MicroPython
-            import sys
-            import ble_keys
-
-            try:
-                if isinstance(mac, str):
-                    p = ble_keys.mac_problem(mac)
-                    if p:
-                        return p
-                    mac = ble_keys.mac_bytes(mac)
-                if isinstance(key, str):
-                    p = ble_keys.key_problem(key)
-                    if p:
-                        return p
-                    key = ble_keys.key_bytes(key)
-            finally:
-                if sys.implementation.name == "micropython":
-                    sys.modules.pop("ble_keys", None)
+        # text from the config: the parsers are in ble_keys.py (imported with
+        # this module; loading it for the call and dropping it again would
+        # free ~0.5 KB, bench/bench_ondemand.py: not worth the dance)
+        if isinstance(mac, str):
+            p = ble_keys.mac_problem(mac)
+            if p:
+                return p
+            mac = ble_keys.mac_bytes(mac)
+        if isinstance(key, str):
+            p = ble_keys.key_problem(key)
+            if p:
+                return p
+            key = ble_keys.key_bytes(key)
         if len(mac) != 6 or len(key) != 16:
             return "mac must be 6 bytes and key 16 bytes"
         if bytes(mac) not in self._devs and len(self._devs) >= _MAX_DEVICES:
@@ -591,23 +585,3 @@ def _plausible(vals):
             return False
     cs = vals.get("CS")
     return cs is None or (0 <= cs < 256 and _CS_OK.find(bytes((cs,))) >= 0)
-
-
-# Rarely used names (host tools, encoder, tests) live in ble_tables.py.
-_TABLES = ("record_spec", "record_types", "code_name", "decode", "parse_table", "VEBUS_ERROR",
-           "OUTPUT_STATE", "AC_IN_ACTIVE", "ALARM_STATE", "BALANCER_STATUS", "BMS_FLAG_BITS")
-
-
-_KEYS = ("key_problem", "key_bytes", "mac_problem", "mac_bytes")
-
-
-def __getattr__(name):
-    if name in _KEYS:
-        import ble_keys
-
-        return getattr(ble_keys, name)
-    if name in _TABLES:
-        import ble_tables
-
-        return getattr(ble_tables, name)
-    raise AttributeError(name)

@@ -1,9 +1,8 @@
 # The readable side of ble_readout: the record layout table as text, its
 # parser, record_spec()/record_types(), enum names (code_name) and the
 # one-shot decode(). Host tools, the encoder and tests use these; the
-# gateway does not, so they stay out of its heap: ble_readout forwards these
-# names here on first use (module __getattr__), and `ble_readout.record_spec`
-# etc. keep working everywhere.
+# gateway does not, so they stay out of its heap: whoever needs them imports
+# this module (ble_readout does not import it, so there is no cycle).
 import ve_enums
 import field_names
 import ble_readout

@@ -38,7 +38,7 @@ def load_config(platform, restart=True):
         log("config:", json.dumps(cfg_schema.masked(norm)))  # secrets masked
     del cfg_schema
     if errors:
-        _unload("cfg_schema", "boardinfo", "alarm_rules", "metrics", "ble_readout", "aes_ecb")
+        _unload(*_BOOT_ONLY)
         return None
     import alarm_rules
 
@@ -48,7 +48,7 @@ def load_config(platform, restart=True):
     for e in rule_errors:  # the schema checked them already; report anyway
         log("alarm rule refused:", e)
     del alarm_rules
-    _unload("cfg_schema", "boardinfo", "alarm_rules", "metrics", "ble_readout", "aes_ecb")
+    _unload(*_BOOT_ONLY)
     if store is not None:
         try:
             store.save(_CFG_CACHE, json.dumps({"key": key, "cfg": norm, "rules": rules}))
@@ -91,6 +91,11 @@ def _tuples(x):
 
 def log(*args):
     print("vegw:", *args)
+
+
+# boot-only modules (and what they import), dropped once the config is read
+_BOOT_ONLY = ("cfg_schema", "boardinfo", "alarm_rules", "field_aliases", "metrics", "ble_readout", "aes_ecb",
+              "ble_keys")
 
 
 def _unload(*names):

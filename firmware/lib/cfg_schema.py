@@ -15,7 +15,7 @@
 #
 # `board` is the parsed boards/<name>/board.json (a dict) or None to skip pin
 # checks. Pin, BLE key/MAC and alarm-rule checks go through boardinfo,
-# ble_readout and alarm_rules when those modules are present (imported
+# ble_keys and alarm_rules when those modules are present (imported
 # lazily), with small local fallbacks otherwise.
 try:
     from micropython import const
@@ -46,7 +46,7 @@ MODEM_MODELS = ("sim7600", "sim7080", "sim7000", "sim800", "a7670", "bg95", "bg9
 #   kinds: "str" (a..b characters), "name" ([a-z0-9_-], a..b chars),
 #   "topic" (MQTT topic prefix, a..b chars), "int" (a..b), "num" (a..b),
 #   "bool", "enum" (a = choices), "pin" (GPIO number or null),
-#   "mac", "key" (checked by ble_readout), "strs" (list of strings, b max)
+#   "mac", "key" (checked by ble_keys), "strs" (list of strings, b max)
 #   A default of None means null is accepted.
 _GATEWAY = (
     ("id", "ident", REQUIRED, 1, 32),
@@ -200,9 +200,9 @@ def _mac_problem(text):
     if not isinstance(text, str):
         return "must be a string like AA:BB:CC:DD:EE:FF, got " + _typename(text)
     try:
-        import ble_readout
+        import ble_keys
 
-        return _unprefix(ble_readout.mac_problem(text))
+        return _unprefix(ble_keys.mac_problem(text))
     except (ImportError, AttributeError):
         pass
     m = text.strip()
@@ -219,9 +219,9 @@ def _key_problem(text):
     if not isinstance(text, str):
         return "must be a string of 32 hex characters, got " + _typename(text)
     try:
-        import ble_readout
+        import ble_keys
 
-        return _unprefix(ble_readout.key_problem(text))
+        return _unprefix(ble_keys.key_problem(text))
     except (ImportError, AttributeError):
         pass
     k = text.strip()
@@ -704,14 +704,14 @@ def _check_rules(ctx, c):
 def _field_ok(devnames):
     # used only if alarm_rules lacks default_field_ok: None when fine, else why
     try:
-        import field_names
+        import field_aliases
     except ImportError:
-        field_names = None
+        field_aliases = None
 
     def ok(device, field):
         if device not in devnames:
             return "unknown device '%s'" % device
-        if field_names is not None and field_names.resolve(field) is None:
+        if field_aliases is not None and field_aliases.resolve(field) is None:
             return "unknown field '%s.%s'" % (device, field)
         return None
 

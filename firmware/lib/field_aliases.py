@@ -1,7 +1,8 @@
 # Aliases of field names accepted by alarm rules and the config, and the
-# full listings of the registry. Split from field_names.py (which forwards
-# resolve() here and these names through its module __getattr__) because the
-# running gateway only needs field_names.info().
+# full listings of the registry (field_names.py). Apart from field_names
+# because the running gateway only needs field_names.info(): the config and
+# rule checks (cfg_schema, alarm_rules: boot only) and the host tools import
+# this module themselves.
 import field_names
 
 # Documented aliases accepted by rules and config: "|alias=canonical|..."
@@ -17,6 +18,13 @@ _ALIASES = (
     "input_power=DC_IN_P|yield_today=H20|yield_yesterday=H22|yield_total=H19|"
     "max_power_today=H21|product_id=PID|serial=SER#|"
 )
+
+
+def resolve(name):
+    """Canonical field name for a name or alias, or None if nothing produces it."""
+    if field_names.info(name) is not None:
+        return name
+    return canonical(name)
 
 
 def canonical(name):

@@ -7,6 +7,10 @@
 # none, state_class "" = none, "m" measurement, "t" total, "ti"
 # total_increasing. Lookups happen at config load and discovery, never per byte.
 #
+# The aliases (resolve()) and the full listings are in field_aliases.py, which
+# imports this module: config and rule checks use them, the running gateway
+# only info().
+#
 # State classes follow Home Assistant's sensor docs
 # (developers.home-assistant.io/blog/2021/08/16/state_class_total and
 # /2021/09/20/state_class_total): a counter that restarts from 0 (H19, H20 and
@@ -40,7 +44,7 @@ _TABLE = (
     "irradiance:W/m²:irradiance:m|cell_temperature:°C:temperature:m|"
     "sensor_battery_voltage:V:voltage:m|tx_power:dBm:signal_strength:m|"
     "time_since_sun:min:duration:m|rssi:dBm:signal_strength:m|"
-    # derived metrics (metrics.py: BATTERY_FIELDS, SOLAR_FIELDS)
+    # derived metrics (metrics.py: battery_fields(), solar_fields())
     "full_cycles:::ti|soc_avg_1d:%:battery:m|soc_avg_7d:%:battery:m|"
     "soc_avg_30d:%:battery:m|soc_avg_90d:%:battery:m|ah_in_today:Ah::ti|"
     "ah_out_today:Ah::ti|ah_in_yesterday:Ah::|ah_out_yesterday:Ah::|"
@@ -71,28 +75,3 @@ def info(name):
         if f[0] == name:
             return f
     return None
-
-
-def resolve(name):
-    """Canonical field name for a name or alias, or None if nothing produces it.
-    The aliases are in field_aliases.py (config and rules only: loaded for the
-    call and dropped again on MicroPython)."""
-    if info(name) is not None:
-        return name
-    import sys
-    import field_aliases
-
-    try:
-        return field_aliases.canonical(name)
-    finally:
-        if sys.implementation.name == "micropython":
-            sys.modules.pop("field_aliases", None)
-
-
-def __getattr__(name):
-    # host-side listings (tests, HA checks, rule suggestions)
-    if name in ("fields", "all_names", "_ALIASES"):
-        import field_aliases
-
-        return getattr(field_aliases, name)
-    raise AttributeError(name)

@@ -64,7 +64,7 @@ _DEFAULT_BATCH = const(1024)  # RAM append buffer, bytes (see __init__)
 _M32 = const(0xFFFFFFFF)
 
 # --- CRC-32 (IEEE 802.3, same value as zlib.crc32): the port's C version;
-# a pure-Python fallback (flashlog_crc.py, also `flashlog.crc32_py`) is
+# a pure-Python fallback (flashlog_crc.crc32_py) is
 # loaded only on a port without binascii.crc32, so it costs no RAM here.
 def _pick_crc():
     # The C version when the port has one (same values, ~100x faster).
@@ -81,14 +81,6 @@ def _pick_crc():
 
 
 crc32 = _pick_crc()
-
-
-def __getattr__(name):
-    if name == "crc32_py":
-        from flashlog_crc import crc32_py
-
-        return crc32_py
-    raise AttributeError(name)
 
 
 def seq_diff(a, b):

@@ -34,8 +34,8 @@ _MAX_ESTIMATES = const(4)  # capacity estimates kept for the average
 _NONE_T = -(1 << 62)  # persisted "no time"
 
 # The metrics' field names, in field_names' table with their unit and Home
-# Assistant classes (no tuples built here at import: RAM). BATTERY_FIELDS and
-# SOLAR_FIELDS, tuples of field_names.info() entries, are built on demand.
+# Assistant classes (no tuples built here at import: RAM). battery_fields()
+# and solar_fields() build their field_names.info() entries when asked.
 _BAT_NAMES = (
     "full_cycles soc_avg_1d soc_avg_7d soc_avg_30d soc_avg_90d ah_in_today ah_out_today "
     "ah_in_yesterday ah_out_yesterday kwh_in_today kwh_out_today kwh_in_yesterday "
@@ -47,12 +47,14 @@ _SOL_NAMES = (
 )
 
 
-def __getattr__(name):
-    if name == "BATTERY_FIELDS":
-        return tuple(field_names.info(n) for n in _BAT_NAMES.split())
-    if name == "SOLAR_FIELDS":
-        return tuple(field_names.info(n) for n in _SOL_NAMES.split())
-    raise AttributeError(name)
+def battery_fields():
+    """The battery metrics as field_names.info() tuples (allocates)."""
+    return tuple(field_names.info(n) for n in _BAT_NAMES.split())
+
+
+def solar_fields():
+    """The solar metrics as field_names.info() tuples (allocates)."""
+    return tuple(field_names.info(n) for n in _SOL_NAMES.split())
 
 
 def _num(v):

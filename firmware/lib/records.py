@@ -696,19 +696,3 @@ class Agg:
                 row.append(self.mn[s])  # last value
             self.cnt[s] = 0
         return fields, row
-
-
-# The decoder side lives in records_dec.py (the gateway only encodes): its
-# names are loaded from there on first use.
-_DEC = ("MinuteDecoder", "from_scaled", "encode_values", "decode_values",
-        "encode_event", "decode_event", "encode_counters", "replay")
-
-
-def __getattr__(name):
-    if name == "CODES":  # every field name in code order (tests, tools)
-        return tuple(e.split("=")[0] for e in _TAB.split("|") if e)
-    if name in _DEC:
-        import records_dec
-
-        return getattr(records_dec, name)
-    raise AttributeError(name)

@@ -1,8 +1,8 @@
 # Decoder side of records.py (host tools, `vegw logs`, tests): minute
-# decoder, per-minute aggregator, value sets, events, replay. Kept out of
+# decoder, value sets, events, replay, the code listing. Kept out of
 # records.py so the gateway, which only encodes, does not hold this code in
-# its ~110 KB heap; records.py forwards these names on first use (module
-# __getattr__), so `records.MinuteDecoder` etc. keep working everywhere.
+# its ~110 KB heap: what decodes imports this module (records does not
+# import it, so there is no cycle).
 import struct
 
 try:
@@ -15,7 +15,7 @@ except ImportError:  # CPython
 
 from records import (  # noqa: F401
     code_name, code_of, KIND_ANALOG, KIND_BOOL, KIND_LAST, KIND_STATE, T_COUNTERS, T_DELTA, T_EVENT,
-    T_KEY, T_VALUES, _Layout, _State, _POW10, _put_varint, _valid_name, _zz, res, to_scaled,
+    T_KEY, T_VALUES, _Layout, _State, _POW10, _TAB, _put_varint, _valid_name, _zz, res, to_scaled,
 )
 
 # same values as records.py (its underscore consts are not module attributes
@@ -25,6 +25,11 @@ _MAX_FIELDS = const(40)
 _MAX_NAME = const(32)
 _QMAX = const(20)
 _ESC = const(255)
+
+
+def codes():
+    """Every field name with a code, in code order (tests, tools; allocates)."""
+    return tuple(e.split("=")[0] for e in _TAB.split("|") if e)
 
 
 def from_scaled(n, dec, kind=KIND_ANALOG):

@@ -17,6 +17,7 @@
 # sent as the field's "not available" raw value (0 where it has none); unused
 # trailing bits are 1s, as real devices send them.
 import ble_readout as _br
+import ble_tables
 import aes_ecb as _aes
 
 DEFAULT_MODEL = {
@@ -31,7 +32,7 @@ def record_number(record):
     """(record type, subtype) for a record name or number."""
     if isinstance(record, int):
         return (record, _br.SUBTYPE_SOLARSENSE if record == _br.RECORD_UNENCRYPTED else 0)
-    for rt, sub, name in _br.record_types():
+    for rt, sub, name in ble_tables.record_types():
         if name == record:
             return (rt, sub)
     raise ValueError("unknown record %r" % (record,))
@@ -39,7 +40,7 @@ def record_number(record):
 
 def _spec(record):
     rt, sub = record_number(record)
-    spec = _br.record_spec(rt, sub)
+    spec = ble_tables.record_spec(rt, sub)
     if spec is None:
         raise ValueError("unknown record %r" % (record,))
     return rt, sub, spec[1]

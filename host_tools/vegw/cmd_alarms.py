@@ -134,7 +134,7 @@ def _check(args):
 
 def _metric_refs(rules):
     """Devices whose rules read a derived metric."""
-    names = set(f[0] for f in metrics.BATTERY_FIELDS + metrics.SOLAR_FIELDS)
+    names = set(f[0] for f in metrics.battery_fields() + metrics.solar_fields())
     out = set()
     for r in rules:
         for dev, field in alarm_rules.refs(r):

@@ -21,6 +21,8 @@ import sys
 from . import LIB  # noqa: F401  (puts firmware/lib on sys.path)
 
 import ble_readout as br
+import ble_tables
+import ble_keys
 
 
 def add_arguments(p):
@@ -67,10 +69,10 @@ def run(args):
         return _fail(str(e))
     key = None
     if args.key is not None:
-        problem = br.key_problem(args.key)
+        problem = ble_keys.key_problem(args.key)
         if problem:
             return _fail(problem)
-        key = br.key_bytes(args.key)
+        key = ble_keys.key_bytes(args.key)
     d = br.Decoder()
     st = d.envelope(data)
     if st == br.NOT_READOUT:
@@ -93,7 +95,7 @@ def run(args):
     values = d.values()
     names = {}
     for k, v in values.items():
-        n = br.code_name(k, v)
+        n = ble_tables.code_name(k, v)
         if n is not None:
             names[k] = n
     out = {

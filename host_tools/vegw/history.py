@@ -224,10 +224,12 @@ class LogDecoder:
         self.clock_marks = 0
         try:
             import records
+            import records_dec
         except ImportError:
-            records = None
+            records = records_dec = None
         self.records = records
-        self.minutes = records.MinuteDecoder() if records is not None else None
+        self.records_dec = records_dec
+        self.minutes = records_dec.MinuteDecoder() if records_dec is not None else None
 
     def feed(self, seq, rtype, payload):
         return [_unset_clock(r) for r in self._feed(seq, rtype, payload)]
@@ -255,6 +257,7 @@ class LogDecoder:
 
     def _binary(self, seq, rtype, b):
         R = self.records
+        D = self.records_dec
         if R is None:
             self.skipped += 1
             return []
@@ -264,12 +267,12 @@ class LogDecoder:
                 for dev, vals in minute.get("devices", {}).items():
                     out.append(normalize({"seq": seq, "t": minute["t"], "device": dev, "values": vals}))
         elif rtype == R.T_EVENT:
-            ev = R.decode_event(b)
+            ev = D.decode_event(b)
             if ev is not None:  # not a device block: no "device" key (kept with --all)
                 out.append({"seq": seq, "t": ev["t"], "event": ev["event"], "source": ev["device"],
                             "state": ev["state"]})
         else:
-            tv = R.decode_values(b)
+            tv = D.decode_values(b)
             if tv is not None:
                 rec = {"seq": seq, "t": tv[0]}
                 rec.update(tv[1])

@@ -272,6 +272,18 @@ def heap_with_rom(spec, rom_bytes):
     return parse_heap(spec) + rom_bytes + rom_bytes // 80 + FLASH_NAMES
 
 
+def rom_mount_source():
+    """The lines of firmware/host_boot.py that mount the ROM image (up to its
+    first firmware import), as source: a probe that runs them first loads
+    the firmware exactly as `vegw sim` does (tests/host/test_ram_budget.py,
+    bench/bench_ondemand.py). Run with `--rom <image>` in sys.argv."""
+    text = (ROOT / "firmware" / "host_boot.py").read_text()
+    head = text[: text.index("from drivers import platform_host")]
+    if "vfs.mount(" not in head:
+        raise RuntimeError("host_boot.py no longer mounts the ROM image before its first import")
+    return head
+
+
 class FirmwareProcess:
     """The firmware under the MicroPython unix port with an ESP32's heap for
     its objects; its code is in a ROM image, as in flash on a board."""

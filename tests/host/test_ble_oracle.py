@@ -15,6 +15,7 @@ import pytest
 from vegw import ble_encode as be
 
 import ble_readout as br
+import ble_tables
 
 vb = pytest.importorskip("victron_ble.devices")
 from victron_ble.devices import base as vbase  # noqa: E402
@@ -137,7 +138,7 @@ RAW_NAME = {"VS": "aux", "VM": "aux", "T": "aux"}
 
 def spec(record):
     rt, sub = be.record_number(record)
-    return br.record_spec(rt, sub)[1]
+    return ble_tables.record_spec(rt, sub)[1]
 
 
 def random_raws(rng, record):
@@ -250,7 +251,7 @@ def test_oracle_agrees(record):
     for i in range(SAMPLES):
         raws = random_raws(rng, record)
         adv = be.encode_raw(record, raws, KEY, i + 1, model_id=model)
-        st, name, ours = br.decode(adv, KEY)
+        st, name, ours = ble_tables.decode(adv, KEY)
         assert st == br.OK and name == record
         assert vb.detect_device_type(adv) is cls
         try:
@@ -293,7 +294,7 @@ def test_oracle_battery_sense_model_override():
     assert cls is vb.BatterySense
     data = cls(KEY_HEX).parse(adv)
     assert data.get_temperature() == 22.5 and data.get_voltage() == 12.22
-    ours = br.decode(adv, KEY)[2]
+    ours = ble_tables.decode(adv, KEY)[2]
     assert ours["T"] == 22.5 and ours["V"] == 12.22
     # DIFF_CURRENT_NA: VBL turns the NA current into a number
     assert data._data["current"] == 2097.151
@@ -306,7 +307,7 @@ def test_oracle_wrong_key_both_refuse():
     # the oracle refuses on its key-check byte, with its own exception (not any error)
     with pytest.raises(AdvertisementKeyMismatchError):
         vb.BatteryMonitor(other).parse(adv)
-    assert br.decode(adv, bytes.fromhex(other))[0] == br.WRONG_KEY
+    assert ble_tables.decode(adv, bytes.fromhex(other))[0] == br.WRONG_KEY
 
 
 def test_oracle_does_not_decode_records_we_do():
@@ -314,7 +315,7 @@ def test_oracle_does_not_decode_records_we_do():
     for record in ("inverter_rs", "gx_device", "test", "solarsense"):
         adv = be.encode(record, {}, KEY, 5)
         assert vb.detect_device_type(adv) is None, record
-        assert br.decode(adv, KEY)[0] == br.OK
+        assert ble_tables.decode(adv, KEY)[0] == br.OK
 
 
 def test_known_vbl_crash_codes_decode_here():
@@ -329,7 +330,7 @@ def test_known_vbl_crash_codes_decode_here():
         adv = be.encode(record, vals, KEY, 9, model_id=ORACLE[record][1])
         with pytest.raises(ValueError):
             cls(KEY_HEX).parse(adv)
-        st, _, ours = br.decode(adv, KEY)
+        st, _, ours = ble_tables.decode(adv, KEY)
         assert st == br.OK
         for k, v in vals.items():
             assert ours[k] == v
@@ -367,7 +368,7 @@ def _reference_raw(fields, plain):
 
 
 @settings(max_examples=400, deadline=None)
-@given(rec=st.sampled_from(br.record_types()), key=st.binary(min_size=16, max_size=16),
+@given(rec=st.sampled_from(ble_tables.record_types()), key=st.binary(min_size=16, max_size=16),
        counter=st.integers(0, 0xFFFF), plain=st.binary(min_size=1, max_size=16),
        model=st.integers(0, 0xFFFF), prefix=st.integers(0, 255), company=st.booleans())
 def test_ctr_and_bitfields_match_independent_reference(rec, key, counter, plain, model, prefix, company):
@@ -385,6 +386,6 @@ def test_ctr_and_bitfields_match_independent_reference(rec, key, counter, plain,
     assert d.decode(adv, key) == br.OK
     assert (d.record, d.model_id, d.counter) == (name, model, counter)
     assert bytes(d.plain[:d.payload_len]) == plain
-    fields = br.record_spec(rt, sub)[1]
+    fields = ble_tables.record_spec(rt, sub)[1]
     assert d.raw[:d.nfields] == _reference_raw(fields, plain)
     d.values()  # never raises, whatever the bits

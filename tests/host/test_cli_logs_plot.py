@@ -375,6 +375,7 @@ def make_binary_flash(path, minutes=100):
     sys.path[:0] = [str(ROOT / "firmware" / "lib"), str(ROOT / "firmware")]
     import flashlog
     import records
+    import records_dec
     from drivers import nor_sim
 
     bd = nor_sim.NorSim(16, 4096, path=str(path))
@@ -387,7 +388,7 @@ def make_binary_flash(path, minutes=100):
     last = enc.take()
     if last:
         log.append(last[0], bytes(last[1]))
-    log.append(records.T_EVENT, bytes(records.encode_event(T0 + 90, "house", "low_soc", 1)))
+    log.append(records.T_EVENT, bytes(records_dec.encode_event(T0 + 90, "house", "low_soc", 1)))
     log.flush()
     bd.close()
 

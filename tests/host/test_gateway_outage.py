@@ -22,6 +22,7 @@ from vegw.broker import Broker, mosquitto_binary  # noqa: E402
 from vegw.simulator import Site  # noqa: E402
 import flashlog  # noqa: E402
 import records  # noqa: E402
+import records_dec  # noqa: E402
 from drivers.nor_sim import NorSim  # noqa: E402
 from test_gateway_e2e import Sub  # noqa: E402
 
@@ -91,7 +92,7 @@ def test_outage_black_hole_and_restart_lose_nothing(tmp_path):
         if "hex" in r:
             assert bytes.fromhex(r["hex"]) == on_flash[seq][1] and r["type"] == on_flash[seq][0]
     # every second of the run is in the decoded minutes ("minutes" of 1 s here)
-    dec = records.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     ts = {}
     for seq in sorted(got):
         r = got[seq]

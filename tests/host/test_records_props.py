@@ -4,6 +4,7 @@ and value sets through encode_values/decode_values."""
 from hypothesis import given, settings, strategies as st
 
 import records as R
+import records_dec
 
 FIELDS = ["V", "I", "PPV", "SOC", "CE", "TTG", "CS", "LOAD", "H20", "AC_OUT_V", "odd_one"]
 ints = st.integers(min_value=-(1 << 45), max_value=1 << 45)
@@ -53,7 +54,8 @@ def _expect(layout, rows):
             if v is None:
                 continue
             dec, kind = R.res(f)
-            vals[f] = [R.from_scaled(x, dec) for x in v] if kind == R.KIND_ANALOG else R.from_scaled(v, dec, kind)
+            vals[f] = ([records_dec.from_scaled(x, dec) for x in v] if kind == R.KIND_ANALOG
+                       else records_dec.from_scaled(v, dec, kind))
         out[name] = vals
     return out
 
@@ -70,7 +72,7 @@ def test_minutes_round_trip_exactly(sc):
     if last:
         recs.append(last)
     assert enc.refused == 0
-    dec = R.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     got = []
     for rtype, p in recs:
         assert len(p) <= 1000
@@ -90,19 +92,19 @@ def test_minutes_round_trip_exactly(sc):
 def test_value_sets_round_trip_at_field_resolution(pairs, t):
     names = [n for n, _ in pairs]
     values = [v for _, v in pairs]
-    got = R.decode_values(R.encode_values(names, values, t))
+    got = records_dec.decode_values(records_dec.encode_values(names, values, t))
     assert got is not None and got[0] == t
     want = {}
     for n, v in pairs:
         dec, kind = R.res(n)
-        want[n] = R.from_scaled(R.to_scaled(v, dec), dec, kind)
+        want[n] = records_dec.from_scaled(R.to_scaled(v, dec), dec, kind)
     assert got[1] == want
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200), st.sampled_from([R.T_KEY, R.T_DELTA]))
 def test_decoders_never_raise_on_arbitrary_bytes(b, rtype):
-    out = R.MinuteDecoder().decode(rtype, b)
+    out = records_dec.MinuteDecoder().decode(rtype, b)
     assert out is None or isinstance(out, list)
-    assert R.decode_values(b) is None or isinstance(R.decode_values(b), tuple)
-    assert R.decode_event(b) is None or isinstance(R.decode_event(b), dict)
+    assert records_dec.decode_values(b) is None or isinstance(records_dec.decode_values(b), tuple)
+    assert records_dec.decode_event(b) is None or isinstance(records_dec.decode_event(b), dict)

@@ -8,6 +8,8 @@ import binascii
 
 import aes_ecb
 import ble_readout as br
+import ble_tables
+import ble_keys
 try:  # CPython: the installed host tools
     from vegw import ble_encode as be
 except ImportError:  # MicroPython: the runner starts in the repository root
@@ -64,8 +66,8 @@ def test_worked_example_smartshunt():
 
 def test_company_id_prefix_is_optional():
     adv = h("100289a302b040af925d09a4d89aa0128bdef48c6298a9")
-    a = br.decode(adv, KEY_BM)
-    b = br.decode(b"\xe1\x02" + adv, KEY_BM)
+    a = ble_tables.decode(adv, KEY_BM)
+    b = ble_tables.decode(b"\xe1\x02" + adv, KEY_BM)
     assert a[0] == b[0] == br.OK
     same_values(a[2], b[2])
     assert br.parse_mfr(b"\xe1\x02" + adv) == (0xA389, 0x02, 0x40B0, 0xAF, 10, 15)
@@ -95,7 +97,7 @@ REAL = (
 
 def test_real_captures():
     for adv, key, rec, want in REAL:
-        st, name, values = br.decode(h(adv), h(key))
+        st, name, values = ble_tables.decode(h(adv), h(key))
         assert st == br.OK, (adv, st)
         assert name == rec
         same_values(values, want)
@@ -103,7 +105,7 @@ def test_real_captures():
 
 def test_real_capture_wrong_key_is_status_not_garbage():
     adv = h("100289a302b040af925d09a4d89aa0128bdef48c6298a9")
-    st, name, values = br.decode(adv, KEY)
+    st, name, values = ble_tables.decode(adv, KEY)
     assert st == br.WRONG_KEY and values is None
     d = br.Decoder()
     assert d.decode(adv, None) == br.WRONG_KEY
@@ -150,13 +152,13 @@ def test_every_record_type_round_trips():
     for rec, values in ROUND_TRIP:
         n += 1
         adv = be.encode(rec, values, KEY, 1000 + n)
-        st, name, got = br.decode(adv, KEY)
+        st, name, got = ble_tables.decode(adv, KEY)
         assert st == br.OK, (rec, st)
         assert name == rec
         same_values(got, values)
         if rec not in seen:
             seen.append(rec)
-    assert len(seen) == len(br.record_types()) == 16
+    assert len(seen) == len(ble_tables.record_types()) == 16
 
 
 def test_round_trip_with_company_id_and_model():
@@ -171,11 +173,11 @@ def test_solarsense_is_unencrypted_and_tiers():
     adv = be.encode("solarsense", {"time_since_sun": 58, "irradiance": 0.0}, KEY, 3)
     assert adv[4] == 0xFF and adv[7] == 0x01
     for key in (KEY, None, OTHER_KEY):  # no key check, no decryption
-        st, name, got = br.decode(adv, key)
+        st, name, got = ble_tables.decode(adv, key)
         assert st == br.OK and name == "solarsense"
         assert got["time_since_sun"] == 58 and got["irradiance"] == 0.0
     for minutes in (0, 2, 58, 60, 70, 710, 720, 750, 1620):
-        got = br.decode(be.encode("solarsense", {"time_since_sun": minutes}, KEY, 3), None)[2]
+        got = ble_tables.decode(be.encode("solarsense", {"time_since_sun": minutes}, KEY, 3), None)[2]
         assert got["time_since_sun"] == minutes, (minutes, got["time_since_sun"])
 
 
@@ -186,57 +188,58 @@ def test_battery_current_na_both_sentinels_and_signed_range():
     for raw, want in ((0x3FFFFF, None), (0x1FFFFF, None), (-1, None), (-2, -0.002), (-0x200000, -2097.152),
                       (0x1FFFFE, 2097.150), (0, 0.0)):
         adv = be.encode_raw("battery_monitor", {"I": raw}, KEY, 1)
-        got = br.decode(adv, KEY)[2]
+        got = ble_tables.decode(adv, KEY)[2]
         assert close(got["I"], want), (raw, got["I"])
 
 
 def test_aux_temperature_ffff_is_no_sensor_not_382c():
     adv = be.encode_raw("battery_monitor", {"aux": 0xFFFF, "aux_input": 2}, KEY, 1)
-    got = br.decode(adv, KEY)[2]
+    got = ble_tables.decode(adv, KEY)[2]
     assert "T" in got and got["T"] is None
     adv = be.encode_raw("battery_monitor", {"aux": 29815, "aux_input": 2}, KEY, 1)
-    assert close(br.decode(adv, KEY)[2]["T"], 25.0)
+    assert close(ble_tables.decode(adv, KEY)[2]["T"], 25.0)
 
 
 def test_aux_input_selects_field():
     for sel, raw, name, want in ((0, 0x7FFF, "VS", None), (0, 0xFF83, "VS", -1.25), (1, 0xFFFF, "VM", None),
                                  (1, 1250, "VM", 12.5), (3, 0, None, None)):
-        got = br.decode(be.encode_raw("battery_monitor", {"aux": raw, "aux_input": sel}, KEY, 1), KEY)[2]
+        got = ble_tables.decode(be.encode_raw("battery_monitor", {"aux": raw, "aux_input": sel}, KEY, 1), KEY)[2]
         for other in ("VS", "VM", "T"):
             if other != name:
                 assert other not in got, (sel, got)
         if name:
             assert close(got[name], want), (sel, got)
     # DC energy meter: aux input 1 (midpoint) is not valid there
-    got = br.decode(be.encode_raw("dc_energy_meter", {"aux": 1250, "aux_input": 1}, KEY, 1), KEY)[2]
+    got = ble_tables.decode(be.encode_raw("dc_energy_meter", {"aux": 1250, "aux_input": 1}, KEY, 1), KEY)[2]
     assert "VM" not in got and "VS" not in got and "T" not in got
 
 
 def test_sentinels_become_none_for_every_field():
     # every field at its NA raw value -> None (fields without NA -> 0 / code)
-    for rt, sub, rec in br.record_types():
-        fields = br.record_spec(rt, sub)[1]
+    for rt, sub, rec in ble_tables.record_types():
+        fields = ble_tables.record_spec(rt, sub)[1]
         raws = {}
         for f in fields:
             if f[6] != br.NO_NA:
                 raws[f[0]] = f[6]
-        got = br.decode(be.encode_raw(rec, raws, KEY, 9), KEY)[2]
+        got = ble_tables.decode(be.encode_raw(rec, raws, KEY, 9), KEY)[2]
         for f in fields:
             if f[6] != br.NO_NA and f[0] in got:
                 assert got[f[0]] is None, (rec, f[0], got[f[0]])
 
 
 def test_lynx_consumed_is_negative_and_soc_na_is_10_bit():
-    got = br.decode(be.encode_raw("lynx_smart_bms", {"CE": 125, "SOC": 0x3FF}, KEY, 1), KEY)[2]
+    got = ble_tables.decode(be.encode_raw("lynx_smart_bms", {"CE": 125, "SOC": 0x3FF}, KEY, 1), KEY)[2]
     assert close(got["CE"], -12.5)
     assert got["SOC"] is None
 
 
 def test_signed_fields_two_complement():
-    got = br.decode(be.encode_raw("vebus", {"ac_in_power": -0x40000, "ac_out_power": 0x3FFFE, "I": -0x8000}, KEY, 1), KEY)[2]
+    adv = be.encode_raw("vebus", {"ac_in_power": -0x40000, "ac_out_power": 0x3FFFE, "I": -0x8000}, KEY, 1)
+    got = ble_tables.decode(adv, KEY)[2]
     assert got["ac_in_power"] == -262144 and got["ac_out_power"] == 262142
     assert close(got["I"], -3276.8)
-    got = br.decode(be.encode_raw("dc_energy_meter", {"MON": -9}, KEY, 1), KEY)[2]
+    got = ble_tables.decode(be.encode_raw("dc_energy_meter", {"MON": -9}, KEY, 1), KEY)[2]
     assert got["MON"] == -9
 
 
@@ -245,7 +248,7 @@ def test_signed_fields_two_complement():
 def test_truncated_payload_fields_that_do_not_fit_are_none():
     full = be.encode("solar_charger", {"CS": 3, "ERR": 0, "V": 13.02, "I": 1.5, "H20": 1.23, "PPV": 250, "IL": 1.0}, KEY, 5)
     adv = full[:8 + 7]  # 7 payload bytes: CS ERR V I fit (48 bits), H20 needs 8
-    st, name, got = br.decode(adv, KEY)
+    st, name, got = ble_tables.decode(adv, KEY)
     assert st == br.OK
     assert got["CS"] == 3 and close(got["V"], 13.02) and close(got["I"], 1.5)
     assert got["H20"] is None and got["PPV"] is None and got["IL"] is None
@@ -254,27 +257,27 @@ def test_truncated_payload_fields_that_do_not_fit_are_none():
 def test_truncated_and_oversized_adverts_are_malformed():
     full = be.encode("battery_monitor", {"V": 12.0}, KEY, 5)
     for cut in (1, 2, 5, 8):  # header only or shorter
-        assert br.decode(full[:cut], KEY)[0] == br.MALFORMED, cut
-    assert br.decode(b"", KEY)[0] == br.MALFORMED
-    assert br.decode(b"\xe1\x02", KEY)[0] == br.MALFORMED
+        assert ble_tables.decode(full[:cut], KEY)[0] == br.MALFORMED, cut
+    assert ble_tables.decode(b"", KEY)[0] == br.MALFORMED
+    assert ble_tables.decode(b"\xe1\x02", KEY)[0] == br.MALFORMED
     long_adv = be.encode("battery_monitor", {"V": 12.0}, KEY, 5, payload_len=16) + b"\x00"
-    assert br.decode(long_adv, KEY)[0] == br.MALFORMED
+    assert ble_tables.decode(long_adv, KEY)[0] == br.MALFORMED
     assert br.parse_mfr(long_adv) is None
     ok16 = be.encode("battery_monitor", {"V": 12.0}, KEY, 5, payload_len=16)  # extended record: fine
-    assert br.decode(ok16, KEY)[0] == br.OK
+    assert ble_tables.decode(ok16, KEY)[0] == br.OK
 
 
 def test_not_readout_and_unknown_records():
     adv = bytearray(be.encode("battery_monitor", {"V": 12.0}, KEY, 5))
     adv[0] = 0x11
-    assert br.decode(bytes(adv), KEY)[0] == br.NOT_READOUT
+    assert ble_tables.decode(bytes(adv), KEY)[0] == br.NOT_READOUT
     for rt in (0x0E, 0x10, 0x42, 0xFE):
         adv = bytearray(be.encode("battery_monitor", {"V": 12.0}, KEY, 5))
         adv[4] = rt
-        assert br.decode(bytes(adv), KEY)[0] == br.UNKNOWN_RECORD, rt
+        assert ble_tables.decode(bytes(adv), KEY)[0] == br.UNKNOWN_RECORD, rt
     adv = bytearray(be.encode("solarsense", {}, KEY, 5))
     adv[7] = 0x00  # 0xFF/0x00 unencrypted test record: no known layout
-    assert br.decode(bytes(adv), KEY)[0] == br.UNKNOWN_RECORD
+    assert ble_tables.decode(bytes(adv), KEY)[0] == br.UNKNOWN_RECORD
 
 
 def test_garbage_never_raises():
@@ -302,24 +305,24 @@ def test_garbage_never_raises():
 
 def test_unknown_and_combined_codes_never_raise():
     # codes that crash victron-ble: passthru 8, assisting 10, alarm 0x0003, off 0x0C, err 19, SBP out 2
-    assert br.code_name("CS", 8) == "passthru"
-    assert br.code_name("CS", 10) == "assisting"
-    assert br.code_name("CS", 123) == "unknown"
-    assert br.code_name("ERR", 19) == "charger_current_reversed"
-    assert br.code_name("AR", 3) == ["low_voltage", "high_voltage"]
-    assert br.code_name("OR", 0x0C) == ["switched_off_register", "remote_input"]
-    assert br.code_name("output_state", 2) == "unknown"
-    assert br.code_name("vebus_error", 99) == "unknown"
-    assert br.code_name("MON", -3) == "dc_dc_charger"
-    assert br.code_name("bms_flags", 0x06000000) == ["allowed_to_charge", "allowed_to_discharge"]
-    assert br.code_name("V", 12) is None and br.code_name("CS", None) is None
-    got = br.decode(be.encode("vebus", {"CS": 10, "vebus_error": 250}, KEY, 3), KEY)[2]
+    assert ble_tables.code_name("CS", 8) == "passthru"
+    assert ble_tables.code_name("CS", 10) == "assisting"
+    assert ble_tables.code_name("CS", 123) == "unknown"
+    assert ble_tables.code_name("ERR", 19) == "charger_current_reversed"
+    assert ble_tables.code_name("AR", 3) == ["low_voltage", "high_voltage"]
+    assert ble_tables.code_name("OR", 0x0C) == ["switched_off_register", "remote_input"]
+    assert ble_tables.code_name("output_state", 2) == "unknown"
+    assert ble_tables.code_name("vebus_error", 99) == "unknown"
+    assert ble_tables.code_name("MON", -3) == "dc_dc_charger"
+    assert ble_tables.code_name("bms_flags", 0x06000000) == ["allowed_to_charge", "allowed_to_discharge"]
+    assert ble_tables.code_name("V", 12) is None and ble_tables.code_name("CS", None) is None
+    got = ble_tables.decode(be.encode("vebus", {"CS": 10, "vebus_error": 250}, KEY, 3), KEY)[2]
     assert got["CS"] == 10 and got["vebus_error"] == 250
 
 
 def test_every_output_name_is_registered():
     for rec, values in ROUND_TRIP:
-        for k in br.decode(be.encode(rec, values, KEY, 1), KEY)[2]:
+        for k in ble_tables.decode(be.encode(rec, values, KEY, 1), KEY)[2]:
             info = field_names.info(k)
             assert info is not None, k
     assert field_names.info("ac_in_power")[1] == "W"
@@ -329,21 +332,21 @@ def test_every_output_name_is_registered():
 # --- config checks --------------------------------------------------------------
 
 def test_key_problem():
-    assert br.key_problem("aff4d0995b7d1e176c0c33ecb9e70dcd") is None
-    assert br.key_problem("AFF4D0995B7D1E176C0C33ECB9E70DCD ") is None
-    assert br.key_problem("aff4d0995b7d1e176c0c33ecb9e70dc") == "ble key must be 32 hex characters, got 31"
-    assert br.key_problem("") == "ble key must be 32 hex characters, got 0"
-    assert "position 3" in br.key_problem("afg4d0995b7d1e176c0c33ecb9e70dcd")
-    assert br.key_problem(None) is not None
-    assert br.key_bytes("aff4d0995b7d1e176c0c33ecb9e70dcd") == KEY_BM
+    assert ble_keys.key_problem("aff4d0995b7d1e176c0c33ecb9e70dcd") is None
+    assert ble_keys.key_problem("AFF4D0995B7D1E176C0C33ECB9E70DCD ") is None
+    assert ble_keys.key_problem("aff4d0995b7d1e176c0c33ecb9e70dc") == "ble key must be 32 hex characters, got 31"
+    assert ble_keys.key_problem("") == "ble key must be 32 hex characters, got 0"
+    assert "position 3" in ble_keys.key_problem("afg4d0995b7d1e176c0c33ecb9e70dcd")
+    assert ble_keys.key_problem(None) is not None
+    assert ble_keys.key_bytes("aff4d0995b7d1e176c0c33ecb9e70dcd") == KEY_BM
 
 
 def test_mac_problem():
-    assert br.mac_problem("AA:BB:CC:DD:EE:FF") is None
-    assert br.mac_problem("aa-bb-cc-dd-ee-0f") is None
+    assert ble_keys.mac_problem("AA:BB:CC:DD:EE:FF") is None
+    assert ble_keys.mac_problem("aa-bb-cc-dd-ee-0f") is None
     for bad in ("AA:BB:CC:DD:EE", "AA:BB:CC:DD:EE:GG", "AABBCCDDEEFF", "AA:BB-CC:DD:EE:FF", 42, None):
-        assert br.mac_problem(bad) is not None, bad
-    assert br.mac_bytes("aa:bb:cc:dd:ee:0f") == h("aabbccddee0f")
+        assert ble_keys.mac_problem(bad) is not None, bad
+    assert ble_keys.mac_bytes("aa:bb:cc:dd:ee:0f") == h("aabbccddee0f")
     assert br.mac_text(h("aabbccddee0f")) == "AA:BB:CC:DD:EE:0F"
 
 

@@ -13,6 +13,7 @@ import ble_readout
 import flashlog
 import gateway
 import records
+import records_dec
 import vedirect
 from drivers.nor_sim import NorSim
 from _util import read_fixture
@@ -139,7 +140,7 @@ def test_wrong_ble_key_is_a_notice_not_values():
 
 
 def minutes(log):
-    dec = records.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     out = []
     for seq, ty, p in log.read_from(1):
         if ty in (records.T_KEY, records.T_DELTA):

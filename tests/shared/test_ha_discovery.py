@@ -1,7 +1,7 @@
 # Home Assistant discovery payloads (firmware/lib/ha_discovery.py), both runtimes.
 import json
 
-import field_names
+import field_aliases
 import ha_discovery as H
 
 MP_HEAPSIZE = "512K"  # the tests hold whole lists of configs; the gateway builds one at a time
@@ -152,7 +152,7 @@ def test_every_registered_field_is_valid_for_ha():
     import ble_readout  # noqa: F401
     import metrics  # noqa: F401
 
-    names = [f[0] for f in field_names.fields()]
+    names = [f[0] for f in field_aliases.fields()]
     n = 0
     for topic, p in H.iter_configs("gw", "dev", names, serial="S1"):
         n += 1

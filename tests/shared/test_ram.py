@@ -1,12 +1,13 @@
 # The RAM diet (docs/ram.md): tables written as constants must agree with
-# their readable sources, and names moved to on-demand modules must still be
-# reachable through the module the rest of the code imports.
+# their readable sources, and the names of the on-demand halves live there
+# only (callers import them; the resident halves do not forward them).
 # Runs under CPython and the MicroPython unix port.
 import sys
 
 import ble_readout as br
 import field_names
 import records
+import records_dec
 
 
 def test_ble_layout_constants_match_the_readable_table():
@@ -34,24 +35,23 @@ def test_ble_layout_constants_match_the_readable_table():
     assert raised
 
 
-def test_ble_rare_names_load_on_demand():
-    sys.modules.pop("ble_tables", None)
-    assert br.code_name("CS", 3) == "bulk"
-    assert br.code_name("vebus_error", 1) == "phase_switched_off"
-    assert br.code_name("bms_flags", 1 | 16) == ["charged", "charging"]
-    assert "ble_tables" in sys.modules
-    name, fields = br.record_spec(0x02)
+def test_ble_rare_names_live_in_their_own_modules():
+    import ble_keys
+    import ble_tables
+
+    assert ble_tables.code_name("CS", 3) == "bulk"
+    assert ble_tables.code_name("vebus_error", 1) == "phase_switched_off"
+    assert ble_tables.code_name("bms_flags", 1 | 16) == ["charged", "charging"]
+    name, fields = ble_tables.record_spec(0x02)
     assert name == "battery_monitor" and fields[0][0] == "TTG"
-    assert (0xFF, 0x01, "solarsense") in br.record_types()
-    assert br.OUTPUT_STATE.startswith(",0=off,")
-    st, rec, vals = br.decode(b"\x10", bytes(16))
+    assert (0xFF, 0x01, "solarsense") in ble_tables.record_types()
+    assert ble_tables.OUTPUT_STATE.startswith(",0=off,")
+    st, rec, vals = ble_tables.decode(b"\x10", bytes(16))
     assert st == br.MALFORMED and rec is None and vals is None
-    try:
-        br.no_such_name
-        raised = False
-    except AttributeError:
-        raised = True
-    assert raised
+    assert ble_keys.mac_bytes("aa:bb:cc:dd:ee:ff") == bytes((0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF))
+    # the resident decoder does not forward them (no module __getattr__)
+    for n in ("code_name", "record_spec", "decode", "OUTPUT_STATE", "mac_bytes", "no_such_name"):
+        assert not hasattr(br, n), n
 
 
 def test_ble_fields_known_without_registration():
@@ -59,34 +59,34 @@ def test_ble_fields_known_without_registration():
     for name, unit in (("cell_1", "V"), ("irradiance", "W/m²"), ("uptime", "s"), ("vebus_error", "")):
         inf = field_names.info(name)
         assert inf is not None and inf[0] == name and inf[1] == unit, name
-    assert field_names.resolve("ac_out_power") == "ac_out_power"
-    names = [f[0] for f in field_names.fields()]
+    import field_aliases
+
+    assert field_aliases.resolve("ac_out_power") == "ac_out_power"
+    names = [f[0] for f in field_aliases.fields()]
     assert len(names) == len(set(names))
 
 
-def test_records_decoder_side_loads_on_demand():
+def test_records_decoder_side_lives_in_records_dec():
     enc = records.MinuteEncoder([("d", ["V", "CS"])], key_every=60, per_record=1)
     out = enc.add(1700000000, [[(1250, 1260, 1270), 3]])
     assert len(out) == 1 and out[0][0] == records.T_KEY
-    dec = records.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     minutes = dec.decode(out[0][0], out[0][1])
     assert minutes[0]["devices"]["d"] == {"V": [12.5, 12.6, 12.7], "CS": 3}
-    assert records.from_scaled(1234, 2) == 12.34
-    assert records.decode_values(records.encode_values(["V"], [12.5], 7)) == (7, {"V": 12.5})
-    assert records.CODES[:3] == ("V", "V2", "V3") and len(records.CODES) == len(set(records.CODES))
-    for i in range(len(records.CODES)):
-        assert records.code_of(records.CODES[i]) == i and records.code_name(i) == records.CODES[i]
-    assert records.code_name(len(records.CODES)) is None and records.code_name(-1) is None
+    assert records_dec.from_scaled(1234, 2) == 12.34
+    assert records_dec.decode_values(records_dec.encode_values(["V"], [12.5], 7)) == (7, {"V": 12.5})
+    codes = records_dec.codes()
+    assert codes[:3] == ("V", "V2", "V3") and len(codes) == len(set(codes))
+    for i in range(len(codes)):
+        assert records.code_of(codes[i]) == i and records.code_name(i) == codes[i]
+    assert records.code_name(len(codes)) is None and records.code_name(-1) is None
     assert records.code_of("V=20|V2") == -1 and records.code_of(None) == -1
     assert records.res("V=20|V2") == (2, records.KIND_ANALOG)
     assert records.res("CS") == (0, records.KIND_STATE) and records.res("SOC") == (1, records.KIND_LAST)
     assert records.res("LOAD") == (0, records.KIND_BOOL) and records.res("cell_temperature") == (1, records.KIND_ANALOG)
-    try:
-        records.nothing_here
-        raised = False
-    except AttributeError:
-        raised = True
-    assert raised
+    # the encoder side does not forward the decoder's names (no module __getattr__)
+    for n in ("MinuteDecoder", "decode_values", "replay", "CODES", "nothing_here"):
+        assert not hasattr(records, n), n
 
 
 def _block(labels):
@@ -143,16 +143,18 @@ def test_builtin_event_names_without_resident_enums():
         assert "ve_enums" not in sys.modules  # loaded for the names, dropped again
 
 
-def test_aliases_load_on_demand():
-    sys.modules.pop("field_aliases", None)
-    assert field_names.resolve("soc") == "SOC" and field_names.resolve("serial") == "SER#"
-    assert field_names.resolve("V") == "V" and field_names.resolve("nope") is None
-    if sys.implementation.name == "micropython":
-        assert "field_aliases" not in sys.modules  # loaded for the call, dropped again
-    names = field_names.all_names()
+def test_aliases_and_listings_live_in_field_aliases():
+    import field_aliases
+
+    assert field_aliases.resolve("soc") == "SOC" and field_aliases.resolve("serial") == "SER#"
+    assert field_aliases.resolve("V") == "V" and field_aliases.resolve("nope") is None
+    assert field_aliases.resolve("soc_avg_7d") == "soc_avg_7d"  # a row of field_names' table
+    names = field_aliases.all_names()
     assert "pv_power" in names and "cell_1" in names and "soc_avg_7d" in names
-    assert ("V", "V", "voltage", "m") in field_names.fields()
-    assert "voltage=V" in field_names._ALIASES
+    assert ("V", "V", "voltage", "m") in field_aliases.fields()
+    assert "voltage=V" in field_aliases._ALIASES
+    for n in ("resolve", "fields", "all_names", "_ALIASES"):
+        assert not hasattr(field_names, n), n
 
 
 def test_reporter_can_keep_the_callers_dict():
@@ -173,7 +175,7 @@ def test_reporter_can_keep_the_callers_dict():
 
 def test_minute_encoder_reuses_its_state_across_key_frames():
     enc = records.MinuteEncoder([("d", ["V", "CS", "SOC"])], key_every=3, per_record=1)
-    dec = records.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     seen = []
     st = None
     for m in range(10):

@@ -1,5 +1,6 @@
 # Compact record coding (lib/records.py): runs under CPython and MicroPython.
 import records as R
+import records_dec
 import flashlog
 from drivers.nor_sim import NorSim
 from _util import Rng
@@ -24,7 +25,7 @@ def test_resolution_table():
     assert R.res("CS") == (0, R.KIND_STATE)
     assert R.res("LOAD") == (0, R.KIND_BOOL)
     assert R.res("no_such_field") == (2, R.KIND_ANALOG)
-    assert len(R.CODES) < 255 and len(set(R.CODES)) == len(R.CODES)
+    assert len(records_dec.codes()) < 255 and len(set(records_dec.codes())) == len(records_dec.codes())
 
 
 def test_scaling_rounds_half_away_and_survives_bad_input():
@@ -35,10 +36,10 @@ def test_scaling_rounds_half_away_and_survives_bad_input():
     assert R.to_scaled(None, 2) is None
     assert R.to_scaled("12", 2) is None
     assert R.to_scaled(float("inf"), 2) is None
-    assert R.from_scaled(2653, 2) == 26.53
-    assert R.from_scaled(7, 0) == 7
-    assert R.from_scaled(1, 0, R.KIND_BOOL) is True
-    assert R.from_scaled(None, 2) is None
+    assert records_dec.from_scaled(2653, 2) == 26.53
+    assert records_dec.from_scaled(7, 0) == 7
+    assert records_dec.from_scaled(1, 0, R.KIND_BOOL) is True
+    assert records_dec.from_scaled(None, 2) is None
 
 
 def test_agg_min_avg_max_last_and_skips_text():
@@ -103,9 +104,9 @@ def _expect(L, t, rows):
                 continue
             dec, kind = R.res(f)
             if kind == R.KIND_ANALOG:
-                vals[f] = [R.from_scaled(x, dec) for x in v]
+                vals[f] = [records_dec.from_scaled(x, dec) for x in v]
             else:
-                vals[f] = R.from_scaled(v, dec, kind)
+                vals[f] = records_dec.from_scaled(v, dec, kind)
         devs[name] = vals
     return {"t": t, "devices": devs}
 
@@ -116,7 +117,7 @@ def _roundtrip(seed, minutes, per_record, key_every, absent_p, keep=False):
     checked, record count, encoder, the records if keep)."""
     rng = Rng(seed)
     enc = R.MinuteEncoder(LAYOUT, key_every=key_every, per_record=per_record)
-    dec = R.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     prev = [[rng.below(3000) for _ in fs] for _, fs in LAYOUT]
     t = 1700000000
     pending = []  # expected minutes not yet seen decoded (bounded by a block)
@@ -192,7 +193,7 @@ def test_delta_block_without_key_or_after_a_lost_block_is_refused():
     for m in range(8):
         recs += enc.add(1700000000 + 60 * m, row)
     assert [r[0] for r in recs] == [R.T_KEY, R.T_DELTA, R.T_DELTA, R.T_DELTA]
-    dec = R.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     assert dec.decode(recs[1][0], recs[1][1]) is None  # no key yet
     assert dec.orphans == 1
     assert len(dec.decode(*recs[0])) == 2
@@ -205,11 +206,11 @@ def test_decoder_never_raises_on_garbage_or_truncation():
     rng = Rng(9)
     for rtype, p in recs:
         for cut in range(0, len(p), 3):
-            dec = R.MinuteDecoder()
+            dec = records_dec.MinuteDecoder()
             dec.decode(recs[0][0], recs[0][1])
             out = dec.decode(rtype, p[:cut])
             assert out is None or isinstance(out, list)
-    dec = R.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     for _ in range(200):
         out = dec.decode(R.T_KEY if rng.below(2) else R.T_DELTA, rng.bytes(rng.below(60)))
         assert out is None or isinstance(out, list)
@@ -231,7 +232,7 @@ def test_encoder_refuses_bad_layout_and_rows_without_raising():
     enc.add(1700000180, [[(1, 2, 4)] + [None] * 7])
     rtype, p = enc.take()
     assert rtype == R.T_KEY
-    minutes = R.MinuteDecoder().decode(rtype, p)  # the good minutes were kept
+    minutes = records_dec.MinuteDecoder().decode(rtype, p)  # the good minutes were kept
     assert [m["t"] for m in minutes] == [1700000060, 1700000180]
     assert minutes[1]["devices"]["house"]["V"] == [0.01, 0.02, 0.04]
 
@@ -244,7 +245,7 @@ def test_jump_too_large_for_a_delta_starts_a_key_block():
     recs += enc.add(1700000120, [[6 + (1 << 40), (1, 2, 3)]])
     recs.append(enc.take())
     assert [r[0] for r in recs] == [R.T_KEY, R.T_KEY]
-    dec = R.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     out = dec.decode(*recs[0]) + dec.decode(*recs[1])
     assert [m["devices"]["solar"]["H19"] for m in out] == [0.05, (5 + (1 << 40)) / 100, (6 + (1 << 40)) / 100]
 
@@ -260,7 +261,7 @@ def test_large_state_change_round_trips():
     last = enc.take()
     if last:
         recs.append(last)
-    dec = R.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     out = []
     for r in recs:
         out += dec.decode(*r)
@@ -273,26 +274,26 @@ def test_unknown_field_keeps_its_name_and_resolution():
     recs = []
     for m in range(3):
         recs += enc.add(1700000000 + 60 * m, [[(100, 123 + m, 150), (2600, 2600, 2601)]])
-    dec = R.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     out = dec.decode(*recs[0])
     assert out[2]["devices"]["x"]["my_extra"] == [1.0, 1.25, 1.5]
 
 
 def test_value_sets_events_counters_round_trip():
-    p = R.encode_values(["V", "I", "CS", "LOAD", "uptime", "queue_drops", "TTG"],
+    p = records_dec.encode_values(["V", "I", "CS", "LOAD", "uptime", "queue_drops", "TTG"],
                         [26.53, -3.2, 4, True, 86400, 3, None], t=1700000000)
-    t, vals = R.decode_values(p)
+    t, vals = records_dec.decode_values(p)
     assert t == 1700000000
     assert vals == {"V": 26.53, "I": -3.2, "CS": 4, "LOAD": True, "uptime": 86400,
                     "queue_drops": 3.0, "TTG": None}
-    e = R.encode_event(1700000123, "house", "low_bank", 1, ["V"], [23.91])
-    assert R.decode_event(e) == {"t": 1700000123, "device": "house", "event": "low_bank",
+    e = records_dec.encode_event(1700000123, "house", "low_bank", 1, ["V"], [23.91])
+    assert records_dec.decode_event(e) == {"t": 1700000123, "device": "house", "event": "low_bank",
                                  "state": 1, "values": {"V": 23.91}}
-    c = R.encode_counters(1700000200, ["torn", "erases"], [1, 20])
-    assert R.decode_values(c) == (1700000200, {"torn": 1.0, "erases": 20.0})
-    assert R.decode_values(b"\x05\x09") is None
-    assert R.decode_event(b"\x01\xff") is None
-    assert R.decode_values(R.encode_values(["V"], ["junk"], t=-5)) == (0, {"V": None})
+    c = records_dec.encode_counters(1700000200, ["torn", "erases"], [1, 20])
+    assert records_dec.decode_values(c) == (1700000200, {"torn": 1.0, "erases": 20.0})
+    assert records_dec.decode_values(b"\x05\x09") is None
+    assert records_dec.decode_event(b"\x01\xff") is None
+    assert records_dec.decode_values(records_dec.encode_values(["V"], ["junk"], t=-5)) == (0, {"V": None})
 
 
 def test_replay_from_the_log_decodes_from_the_previous_key():
@@ -306,17 +307,17 @@ def test_replay_from_the_log_decodes_from_the_previous_key():
         for rt, p in enc.add(1700000000 + 60 * m, row):
             seqs.append(log.append(rt, p))
         if m == 33:
-            log.append(R.T_EVENT, R.encode_event(1700000000 + 60 * m, "house", "low", 1))
+            log.append(R.T_EVENT, records_dec.encode_event(1700000000 + 60 * m, "house", "low", 1))
     log.flush()
     assert len(seqs) == 12
     # the uplink acknowledged up to the 8th block (minute 39): replay the rest
     assert log.mark_uploaded(seqs[7])
-    out = list(R.replay(log, log.cursor + 1))
+    out = list(records_dec.replay(log, log.cursor + 1))
     assert [s for s, _, _ in out] == seqs[8:]
     minutes = [m for s, rt, dec in out for m in dec]
     assert minutes[0]["t"] == 1700000000 + 60 * 40
     assert minutes[0]["devices"]["house"] == {"V": [26.4, 26.41, 26.43], "I": [3.5, 4.0, 4.4], "SOC": 54.0}
     assert len(minutes) == 20
     # from further back, the event record comes with its block
-    kinds = [rt for s, rt, _ in R.replay(log, seqs[5])]
+    kinds = [rt for s, rt, _ in records_dec.replay(log, seqs[5])]
     assert R.T_EVENT in kinds

@@ -6,6 +6,7 @@ import json
 
 import gateway
 import records
+import records_dec
 import timefix
 from test_gateway import block, drain, feeder, make, states
 
@@ -64,7 +65,7 @@ def test_records_before_the_jump_convert_to_their_true_times():
     assert jumps == [{"delta": DELTA, "from_seq": 1, "ts": TRUE0 + 130}]
     raw_t = [timefix.record_time(ty, p) for seq, ty, p in recs if ty == records.T_KEY]
     assert raw_t and min(raw_t) < timefix.CLOCK_VALID  # stamped on the unset clock in flash
-    dec = records.MinuteDecoder()
+    dec = records_dec.MinuteDecoder()
     ts = []
     for seq, ty, p in recs:
         p = timefix.fix_record(ty, p, DELTA)

@@ -10,7 +10,7 @@ closed by {"done":true,"count":n}; a batch shape {"records":[...],
 subscribes to <prefix>/+/logs; messages for a gateway nobody is fetching are
 dropped at once.
 
-Cache: per site, the decoder state (records.MinuteDecoder via
+Cache: per site, the decoder state (records_dec.MinuteDecoder via
 cmd_logs.LogDecoder: a delta block needs the blocks before it) and the
 decoded minutes of the chart fields in arrays (4 bytes a value, 8 a time),
 at most 31 days; the next fetch asks only for records after the last seq
