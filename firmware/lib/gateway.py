@@ -54,6 +54,24 @@ _REANNOUNCE_S = const(600)  # HA's "online" re-sends discovery at most this ofte
 REC_EVENT = const(2)  # alarm event (JSON)
 
 
+
+def product_name(pid):
+    """Product name for a PID, or None. The names are tables in
+    vedirect_text (~4 KB of heap, bench/bench_ondemand.py): loaded for the
+    call and dropped again on MicroPython (asked once per device)."""
+    import sys
+
+    had = "ve_enums" in sys.modules
+    import vedirect_text
+
+    try:
+        return vedirect_text.product_name(pid)
+    finally:
+        if sys.implementation.name == "micropython":
+            sys.modules.pop("vedirect_text", None)
+            if not had:
+                sys.modules.pop("ve_enums", None)
+
 class Device:
     def __init__(self, name, kind, stale_s):
         self.name = name
@@ -210,7 +228,7 @@ class Gateway:
             if ser is not None:
                 dev.ident_serial = VF.to_si("SER#", ser)
         if dev.model is None and dev.raw.get("PID") is not None:
-            dev.model = VF.product_name(dev.raw["PID"])
+            dev.model = product_name(dev.raw["PID"])
         # this block's fields in SI units, for the alarm engine and the
         # per-minute aggregates (other fields keep their values there)
         si = {}
@@ -247,7 +265,7 @@ class Gateway:
             return
         if dev.model is None:
             try:
-                dev.model = VF.product_name(self.tracker.decoder.model_id)
+                dev.model = product_name(self.tracker.decoder.model_id)
             except Exception:
                 dev.model = None
         before = len(dev.raw)

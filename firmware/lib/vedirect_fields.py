@@ -275,37 +275,3 @@ def to_si(name, raw):
 def decimals(name):
     k = _index(name)
     return _KD[k] & 15 if k >= 0 else 0
-
-
-def product_name(pid):
-    """Product name for a PID (int), or None if unknown. Never raises. The
-    tables are in vedirect_text.py, loaded for the call and dropped again on
-    MicroPython (the gateway asks once per device)."""
-    import sys
-
-    had = "ve_enums" in sys.modules
-    import vedirect_text
-
-    try:
-        return vedirect_text.product_name(pid)
-    finally:
-        if _MP:
-            sys.modules.pop("vedirect_text", None)
-            if not had:
-                sys.modules.pop("ve_enums", None)
-
-
-_MP = __import__("sys").implementation.name == "micropython"
-
-# Host-side names (enum texts, one-shot decode) live in vedirect_text.py.
-_TEXT = ("decode", "text", "enum_table", "bits_table", "ENUMS", "BITS")
-
-
-def __getattr__(name):
-    if name in _TEXT:
-        import vedirect_text
-
-        return getattr(vedirect_text, name)
-    if name == "LABELS":  # the labels as bytes (tests, tools); not kept in RAM
-        return tuple(n.encode() for n in NAMES)
-    raise AttributeError(name)

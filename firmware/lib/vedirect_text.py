@@ -1,9 +1,8 @@
 # Names for people, from VE.Direct values: product names by PID, enum and
 # bit-mask texts, and the one-shot decode() for host tools. Split from
-# vedirect_fields.py so the gateway's heap does not hold these tables:
-# vedirect_fields forwards these names here (module __getattr__), and its
-# product_name() loads this module for the call and drops it again on
-# MicroPython (the gateway asks once per device).
+# vedirect_fields.py so the gateway's heap does not hold these tables: the
+# gateway loads this module for product_name() and drops it again on
+# MicroPython (gateway.product_name: asked once per device).
 import ve_enums
 import vedirect_fields as _vf
 

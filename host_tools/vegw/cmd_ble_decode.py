@@ -37,9 +37,9 @@ def _fail(msg):
 
 def _model_name(model_id):
     try:
-        import vedirect_fields
+        import vedirect_text
 
-        return vedirect_fields.product_name(model_id)
+        return vedirect_text.product_name(model_id)
     except Exception:  # noqa: BLE001 - the name is a nicety; never fail on it
         return None
 

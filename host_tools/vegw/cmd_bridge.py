@@ -282,10 +282,10 @@ class Bridge:
             return
         model = None
         try:
-            import vedirect_fields
+            import vedirect_text
 
             if isinstance(st.get("PID"), int):
-                model = vedirect_fields.product_name(st["PID"])
+                model = vedirect_text.product_name(st["PID"])
         except Exception:  # noqa: BLE001 - a name is a nicety
             model = None
         for topic, cfg in ha_discovery.iter_configs(gw, dev, fields, serial=st.get("SER#"), model=model,

@@ -14,6 +14,7 @@ from . import LIB  # noqa: F401  (puts firmware/lib on sys.path)
 import field_names
 import vedirect
 import vedirect_fields as F
+import vedirect_text as T
 import vedirect_hex
 
 
@@ -31,9 +32,9 @@ def _pretty(values, out):
     for label, value in values.items():
         info = field_names.info(label)
         unit = info[1] if info else ""
-        text = F.text(label, value) if isinstance(value, int) and not isinstance(value, bool) else None
+        text = T.text(label, value) if isinstance(value, int) and not isinstance(value, bool) else None
         if label == "PID" and value is not None:
-            shown = "0x%04X %s" % (value, F.product_name(value) or "(unknown product)")
+            shown = "0x%04X %s" % (value, T.product_name(value) or "(unknown product)")
         elif value is None:
             shown = "n/a"
         elif isinstance(value, bool):
@@ -78,7 +79,7 @@ def run(args):
     out = sys.stdout
 
     def on_block(blk):
-        values = F.decode(blk)
+        values = T.decode(blk)
         if args.pretty:
             _pretty(values, out)
         else:

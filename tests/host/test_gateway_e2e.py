@@ -24,6 +24,7 @@ from vegw.runtime import ESP32_HEAP, micropython_binary  # noqa: E402
 from vegw.simulator import Site  # noqa: E402
 import vedirect  # noqa: E402
 import vedirect_fields  # noqa: E402
+import vedirect_text  # noqa: E402
 
 pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="Debian mosquitto not installed (make mosquitto)")
 
@@ -77,7 +78,7 @@ def decoded_values(raw):
     seen = {}
 
     def on_block(b):
-        for k, v in vedirect_fields.decode(b).items():
+        for k, v in vedirect_text.decode(b).items():
             seen.setdefault(k, set()).add(v)
 
     vedirect.Parser(on_block).feed(bytes(raw))

@@ -106,7 +106,7 @@ def _block(labels):
 def test_vedirect_labels_resolve_in_place():
     import vedirect_fields as VF
 
-    labels = VF.LABELS
+    labels = tuple(n.encode() for n in VF.NAMES)
     assert labels[0] == b"V" and labels[-1] == b"HC#" and len(labels) == len(VF.NAMES)
     for first in range(0, len(labels), 20):
         b = _block(labels[first:first + 20])
@@ -117,13 +117,16 @@ def test_vedirect_labels_resolve_in_place():
 
 
 def test_vedirect_text_names_and_product_name():
-    import vedirect_fields as VF
+    import gateway
+    import vedirect_text as VF
 
-    assert VF.product_name(0xA053) == "SmartSolar MPPT 75/15"
+    assert gateway.product_name(0xA053) == "SmartSolar MPPT 75/15"
+    if sys.implementation.name == "micropython":
+        sys.modules.pop("vedirect_text", None)
+        gateway.product_name(0xA053)
+        assert "vedirect_text" not in sys.modules  # dropped after the call
     assert VF.product_name(41859) == "BMV-712 Smart Rev2"
     assert VF.product_name(None) is None and VF.product_name(1) is None
-    if sys.implementation.name == "micropython":
-        assert "vedirect_text" not in sys.modules  # dropped after the call
     assert VF.text("CS", 3) == "bulk"
     assert VF.text("AR", 1 | 2) == "low_voltage,high_voltage"
     assert VF.enum_table("MPPT") is not None and VF.bits_table("OR") is not None

@@ -1,6 +1,7 @@
 # Decoder: every label of the protocol to its SI value (VE.Direct 3.29 Table I).
 import vedirect
 import vedirect_fields as F
+import vedirect_text as T
 from _util import read_fixture
 
 
@@ -11,7 +12,7 @@ def decode_fields(pairs):
     body += b"\r\nChecksum\t"
     blk = body + bytes(((256 - sum(body)) & 0xFF,))
     out = []
-    p = vedirect.Parser(lambda b: out.append(F.decode(b)))
+    p = vedirect.Parser(lambda b: out.append(T.decode(b)))
     p.feed(blk)
     assert len(out) == 1
     return out[0]
@@ -66,36 +67,36 @@ def test_every_documented_label_is_in_the_table():
 
 
 def test_enum_and_bit_names():
-    assert F.text("CS", 3) == "bulk"
-    assert F.text("CS", 9) == "inverting"
-    assert F.text("ERR", 17) == "charger_temperature_high"
-    assert F.text("OR", 9) == "no_input_power,remote_input"
-    assert F.text("AR", 4) == "low_soc"
-    assert F.text("MPPT", 2) == "mppt_active"
-    assert F.text("MODE", 2) == "inverter"
-    assert F.text("MON", -9) == "solar_charger"
-    assert F.text("CS", 200) == "unknown"
-    assert F.text("V", 12) is None
+    assert T.text("CS", 3) == "bulk"
+    assert T.text("CS", 9) == "inverting"
+    assert T.text("ERR", 17) == "charger_temperature_high"
+    assert T.text("OR", 9) == "no_input_power,remote_input"
+    assert T.text("AR", 4) == "low_soc"
+    assert T.text("MPPT", 2) == "mppt_active"
+    assert T.text("MODE", 2) == "inverter"
+    assert T.text("MON", -9) == "solar_charger"
+    assert T.text("CS", 200) == "unknown"
+    assert T.text("V", 12) is None
 
 
 def test_product_names():
-    assert F.product_name(0x203) == "BMV-700"
-    assert F.product_name(0xA381) == "BMV-712 Smart"
-    assert F.product_name(0xA389) == "SmartShunt 500A/50mV"
-    assert F.product_name(0xA042) == "BlueSolar MPPT 75/15"
-    assert F.product_name(0xA053) == "SmartSolar MPPT 75/15"
-    assert F.product_name(0xA060) == "SmartSolar MPPT 100/20 48V"
-    assert F.product_name(0xA06E) == "SmartSolar MPPT 150/100 rev3"
-    assert F.product_name(0xA071) == "BlueSolar MPPT 150/70 rev2"
-    assert F.product_name(0xA10E) == "SmartSolar MPPT VE.Can 150/100 rev2"
-    assert F.product_name(0xA116) == "SmartSolar MPPT VE.Can 250/85 rev2"
-    assert F.product_name(0xA231) == "Phoenix Inverter 12V 250VA 230V"
-    assert F.product_name(0xA23C) == "Phoenix Inverter 48V 250VA 120V"
-    assert F.product_name(0xA2A4) == "Phoenix Inverter 48V 3000VA 230V"
-    assert F.product_name(0xA2F1) == "Phoenix Inverter Smart 12V 1200VA 230V"
-    assert F.product_name(0xA344) == "Phoenix Smart IP43 Charger 12/30 (1+1)"
-    assert F.product_name(0xA3F0) == "Orion XS 12V/12V-50A"
-    assert F.product_name(0xFFFF) is None
+    assert T.product_name(0x203) == "BMV-700"
+    assert T.product_name(0xA381) == "BMV-712 Smart"
+    assert T.product_name(0xA389) == "SmartShunt 500A/50mV"
+    assert T.product_name(0xA042) == "BlueSolar MPPT 75/15"
+    assert T.product_name(0xA053) == "SmartSolar MPPT 75/15"
+    assert T.product_name(0xA060) == "SmartSolar MPPT 100/20 48V"
+    assert T.product_name(0xA06E) == "SmartSolar MPPT 150/100 rev3"
+    assert T.product_name(0xA071) == "BlueSolar MPPT 150/70 rev2"
+    assert T.product_name(0xA10E) == "SmartSolar MPPT VE.Can 150/100 rev2"
+    assert T.product_name(0xA116) == "SmartSolar MPPT VE.Can 250/85 rev2"
+    assert T.product_name(0xA231) == "Phoenix Inverter 12V 250VA 230V"
+    assert T.product_name(0xA23C) == "Phoenix Inverter 48V 250VA 120V"
+    assert T.product_name(0xA2A4) == "Phoenix Inverter 48V 3000VA 230V"
+    assert T.product_name(0xA2F1) == "Phoenix Inverter Smart 12V 1200VA 230V"
+    assert T.product_name(0xA344) == "Phoenix Smart IP43 Charger 12/30 (1+1)"
+    assert T.product_name(0xA3F0) == "Orion XS 12V/12V-50A"
+    assert T.product_name(0xFFFF) is None
 
 
 def test_update_merges_split_blocks_and_reports_changes():
