@@ -69,7 +69,10 @@ _SV_MAX_BLOCK = const(8)
 _SV_IN = const(9)
 _SV_CAP = const(10)
 _SV_MAX_HEX = const(11)
-_SV_SIZE = const(12)
+_SV_GOOD = const(12)
+_SV_HEX_OK = const(13)
+_SV_WANT_HEX = const(14)
+_SV_SIZE = const(15)
 _S_SYNC = const(0)
 _EV_MORE = const(0)
 _EV_HEX = const(2)
@@ -162,7 +165,7 @@ class HexFrame:
 class Parser:
     def __init__(self, on_block, on_hex=None):
         self.on_block = on_block
-        self.on_hex = on_hex
+        self._on_hex = None
         self._buf = bytearray(_MAX_BLOCK + _MAX_FEED)
         self._mv = memoryview(self._buf)
         self._hex = bytearray(_MAX_HEX)
@@ -177,11 +180,11 @@ class Parser:
         self._sv[_SV_MAX_BLOCK] = _MAX_BLOCK
         self._sv[_SV_CAP] = len(self._buf)
         self._sv[_SV_MAX_HEX] = _MAX_HEX
+        self.on_hex = on_hex
         # Counters (monotonic; never reset by the parser)
         self.blocks_ok = 0
         self.checksum_errors = 0
         self.malformed = 0  # checksum held but not label\tvalue lines
-        self.hex_ok = 0
         self.bytes_in = 0
         self.callback_errors = 0
         self.resynced = 0  # blocks recovered from a merged pair
@@ -214,23 +217,18 @@ class Parser:
             ev = vedirect_kernel.scan(self._buf, self._hex, sv, data, n)
             if ev == _EV_MORE:
                 return
-            if ev == _EV_HEX:
-                self._hex_done(sv[_SV_HEXLEN])
+            if ev == _EV_HEX:  # a good frame, and on_hex is set
+                frame = self._hexv
+                frame.length = sv[_SV_HEXLEN]
                 sv[_SV_HEXLEN] = 0
+                try:
+                    self._on_hex(frame)
+                except Exception:
+                    self.callback_errors += 1
             else:
-                # the checksum byte is at csb: check the block, then look
-                # for the next one
-                csb = sv[_SV_CSB]
-                buf = self._buf
-                if not self._block_done(csb + 1) and buf[csb] == _CR:
-                    # a byte lost in this block made the next block's \r its
-                    # "checksum": leave it for the next block's \r\n
-                    sv[_SV_END] = vedirect_kernel.remove(buf, 0, csb, sv[_SV_END])
-                    sv[_SV_P] = 1
-                else:
-                    sv[_SV_END] = vedirect_kernel.remove(buf, 0, csb + 1, sv[_SV_END])
-                    sv[_SV_P] = 0
-                sv[_SV_STATE] = _S_SYNC
+                # the checksum byte is at sv[_SV_CSB]: the kernel drops the
+                # block when called again, and needs to know if it was good
+                sv[_SV_GOOD] = 1 if self._block_done(sv[_SV_CSB] + 1) else 0
 
     def reset(self):
         """Forget a half-received block or HEX frame (call after a silent gap
@@ -242,6 +240,19 @@ class Parser:
     @property
     def held(self):  # bytes of a block (or of the next one) held between feeds
         return self._sv[_SV_END]
+
+    @property
+    def on_hex(self):  # called with each good HEX frame (a HexFrame), or None
+        return self._on_hex
+
+    @on_hex.setter
+    def on_hex(self, fn):
+        self._on_hex = fn
+        self._sv[_SV_WANT_HEX] = 0 if fn is None else 1  # the kernel keeps them otherwise
+
+    @property
+    def hex_ok(self):  # HEX frames whose check byte holds
+        return self._sv[_SV_HEX_OK]
 
     @property
     def hex_bad(self):  # HEX frames cut short, too long, or failing their check
@@ -268,7 +279,9 @@ class Parser:
     # -- completed units ------------------------------------------------------
 
     def _block_done(self, length):
-        count = self._split(0, length)  # checksum first (_BAD_SUM)
+        # the kernel checks the sum first (_BAD_SUM), then every line
+        count = vedirect_kernel.split(self._buf, 0, length, self._offs, self._ent, self._stat, self._vals,
+                                      self._seen, _VF.TABLE, self._first, self._first_len)
         if count < 0:
             # a bad block: count it, and look for the next block inside it
             buf = self._buf
@@ -313,9 +326,11 @@ class Parser:
             self.resynced += 1
             buf[0 : length - s] = self._mv[s:length]
             length -= s
-            count = self._split(0, length)
-        if not self._is_first(self._offs[0]):
+            count = vedirect_kernel.split(buf, 0, length, self._offs, self._ent, self._stat, self._vals,
+                                          self._seen, _VF.TABLE, self._first, self._first_len)
+        if count < 256:  # + 256: the first label opened a good block before
             self._learn_first()
+        count &= 255
         blk = self._block
         blk.count = count
         blk.length = length
@@ -355,21 +370,9 @@ class Parser:
         """Split buf[start:length] (a block whose sum is 0) into fields in
         _offs/_ent/_stat/_vals; the field count, or _BAD_LINE / _BAD_DUP if a
         line breaks the syntax (the kernel: vedirect_kernel.split)."""
-        return vedirect_kernel.split(self._buf, start, length, self._offs, self._ent, self._stat, self._vals,
-                        self._seen, _VF.TABLE)
-
-    def _hex_done(self, length):
-        frame = self._hexv
-        frame.length = length
-        if vedirect_kernel.hex_ok(self._hex, length):
-            self.hex_ok += 1
-            if self.on_hex is not None:
-                try:
-                    self.on_hex(frame)
-                except Exception:
-                    self.callback_errors += 1
-        else:
-            self._sv[_SV_HEX_BAD] += 1
+        r = vedirect_kernel.split(self._buf, start, length, self._offs, self._ent, self._stat, self._vals,
+                                  self._seen, _VF.TABLE, self._first, self._first_len)
+        return r & 255 if r > 0 else r
 
 
 import vedirect_fields as _VF  # noqa: E402  (the label table; resident anyway)

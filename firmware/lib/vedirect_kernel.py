@@ -100,7 +100,7 @@ def lookup(buf, s: int, n: int, tab, nlab: int) -> int:
 
 
 @micropython.viper
-def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab) -> int:
+def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, first, first_len) -> int:
     """Split buf[start:length] (a block whose sum is 0, ending in
     "\\r\\nChecksum\\t<byte>") into fields: per field i, offs[3i:3i+3] = label
     start, tab, value end; ent[i] = label index (255 unknown); status[i] its
@@ -108,7 +108,8 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab) -> i
     _BAD_LINE / _BAD_DUP when a line breaks the protocol's form (label 1..8
     bytes without control bytes or spaces, value <= 32 bytes, known labels'
     values in their kind's form, <= 22 fields, each label once), or
-    _BAD_SUM when its bytes do not sum to 0 mod 256."""
+    _BAD_SUM when its bytes do not sum to 0 mod 256. A count has 256 added
+    when the first label is one of `first` (label_in())."""
     b = ptr8(buf)
     o = ptr16(offs)
     en = ptr8(ent)
@@ -133,38 +134,32 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab) -> i
     s = start + 2
     stop = length - 12  # index of "\r\nChecksum"
     while s < stop:
-        e = stop
+        # the label: 1..8 bytes up to its tab, no control bytes or spaces,
+        # hashed on the way (one pass)
+        h = 0
         j = s
+        while j < stop:
+            c = int(b[j])
+            if c <= 32 or c == 127 or j - s >= 8:
+                break
+            h = (h * 31 + c) & 0xFFFF
+            j += 1
+        if j >= stop or int(b[j]) != 9 or j == s or count >= 22:
+            r = _BAD_LINE
+            break
+        tb = j
+        # the value: up to the next \r\n (the last one up to the Checksum line)
+        e = stop
+        j = tb + 1
         while j + 1 < stop:
             if int(b[j]) == 13 and int(b[j + 1]) == 10:
                 e = j
                 break
             j += 1
-        tb = -1
-        j = s
-        while j < e:
-            if int(b[j]) == 9:
-                tb = j
-                break
-            j += 1
-        if tb <= s or count >= 22 or tb - s > 8 or e - tb - 1 > 32:
+        if e - tb - 1 > 32:
             r = _BAD_LINE
             break
-        j = s
-        while j < tb:
-            c = int(b[j])
-            if c <= 32 or c == 127:
-                r = _BAD_LINE
-                break
-            j += 1
-        if r:
-            break
         # label -> index: hash slot, then linear probing (tab's layout above)
-        h = 0
-        j = s
-        while j < tb:
-            h = (h * 31 + int(b[j])) & 0xFFFF
-            j += 1
         slot = (h ^ (h >> 8)) & 0xFF
         k = -1
         while True:
@@ -289,7 +284,7 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab) -> i
         return r
     if s != stop + 2 or count == 0:
         return _BAD_LINE  # an empty line, or no field at all
-    return count
+    return count + 256 * int(label_in(buf, start + 2, first, first_len, 8))
 
 
 @micropython.viper
@@ -424,13 +419,17 @@ _SV_MAX_BLOCK = const(8)  # in: text bytes one block may hold
 _SV_IN = const(9)  # bytes of the caller's data taken so far (0 at each feed)
 _SV_CAP = const(10)  # in: len(buf)
 _SV_MAX_HEX = const(11)  # in: len(frame)
-_SV_SIZE = const(12)
+_SV_GOOD = const(12)  # in: the block handed out was good (1) or not (0)
+_SV_HEX_OK = const(13)  # counter: HEX frames whose check byte holds
+_SV_WANT_HEX = const(14)  # in: 1 if good HEX frames go to the caller (_EV_HEX)
+_SV_SIZE = const(15)
 _MAX_FEED = const(256)  # bytes taken into the buffer per scan step
 
 _S_SYNC = const(0)  # discarding until the first \r\n (start-up, after an error)
 _S_TEXT = const(1)  # inside a block
 _S_HEX = const(2)  # inside a HEX frame
 _S_HEX_SKIP = const(3)  # HEX frame too long: discard to its '\n'
+_S_BLOCK = const(4)  # a block was handed out (_EV_BLOCK): drop it, then SYNC
 
 _EV_MORE = const(0)  # all bytes scanned: feed more
 _EV_BLOCK = const(1)  # a block's checksum byte is at sv[_SV_CSB]
@@ -471,6 +470,18 @@ def scan(buf, frame, sv, data, n: int) -> int:
     cap = int(v[_SV_CAP])  # read once: len() is a call
     max_hex = int(v[_SV_MAX_HEX])
     ev = _EV_MORE
+    if status == _S_BLOCK:
+        # the caller has checked the block ending at the checksum byte csb
+        csb = int(v[_SV_CSB])
+        if not int(v[_SV_GOOD]) and int(b[csb]) == 13:
+            # a byte lost in this block made the next block's \r its
+            # "checksum": leave it for the next block's \r\n
+            end = int(remove(buf, 0, csb, end))
+            p = 1
+        else:
+            end = int(remove(buf, 0, csb + 1, end))
+            p = 0
+        status = _S_SYNC
     while True:
         if p >= end:
             if i >= n:
@@ -521,13 +532,18 @@ def scan(buf, frame, sv, data, n: int) -> int:
                     status = _S_HEX_SKIP
             end = int(remove(buf, p, stop, end))
             if found:
+                good = 0
                 if status == _S_HEX:
-                    status = resume
-                    ev = _EV_HEX  # the caller checks it, then sets _SV_HEXLEN 0
-                    break
-                v[_SV_HEX_BAD] = int(v[_SV_HEX_BAD]) + 1
-                hn = 0
+                    good = int(hex_ok(frame, hn))
                 status = resume
+                if not good:
+                    v[_SV_HEX_BAD] = int(v[_SV_HEX_BAD]) + 1
+                else:
+                    v[_SV_HEX_OK] = int(v[_SV_HEX_OK]) + 1
+                    if int(v[_SV_WANT_HEX]):
+                        ev = _EV_HEX  # the caller takes it, then sets _SV_HEXLEN 0
+                        break
+                hn = 0
             continue
         if status == _S_SYNC:
             k = -1
@@ -600,7 +616,8 @@ def scan(buf, frame, sv, data, n: int) -> int:
             continue
         if csb < end:
             v[_SV_CSB] = csb
-            ev = _EV_BLOCK  # the caller checks the block, then goes to SYNC
+            status = _S_BLOCK  # the caller checks the block and says if it was good
+            ev = _EV_BLOCK
             break
         if end > max_block:
             # No Checksum within the maximum: drop, keep the last byte
