@@ -62,20 +62,17 @@ _SV_STATE = const(0)
 _SV_P = const(2)
 _SV_END = const(3)
 _SV_HEXLEN = const(4)
-_SV_CSB = const(5)
 _SV_HEX_BAD = const(6)
 _SV_OVERFLOWS = const(7)
 _SV_MAX_BLOCK = const(8)
 _SV_IN = const(9)
 _SV_CAP = const(10)
 _SV_MAX_HEX = const(11)
-_SV_GOOD = const(12)
 _SV_HEX_OK = const(13)
 _SV_WANT_HEX = const(14)
 _SV_SIZE = const(15)
 _S_SYNC = const(0)
 _EV_MORE = const(0)
-_EV_HEX = const(2)
 
 # _split() results other than a field count
 _BAD_LINE = const(-4)  # a line breaks the syntax (vedirect_kernel._BAD_LINE)
@@ -181,6 +178,7 @@ class Parser:
         self._sv[_SV_CAP] = len(self._buf)
         self._sv[_SV_MAX_HEX] = _MAX_HEX
         self.on_hex = on_hex
+        self._done = self._block_done  # bound once: the kernel calls it per block
         # Counters (monotonic; never reset by the parser)
         self.blocks_ok = 0
         self.checksum_errors = 0
@@ -211,24 +209,17 @@ class Parser:
         self.bytes_in += n
         sv = self._sv
         sv[_SV_IN] = 0
-        # the kernel takes the bytes in and scans them; blocks and HEX frames
-        # it finds are checked here, then it goes on where it stopped
-        while True:
-            ev = vedirect_kernel.scan(self._buf, self._hex, sv, data, n)
-            if ev == _EV_MORE:
-                return
-            if ev == _EV_HEX:  # a good frame, and on_hex is set
-                frame = self._hexv
-                frame.length = sv[_SV_HEXLEN]
-                sv[_SV_HEXLEN] = 0
-                try:
-                    self._on_hex(frame)
-                except Exception:
-                    self.callback_errors += 1
-            else:
-                # the checksum byte is at sv[_SV_CSB]: the kernel drops the
-                # block when called again, and needs to know if it was good
-                sv[_SV_GOOD] = 1 if self._block_done(sv[_SV_CSB] + 1) else 0
+        # the kernel takes the bytes in and scans them; it hands each block
+        # to _block_done, and returns for a good HEX frame when on_hex is
+        # set (then goes on where it stopped)
+        while vedirect_kernel.scan(self._buf, self._hex, sv, data, n, self._done) != _EV_MORE:
+            frame = self._hexv
+            frame.length = sv[_SV_HEXLEN]
+            sv[_SV_HEXLEN] = 0
+            try:
+                self._on_hex(frame)
+            except Exception:
+                self.callback_errors += 1
 
     def reset(self):
         """Forget a half-received block or HEX frame (call after a silent gap

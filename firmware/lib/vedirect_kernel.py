@@ -412,14 +412,12 @@ _SV_RESUME = const(1)  # state to return to after a HEX frame
 _SV_P = const(2)  # first byte not yet scanned
 _SV_END = const(3)  # bytes held in the buffer
 _SV_HEXLEN = const(4)  # bytes of the HEX frame so far
-_SV_CSB = const(5)  # out: index of the checksum byte of a finished block
 _SV_HEX_BAD = const(6)  # counter: HEX frames cut short or too long
 _SV_OVERFLOWS = const(7)  # counter: blocks dropped for their size
 _SV_MAX_BLOCK = const(8)  # in: text bytes one block may hold
 _SV_IN = const(9)  # bytes of the caller's data taken so far (0 at each feed)
 _SV_CAP = const(10)  # in: len(buf)
 _SV_MAX_HEX = const(11)  # in: len(frame)
-_SV_GOOD = const(12)  # in: the block handed out was good (1) or not (0)
 _SV_HEX_OK = const(13)  # counter: HEX frames whose check byte holds
 _SV_WANT_HEX = const(14)  # in: 1 if good HEX frames go to the caller (_EV_HEX)
 _SV_SIZE = const(15)
@@ -429,10 +427,8 @@ _S_SYNC = const(0)  # discarding until the first \r\n (start-up, after an error)
 _S_TEXT = const(1)  # inside a block
 _S_HEX = const(2)  # inside a HEX frame
 _S_HEX_SKIP = const(3)  # HEX frame too long: discard to its '\n'
-_S_BLOCK = const(4)  # a block was handed out (_EV_BLOCK): drop it, then SYNC
 
 _EV_MORE = const(0)  # all bytes scanned: feed more
-_EV_BLOCK = const(1)  # a block's checksum byte is at sv[_SV_CSB]
 _EV_HEX = const(2)  # a whole HEX frame is in the frame buffer (sv[_SV_HEXLEN] bytes)
 
 
@@ -449,11 +445,12 @@ def remove(buf, a: int, e: int, end: int) -> int:
 
 
 @micropython.viper
-def scan(buf, frame, sv, data, n: int) -> int:
+def scan(buf, frame, sv, data, n: int, done) -> int:
     """Take data[sv[_SV_IN]:n] into buf, at most _MAX_FEED bytes at a time,
     and scan them in the state sv holds until all are scanned (_EV_MORE) or
-    a unit is complete (_EV_BLOCK, _EV_HEX): the caller handles it and calls
-    again with the same data. HEX frames are cut out of the text into
+    a good HEX frame is complete and wanted (_EV_HEX): the caller takes it
+    and calls again with the same data. Each block whose checksum byte
+    arrives goes to done(length) -> good. HEX frames are cut out of the text into
     `frame` (they are not part of the text checksum); in TEXT state
     buf[0:p] is the block so far."""
     b = ptr8(buf)
@@ -470,18 +467,6 @@ def scan(buf, frame, sv, data, n: int) -> int:
     cap = int(v[_SV_CAP])  # read once: len() is a call
     max_hex = int(v[_SV_MAX_HEX])
     ev = _EV_MORE
-    if status == _S_BLOCK:
-        # the caller has checked the block ending at the checksum byte csb
-        csb = int(v[_SV_CSB])
-        if not int(v[_SV_GOOD]) and int(b[csb]) == 13:
-            # a byte lost in this block made the next block's \r its
-            # "checksum": leave it for the next block's \r\n
-            end = int(remove(buf, 0, csb, end))
-            p = 1
-        else:
-            end = int(remove(buf, 0, csb + 1, end))
-            p = 0
-        status = _S_SYNC
     while True:
         if p >= end:
             if i >= n:
@@ -615,10 +600,18 @@ def scan(buf, frame, sv, data, n: int) -> int:
             status = _S_HEX
             continue
         if csb < end:
-            v[_SV_CSB] = csb
-            status = _S_BLOCK  # the caller checks the block and says if it was good
-            ev = _EV_BLOCK
-            break
+            # done() checks buf[0:csb + 1] and hands it out (a call back
+            # into Python: no return to the caller per block)
+            if not int(done(csb + 1)) and int(b[csb]) == 13:
+                # a byte lost in this block made the next block's \r its
+                # "checksum": leave it for the next block's \r\n
+                end = int(remove(buf, 0, csb, end))
+                p = 1
+            else:
+                end = int(remove(buf, 0, csb + 1, end))
+                p = 0
+            status = _S_SYNC
+            continue
         if end > max_block:
             # No Checksum within the maximum: drop, keep the last byte
             v[_SV_OVERFLOWS] = int(v[_SV_OVERFLOWS]) + 1
