@@ -36,7 +36,7 @@ from test_ram_budget import RESIDENT  # noqa: E402
 # sys.modules.pop (firmware/app.py, lib/boot_config.py, lib/gateway.py,
 # lib/alarm_engine.py, lib/ble_readout.py, startup.py)
 MODULES = ["field_aliases", "ble_tables", "records_dec", "vedirect_text", "ve_enums", "flashlog_crc", "commands",
-           "ble_keys", "ha_discovery", "alarm_rules", "cfg_schema", "boardinfo", "boot_config", "ota", "cfg_push",
+           "ble_keys", "ha_discovery", "alarm_rules", "cfg_schema", "boardinfo", "boot_config", "ota_journal", "ota_rx", "cfg_push",
            "drivers.ble_hood"]
 KEEP_DROP_ABOVE = 1024  # bytes freed by the drop (64-bit heap) for a load-then-drop to pay
 

@@ -69,7 +69,9 @@ class App:
         self.p = platform
         self.cfg = cfg
         self.safe = safe  # crash loop: uplink and commands only, no device readers
-        self.ota_rx = ota_rx  # ota.OtaReceiver, created at boot (boot_check) or on demand
+        # ota_journal.OtaJournal of an update on trial (startup.py), replaced
+        # by an ota_rx.OtaReceiver (which adopts it) when a message arrives
+        self.ota_rx = ota_rx
         key = (cfg.get("ota") or {}).get("key")
         # the gateway's own OTA key (bytes); None: every update is refused
         self.ota_key = bytes(int(key[i:i + 2], 16) for i in range(0, len(key), 2)) if key else None
@@ -519,10 +521,11 @@ class App:
         return why
 
     def _ota_receiver(self):
-        if self.ota_rx is None:
-            import ota  # ~17 KB: loaded when an update arrives, not before
+        if not hasattr(self.ota_rx, "handle"):  # none yet, or the boot's journal
+            import ota_rx  # ~17 KB: loaded when an update arrives, not before
 
-            self.ota_rx = ota.OtaReceiver(self.p.ota_fs(), ticks_ms, key=self.ota_key, gateway=self.gw.gw)
+            self.ota_rx = ota_rx.OtaReceiver(self.p.ota_fs(), ticks_ms, key=self.ota_key, gateway=self.gw.gw,
+                                             journal=self.ota_rx)
         return self.ota_rx
 
     def _ota(self, suffix, payload):
@@ -744,12 +747,12 @@ def main(platform, duration_s=None, ota_rx=None, ota_replies=None, safe=False, c
     if got == RESTART:
         return RESTART
     cfg, rules = got
-    if ota_rx is None and "ota" not in sys.modules:
-        # RAM: an entry point that did `import ota` at top level and dropped it
+    if ota_rx is None and "ota_rx" not in sys.modules:
+        # RAM: an entry point that did `import ota_rx` at top level and dropped it
         # from sys.modules still pins it (~15 KB) through its global name
         m = sys.modules.get("__main__")
-        if getattr(m, "ota", None) is not None:
-            m.ota = None
+        if getattr(m, "ota_rx", None) is not None:
+            m.ota_rx = None
     _load()
     app = App(platform, cfg, ota_rx, ota_replies, safe, rules, cfg_job)
     try:

@@ -2,8 +2,8 @@
 # the simulator). It runs before anything an update may have replaced and
 # keeps a broken update from leaving the gateway at a dead REPL:
 #   1. the OTA journal: finish or roll back an interrupted swap, count the
-#      boots of an update that has not reported healthy yet (ota.py rolls
-#      back after max_boots);
+#      boots of an update that has not reported healthy yet (ota_journal.py
+#      rolls back after max_boots);
 #   2. the app is imported and run inside a guard: an exception at import or
 #      start (a broken app.py from OTA) is printed and the board resets, so
 #      the next boot counts again and the journal rolls the update back.
@@ -15,8 +15,8 @@ import sys
 
 
 def _journal(names=("ota_state.json", "ota_state.json.tmp")):
-    # an update is in progress only if ota.py left its journal: otherwise the
-    # OTA module (~100 interned names) stays out of RAM
+    # an update is in progress only if the OTA journal is there: otherwise
+    # the OTA modules (~100 interned names) stay out of RAM
     import os
 
     for name in names:
@@ -29,20 +29,23 @@ def _journal(names=("ota_state.json", "ota_state.json.tmp")):
 
 
 def ota_boot(ticks_ms):
-    """(receiver or None, replies) after the journal's boot check."""
+    """(ota_journal.OtaJournal of the update on trial, or None; replies)
+    after the journal's boot check. The receiver (ota_rx) is not loaded
+    here: the app loads it when an OTA message arrives."""
     if not _journal():
         return None, []
     try:
-        import ota
-    except Exception as e:  # noqa: BLE001 - a broken ota.py must not stop the boot
-        print("vegw: ota module unusable:", repr(e))
+        import ota_journal
+        import osfs
+    except Exception as e:  # noqa: BLE001 - a broken ota_journal.py must not stop the boot
+        print("vegw: ota journal unusable:", repr(e))
         return None, []
-    rx = ota.OtaReceiver(ota.OsFs(), ticks_ms)
-    replies = rx.boot_check()
-    if not rx.pending():
-        rx = None
-        del sys.modules["ota"]  # loaded again only when an update arrives
-    return rx, replies
+    j = ota_journal.OtaJournal(osfs.OsFs(), ticks_ms)
+    replies = j.boot_check()
+    if not j.pending():
+        j = None
+        sys.modules.pop("ota_journal", None)  # loaded again with the receiver
+    return j, replies
 
 
 def config_boot(ticks_ms):

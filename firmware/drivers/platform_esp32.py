@@ -193,9 +193,9 @@ class Platform:
         return flash_esp32.open_default()
 
     def ota_fs(self):
-        import ota
+        import osfs
 
-        return ota.OsFs()
+        return osfs.OsFs()
 
     def state_store(self):
         if self._store is None:

@@ -224,9 +224,9 @@ class Platform:
         return self._relay
 
     def ota_fs(self):
-        import ota
+        import osfs
 
-        return ota.OsFs()  # the working directory is the simulated device's filesystem
+        return osfs.OsFs()  # the working directory is the simulated device's filesystem
 
     def state_store(self):
         if self._store is None and self.flash_path:

@@ -9,7 +9,7 @@
 # it against its own board with the same schema as `vegw config validate`:
 # an error is refused with its path, nothing changed.
 #
-# Journal config_push.json (written beside, then renamed), like ota.py's:
+# Journal config_push.json (written beside, then renamed), like ota_journal.py's:
 #   swap      -> config.json becomes config.json.bak, .new becomes config.json
 #   pending   -> running the new config; boots counted; healthy once the
 #                gateway was connected healthy_after s in a boot that started

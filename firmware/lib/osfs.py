@@ -1,4 +1,4 @@
-# The filesystem interface of ota.py and cfg_push.py over the real `os`
+# The filesystem interface of ota_journal.py, ota_rx.py and cfg_push.py over the real `os`
 # module: open/size/remove/rename/mkdir/free on paths relative to a root.
 # Tests give those modules an in-memory one of the same shape. Below it, the
 # file steps both journals take on any such `fs`.

@@ -1,7 +1,7 @@
 # Proof for what changes a gateway: HMAC-SHA256 with the gateway's own key
 # (derived on the laptop from the operator's fleet key and the gateway id),
 # over text that names the gateway and a counter the gateway has not seen.
-# OTA (ota.py) and the commands that change state (reboot, log_interval)
+# OTA (ota_rx.py) and the commands that change state (reboot, log_interval)
 # use it. hashlib only: there is no hmac module on the board.
 import hashlib
 

@@ -3,7 +3,7 @@
     vegw ota --broker HOST:PORT --gateway site-042 --all
     vegw ota --broker HOST:PORT --gateway site-042 --files lib/alarm_rules.py main.py
 
-Talks to firmware/lib/ota.py on the gateway through <prefix>/<gw>/ota/...:
+Talks to firmware/lib/ota_rx.py on the gateway through <prefix>/<gw>/ota/...:
 query (state, .mpy format) -> manifest (path, size, sha256 per file) -> the
 files the gateway lacks, in chunks of 1 KB (QoS 1, at most WINDOW chunks
 ahead of the gateway's last "recv" ack, resending on request) -> commit ->
@@ -27,7 +27,7 @@ import time
 from . import ROOT, FIRMWARE
 from . import deploy_build as build_mod
 
-CHUNK = 1024  # data bytes per chunk (ota._MAX_CHUNK)
+CHUNK = 1024  # data bytes per chunk (ota_rx._MAX_CHUNK)
 WINDOW = 16  # chunks in flight beyond the gateway's last ack
 ANSWER_S = 20.0  # silence after which we resend from the last ack
 RETRIES = 3  # resends of the same stretch, re-manifests after a gateway restart
@@ -121,28 +121,28 @@ def _counter():
 
 def gateway_key(args, gateway):
     """The key that signs for `gateway`: --key as given, or derived from
-    --fleet-key (ota.derive_key); None when neither is given."""
+    --fleet-key (proof.derive_key); None when neither is given."""
     if args.key_bytes is not None:
         return args.key_bytes
     if args.fleet_key_bytes is not None:
-        import ota
+        import proof
 
-        return ota.derive_key(args.fleet_key_bytes, gateway)
+        return proof.derive_key(args.fleet_key_bytes, gateway)
     return None
 
 
 def _signed(key, kind, msg, gateway=None, ctr=None):
     """Name the gateway and the counter, and add "sig": HMAC-SHA256 over
-    ota.signed_text (CPython's hmac here, the firmware's own HMAC on the
+    ota_rx.signed_text (CPython's hmac here, the firmware's own HMAC on the
     gateway: the tests cross-check the two)."""
     if gateway is not None:
         msg["gw"] = gateway
         msg["ctr"] = ctr if ctr is not None else _counter()
     if key is not None:
         import hmac
-        import ota
+        import ota_rx
 
-        msg["sig"] = hmac.new(key, ota.signed_text(kind, msg), hashlib.sha256).hexdigest()
+        msg["sig"] = hmac.new(key, ota_rx.signed_text(kind, msg), hashlib.sha256).hexdigest()
     return msg
 
 
@@ -362,7 +362,7 @@ def _update(args, s, Progress):
     return rc
 
 
-MANIFEST_MAX = 2048  # ota._MAX_MANIFEST: the gateway refuses a longer one
+MANIFEST_MAX = 2048  # ota_rx._MAX_MANIFEST: the gateway refuses a longer one
 _SIG_ROOM = 220  # "gw", "ctr" and "sig" added when signing, with margin
 
 

@@ -345,9 +345,9 @@ def run(args):
             return _err("--fleet-key must be at least 16 bytes (32 hex characters)")
         gid = cfg.get("gateway", {}).get("id")
         if isinstance(gid, str) and gid:
-            import ota
+            import proof
 
-            cfg["ota"] = {"key": ota.derive_key(fleet, gid).hex()}
+            cfg["ota"] = {"key": proof.derive_key(fleet, gid).hex()}
     normalized, errors, warnings, notes = check_config(cfg, cfg.get("gateway", {}).get("board"))
     if not (cfg.get("ota") or {}).get("key"):
         sys.stderr.write("warning: ota.key: no OTA key (--fleet-key): this gateway will refuse every update\n")

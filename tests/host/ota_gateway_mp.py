@@ -9,7 +9,7 @@ import json
 import time
 import asyncio
 
-import ota
+import ota_rx as ota
 import mqtt_async
 
 _MAX_OUT = 16  # replies waiting to be published; more are counted and dropped

@@ -1,5 +1,5 @@
 """vegw ota against a simulated gateway: the real OtaReceiver (firmware/lib/
-ota.py) on a temp directory, wired to a real mosquitto on a free loopback port
+ota_rx.py) on a temp directory, wired to a real mosquitto on a free loopback port
 by a small paho client, with switches for a lost chunk, a corrupted chunk, a
 power cut mid-transfer and new firmware that never reports healthy."""
 import json
@@ -18,7 +18,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "firmware" / "lib"))
 
-import ota  # noqa: E402
+import ota_rx as ota  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -366,7 +366,7 @@ def test_signed_update(broker, tmp_path):
     fw = make_fw(tmp_path)
     root = device_root(tmp_path)
     before = tree(root)
-    import ota
+    import ota_rx as ota
 
     fleet = "5e" * 32
     gw = GatewaySim(broker, root, key=ota.derive_key(bytes.fromhex(fleet), "gw1"))
@@ -393,7 +393,8 @@ def test_micropython_gateway_small_heap_precompiled(broker, tmp_path):
     # ESP32's heap; with .mpy modules (no compiler run) the gateway still works.
     mpy = tmp_path / "mpy"
     mpy.mkdir()
-    for src in (ROOT / "firmware" / "lib" / "ota.py", ROOT / "firmware" / "lib" / "mqtt_async.py",
+    for src in (ROOT / "firmware" / "lib" / "ota_rx.py", ROOT / "firmware" / "lib" / "ota_journal.py",
+                ROOT / "firmware" / "lib" / "mqtt_async.py",
                 ROOT / "firmware" / "lib" / "clock.py", ROOT / "firmware" / "lib" / "proof.py",
                 ROOT / "firmware" / "lib" / "mqtt_codec.py", ROOT / "firmware" / "lib" / "osfs.py",
                 ROOT / "tests" / "host" / "ota_gateway_mp.py"):

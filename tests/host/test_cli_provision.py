@@ -151,7 +151,7 @@ def test_fleet_key_writes_this_gateways_own_ota_key(tmp_path):
     import sys
 
     sys.path.insert(0, str(ROOT / "firmware" / "lib"))
-    import ota
+    import ota_rx as ota
 
     out = tmp_path / "config.json"
     fleet = "ab" * 32

@@ -35,7 +35,7 @@ RESIDENT = ["asyncio", "drivers.platform_host", "app", "alarm_engine", "ble_read
 # ~0.5 KB with the code in flash (bench/bench_ondemand.py), below the 1 KB a
 # load-then-drop must pay
 ON_DEMAND = ["ble_tables", "records_dec", "vedirect_text", "ve_enums", "cfg_schema", "boardinfo",
-             "alarm_rules", "ha_discovery", "ota", "flashlog_crc", "drivers.ble_hood", "field_aliases"]
+             "alarm_rules", "ha_discovery", "ota_rx", "ota_journal", "flashlog_crc", "drivers.ble_hood", "field_aliases"]
 # 64-bit heap bytes after gc.collect() for the whole resident set, qstrs
 # included (was ~175 KB before the RAM diet, ~140 KB after it; ~161 KB in
 # December 2026 after the fault, OTA-signing, clock and thin-uplink work:

@@ -27,7 +27,7 @@ def test_ota_update_reboots_into_new_module_and_reports_healthy(tmp_path):
     shutil.copytree(str(ROOT / "firmware"), str(fw))
     src = fw / "lib" / "reporter.py"
     src.write_text(src.read_text() + "\nOTA_MARK = 1  # changed by the OTA test\n")
-    import ota
+    import ota_rx as ota
 
     fleet = "a5" * 32
     with Broker() as b:
@@ -65,7 +65,7 @@ def _run_ota(b, fw, tmp_path, gateway, files, *extra):
 
 def test_updates_without_proof_are_refused_and_the_gateway_keeps_publishing(tmp_path):
     # issue 22: unsigned, signed for another gateway, another fleet's key
-    import ota
+    import ota_rx as ota
     import paho.mqtt.client as mqtt
 
     fw = tmp_path / "firmware"
@@ -104,7 +104,7 @@ def test_updates_without_proof_are_refused_and_the_gateway_keeps_publishing(tmp_
 def test_broken_app_from_ota_rolls_back_by_itself(tmp_path):
     # issue 23.8: an app.py that raises at import left the board at the REPL
     # before the watchdog existed, so boot counting never went on
-    import ota
+    import ota_rx as ota
 
     fw = tmp_path / "firmware"
     shutil.copytree(str(ROOT / "firmware"), str(fw))

@@ -1,4 +1,4 @@
-# OTA receiver (firmware/lib/ota.py) on an in-memory filesystem, under both
+# OTA receiver and journal (firmware/lib/ota_rx.py, ota_journal.py) on an in-memory filesystem, under both
 # runtimes: happy path, corrupted chunk, power cuts at every journal step,
 # rollback on missing health report, and hostile input.
 import json
@@ -7,7 +7,7 @@ import hashlib
 import binascii
 
 from _util import Rng
-import ota
+import ota_rx as ota
 
 MP_HEAPSIZE = "1M"  # the in-memory filesystem holds whole files (test data; test_ram measures ota itself)
 
@@ -371,6 +371,34 @@ def test_rollback_when_health_not_reported():
     assert not rx.pending()
     assert rx.mark_healthy() == []
     assert ota.OtaReceiver(fs, clock, unsigned=True).boot_check() == []
+
+
+def test_boot_journal_is_adopted_by_the_receiver():
+    # startup.py checks the journal with a plain OtaJournal (the receiver is
+    # not loaded at boot); the receiver the app makes when a message comes
+    # takes its update on trial over: pending, health, timeout
+    import ota_journal
+
+    fs = MemFs(OLD)
+    clock = Clock()
+    update_to_commit(fs, clock)
+    j = ota_journal.OtaJournal(fs, clock, health_timeout_ms=60000)
+    assert states(j.boot_check()) == ["pending"] and j.pending()
+    assert j.status()["state"] == "pending"
+    rx = ota.OtaReceiver(fs, clock, health_timeout_ms=60000, unsigned=True, journal=j)
+    assert rx.pending() and states(rx.handle("query", b"")) == ["pending"]
+    assert states(rx.mark_healthy()) == ["healthy"]
+    assert not rx.pending() and rx.status()["state"] == "idle" and rx.status()["max_chunk"] == 1024
+    # without the boot's journal a fresh receiver has nothing on trial
+    fs = MemFs(OLD)
+    update_to_commit(fs, clock)
+    j = ota_journal.OtaJournal(fs, clock, health_timeout_ms=60000)
+    j.boot_check()
+    assert ota.OtaReceiver(fs, clock, unsigned=True).mark_healthy() == []
+    clock.t += 60000
+    assert states(ota.OtaReceiver(fs, clock, health_timeout_ms=60000, unsigned=True, journal=j).tick()) == [
+        "rolled_back"]
+    assert only_files(fs) == OLD
 
 
 def test_rollback_after_boot_loop():

@@ -1,4 +1,4 @@
-# Device side of OTA over MQTT: replace the firmware's Python files (.py/.mpy,
+# Device side of OTA over MQTT (the receiver): replace the firmware's Python files (.py/.mpy,
 # config files) on a remote gateway, chunked, each file hash-checked before it
 # replaces the old one, with rollback when the new firmware does not report
 # healthy in time. The MicroPython binary itself is never touched.
@@ -31,26 +31,12 @@
 # Replies ("state"): need, recv, resend, file_ok, file_bad, ready, committed,
 # pending, healthy, rolled_back, aborted, no_session, idle, error.
 #
-# Files on the device for path P: P.new (being received / verified),
-# P.bak (the previous P while the update awaits health), and one journal
-# ota_state.json (written through ota_state.json.new) whose "state" is
-#   swap      -> files are being swapped in (boot_check rolls forward)
-#   pending   -> swapped; waiting for mark_healthy() (rollback on timeout
-#                or after max_boots boots without it)
-#   rollback  -> restoring .bak files (boot_check finishes it)
-#   clean     -> healthy; deleting .bak files (boot_check finishes it)
-# Every step is idempotent, so a power cut at any point leaves either the
-# old or the new set of files after the next boot_check(), never a mix.
-#
-# Boot order (main.py): rx = OtaReceiver(OsFs(), time.ticks_ms);
-# publish later what rx.boot_check() returns -- call it BEFORE importing any
-# module an update may replace; call rx.tick() about once a second and
-# rx.mark_healthy() once the new firmware has proven itself (e.g. connected
-# to the broker and published one status).
+# The journal of an update on trial (swap, pending, rollback, clean) and the
+# boot check are ota_journal.py: OtaReceiver is an OtaJournal that also
+# takes the messages above (startup.py makes a plain OtaJournal at boot; the
+# app makes the receiver when an OTA message arrives, adopting its state).
 import json
 import struct
-import sys
-
 import hashlib
 import binascii
 
@@ -60,9 +46,6 @@ except ImportError:
 
     def const(x):
         return x
-
-
-from clock import ticks_diff
 
 
 _FMT = const(1)  # chunk header format byte
@@ -76,21 +59,13 @@ _ACK_EVERY = const(8)  # chunks between "recv" progress replies (host window)
 _BUF = const(512)  # read buffer for hashing files on flash
 _SPACE_MARGIN = const(8192)  # free bytes kept beyond the update's size
 
-STATE = "ota_state.json"
-VERSION_FILE = "ota_version.json"
 _CTR_FILE = "ota_ctr.json"  # the highest signed counter accepted (no replay, no downgrade)
-_TMP = ".new"
-_BAK = ".bak"
 _PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
 _HEX = "0123456789abcdef"
 
-
-def _ticks_diff(a, b):
-    return ticks_diff(a, b)
-
-
 import osfs  # noqa: E402
 from osfs import OsFs  # noqa: E402,F401 - the device filesystem (also cfg_push's)
+from ota_journal import _BAK, _TMP, STATE, VERSION_FILE, OtaJournal  # noqa: E402,F401
 
 
 def _path_problem(p):
@@ -141,19 +116,18 @@ def _sha_problem(s):
     return None
 
 
-class OtaReceiver:
+class OtaReceiver(OtaJournal):
     """See the module header for the protocol. `fs` is OsFs() or any object
-    with open/size/remove/rename/mkdir(/free); `now_ms()` returns ticks in ms."""
+    with open/size/remove/rename/mkdir(/free); `now_ms()` returns ticks in ms.
+    journal: the OtaJournal of this boot (startup.py), whose pending update
+    this receiver takes over."""
 
     def __init__(self, fs, now_ms, health_timeout_ms=120000, max_boots=2, key=None, gateway=None,
-                 unsigned=False):
-        self.fs = fs
+                 unsigned=False, journal=None):
+        OtaJournal.__init__(self, fs, now_ms, health_timeout_ms, max_boots)
         self.key = key  # bytes: manifests/commits/aborts must be signed with it
         self.gateway = gateway  # the gateway id signed messages must name
         self.unsigned = unsigned  # tests of the transfer only: no signature asked
-        self.now_ms = now_ms
-        self.health_timeout_ms = health_timeout_ms
-        self.max_boots = max_boots  # boots allowed without a health report
         # counters of what was refused or ignored (outside input never raises)
         self.stats = {"chunks": 0, "dup": 0, "stale": 0, "bad": 0, "rejected": 0, "errors": 0,
                       "unsigned": 0, "bad_sig": 0, "foreign": 0, "replayed": 0}
@@ -167,11 +141,10 @@ class OtaReceiver:
         self._n = 0  # chunks since the last "recv" reply
         self._asked = -1  # offset of the last "resend" request (asked once per gap)
         self._nosess = -1  # sid last answered with "no_session"
-        self._pending = None  # journal dict while an update awaits health
-        # True once this run booted into the pending update: only then can it
-        # prove itself (the run that committed it still runs the old code)
-        self._booted = False
-        self._since = 0
+        if journal is not None:
+            self._pending = journal._pending
+            self._booted = journal._booted
+            self._since = journal._since
 
     # ---- entry points -------------------------------------------------
     def handle(self, suffix, payload):
@@ -195,79 +168,13 @@ class OtaReceiver:
             self._drop_file()
             return [self._r("error", reason="filesystem error %s" % (e.args[0] if e.args else e))]
 
-    def boot_check(self):
-        """Call once at boot, before importing modules an update may replace.
-        Finishes an interrupted swap/rollback/cleanup, counts boots of a
-        pending update and rolls back after max_boots. Returns reply dicts."""
-        st = self._load()
-        if st is None:
-            return []
-        s = st.get("state")
-        if s == "swap":
-            self._swap(st)
-            st["state"] = "pending"
-            st["boots"] = 0
-            self._save(st)
-            s = "pending"
-        if s == "rollback":
-            self._restore(st)
-            return [self._r("rolled_back", st, reason=st.get("reason", "interrupted rollback"), reboot=False)]
-        if s == "clean":
-            self._clean(st)
-            return [self._r("healthy", st)]
-        if s != "pending":
-            self._drop_state()
-            self.stats["errors"] += 1
-            return [self._r("error", reason="unknown journal state dropped")]
-        boots = st.get("boots", 0) + 1
-        if boots > self.max_boots:
-            st["reason"] = "no health report after %d boots" % (boots - 1)
-            self._rollback(st)
-            # Nothing updated has been imported yet (boot_check runs first),
-            # so the restored files are what this boot will load.
-            return [self._r("rolled_back", st, reason=st["reason"], reboot=False)]
-        st["boots"] = boots
-        self._save(st)
-        self._pending = st
-        self._booted = True
-        self._since = self.now_ms()
-        return [self._r("pending", st, boot=boots, timeout_s=self.health_timeout_ms // 1000)]
-
-    def tick(self):
-        """Call periodically: rolls back a pending update whose health report
-        did not come within health_timeout_ms of boot (or commit)."""
-        st = self._pending
-        if st is None or _ticks_diff(self.now_ms(), self._since) < self.health_timeout_ms:
-            return []
-        st["reason"] = "no health report within %d s" % (self.health_timeout_ms // 1000)
-        self._rollback(st)
-        return [self._r("rolled_back", st, reason=st["reason"], reboot=True)]
-
-    def mark_healthy(self):
-        """The new firmware works: drop the .bak files and the journal.
-        Ignored in the run that committed the update: the old code is what
-        runs until the reset, and it proves nothing about the new one."""
-        st = self._pending
-        if st is None or not self._booted:
-            return []
-        st["state"] = "clean"
-        self._save(st)
-        self._clean(st)
-        return [self._r("healthy", st)]
-
-    def pending(self):
-        return self._pending is not None
-
     def status(self):
-        if self._pending is not None:
-            return self._r("pending", self._pending, boot=self._pending.get("boots", 0))
-        if self._m is not None:
+        if self._pending is None and self._m is not None:
             return self._r("receiving", need=self._needed())
-        cur = self._read_json(VERSION_FILE) or {}
-        # mpy: the .mpy format this firmware loads (None on CPython), so the
-        # host compiles what it sends to match; max_chunk: our chunk limit.
-        return {"state": "idle", "version": cur.get("version"), "id": cur.get("id"),
-                "mpy": getattr(sys.implementation, "_mpy", None), "max_chunk": _MAX_CHUNK}
+        d = OtaJournal.status(self)
+        if d["state"] == "idle":
+            d["max_chunk"] = _MAX_CHUNK  # our chunk limit, for the host
+        return d
 
     # ---- messages -----------------------------------------------------
     def _manifest(self, payload):
@@ -515,66 +422,7 @@ class OtaReceiver:
         self._drop_session()
         return [{"state": "aborted", "id": m["id"]}]
 
-    # ---- journal steps (each idempotent) -------------------------------
-    def _swap(self, st):
-        for path, existed in st["files"]:
-            tmp = path + _TMP
-            if self.fs.size(tmp) is None:
-                continue  # already swapped
-            if self.fs.size(path) is not None:
-                if existed and self.fs.size(path + _BAK) is None:
-                    self.fs.rename(path, path + _BAK)
-                else:
-                    self.fs.remove(path)
-            self.fs.rename(tmp, path)
-        for path in st.get("gone", ()):
-            if self.fs.size(path) is not None:
-                if self.fs.size(path + _BAK) is None:
-                    self.fs.rename(path, path + _BAK)
-                else:
-                    self.fs.remove(path)
-
-    def _rollback(self, st):
-        st["state"] = "rollback"
-        self._save(st)
-        self._restore(st)
-
-    def _restore(self, st):
-        for path, existed in st["files"]:
-            self._rm(path + _TMP)
-            if existed:
-                if self.fs.size(path + _BAK) is not None:
-                    self._rm(path)
-                    self.fs.rename(path + _BAK, path)
-            else:
-                self._rm(path)
-        for path in st.get("gone", ()):
-            if self.fs.size(path + _BAK) is not None:
-                self._rm(path)
-                self.fs.rename(path + _BAK, path)
-        self._drop_state()
-        self._pending = None
-
-    def _clean(self, st):
-        for path, existed in st["files"]:
-            self._rm(path + _BAK)
-        for path in st.get("gone", ()):
-            self._rm(path + _BAK)
-        self._write_json(VERSION_FILE, {"version": st.get("version"), "id": st.get("id")})
-        self._drop_state()
-        self._pending = None
-
     # ---- helpers --------------------------------------------------------
-    def _r(self, state, st=None, **kw):
-        src = st if st is not None else self._m
-        d = {"state": state}
-        if src is not None:
-            d["id"] = src["id"]
-            d["version"] = src.get("version")
-        for k in kw:
-            d[k] = kw[k]
-        return d
-
     def _needed(self):
         if self._need is None:
             return []
@@ -630,9 +478,6 @@ class OtaReceiver:
                 except OSError:
                     pass  # exists (size() of a directory may be None on some fs)
 
-    def _rm(self, path):
-        osfs.rm(self.fs, path)
-
     def _drop_file(self):
         if self._f is not None:
             try:
@@ -655,22 +500,3 @@ class OtaReceiver:
         self._m = None
         self._need = None
 
-    def _read_json(self, path):
-        return osfs.read_json(self.fs, path)
-
-    def _write_json(self, path, d):
-        osfs.write_json(self.fs, path, d, _TMP)
-
-    def _save(self, st):
-        self._write_json(STATE, st)
-
-    def _load(self):
-        st = osfs.load_journal(self.fs, STATE, _TMP)
-        if st is not None and not isinstance(st.get("files"), list):
-            self._drop_state()
-            return None
-        return st
-
-    def _drop_state(self):
-        self._rm(STATE)
-        self._rm(STATE + _TMP)
