@@ -14,9 +14,8 @@
 # (best effort, so a caller can still show what it understood).
 #
 # `board` is the parsed boards/<name>/board.json (a dict) or None to skip pin
-# checks. Pin, BLE key/MAC and alarm-rule checks go through boardinfo,
-# ble_keys and alarm_rules when those modules are present (imported
-# lazily), with small local fallbacks otherwise.
+# checks. Pin, BLE key/MAC and alarm-rule checks are boardinfo's, ble_keys'
+# and alarm_rules' own (imported when needed; no second copy here).
 try:
     from micropython import const
 except ImportError:
@@ -36,7 +35,6 @@ MASK = "***"
 
 _LOWER = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 _TOPIC = _LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ/"
-_HEX = "0123456789abcdefABCDEF"
 _SECRETS = ("password", "key", "pin")
 
 DEVICE_TYPES = ("vedirect", "ble")
@@ -199,38 +197,17 @@ def _unprefix(msg):
 def _mac_problem(text):
     if not isinstance(text, str):
         return "must be a string like AA:BB:CC:DD:EE:FF, got " + _typename(text)
-    try:
-        import ble_keys
+    import ble_keys
 
-        return _unprefix(ble_keys.mac_problem(text))
-    except (ImportError, AttributeError):
-        pass
-    m = text.strip()
-    parts = m.split(m[2] if len(m) > 2 and m[2] in ":-" else ":")
-    if len(m) != 17 or len(parts) != 6:
-        return "must look like AA:BB:CC:DD:EE:FF, got '%s'" % text
-    for p in parts:
-        if len(p) != 2 or p[0] not in _HEX or p[1] not in _HEX:
-            return "must look like AA:BB:CC:DD:EE:FF, got '%s'" % text
-    return None
+    return _unprefix(ble_keys.mac_problem(text))
 
 
 def _key_problem(text):
     if not isinstance(text, str):
         return "must be a string of 32 hex characters, got " + _typename(text)
-    try:
-        import ble_keys
+    import ble_keys
 
-        return _unprefix(ble_keys.key_problem(text))
-    except (ImportError, AttributeError):
-        pass
-    k = text.strip()
-    if len(k) != 32:
-        return "must be 32 hex characters, got %d" % len(k)
-    for i in range(32):
-        if k[i] not in _HEX:
-            return "must be 32 hex characters, found %r at position %d" % (k[i], i + 1)
-    return None
+    return _unprefix(ble_keys.key_problem(text))
 
 
 def _chars_ok(text, allowed):
@@ -609,86 +586,40 @@ def _cross_devices(ctx, devs, board):
                      % (u, ", ".join([str(x) for x in uarts[u]])))
 
 
-def _gpio(board, key):
-    # board.json keeps pin sets under "gpio" (boardinfo's format)
-    g = board.get("gpio")
-    v = g.get(key) if isinstance(g, dict) else None
-    return v if v is not None else board.get(key)
-
-
+# Pins, UARTs and RAM per board: boardinfo's checks (one implementation;
+# imported when a config is checked against a board, dropped after boot)
 def _pin_problem(board, pin, role):
-    try:
-        import boardinfo
+    import boardinfo
 
-        return boardinfo.pin_problem(board, pin, role)
-    except (ImportError, AttributeError):
-        pass
-    if not isinstance(board, dict):
-        return None
-    name = board.get("name", "this board")
-    reserved = _gpio(board, "reserved")
-    if isinstance(reserved, dict):
-        why = reserved.get(str(pin))
-        if why is not None:
-            return "%s: GPIO%d is reserved on %s (%s)" % (role, pin, name, why)
-    valid = _gpio(board, "valid")
-    if isinstance(valid, list) and valid and pin not in valid:
-        return "%s: GPIO%d does not exist or is not broken out on %s" % (role, pin, name)
-    io = _gpio(board, "input_only")
-    if role.endswith("tx") and isinstance(io, list) and pin in io:
-        return "%s: GPIO%d is input-only and cannot drive an output" % (role, pin)
-    return None
+    return boardinfo.pin_problem(board, pin, role)
 
 
 def _psram_problem(board, ndevices):
-    try:
-        import boardinfo
+    import boardinfo
 
-        return boardinfo.psram_problem(board, ndevices)
-    except (ImportError, AttributeError):
-        return None  # without boardinfo: no RAM rule (pins still get the local checks)
+    return boardinfo.psram_problem(board, ndevices)
 
 
 def _pin_warnings(board, pin, role):
-    try:
-        import boardinfo
+    import boardinfo
 
-        return boardinfo.pin_warnings(board, pin, role)
-    except (ImportError, AttributeError):
-        return ()
+    return boardinfo.pin_warnings(board, pin, role)
 
 
 def _uart_problem(board, uart):
-    try:
-        import boardinfo
+    import boardinfo
 
-        return boardinfo.uart_problem(board, uart)
-    except (ImportError, AttributeError):
-        pass
-    bu = board.get("uarts") if isinstance(board, dict) else None
-    if isinstance(bu, list) and bu and uart not in bu:
-        return "UART%d is not usable for data on %s" % (uart, board.get("name", "this board"))
-    return None
+    return boardinfo.uart_problem(board, uart)
 
 
 def _check_rules(ctx, c):
     rules = c["alarms"]["rules"]
     if not rules:
         return
-    try:
-        import alarm_rules
-    except ImportError:
-        alarm_rules = None
-    if not hasattr(alarm_rules, "parse_rules"):
-        ctx.warn("alarms.rules", "alarm_rules module not present: rules not checked")
-        return
-    try:
-        import ble_readout  # noqa: F401  registers BLE-only field names
-    except ImportError:
-        pass
+    import alarm_rules
+
     devnames = [d.get("name") for d in c["devices"] if d.get("name")]
-    mk = getattr(alarm_rules, "default_field_ok", None)
-    field_ok = mk(devnames) if mk is not None else _field_ok(devnames)
+    field_ok = alarm_rules.default_field_ok(devnames)
     try:
         errs = alarm_rules.parse_rules(rules, field_ok)[1]
     except Exception as e:  # a parser bug must not take config loading down
@@ -699,23 +630,6 @@ def _check_rules(ctx, c):
         line, col, msg = pe[0], pe[1], pe[2]
         idx = line - base if isinstance(line, int) else 0
         ctx.err("alarms.rules[%d]" % idx, ("column %d: %s" % (col, msg)) if col else str(msg))
-
-
-def _field_ok(devnames):
-    # used only if alarm_rules lacks default_field_ok: None when fine, else why
-    try:
-        import field_aliases
-    except ImportError:
-        field_aliases = None
-
-    def ok(device, field):
-        if device not in devnames:
-            return "unknown device '%s'" % device
-        if field_aliases is not None and field_aliases.resolve(field) is None:
-            return "unknown field '%s.%s'" % (device, field)
-        return None
-
-    return ok
 
 
 def masked(cfg):

@@ -330,49 +330,28 @@ def test_short_key_message_exact():
     assert errors == [("devices[1].key", "must be 32 hex characters, got 31")], errors
 
 
-def test_fallback_checks_match_ble_readout():
-    # the local fallbacks agree with ble_readout on what is acceptable
-    for text in (KEY, KEY[:31], KEY + "0", " " + KEY, KEY[:31] + "x"):
-        k = len(text.strip()) == 32 and cfg_schema._chars_ok(text.strip(), cfg_schema._HEX) is None
-        assert (cfg_schema._key_problem(text) is None) == k, text
-    for text in ("AA:BB:CC:DD:EE:FF", "aa-bb-cc-dd-ee-ff", "AA:BB:CC:DD:EE", "AABBCCDDEEFF", "AA:BB:CC:DD:EE:FG"):
-        ok = text in ("AA:BB:CC:DD:EE:FF", "aa-bb-cc-dd-ee-ff")
-        assert (cfg_schema._mac_problem(text) is None) == ok, text
+def test_key_mac_pin_and_uart_checks_are_their_modules_own():
+    # one implementation each: ble_keys for keys and MACs, boardinfo for
+    # pins and UARTs (cfg_schema kept weaker copies as fallbacks once)
+    import ble_keys
+    import boardinfo
 
-
-def test_fallbacks_without_peer_modules():
-    # the schema must work when ble_readout / boardinfo / alarm_rules are absent
-    import sys
-
-    names = ("ble_readout", "boardinfo", "alarm_rules")
-    saved = {}
-    for n in names:
-        saved[n] = sys.modules.get(n)
-        sys.modules[n] = None  # import now fails (CPython) or yields None (MicroPython)
-    try:
-        c = good()
-        c["devices"][1]["key"] = KEY[:31]
-        c["devices"][1]["mac"] = "aa-bb-cc-dd-ee-ff"
-        c["devices"].append({"name": "b", "type": "ble", "mac": "AA:BB:CC:DD:EE", "key": KEY[:31] + "x"})
-        c["devices"].append({"name": "v", "type": "vedirect", "uart": 2, "rx": 6, "tx": 34})
-        c["alarms"] = {"rules": ["x: alarm: house.V < 1"]}
-        board = {"name": "tb", "uarts": [1], "gpio": {"valid": [16, 17, 34], "input_only": [34],
-                                                     "reserved": {"6": "flash"}}}
-        cfg, errors, warnings = cfg_schema.check(c, board)
-        assert msg(errors, "devices[1].key") == "must be 32 hex characters, got 31"
-        assert "devices[1].mac" not in paths(errors) and cfg["devices"][1]["mac"] == "AA:BB:CC:DD:EE:FF"
-        assert "AA:BB:CC:DD:EE:FF" in msg(errors, "devices[2].mac")
-        assert "position 32" in msg(errors, "devices[2].key")
-        assert "reserved" in msg(errors, "devices[3].rx")
-        assert "input-only" in msg(errors, "devices[3].tx")
-        assert "UART2" in msg(errors, "devices[3].uart")
-        assert "not checked" in msg(warnings, "alarms.rules")
-    finally:
-        for n in names:
-            if saved[n] is None:
-                del sys.modules[n]
-            else:
-                sys.modules[n] = saved[n]
+    c = good()
+    c["devices"][1]["key"] = KEY[:31]
+    c["devices"][1]["mac"] = "aa-bb-cc-dd-ee-ff"
+    c["devices"].append({"name": "b", "type": "ble", "mac": "AA:BB:CC:DD:EE", "key": KEY[:31] + "x"})
+    c["devices"].append({"name": "v", "type": "vedirect", "uart": 2, "rx": 6, "tx": 34})
+    board = {"name": "tb", "uarts": [1], "gpio": {"valid": [16, 17, 34], "input_only": [34],
+                                                 "reserved": {"6": "flash"}}}
+    cfg, errors, warnings = cfg_schema.check(c, board)
+    assert msg(errors, "devices[1].key") in ble_keys.key_problem(KEY[:31])
+    assert "devices[1].mac" not in paths(errors) and cfg["devices"][1]["mac"] == "AA:BB:CC:DD:EE:FF"
+    assert msg(errors, "devices[2].mac") in ble_keys.mac_problem("AA:BB:CC:DD:EE")
+    assert msg(errors, "devices[2].key") in ble_keys.key_problem(KEY[:31] + "x")
+    assert msg(errors, "devices[3].rx") == boardinfo.pin_problem(board, 6, "vedirect rx") and "reserved" in msg(
+        errors, "devices[3].rx")
+    assert msg(errors, "devices[3].tx") == boardinfo.pin_problem(board, 34, "vedirect tx")
+    assert msg(errors, "devices[3].uart") == boardinfo.uart_problem(board, 2)
 
 
 def test_a_modem_brings_the_thin_uplink_unless_set():
