@@ -446,3 +446,36 @@ def test_tls_without_ca_warns_and_ota_key_checked():
     out, errors = cfg_schema.validate(c)
     assert not errors and out["ota"]["key"] == "ab" * 32
     assert cfg_schema.validate(good())[0]["ota"]["key"] is None  # no key: OTA refused on the gateway
+
+
+def test_no_error_or_warning_echoes_a_secret():
+    # the texts go back over MQTT in a refused `vegw config push` reply and
+    # into logs: a wrong password, PIN or key is named, never shown
+    marker = "S3cr3tQ"
+    cases = (
+        ("wifi", [{"ssid": "cabin", "password": marker[:5]}]),  # too short for WPA
+        ("wifi", [{"ssid": "cabin", "password": marker * 10}]),  # too long
+        ("wifi", [{"ssid": "cabin", "password": [marker]}]),  # not a string
+        ("mqtt", {"host": "broker.example", "username": "u", "password": marker * 20, "tls": True, "ca": "c"}),
+        ("mqtt", {"host": "broker.example", "password": marker}),  # no username
+        ("mqtt", {"host": "broker.example", "username": "u", "password": {"v": marker}, "tls": True, "ca": "c"}),
+        ("modem", {"model": "sim7600", "apn": "internet", "pin": marker}),
+        ("modem", {"model": "sim7600", "apn": "internet", "pin": marker * 3}),
+        ("ota", {"key": marker * 8}),
+        ("ota", {"key": "ab" + marker}),
+    )
+    for section, value in cases:
+        c = good()
+        c[section] = value
+        cfg, errors, warnings = cfg_schema.check(c, None)
+        assert errors or warnings, (section, value)
+        for p, m in list(errors) + list(warnings):
+            assert marker not in m and marker[:5] not in m, (p, m)
+    # BLE keys: a bad key is described by its length or a bad character's
+    # position, never echoed
+    for key in (marker * 4 + "abcd", "0" * 31 + "Q", marker):
+        c = good()
+        c["devices"][1]["key"] = key
+        cfg, errors, warnings = cfg_schema.check(c, None)
+        for p, m in list(errors) + list(warnings):
+            assert marker not in m and key not in m, (p, m)
