@@ -71,41 +71,13 @@ def _err(msg):
     return 2
 
 
-# ------------------------------------------------------------------ time
-
-_USB_SCRIPT = """
-try:
-    _vl
-except NameError:
-    _vl = None
-    try:
-        from drivers import flash_esp32 as _vf
-        import flashlog as _vfl
-        _vl = _vfl.FlashLog(_vf.open_default())
-    except ImportError as e:
-        print("@@E no flash log on this firmware (%%s)" %% e)
-if _vl is not None:
-    import binascii as _vx
-    _vn = 0
-    _vf0 = %d
-    # binary minute frames need the key frame before the first wanted seq
-    _vf1 = (_vl.find_before(_vf0, 16) or _vf0) if _vf0 and %d else (_vf0 or _vl.oldest_seq() or 1)
-    for _vs, _vt, _vp in _vl.read_from(_vf1):
-        if _vn >= %d:
-            break
-        _vb = bytes(_vp)
-        if _vt < 16 and _vb[:1] == b"{":
-            print('@@R{"seq":%%d,"type":%%d,' %% (_vs, _vt) + _vb[1:].decode())
-        elif _vt:
-            print("@@B%%d %%d %%s" %% (_vs, _vt, _vx.hexlify(_vb).decode()))
-        _vn += 1
-        _vlast = _vs
-    print("@@D%%d %%d" %% (_vn, _vlast if _vn else 0))
-"""
-
+# ------------------------------------------------------------------ sources
 
 def fetch_usb(port, from_seq=0, batch=200, progress=None, link_factory=None):
-    """Read the board's flash log over the raw REPL, `batch` records per exec."""
+    """Read the board's flash log over the raw REPL, `batch` records per exec
+    (the program it runs there: vegw/device/logs_dump.py)."""
+    from .device import program
+
     if link_factory is None:
         from .deploy_link import DeviceLink, LinkError
 
@@ -122,7 +94,8 @@ def fetch_usb(port, from_seq=0, batch=200, progress=None, link_factory=None):
     try:
         while True:
             try:
-                text = link.exec(_USB_SCRIPT % (seq, 1 if first else 0, batch)).decode("utf-8", "replace")
+                code = program("logs_dump", _v_from=seq, _v_first=1 if first else 0, _v_max=batch)
+                text = link.exec(code).decode("utf-8", "replace")
             except Exception as e:  # noqa: BLE001 - LinkError and transport errors: one line
                 raise LogError("reading the log on %s: %s" % (port, e))
             done = None

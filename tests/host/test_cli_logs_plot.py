@@ -612,3 +612,17 @@ def test_plot_legend_outside_the_data(tmp_path):
     assert seen
     for leg, ax in seen:
         assert leg.x0 >= ax.x1, (leg, ax)  # right of the data, never over the lines
+
+
+def test_device_program_takes_ints_only():
+    # the program `vegw logs --port` runs on the board is a file of its own
+    # (vegw/device/logs_dump.py) that compiles; its parameters are prepended
+    # as int assignments, so nothing from the command line becomes code there
+    from vegw.device import program
+
+    code = program("logs_dump", _v_from=12, _v_first=1, _v_max=70)
+    assert code.startswith("_v_first = 1\n_v_from = 12\n_v_max = 70\n")
+    compile(code, "logs_dump.py", "exec")
+    for bad in ("1; import os", 1.5, True, None):
+        with pytest.raises(TypeError):
+            program("logs_dump", _v_from=bad, _v_first=1, _v_max=70)
