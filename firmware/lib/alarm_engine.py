@@ -24,6 +24,8 @@
 # timer starts allocate (a dict, a float deadline on the host).
 import sys
 
+from ring import Ring
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -123,9 +125,7 @@ class Engine:
         self.events_emitted = 0
         self._t0 = None
         # outbox ring
-        self._box = [None] * _MAX_EVENTS
-        self._box_head = 0
-        self._box_n = 0
+        self._box = Ring(_MAX_EVENTS)  # events when no on_event callback was given
         # devices
         self._dname = []
         self._didx = {}
@@ -621,11 +621,8 @@ class Engine:
     def events(self):
         """Drain the outbox (used when no on_event callback was given)."""
         out = []
-        while self._box_n:
-            out.append(self._box[self._box_head])
-            self._box[self._box_head] = None
-            self._box_head = (self._box_head + 1) % _MAX_EVENTS
-            self._box_n -= 1
+        while len(self._box):
+            out.append(self._box.pop())
         return out
 
     def stats(self):
@@ -708,9 +705,5 @@ class Engine:
         if self.on_event is not None:
             self.on_event(ev)
             return
-        if self._box_n == _MAX_EVENTS:
-            self._box_head = (self._box_head + 1) % _MAX_EVENTS
-            self._box_n -= 1
+        if self._box.put(ev) is not None:
             self.dropped_events += 1
-        self._box[(self._box_head + self._box_n) % _MAX_EVENTS] = ev
-        self._box_n += 1

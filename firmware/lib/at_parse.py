@@ -1,6 +1,8 @@
 # Parsers of what a cellular modem says (AT replies and unsolicited result
 # codes), pure functions on text lines, and the bounded line splitter the
 # bytes go through first. at_modem.py runs the dialogue with them.
+from ring import Ring
+
 try:
     from micropython import const
 except ImportError:
@@ -153,9 +155,7 @@ class LineSplitter:
     def __init__(self):
         self._buf = bytearray(_MAX_LINE)
         self._n = 0
-        self._ring = [None] * _MAX_LINES
-        self._head = 0
-        self._count = 0
+        self._ring = Ring(_MAX_LINES)
         self.garbage = 0  # non-printable bytes dropped
         self.truncated = 0  # bytes cut from overlong lines
         self.dropped_lines = 0  # finished lines lost because nobody read them in time
@@ -181,21 +181,11 @@ class LineSplitter:
         line = bytes(self._buf[:n]).decode().strip()
         if not line:
             return
-        if self._count == _MAX_LINES:
-            self._head = (self._head + 1) % _MAX_LINES
-            self._count -= 1
+        if self._ring.put(line) is not None:
             self.dropped_lines += 1
-        self._ring[(self._head + self._count) % _MAX_LINES] = line
-        self._count += 1
 
     def pop(self):
-        if not self._count:
-            return None
-        line = self._ring[self._head]
-        self._ring[self._head] = None
-        self._head = (self._head + 1) % _MAX_LINES
-        self._count -= 1
-        return line
+        return self._ring.pop()
 
     def partial(self):
         """The unfinished line (a prompt such as '>' has no line end)."""

@@ -3,6 +3,8 @@
 # count and by payload bytes (heap, not count, is scarce on the board); when
 # full the oldest is dropped and counted. A newer retained message (or one
 # put with replace=True) takes the place of a queued one of the same topic.
+from ring import Ring
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -19,9 +21,7 @@ class Outbox:
     """Bounded FIFO of (topic, payload bytes, qos, retain)."""
 
     def __init__(self, size=_MAX_OUT):
-        self._q = [None] * size
-        self._h = 0
-        self._n = 0
+        self._q = Ring(size)
         self.dropped = 0
         self.coalesced = 0
         self.high_water = 0
@@ -31,37 +31,31 @@ class Outbox:
         """replace: a newer message of the same topic supersedes a queued one
         (a device's retained state, the status): the broker or the reader
         would only keep the last anyway."""
-        size = len(self._q)
+        q = self._q
         if retain or replace:
-            for i in range(self._n):
-                j = (self._h + i) % size
-                m = self._q[j]
+            for i in range(len(q)):
+                m = q[i]
                 if m[0] == topic:
                     self.bytes += len(payload) - len(m[1])
-                    self._q[j] = (topic, payload, qos, retain)
+                    q[i] = (topic, payload, qos, retain)
                     self.coalesced += 1
                     return
-        while self._n and (self._n == size or self.bytes + len(payload) > _MAX_OUT_BYTES):
+        while len(q) and (len(q) == q.size or self.bytes + len(payload) > _MAX_OUT_BYTES):
             self.pop()  # drop the oldest: bounded by count and by bytes
             self.dropped += 1
-        self._q[(self._h + self._n) % size] = (topic, payload, qos, retain)
+        q.put((topic, payload, qos, retain))
         self.bytes += len(payload)
-        self._n += 1
-        if self._n > self.high_water:
-            self.high_water = self._n
+        if len(q) > self.high_water:
+            self.high_water = len(q)
 
     def peek(self):
-        return self._q[self._h] if self._n else None
+        return self._q.peek()
 
     def pop(self):
-        if not self._n:
-            return None
-        m = self._q[self._h]
-        self._q[self._h] = None
-        self._h = (self._h + 1) % len(self._q)
-        self._n -= 1
-        self.bytes -= len(m[1])
+        m = self._q.pop()
+        if m is not None:
+            self.bytes -= len(m[1])
         return m
 
     def __len__(self):
-        return self._n
+        return len(self._q)

@@ -92,8 +92,8 @@ class Block:
         self._buf = buf
         self._ent = ent  # per field: index into vedirect_fields.NAMES, 255 = unknown
         self._offs = offs  # 3 unsigned shorts per field: label start, tab, value end
-        self._stat = st  # per field: how the kernel parsed the value (vedirect_kernel.ST_*)
-        self._vals = vals  # per field: the number, where _stat says ST_INT
+        self._st = st  # per field: how the kernel parsed the value (vedirect_kernel.ST_*)
+        self._vals = vals  # per field: the number, where _st says ST_INT
         self._cache = _VF.cache(len(ent))  # what update() last stored (vedirect_fields)
         self.count = 0  # number of fields, Checksum excluded
         self.length = 0  # bytes in the block, checksum byte included
@@ -169,14 +169,14 @@ class Parser:
         self._hexv = HexFrame(self._hex)
         self._offs = array("H", bytes(6 * _MAX_FIELDS))
         self._ent = bytearray(_MAX_FIELDS)
-        self._stat = bytearray(_MAX_FIELDS)
+        self._st = bytearray(_MAX_FIELDS)
         self._vals = array("i", bytes(4 * _MAX_FIELDS))
         self._seen = bytearray(len(_VF.NAMES))  # known labels met in the block being split
-        self._block = Block(self._buf, self._offs, self._ent, self._stat, self._vals)
-        self._sv = array("i", bytes(4 * _SV_SIZE))  # scan state (vedirect_kernel.scan)
-        self._sv[_SV_MAX_BLOCK] = _MAX_BLOCK
-        self._sv[_SV_CAP] = len(self._buf)
-        self._sv[_SV_MAX_HEX] = _MAX_HEX
+        self._block = Block(self._buf, self._offs, self._ent, self._st, self._vals)
+        self._state = array("i", bytes(4 * _SV_SIZE))  # scan state (vedirect_kernel.feed)
+        self._state[_SV_MAX_BLOCK] = _MAX_BLOCK
+        self._state[_SV_CAP] = len(self._buf)
+        self._state[_SV_MAX_HEX] = _MAX_HEX
         self.on_hex = on_hex
         self._done = self._block_done  # bound once: the kernel calls it per block
         # Counters (monotonic; never reset by the parser)
@@ -207,12 +207,12 @@ class Parser:
         if n > len(data):
             n = len(data)
         self.bytes_in += n
-        sv = self._sv
+        sv = self._state
         sv[_SV_IN] = 0
         # the kernel takes the bytes in and scans them; it hands each block
         # to _block_done, and returns for a good HEX frame when on_hex is
         # set (then goes on where it stopped)
-        while vedirect_kernel.scan(self._buf, self._hex, sv, data, n, self._done) != _EV_MORE:
+        while vedirect_kernel.feed(self._buf, self._hex, sv, data, n, self._done) != _EV_MORE:
             frame = self._hexv
             frame.length = sv[_SV_HEXLEN]
             sv[_SV_HEXLEN] = 0
@@ -224,13 +224,13 @@ class Parser:
     def reset(self):
         """Forget a half-received block or HEX frame (call after a silent gap
         on the line: a device reboot or a cable pulled mid-block)."""
-        sv = self._sv
+        sv = self._state
         sv[_SV_STATE] = _S_SYNC
         sv[_SV_P] = sv[_SV_END] = sv[_SV_HEXLEN] = 0
 
     @property
     def held(self):  # bytes of a block (or of the next one) held between feeds
-        return self._sv[_SV_END]
+        return self._state[_SV_END]
 
     @property
     def on_hex(self):  # called with each good HEX frame (a HexFrame), or None
@@ -239,19 +239,19 @@ class Parser:
     @on_hex.setter
     def on_hex(self, fn):
         self._on_hex = fn
-        self._sv[_SV_WANT_HEX] = 0 if fn is None else 1  # the kernel keeps them otherwise
+        self._state[_SV_WANT_HEX] = 0 if fn is None else 1  # the kernel keeps them otherwise
 
     @property
     def hex_ok(self):  # HEX frames whose check byte holds
-        return self._sv[_SV_HEX_OK]
+        return self._state[_SV_HEX_OK]
 
     @property
     def hex_bad(self):  # HEX frames cut short, too long, or failing their check
-        return self._sv[_SV_HEX_BAD]
+        return self._state[_SV_HEX_BAD]
 
     @property
     def overflows(self):  # block or field table too large: block dropped
-        return self._sv[_SV_OVERFLOWS]
+        return self._state[_SV_OVERFLOWS]
 
     def counters(self):
         return {
@@ -271,7 +271,7 @@ class Parser:
 
     def _block_done(self, length):
         # the kernel checks the sum first (_BAD_SUM), then every line
-        count = vedirect_kernel.split(self._buf, 0, length, self._offs, self._ent, self._stat, self._vals,
+        count = vedirect_kernel.split(self._buf, 0, length, self._offs, self._ent, self._st, self._vals,
                                       self._seen, _VF.TABLE, self._first, self._first_len)
         if count < 0:
             # a bad block: count it, and look for the next block inside it
@@ -317,7 +317,7 @@ class Parser:
             self.resynced += 1
             buf[0 : length - s] = self._mv[s:length]
             length -= s
-            count = vedirect_kernel.split(buf, 0, length, self._offs, self._ent, self._stat, self._vals,
+            count = vedirect_kernel.split(buf, 0, length, self._offs, self._ent, self._st, self._vals,
                                           self._seen, _VF.TABLE, self._first, self._first_len)
         if count < 256:  # + 256: the first label opened a good block before
             self._learn_first()
@@ -359,9 +359,9 @@ class Parser:
 
     def _split(self, start, length):
         """Split buf[start:length] (a block whose sum is 0) into fields in
-        _offs/_ent/_stat/_vals; the field count, or _BAD_LINE / _BAD_DUP if a
+        _offs/_ent/_st/_vals; the field count, or _BAD_LINE / _BAD_DUP if a
         line breaks the syntax (the kernel: vedirect_kernel.split)."""
-        r = vedirect_kernel.split(self._buf, start, length, self._offs, self._ent, self._stat, self._vals,
+        r = vedirect_kernel.split(self._buf, start, length, self._offs, self._ent, self._st, self._vals,
                                   self._seen, _VF.TABLE, self._first, self._first_len)
         return r & 255 if r > 0 else r
 

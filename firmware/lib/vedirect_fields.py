@@ -182,7 +182,7 @@ def update(block, raw, counts=None):
     split their fields over several blocks (BMV main + history block, newer
     MPPT firmware A + B), so fields are merged, never cleared. Returns the
     number of fields whose value changed. The parser's kernel has parsed
-    numbers and ON/OFF (block._stat, block._vals) and stores them here
+    numbers and ON/OFF (block._st, block._vals) and stores them here
     itself, skipping fields equal to what the block's parser last stored in
     this same dict (block._cache, see cache(): valid while `raw` is written
     by update() only; any other dict, or a change in its size, starts it
@@ -196,7 +196,7 @@ def update(block, raw, counts=None):
         c[0] = raw
     todo = c[5]
     # a value by its status (vedirect_kernel._ST_*): [0] unused, a number
-    r = vedirect_kernel.store(block._buf, block._offs, block._ent, block._stat, block._vals, block.count,
+    r = vedirect_kernel.store(block._buf, block._offs, block._ent, block._st, block._vals, block.count,
                               c[2], c[3], TABLE, c[4], raw, NAMES, (None, None, True, False), _MISSING, todo)
     changed = r >> 6
     m = r & 63

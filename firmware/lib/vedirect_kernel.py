@@ -445,7 +445,7 @@ def remove(buf, a: int, e: int, end: int) -> int:
 
 
 @micropython.viper
-def scan(buf, frame, sv, data, n: int, done) -> int:
+def feed(buf, frame, sv, data, n: int, done) -> int:
     """Take data[sv[_SV_IN]:n] into buf, at most _MAX_FEED bytes at a time,
     and scan them in the state sv holds until all are scanned (_EV_MORE) or
     a good HEX frame is complete and wanted (_EV_HEX): the caller takes it
