@@ -30,7 +30,7 @@ def run(chunks):
 def test_random_bytes_never_raise_and_buffer_never_grows(chunks):
     p, _ = run(chunks)
     assert len(p._buf) == vedirect._MAX_BLOCK + vedirect._MAX_FEED
-    assert p._n <= len(p._buf)
+    assert p.held <= vedirect._MAX_BLOCK
 
 
 @given(st.lists(st.sampled_from(range(len(BLOCKS))), min_size=1, max_size=20),
