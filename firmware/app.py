@@ -9,6 +9,10 @@
 #   ticker        Gateway.tick once a second (alarms, heartbeats, log window)
 #   uplink        link up -> MQTT connect -> outbox + flash-log replay, QoS 1
 #   watchdog      feeds the hardware WDT only while every task is alive
+#
+# Length: the task wiring: each task is short, and they share the App's state
+# (links, parsers, journals); the uplink's log path is log_replay.py, the
+# command handlers commands.py, the boot-time config boot_config.py.
 import asyncio
 import gc
 import json

@@ -22,6 +22,10 @@
 # Hot path: update() allocates nothing in steady state with integer times
 # (slots in a list, flags in bytearrays, a preallocated RPN stack); events and
 # timer starts allocate (a dict, a float deadline on the host).
+#
+# Length: one evaluator (rule timers, staleness, built-in device events, flap
+# suppression, output) whose semantics, written at the top, tie them
+# together; the rule language is alarm_rules.py.
 import sys
 
 from ring import Ring

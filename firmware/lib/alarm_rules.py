@@ -22,6 +22,9 @@
 #
 # Errors never raise: parse_rules returns (line, column, message), both 1-based,
 # the column pointing at the offending token. One error per bad line.
+#
+# Length: one language (tokenizer, parser and compiler of the rule grammar, with
+# its suggestions); an eighth of it documents the grammar.
 import field_aliases
 
 try:

@@ -24,8 +24,9 @@
 # sim = "pin_wrong" and is never retried; a SIM asking for its PUK never gets
 # a PIN (three wrong PINs lock a SIM behind a PUK, which needs a site visit).
 #
-# (One file over the ~350-line guide: Modem is one state machine over one
-# stream; its steps share the line buffer and the result dict.)
+# Length: Modem is one state machine over one stream; its steps share the
+# line buffer and the result dict (the model table is at_models.py, the
+# line parsers at_parse.py).
 try:
     from micropython import const
 except ImportError:

@@ -54,6 +54,10 @@
 # integers in a preallocated list; it allocates nothing on MicroPython for
 # fields up to 30 bits (wider fields become long ints on a 32-bit ESP32).
 # values() builds the SI dict (floats allocate), run once per new reading.
+#
+# Length: one advert's path (envelope, AES-CTR from ECB, record layouts, the
+# per-device tracker that de-duplicates and reports wrong keys); the
+# readable tables are in ble_tables.py.
 import aes_ecb
 import ble_keys
 

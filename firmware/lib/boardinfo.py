@@ -24,6 +24,9 @@
 #                 "strapping": {"12": "why", ...}, "no_idle_high": [12],
 #                 "onboard": {"13": "SD card CS", ...}}
 # Nothing here raises on a bad board or config: problems come back as strings.
+#
+# Length: one question (what a board allows a pin, a UART, its RAM); a sixth of it
+# documents board.json.
 
 MCUS = {
     # mcu: (number of UARTs, highest GPIO number)

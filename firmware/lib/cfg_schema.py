@@ -16,6 +16,10 @@
 # `board` is the parsed boards/<name>/board.json (a dict) or None to skip pin
 # checks. Pin, BLE key/MAC and alarm-rule checks are boardinfo's, ble_keys'
 # and alarm_rules' own (imported when needed; no second copy here).
+#
+# Length: the schema is data (a third of the file: one table per section), and
+# the walker and cross-field checks read it; the checks of pins, keys and
+# rules are boardinfo's, ble_keys' and alarm_rules' own.
 try:
     from micropython import const
 except ImportError:

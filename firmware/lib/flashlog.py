@@ -34,6 +34,9 @@
 # other: a seq given to a record that was still in RAM at a cut is never
 # given to a different record, even after several cuts in a row (consumers
 # de-duplicate by seq). Record type 0 is reserved for that marker.
+#
+# Length: one power-loss-safe structure (ring of sectors, block format, recovery
+# scan): its invariants span all of it; a tenth is its design notes.
 import struct
 
 try:

@@ -21,6 +21,11 @@
 #                                  the device is stale, or never heard within its
 #                                  stale timeout after boot (HA shows unavailable)
 #   <prefix>/<gw>/cmd              commands in (allow-list below)
+#
+# Length: the coordinator of one device table: inputs, reporting by exception,
+# log windows and status all read and write the same per-device state and
+# clocks (outbox.py, commands.py, reporter.py, records.py hold the parts that
+# stand alone).
 import json
 
 try:

@@ -31,6 +31,9 @@
 # iter_configs() yields one (topic, dict) at a time so the caller can json.dumps
 # and publish each without holding all of them in RAM. An enum config with its
 # texts is up to ~4 KB (ERR): mqtt_async streams QoS 0 payloads past its buffer.
+#
+# Length: one payload family (HA discovery of a device's entities, enum
+# templates streamed in pieces); a sixth of it documents the topics.
 import json
 
 try:

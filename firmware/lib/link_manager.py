@@ -18,6 +18,9 @@
 #   and the modem is hung up (data costs money).
 # - Per link: reconnect count, bytes in/out, RSSI; `status()` is the dict the
 #   status topic publishes.
+#
+# Length: one state machine (Wi-Fi / cellular failover): its states share the
+# same timers and counters, and a split would pass them back and forth.
 try:
     from micropython import const
 except ImportError:

@@ -13,6 +13,9 @@
 # Daily aggregates live in a ring (DayRing) of fixed-size per-day records
 # (32 bytes for a battery) that to_bytes()/from_bytes() write and read as
 # they are, so the averages survive a reboot.
+#
+# Length: one job (derived metrics), two families (battery, solar) that share the
+# integration, the persistence and the set they live in.
 import struct
 from array import array
 

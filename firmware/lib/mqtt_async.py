@@ -10,9 +10,11 @@
 # IP literal costs nothing.
 #
 # Layout: the packets are in mqtt_codec.py (coders, Framer); here TLS set-up
-# and MQTTClient. The client is one state machine (connect, reader, keepalive,
-# QoS 1 window, subscriptions) over one socket: kept in one file, over the
-# ~350-line guide, so its invariants read in one place.
+# and MQTTClient.
+#
+# Length: the client is one state machine (connect, reader, keepalive, QoS 1
+# window, subscriptions) over one socket, kept in one file so its invariants
+# read in one place.
 #
 # The client never retries on its own: connect() returns 0 or an error code,
 # a dead link is dropped and reported (is_connected() False, on_disconnect),

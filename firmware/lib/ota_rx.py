@@ -35,6 +35,9 @@
 # boot check are ota_journal.py: OtaReceiver is an OtaJournal that also
 # takes the messages above (startup.py makes a plain OtaJournal at boot; the
 # app makes the receiver when an OTA message arrives, adopting its state).
+#
+# Length: one protocol's receiver (manifest checks, chunks, commit, signatures;
+# the journal is ota_journal.py); a tenth of it describes the protocol.
 import json
 import struct
 import hashlib

@@ -37,6 +37,9 @@
 #   presence changed", then 1 bit per field) | 1 bit "a state changed" if the
 #   device has enum/bool fields | the codes of the present fields in layout
 #   order.
+#
+# Length: one binary format's encoder (key and delta frames, Rice coding, the
+# field table); its decoder is records_dec.py.
 import struct
 from array import array
 

@@ -3,6 +3,9 @@
 # records.py so the gateway, which only encodes, does not hold this code in
 # its ~110 KB heap: what decodes imports this module (records does not
 # import it, so there is no cycle).
+#
+# Length: one format's decoder (minute frames, value sets, events, replay), host
+# side only; a tenth of it describes the format.
 import struct
 
 try:

@@ -30,6 +30,10 @@
 # verifies with known labels only. Counters: checksum_errors, malformed
 # (dup_labels of them), overflows, resynced. Memory: _buf, _hex and the
 # field table are allocated once; no path grows them.
+#
+# Length: the parser's state machine around its kernel (vedirect_kernel.py) and
+# the rescue of merged blocks; a quarter of it is the wire format and the
+# rules it enforces.
 
 try:
     from micropython import const

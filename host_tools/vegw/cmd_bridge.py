@@ -27,6 +27,8 @@ Options come from flags or a JSON file (--config FILE: the long option names
 with "_" for "-", e.g. {"broker": "mq:1883", "influx": "http://db:8086"});
 flags win.
 """
+# Length: one service loop (subscribe, decode, de-duplicate, write); its
+# stores are bridge_store.py and bridge_influx.py.
 import json
 import os
 import signal

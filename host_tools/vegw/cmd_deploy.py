@@ -14,6 +14,8 @@ Exit 0 when deployed and the status arrived, 2 on any error (one line on
 stderr). A board that disconnects mid-copy: plug it back in and run the same
 command; only the files still missing or different are copied.
 """
+# Length: one command's steps in order (probe, compile, validate, diff, copy,
+# mip); compiling is deploy_build.py, the raw REPL deploy_link.py.
 import argparse
 import hashlib
 import json

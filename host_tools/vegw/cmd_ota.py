@@ -14,6 +14,8 @@ broker unreachable, 3 the gateway rolled the update back, 4 timeout (no
 answer, or no health report in --timeout), 5 the gateway refused the update
 (busy with another one, no space, a file failing its hash twice, ...).
 """
+# Length: one command's protocol with the gateway (query, manifest, windowed
+# chunks, commit, health) plus its staged rollout over many gateways.
 import hashlib
 import json
 import os

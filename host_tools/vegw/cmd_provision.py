@@ -12,6 +12,8 @@ Interactive: `vegw provision` with no setting flags (or -i) asks for each value;
 pasted BLE keys are checked at once, so a 31-character key from VictronConnect
 is caught while the installer is still on site.
 """
+# Length: one command with two front ends (flags, prompts) over one config
+# builder; a fifth of it is its help text.
 import getpass
 import json
 import os

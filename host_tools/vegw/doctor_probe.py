@@ -8,6 +8,9 @@
 # here writes to flash; every UART or radio it opens is released again.
 # Hardware modules are imported by name through _mod(): options["modules"]
 # may map a name to another module (the tests' stand-ins for the unix port).
+#
+# Length: one file sent whole to a board over the raw REPL: every check it
+# runs there must be in it.
 import gc
 import json
 import sys

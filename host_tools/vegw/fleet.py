@@ -28,6 +28,8 @@ Transitions worth an alert (alarm raised/cleared, gateway offline/back) are
 passed to `on_transition(dict)` outside the lock, only for live messages:
 what a retained message replays at subscribe time is the past, not news.
 """
+# Length: one model of the fleet (parsing every topic a gateway publishes,
+# staleness, sorting) shared by monitor and dashboard.
 import collections
 import fnmatch
 import json

@@ -5,6 +5,8 @@ messages and thin-uplink batches), decoding the flash log's records
 flat records as JSON lines, CSV or Parquet. `vegw logs`, the bridge, the
 dashboard and `vegw alarms replay` share it; fetching from a gateway is in
 cmd_logs.py."""
+# Length: one record format, read from every source it comes in and written
+# to every export format; each reader and writer is a short function.
 import csv
 import datetime
 import io

@@ -10,6 +10,8 @@ The engine (`SimModem`) is plain code without I/O so the shared tests run the
 same scenarios in memory under CPython and MicroPython: feed it the bytes the
 host writes, it returns the bytes the modem would answer.
 """
+# Length: one simulated modem: its AT dialogue, scenarios and the TCP server
+# that carries it; the scenarios are data.
 from link_manager import Rng  # one seeded PRNG for the firmware and this simulator
 
 try:

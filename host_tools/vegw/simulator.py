@@ -6,6 +6,8 @@ that are hardware on a board: one TCP stream per VE.Direct device, paced at
 19200 baud x speed (a generated device or a raw capture, looped), and a BLE
 air of encrypted Instant Readout adverts. Everything listens on loopback.
 """
+# Length: the simulated site's parts that share its loopback ports and
+# processes (VE.Direct streams, BLE air, the firmware build and ROM image).
 import json
 import os
 import pathlib

@@ -1,5 +1,6 @@
 """Layout of firmware/lib (issue 21): no import cycles between its modules,
-and no module-level __getattr__ forwarding names to another module.
+no module-level __getattr__ forwarding names to another module, and no
+source file over ~350 lines without its reason at the top.
 
 A module that needs another imports it; a rarely used half of a module
 (field_aliases, ble_tables, records_dec, ...) is imported by its callers, not
@@ -92,3 +93,34 @@ def test_the_checks_find_what_they_look_for(tmp_path):
     assert find_cycles(g) == [["a", "b", "c", "a"]]
     assert find_cycles({"p": {"q"}, "q": {"p", "r"}, "r": {"q"}}) == [["p", "q", "p"], ["q", "r", "q"]]
     assert module_getattr(tmp_path) == ["d"]  # module level only
+
+
+# The house rule (issue 21): a source file stays under ~350 lines unless it
+# says at its top why it is longer ("Length: ..." in its first 60 lines).
+_LONG = 350
+_CODE = ("firmware", "host_tools/vegw")
+
+
+def long_files_without_reason(root=LIB.parents[1]):
+    out = []
+    for top in _CODE:
+        for path in sorted((root / top).rglob("*.py")):
+            text = path.read_text()
+            lines = text.count("\n") + 1
+            if lines > _LONG and "Length: " not in "\n".join(text.split("\n")[:60]):
+                out.append("%s (%d lines)" % (path.relative_to(root), lines))
+    return out
+
+
+def test_long_files_say_why():
+    found = long_files_without_reason()
+    assert not found, "over %d lines with no 'Length:' reason at the top: %s" % (_LONG, ", ".join(found))
+
+
+def test_the_length_rule_is_checked(tmp_path):
+    (tmp_path / "firmware").mkdir()
+    (tmp_path / "host_tools" / "vegw").mkdir(parents=True)
+    (tmp_path / "firmware" / "long.py").write_text("x = 1\n" * 400)
+    (tmp_path / "firmware" / "said.py").write_text("# Length: one state machine\n" + "x = 1\n" * 400)
+    (tmp_path / "firmware" / "short.py").write_text("x = 1\n" * 300)
+    assert long_files_without_reason(tmp_path) == ["firmware/long.py (401 lines)"]
