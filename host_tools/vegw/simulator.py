@@ -221,10 +221,12 @@ def build_mpy(out_dir=None):
         # -O3: no line numbers or asserts in the bytecode (less RAM, as deploy does).
         # Written beside and renamed: parallel test workers may build at once.
         tmp = "%s.%d.tmp" % (dst, os.getpid())
-        # -s: the module's short name as its source name (the full path would
-        # be interned as a qstr in RAM for every module)
+        # -s: the module's name as its source name: a traceback still names
+        # the module, and the name is one the import interns anyway (a path
+        # or "x.py" would be one more interned string in RAM per module; on
+        # a board the frozen modules' names are in flash)
         # -march=host: the parser kernel (vedirect_kernel.py) is viper machine code
-        subprocess.run([cross, "-O3", "-march=host", "-s", src.name, "-o", tmp, str(src)], check=True,
+        subprocess.run([cross, "-O3", "-march=host", "-s", src.stem, "-o", tmp, str(src)], check=True,
                        cwd=str(src.parent))
         os.replace(tmp, str(dst))
     return out
