@@ -22,11 +22,11 @@
 #                                  stale timeout after boot (HA shows unavailable)
 #   <prefix>/<gw>/cmd              commands in (allow-list below)
 #
-# Length: the coordinator of one device table: inputs, reporting by exception,
-# log windows and status all read and write the same per-device state and
-# clocks (outbox.py, commands.py, reporter.py, records.py hold the parts that
-# stand alone).
-import json
+# Length: the coordinator of one device table: inputs, reporting by
+# exception, HA discovery pacing and status read and write the same
+# per-device state and clocks. The parts that stand alone are modules of
+# their own: device_state.py (a device, message JSON), log_windows.py (the
+# 1-minute history), outbox.py, commands.py, reporter.py.
 
 try:
     from micropython import const
@@ -36,12 +36,14 @@ except ImportError:
         return x
 
 
-
 import commands
 import field_names
 import records
 from outbox import Outbox  # noqa: F401 - gateway.Outbox for its users
 import reporter
+from log_windows import LogWindows
+from device_state import Device  # noqa: F401 - gateway.Device for its users
+from device_state import compact as _json, num_text as _num_text, state_json as _state_json, tidy as _tidy
 import vedirect_fields as VF
 
 field_names.register("rssi", "dBm", "signal_strength", "m")
@@ -57,7 +59,6 @@ _REANNOUNCE_S = const(600)  # HA's "online" re-sends discovery at most this ofte
 # compact binary blocks of records.py (T_KEY / T_DELTA: ~33 B a minute for a
 # whole site, so 1.5 MB holds 30+ days); alarm events as small JSON.
 REC_EVENT = const(2)  # alarm event (JSON)
-
 
 
 def product_name(pid):
@@ -76,83 +77,6 @@ def product_name(pid):
             sys.modules.pop("vedirect_text", None)
             if not had:
                 sys.modules.pop("ve_enums", None)
-
-class Device:
-    def __init__(self, name, kind, stale_s):
-        self.name = name
-        self.kind = kind  # "vedirect" | "ble"
-        self.stale_s = stale_s
-        self.raw = {}  # VE.Direct: raw scaled values; BLE: SI values
-        self.last_s = None  # time of the last reading
-        self.readings = 0
-        self.ident_serial = None
-        self.mac = None
-        self.model = None
-        self.pub_s = None  # time of the last state publish (its values: reporter)
-        self.dirty = False  # a value moved beyond its deadband since pub_s
-        self.agg = records.Agg()  # the current log window
-        self.derived = None  # derived metrics (metrics.py), merged into the state
-        self.announced = 0  # fields announced by HA discovery
-        self.online = None  # last published availability (None: not yet)
-
-    def values(self):
-        """Latest values, SI units, derived metrics included (allocates)."""
-        if self.kind == "vedirect":
-            out = {}
-            for k, v in self.raw.items():
-                out[k] = VF.to_si(k, v)
-        else:
-            out = dict(self.raw)
-        if self.derived:
-            for k in self.derived:
-                out[k] = self.derived[k]
-        return out
-
-
-def _json(obj):
-    # no spaces after , and : (~2 B per field; cellular sites pay per byte)
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def _num_text(v):
-    """A float as JSON at its own resolution: '%.15g' drops the binary noise
-    MicroPython prints ("SOC":84.90000000000001) and keeps every digit a
-    Victron value has (15 significant); a whole float keeps its ".0"."""
-    if v != v or v in (_INF, -_INF):
-        return "null"
-    t = "%.15g" % v
-    for ch in t:
-        if ch in ".en":
-            return t
-    return t + ".0"
-
-
-_INF = float("inf")
-
-
-def _state_json(vals):
-    """A flat dict of values (a device's state) as compact JSON bytes, floats
-    through _num_text."""
-    parts = []
-    for k in vals:
-        v = vals[k]
-        parts.append(json.dumps(k) + ":" + (_num_text(v) if type(v) is float else json.dumps(v)))
-    return ("{" + ",".join(parts) + "}").encode()
-
-
-def _tidy(derived):
-    """Derived metrics as published and fed to rules: the unknown ones left
-    out, floats at the log's resolution instead of 16 digits."""
-    out = {}
-    for k in derived:
-        v = derived[k]
-        if v is None:
-            continue
-        if type(v) is float:
-            v = round(v, records.res(k)[0])
-        out[k] = v
-    return out
-
 
 class Gateway:
     def __init__(self, cfg, outbox=None, flashlog=None, engine=None, tracker=None, metrics=None):
@@ -183,7 +107,6 @@ class Gateway:
         self.hold_s = gap_ms // 1000  # a device's state at most this often (changes)
         self._t0 = None  # time origin of the reporter's millisecond clock
         self.discovery_pending = []  # device names whose HA configs are due
-        self.log_interval = cfg.get("log", {}).get("interval") or 60
         alarms = cfg.get("alarms", {})
         stale = alarms.get("stale_timeout") or 60
         self.out = outbox or Outbox()
@@ -206,11 +129,6 @@ class Gateway:
         self._gw_announce = False
         self._announced = False  # discovery sent since boot
         self._reannounced_s = None  # last re-send of discovery on HA's "online"
-        self._log_bytes = 0  # record bytes appended since boot (history estimate)
-        self._hist_t0 = None  # start of the first logged window since boot
-        self._enc = None  # records.MinuteEncoder for the current layout
-        self._layout = None
-        self._log_slot = None  # start of the current aggregation window (s)
         self.started_s = None
         # False while the board's clock is unset after power-on (the app says
         # so): no "ts" goes out then, never a date in 2000 (timefix.py)
@@ -219,6 +137,8 @@ class Gateway:
         self.counters = {"blocks": 0, "adverts": 0, "adverts_ignored": 0, "records": 0,
                          "events": 0, "commands": 0, "commands_refused": 0, "state_msgs": 0}
         self.status_extra = None  # callable -> dict merged into status (app: heap, link)
+        # the 1-minute history into the flash log
+        self.windows = LogWindows(flashlog, cfg.get("log", {}).get("interval") or 60, self.counters)
 
     # ------------------------------------------------------------ inputs
     def vedirect_block(self, name, block, now_s):
@@ -283,7 +203,7 @@ class Gateway:
     def _reading(self, dev, si, now_s, new_fields):
         if self.started_s is None:
             self.started_s = now_s
-        self._roll(now_s)  # a reading of a new window closes the old one first
+        self.windows.roll(now_s, self.devices.values())  # a reading of a new window closes the old one first
         dev.last_s = now_s
         dev.readings += 1
         if dev.online is not True:
@@ -479,14 +399,8 @@ class Gateway:
             dev.pub_s = shift(dev.pub_s, delta)
         self.started_s = shift(self.started_s, delta)
         self._reannounced_s = shift(self._reannounced_s, delta)
-        self._hist_t0 = shift(self._hist_t0, delta)
         self._t0 = shift(self._t0, delta)
-        if self._log_slot is not None:  # ends now, on the unset clock: converted when sent
-            self._log_window(self._log_slot, now_s - delta)
-            self._log_slot = None
-        self._flush_encoder(now_s)
-        if self._enc is not None:
-            self._enc.force_key()
+        self.windows.clock_set(delta, now_s, self.devices.values(), shift)
         if self.engine is not None:
             self.engine.clock_set(delta)
         if self.metrics is not None:
@@ -530,81 +444,19 @@ class Gateway:
                 self._report(dev, now_s)
         if derive and self.engine is not None:
             self.drain_events(now_s)
-        self._roll(now_s)
-
-    def _roll(self, now_s):
-        slot = int(now_s // self.log_interval) * self.log_interval
-        if self._log_slot is None:
-            self._log_slot = slot
-        elif slot != self._log_slot:
-            self._log_window(self._log_slot)
-            self._log_slot = slot
-
-    def _log_window(self, start_s, end_s=None):
-        """Close one aggregation window: one row per device (scaled min/avg/
-        max for quantities, last value for states) into the binary encoder;
-        finished blocks go to the flash log."""
-        if self._hist_t0 is None:
-            self._hist_t0 = start_s
-        layout = []
-        rows = []
-        for dev in self.devices.values():
-            got = dev.agg.take()
-            if got is None:
-                layout.append((dev.name, self._fields_of(dev.name)))
-                rows.append(None)
-            else:
-                layout.append((dev.name, got[0]))
-                rows.append(got[1])
-        if layout != self._layout:
-            # a device came or its fields changed: new layout, key frame
-            self._flush_encoder(start_s)
-            self._layout = layout
-            self._enc = records.MinuteEncoder(layout, key_every=60, per_record=5)
-        if any(r is not None for r in rows):
-            end = start_s + self.log_interval if end_s is None else end_s
-            for rtype, payload in self._enc.add(int(end), rows):
-                self._append(rtype, payload)
-        if self.log is not None:
-            self.log.flush()
-
-    def _fields_of(self, name):
-        # a device silent this window keeps its place in the layout
-        if self._layout is not None:
-            for d, fields in self._layout:
-                if d == name:
-                    return fields
-        return []
-
-    def _flush_encoder(self, now_s):
-        """Put the open block of minutes into the log (before a flush that
-        must not leave data in RAM: shutdown, layout change)."""
-        if self._enc is not None:
-            r = self._enc.take()
-            if r is not None:
-                self._append(r[0], r[1])
-
-    def _append(self, rtype, payload):
-        if self.log is not None:
-            self.log.append(rtype, payload)
-            self.counters["records"] += 1
-            self._log_bytes += len(payload) + 8  # + the record's header on flash
-
-    def history_days(self, now_s):
-        """Days of history the flash log holds at the rate records were
-        written since boot (None before an hour of it)."""
-        t0 = self._hist_t0
-        if self.log is None or t0 is None or now_s - t0 < 3600 or not self._log_bytes:
-            return None
-        return round(self.log.capacity() * (now_s - t0) / self._log_bytes / 86400, 1)
+        self.windows.roll(now_s, self.devices.values())
 
     def close(self, now_s):
         """Clean shutdown: the open window and block go to flash."""
-        if self._log_slot is not None:
-            self._log_window(self._log_slot)
-        self._flush_encoder(now_s)
-        if self.log is not None:
-            self.log.flush()
+        self.windows.close(self.devices.values())
+
+    @property
+    def log_interval(self):  # seconds per log window (the log_interval command sets it)
+        return self.windows.interval
+
+    @log_interval.setter
+    def log_interval(self, s):
+        self.windows.interval = s
 
     # ------------------------------------------------------------ status
     def status(self, now_s):
@@ -629,7 +481,8 @@ class Gateway:
             s = self.log.stats()
             st["log"] = {"unsent": s.get("unsent"), "torn": s.get("torn"),
                          "overwritten_unsent": s.get("overwritten_unsent"),
-                         "interval_s": self.log_interval, "history_days": self.history_days(now_s)}
+                         "interval_s": self.windows.interval,
+                        "history_days": self.windows.history_days(now_s)}
         if self.status_extra is not None:
             try:
                 st.update(self.status_extra())
