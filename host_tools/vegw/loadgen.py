@@ -19,6 +19,8 @@ import json
 import sys
 import time
 
+from . import mqtt_link
+
 DEVICES = ("bmv", "mppt", "inverter", "shunt", "orion")
 
 
@@ -38,23 +40,6 @@ def values(g, d, rnd=0):
 
 def gw_name(g):
     return "gw%04d" % g
-
-
-def parse_hostport(text, default_port=1883):
-    host, _, port = text.rpartition(":")
-    if not host:
-        return text, default_port
-    return host.strip("[]"), int(port)
-
-
-def make_client(host, port, client_id="vegw-loadgen"):
-    import paho.mqtt.client as mqtt
-
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-    c.max_queued_messages_set(0)
-    c.connect(host, port, keepalive=60)
-    c.loop_start()
-    return c
 
 
 def publish_round(c, prefix, ngw, ndev, rnd, now, skip_from=None, old_ts=None, retain=True):
@@ -79,7 +64,7 @@ def publish_round(c, prefix, ngw, ndev, rnd, now, skip_from=None, old_ts=None, r
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m vegw.loadgen", description=__doc__.splitlines()[0])
-    ap.add_argument("--broker", default="127.0.0.1:1883")
+    mqtt_link.add_arguments(ap, default="127.0.0.1:1883")  # the broker options every command takes
     ap.add_argument("--prefix", default="vegw")
     ap.add_argument("--gateways", type=int, default=1000)
     ap.add_argument("--devices", type=int, default=3, help="devices per gateway (max %d)" % len(DEVICES))
@@ -93,11 +78,10 @@ def main(argv=None):
     if not 1 <= a.devices <= len(DEVICES) or a.gateways < 1:
         sys.stderr.write("loadgen: --devices 1..%d and --gateways >= 1\n" % len(DEVICES))
         return 2
-    host, port = parse_hostport(a.broker)
     try:
-        c = make_client(host, port)
-    except OSError as e:
-        sys.stderr.write("loadgen: cannot connect to %s:%d: %s\n" % (host, port, e.strerror or e))
+        c = mqtt_link.connect(a, "vegw-loadgen", keepalive=60, setup=lambda cl: cl.max_queued_messages_set(0))
+    except mqtt_link.LinkError as e:
+        sys.stderr.write("loadgen: %s\n" % e)
         return 2
     now = time.time()
     for g in range(a.gateways):

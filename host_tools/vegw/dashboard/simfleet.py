@@ -101,8 +101,7 @@ class SimFleet:
     round of states (the caller paces it), the other methods to make news."""
 
     def __init__(self, broker, n, prefix="vegw", history_minutes=24 * 60, heartbeat_s=300, clock=time.time):
-        host, _, port = broker.rpartition(":")
-        self.host, self.port = host.strip("[]"), int(port)
+        self.broker = broker  # HOST:PORT (mqtt_link.parse_broker)
         self.n = n
         self.prefix = prefix.rstrip("/")
         self.history_minutes = history_minutes
@@ -118,17 +117,15 @@ class SimFleet:
 
     # ------------------------------------------------------------ connection
     def start(self):
-        import paho.mqtt.client as mqtt
+        from .. import mqtt_link
 
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vegw-simfleet-%d" % id(self))
-        c.max_queued_messages_set(0)
-        c.on_message = self._on_message
-        done = threading.Event()
-        c.on_connect = lambda cl, u, f, rc, p=None: (cl.subscribe(self.prefix + "/+/cmd", qos=1), done.set())
-        c.connect(self.host, self.port, keepalive=60)
-        c.loop_start()
-        if not done.wait(10):
-            raise OSError("simfleet: no CONNACK from %s:%d" % (self.host, self.port))
+        args = argparse.Namespace(broker=self.broker)
+        try:
+            c = mqtt_link.connect(args, "vegw-simfleet", keepalive=60, on_message=self._on_message,
+                                  on_connect=lambda cl: cl.subscribe(self.prefix + "/+/cmd", qos=1),
+                                  setup=lambda cl: cl.max_queued_messages_set(0))
+        except mqtt_link.LinkError as e:
+            raise OSError(str(e))
         self.client = c
         now = self.clock()
         for g in range(self.n):
