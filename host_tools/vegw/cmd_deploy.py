@@ -341,7 +341,8 @@ def _run(args):
         sys.stderr.write("vegw deploy: %s: MicroPython %s on %s, .mpy v%d.%d %s\n" % (args.port, ver, info["machine"], major, minor, arch))
         if not args.no_compile and major == 0:
             raise DeployError("the device does not report its .mpy format (sys.implementation._mpy): deploy with --no-compile")
-        built = build_mod.build(args.firmware, args.build_dir, mpy=major, arch=arch, compile_=not args.no_compile)
+        built = build_mod.build(args.firmware, args.build_dir, mpy=major, arch=arch, compile_=not args.no_compile,
+                                minor=minor)
         files = [(dev, pathlib.Path(local).read_bytes()) for dev, local in built] + extras
         try:
             copy, unchanged, remove, have = _plan(link, files, not args.no_compile)

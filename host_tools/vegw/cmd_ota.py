@@ -162,12 +162,12 @@ def select_files(args, mpy):
     if not fw.is_dir():
         raise OtaFail(EXIT_USAGE, "--firmware %s: not a directory" % fw)
     compile_ = mpy is not None and not args.no_compile
-    major = arch = None
+    major = minor = arch = None
     if compile_:
         from .deploy_link import mpy_info
 
-        major, _, arch = mpy_info(mpy)
-    built = build_mod.build(fw, args.build_dir, mpy=major, arch=arch, compile_=compile_)
+        major, minor, arch = mpy_info(mpy)
+    built = build_mod.build(fw, args.build_dir, mpy=major, arch=arch, compile_=compile_, minor=minor)
     by_src = {}
     for (dev_src, src), (dev, local) in zip(build_mod.sources(fw), built):
         by_src[dev_src.lstrip("/")] = (dev.lstrip("/"), local)

@@ -37,6 +37,18 @@ class BuildError(Exception):
     pass
 
 
+# The .mpy sub-version our mpy-cross (1.29) writes. A file holding machine
+# code (a @micropython.viper/native function: lib/vedirect_kernel.py) loads
+# only on a firmware of exactly this sub-version and architecture; bytecode
+# loads on any v6 firmware.
+NATIVE_SUB = 3
+
+
+def has_native_code(src):
+    text = pathlib.Path(src).read_text(errors="replace")
+    return "@micropython.viper" in text or "@micropython.native" in text
+
+
 def sources(firmware):
     """[(device path, source file)] for every .py the firmware ships."""
     firmware = pathlib.Path(firmware)
@@ -78,9 +90,12 @@ def mpy_cross_version(cmd):
     return (r.stdout or r.stderr).strip()
 
 
-def build(firmware, build_dir, mpy=None, arch=None, compile_=True):
+def build(firmware, build_dir, mpy=None, arch=None, compile_=True, minor=None):
     """Compile (or copy) the firmware into build_dir.
-    Returns [(device path, local file in build_dir)], main.py/boot.py as .py."""
+    Returns [(device path, local file in build_dir)], main.py/boot.py as .py.
+    A module with machine code goes as source (the board compiles it with
+    its own native emitter) when the board's .mpy sub-version `minor` is not
+    NATIVE_SUB or its architecture is unknown: our .mpy would not load."""
     items = sources(firmware)
     if not items:
         raise BuildError("no firmware sources under %s" % firmware)
@@ -91,6 +106,9 @@ def build(firmware, build_dir, mpy=None, arch=None, compile_=True):
     out = []
     for dev, src in items:
         if not compile_ or src.name in KEEP_SOURCE and dev.count("/") == 1:
+            out.append((dev, src))
+            continue
+        if (arch in (None, "none") or (minor is not None and minor != NATIVE_SUB)) and has_native_code(src):
             out.append((dev, src))
             continue
         dev_mpy = dev[:-3] + ".mpy"

@@ -396,3 +396,21 @@ def test_simulator_files_never_deployed():
     for dev in ("/main.py", "/boot.py", "/app.py", "/drivers/platform_esp32.py", "/drivers/wifi.py", "/lib/gateway.py"):
         assert dev in devs, dev
     assert not [d for d in devs if d.endswith("_host.py")]
+
+
+def test_machine_code_goes_as_source_when_the_board_could_not_load_ours(tmp_path):
+    # lib/vedirect_kernel.py holds viper machine code: its .mpy loads only on
+    # a firmware of our mpy-cross's exact sub-version and a known arch; other
+    # modules are bytecode and load on any v6 firmware
+    fw = tmp_path / "fw"
+    (fw / "lib").mkdir(parents=True)
+    (fw / "lib" / "k.py").write_text("import micropython\n\n@micropython.viper\ndef f(x: int) -> int:\n    return x\n")
+    (fw / "lib" / "plain.py").write_text("X = 1\n")
+
+    def shipped(**kw):
+        return sorted(dev for dev, _ in deploy_build.build(fw, tmp_path / "b", mpy=6, **kw))
+
+    assert shipped(arch="xtensawin", minor=deploy_build.NATIVE_SUB) == ["/lib/k.mpy", "/lib/plain.mpy"]
+    assert shipped(arch="xtensawin", minor=deploy_build.NATIVE_SUB - 1) == ["/lib/k.py", "/lib/plain.mpy"]
+    assert shipped(arch="none", minor=deploy_build.NATIVE_SUB) == ["/lib/k.py", "/lib/plain.mpy"]
+    assert deploy_build.has_native_code(ROOT / "firmware" / "lib" / "vedirect_kernel.py")
