@@ -20,7 +20,8 @@ import paho.mqtt.client as mqtt  # noqa: E402
 
 from vegw.broker import Broker  # noqa: E402
 from vegw.runtime import SIM_HEAP, micropython_binary  # noqa: E402
-from vegw.simulator import Site, build_mpy  # noqa: E402
+from vegw.sim_image import build_mpy  # noqa: E402
+from vegw.simulator import Site  # noqa: E402
 import mkfeed  # noqa: E402
 
 RUN_S = 75

@@ -1,8 +1,8 @@
 """The "import for one call, then drop" trick, re-measured with the code in
 flash (issue 21). The firmware's .mpy files run from the simulator's ROMFS
-image (vegw.simulator.build_rom), mounted exactly as firmware/host_boot.py
+image (vegw.sim_image.build_rom), mounted exactly as firmware/host_boot.py
 does, under the MicroPython unix port at -X heapsize = 111wK plus the image's
-block (simulator.heap_with_rom): bytecode and constants stay in the image, as
+block (sim_image.heap_with_rom): bytecode and constants stay in the image, as
 in a frozen board build, so an import costs only the objects it creates
 (module, globals dict, function and class objects, tables built at import)
 and its interned names.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
 from vegw.runtime import ESP32_HEAP, micropython_binary  # noqa: E402
-from vegw.simulator import FLASH_NAMES, build_mpy, build_rom, heap_with_rom, rom_mount_source  # noqa: E402
+from vegw.sim_image import FLASH_NAMES, build_mpy, build_rom, heap_with_rom, rom_mount_source  # noqa: E402
 from test_ram_budget import RESIDENT  # noqa: E402
 
 # on-demand halves, boot-only modules and everything the firmware drops with
@@ -40,7 +40,7 @@ MODULES = ["field_aliases", "ble_tables", "records_dec", "vedirect_text", "ve_en
            "drivers.ble_hood"]
 KEEP_DROP_ABOVE = 1024  # bytes freed by the drop (64-bit heap) for a load-then-drop to pay
 
-# after host_boot.py's own mount lines (simulator.rom_mount_source): the
+# after host_boot.py's own mount lines (sim_image.rom_mount_source): the
 # resident set, then one module
 _PROBE = """
 import gc, json, micropython

@@ -31,7 +31,8 @@ import sys
 import tempfile
 
 from . import mqtt_link, vestream
-from .simulator import DEMO_VEDIRECT, BleDevice, Site, battery_monitor_values
+from .sim_demo import DEMO_VEDIRECT, BleDevice, battery_monitor_values
+from .simulator import Site
 
 DEFAULT_GATEWAY = "sim1"
 

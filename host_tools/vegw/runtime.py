@@ -11,7 +11,7 @@ ESP32_HEAP = "111wK"  # object capacity of an ESP32 without PSRAM
 # heap. Its code is in a ROMFS image, as in flash on a board (frozen or ROMFS:
 # bytecode runs in place); the unix port has no flash, so the image is one
 # heap block and the simulator adds exactly its size to the heap
-# (simulator.heap_with_rom, firmware/host_boot.py). See docs/ram.md.
+# (sim_image.heap_with_rom, firmware/host_boot.py). See docs/ram.md.
 SIM_HEAP = ESP32_HEAP
 
 

@@ -6,12 +6,11 @@ that are hardware on a board: one TCP stream per VE.Direct device, paced at
 19200 baud x speed (a generated device or a raw capture, looped), and a BLE
 air of encrypted Instant Readout adverts. Everything listens on loopback.
 """
-# Length: the simulated site's parts that share its loopback ports and
-# processes (VE.Direct streams, BLE air, the firmware build and ROM image).
+# The firmware image the simulated board runs is sim_image.py; the demo
+# site's devices and config are sim_demo.py.
 import json
 import os
 import pathlib
-import random
 import shutil
 import socket
 import subprocess
@@ -19,10 +18,10 @@ import tempfile
 import threading
 import time
 
-from mpremote import romfs
-
 from . import ROOT, ble_encode, vestream
-from .runtime import SIM_HEAP, micropython_binary, parse_heap
+from .runtime import SIM_HEAP, micropython_binary
+from .sim_demo import DEMO_VEDIRECT, demo_ble_devices, demo_config
+from .sim_image import FLASH_NAMES, build_mpy, build_rom, heap_with_rom
 
 BAUD_BYTES_PER_S = 1920  # 19200 baud, 8N1
 _RECORD_MAX = 1 << 20
@@ -121,171 +120,6 @@ class BleAir(_Server):
                 line = "%s %s %d\n" % (d.mac.replace(":", ""), mfr.hex(), d.rssi)
                 conn.sendall(line.encode())
             self.stop_evt.wait(1.0 / self.speed)
-
-
-class BleDevice:
-    def __init__(self, name, mac, record, key_hex, values_fn, model_id=None, rssi=-70):
-        self.name = name
-        self.mac = mac
-        self.record = record
-        self.key = bytes.fromhex(key_hex)
-        self.key_hex = key_hex
-        self.values_fn = values_fn
-        self.model_id = model_id
-        self.rssi = rssi
-        self.counter = random.randint(0, 0xFFFF)
-        self.t = 0
-
-    def advert(self):
-        self.t += 1
-        self.counter = (self.counter + 1) & 0xFFFF
-        return ble_encode.encode(self.record, self.values_fn(self.t), self.key, self.counter,
-                                 model_id=self.model_id)
-
-
-def battery_monitor_values(seed=1):
-    """A SmartShunt-like values function for a BLE device of a user config:
-    a slow voltage ramp, a noisy discharge current; values at the BLE
-    record's resolution."""
-    rng = random.Random(seed)
-
-    def values(t):
-        return {"V": round(12.9 + 0.2 * ((t % 60) / 60.0), 2), "I": round(-4.2 + rng.uniform(-0.5, 0.5), 3),
-                "CE": -23.4, "SOC": 87.5, "TTG": 1440, "AR": 0, "T": 21.5}
-
-    return values
-
-
-def demo_ble_devices(seed=5):
-    rng = random.Random(seed)
-
-    def shunt(t):
-        return {"V": round(12.9 + 0.2 * ((t % 60) / 60.0), 2), "I": round(-4.2 + rng.uniform(-0.5, 0.5), 3),
-                "CE": -23.4, "SOC": 87.5, "TTG": 1440, "AR": 0, "T": 21.5}
-
-    def orion(t):
-        return {"CS": 3, "ERR": 0, "V": 13.62, "I": 12.3, "DC_IN_V": 12.81, "DC_IN_I": 13.9, "OR": 0}
-
-    return [
-        BleDevice("shunt", "C0:DE:00:00:00:01", "battery_monitor", "%032x" % rng.getrandbits(128), shunt, 0xA389),
-        BleDevice("orion", "C0:DE:00:00:00:02", "orion_xs", "%032x" % rng.getrandbits(128), orion, 0xA3F0),
-    ]
-
-
-DEMO_VEDIRECT = (("house", "bmv712"), ("solar", "mppt"), ("inverter", "inverter"))
-DEMO_RULES = (  # kept when the device they read is configured
-    "low_soc: warning: house.SOC < 30 for 2m clear 35",
-    "pump_running: alarm: house.P < -1000 for 10m",
-    "mppt_error: alarm: solar.ERR != 0",
-)
-
-
-def demo_config(gateway, host, port, ble_devices, vedirect_names=None, heartbeat=60, log_interval=60, rules=None):
-    devices = []
-    # an ESP32 has two UARTs for data: the first device gets UART1 alone, the
-    # others share UART2 (time-sliced RX pins, like a board with 3 devices)
-    for i, name in enumerate(vedirect_names if vedirect_names is not None else [n for n, _ in DEMO_VEDIRECT]):
-        devices.append({"name": name, "type": "vedirect", "uart": 1 if i == 0 else 2, "rx": (16, 4, 13, 14, 27)[i % 5],
-                        "tx": 17 if i == 0 else (None if i > 1 else 5)})
-    for d in ble_devices:
-        devices.append({"name": d.name, "type": "ble", "mac": d.mac, "key": d.key_hex})
-    return {
-        "gateway": {"id": gateway},
-        # the simulator reports changes at once (min_interval 1 s); a cellular
-        # site would use 60 s to stay near 1 MB a day (README, docs/mqtt.md)
-        "mqtt": {"host": host, "port": port, "heartbeat": heartbeat, "min_interval": 1, "status_interval": 60,
-                 "discovery": True},
-        "devices": devices,
-        "alarms": {"rules": rules if rules is not None else [
-            r for r in DEMO_RULES if r.split(":")[2].strip().split(".")[0] in [d["name"] for d in devices]]},
-        "log": {"interval": log_interval},
-    }
-
-
-def build_mpy(out_dir=None):
-    """Compile the firmware with mpy-cross into build/sim/ (what a board runs:
-    bytecode, no on-device compile), reusing files whose source is older."""
-    out = pathlib.Path(out_dir or (ROOT / "build" / "sim"))
-    fw = ROOT / "firmware"
-    cross = os.path.join(os.path.dirname(micropython_binary()), "mpy-cross")
-    # the device's layout: /app.mpy, /lib/*.mpy, /drivers/*.mpy
-    jobs = [(fw / "app.py", out / "app.mpy"), (fw / "startup.py", out / "startup.mpy"),
-            (fw / "host_main.py", out / "host_main.mpy"), (fw / "host_boot.py", out / "host_boot.mpy")]
-    jobs += [(p, out / "lib" / (p.stem + ".mpy")) for p in sorted((fw / "lib").glob("*.py"))]
-    jobs += [(p, out / "drivers" / (p.stem + ".mpy")) for p in sorted((fw / "drivers").glob("*.py"))]
-    (out / "drivers").mkdir(parents=True, exist_ok=True)
-    (out / "lib").mkdir(parents=True, exist_ok=True)
-    for src, dst in jobs:
-        if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
-            continue
-        # -O3: no line numbers or asserts in the bytecode (less RAM, as deploy does).
-        # Written beside and renamed: parallel test workers may build at once.
-        tmp = "%s.%d.tmp" % (dst, os.getpid())
-        # -s: the module's name as its source name: a traceback still names
-        # the module, and the name is one the import interns anyway (a path
-        # or "x.py" would be one more interned string in RAM per module; on
-        # a board the frozen modules' names are in flash)
-        # -march=host: the parser kernel (vedirect_kernel.py) is viper machine code
-        subprocess.run([cross, "-O3", "-march=host", "-s", src.stem, "-o", tmp, str(src)], check=True,
-                       cwd=str(src.parent))
-        os.replace(tmp, str(dst))
-    return out
-
-
-def build_rom(build=None):
-    """The firmware's ROMFS image (build/sim.rom): the device layout of
-    build_mpy() except host_boot.mpy, which mounts it. On a board the modules
-    are in flash (frozen, or a ROMFS partition); the simulator gives them the
-    same place (host_boot.py)."""
-    build = pathlib.Path(build or build_mpy())
-    rom = build.parent / (build.name + ".rom")
-    files = sorted(p for p in build.rglob("*.mpy") if p.name != "host_boot.mpy")
-    if rom.exists() and all(p.stat().st_mtime <= rom.stat().st_mtime for p in files):
-        return rom
-    w = romfs.VfsRomWriter()
-
-    def add(folder):
-        for p in sorted(folder.iterdir()):
-            if p.is_dir():
-                w.opendir(p.name)
-                add(p)
-                w.closedir()
-            elif p.suffix == ".mpy" and p.name != "host_boot.mpy":
-                w.mkfile(p.name, p.read_bytes())
-
-    add(build)
-    tmp = "%s.%d.tmp" % (rom, os.getpid())
-    with open(tmp, "wb") as f:
-        f.write(w.finalise())
-    os.replace(tmp, str(rom))
-    return rom
-
-
-# The unix port interns every module's names (qstrs) in RAM when it loads
-# their .mpy files from the ROM image; a board build freezes the modules and
-# keeps those names in flash. Since December 2026 the demo's names fill a
-# seventh qstr pool (~15 KB on the 64-bit port, micropython.qstr_info()):
-# that much is added to the heap and counted as flash, like the image.
-FLASH_NAMES = 16 * 1024
-
-
-def heap_with_rom(spec, rom_bytes):
-    """-X heapsize for an object heap of `spec` ("111wK", "4M", ...) plus
-    the ROM image's block and the allocation tables that block needs, plus
-    FLASH_NAMES."""
-    return parse_heap(spec) + rom_bytes + rom_bytes // 80 + FLASH_NAMES
-
-
-def rom_mount_source():
-    """The lines of firmware/host_boot.py that mount the ROM image (up to its
-    first firmware import), as source: a probe that runs them first loads
-    the firmware exactly as `vegw sim` does (tests/host/test_ram_budget.py,
-    bench/bench_ondemand.py). Run with `--rom <image>` in sys.argv."""
-    text = (ROOT / "firmware" / "host_boot.py").read_text()
-    head = text[: text.index("from drivers import platform_host")]
-    if "vfs.mount(" not in head:
-        raise RuntimeError("host_boot.py no longer mounts the ROM image before its first import")
-    return head
 
 
 class FirmwareProcess:

@@ -352,7 +352,8 @@ def test_firmware_thin_uplink_sends_binary_batches(tmp_path):
 
     from vegw.broker import Broker, mosquitto_binary
     from vegw.cmd_logs import decode_log_messages
-    from vegw.simulator import Site, demo_config
+    from vegw.sim_demo import demo_config
+    from vegw.simulator import Site
 
     if mosquitto_binary() is None:
         pytest.skip("Debian mosquitto not installed (make mosquitto)")

@@ -1,6 +1,6 @@
 """End to end: the firmware (mpy-cross bytecode in a ROM image, as in flash
 on a board) under the MicroPython unix port with an ESP32's heap for its
-objects (vegw.runtime.SIM_HEAP, simulator.heap_with_rom), simulated VE.Direct
+objects (vegw.runtime.SIM_HEAP, sim_image.heap_with_rom), simulated VE.Direct
 and BLE devices, a real Mosquitto on loopback, and a subscriber checking what
 arrives."""
 import json

@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 sys.path.insert(0, str(ROOT / "tests" / "soak"))
 
 from vegw.runtime import micropython_binary  # noqa: E402
-from vegw.simulator import build_mpy  # noqa: E402
+from vegw.sim_image import build_mpy  # noqa: E402
 import mkfeed  # noqa: E402
 
 # The soak holds its own input tables (a minute of traffic per device, 256

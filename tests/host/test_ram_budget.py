@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "host_tools"))
 
 from vegw.runtime import ESP32_HEAP, micropython_binary  # noqa: E402
-from vegw.simulator import build_mpy, build_rom, heap_with_rom, rom_mount_source  # noqa: E402
+from vegw.sim_image import build_mpy, build_rom, heap_with_rom, rom_mount_source  # noqa: E402
 
 # what the gateway keeps loaded on the host platform (app._load() and the
 # drivers it asks for), in the order the app imports them
@@ -112,7 +112,7 @@ def _check(res, budget, names_in_flash=False):
 def test_resident_modules_fit_their_budget_with_code_in_flash(tmp_path):
     res = _measure(tmp_path, rom=True)
     assert any(m.startswith("/rom") for m in res["paths"]), res["paths"]  # the image, not files
-    # the names count as flash, as a frozen board keeps them (simulator.FLASH_NAMES)
+    # the names count as flash, as a frozen board keeps them (sim_image.FLASH_NAMES)
     _check(res, BUDGET_ROM, names_in_flash=True)
 
 
