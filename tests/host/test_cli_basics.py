@@ -42,7 +42,7 @@ def test_missing_plot_extra_named(tmp_path, monkeypatch, capsys):
 
 
 def test_missing_sim_extra_named(monkeypatch):
-    for m in ("vegw.cmd_sim", "vegw.simulator"):
+    for m in ("vegw.cmd_sim", "vegw.simulator", "vegw.sim_image", "vegw.sim_demo"):
         monkeypatch.delitem(sys.modules, m, raising=False)
     monkeypatch.setitem(sys.modules, "mpremote", None)
     with pytest.raises(SystemExit) as e:

@@ -414,7 +414,7 @@ def test_micropython_gateway_small_heap_precompiled(broker, tmp_path):
 def test_all_of_a_large_tree_goes_as_several_manifests(broker, tmp_path):
     # issue 19: `vegw ota --all` (the docs' example) failed with "manifest over
     # 4096 bytes"; it now splits by itself, each part checked healthy
-    from vegw import cmd_ota
+    from vegw import ota_transfer as cmd_ota
 
     fw = make_fw(tmp_path)
     for i in range(60):
