@@ -41,7 +41,7 @@ import uuid
 
 from . import mqtt_link
 from .history import (  # noqa: F401 - vegw.cmd_logs.* for the tools that read history
-    _BATCH_MAGIC, _FIRST, LogDecoder, LogError, convert_clock, decode_log_messages, field_columns, iso,
+    BATCH_MAGIC, _FIRST, LogDecoder, LogError, convert_clock, decode_log_messages, field_columns, iso,
     log_message_records, normalize, parse_time, read_flash_image, read_records, select, write_csv, write_jsonl,
     write_parquet,
 )
@@ -162,7 +162,7 @@ def fetch_mqtt(args, gateway, prefix="vegw", from_seq=0, batch=200, timeout=10.0
             cond.notify_all()
 
     def on_message(c, u, msg):
-        if msg.payload[:1] == bytes([_BATCH_MAGIC]):  # a binary batch: its records as the JSON shape
+        if msg.payload[:1] == bytes([BATCH_MAGIC]):  # a binary batch: its records as the JSON shape
             with cond:
                 for seq, rtype, body in log_message_records(msg.payload):
                     replies.append({"seq": seq, "type": rtype, "hex": bytes(body).hex()})

@@ -220,7 +220,7 @@ class History:
                 payload = await asyncio.wait_for(q.get(), self.timeout)  # idle timeout: each record renews it
             except asyncio.TimeoutError:
                 return "timeout", got, None
-            if payload[:1] == bytes([cmd_logs._BATCH_MAGIC]):
+            if payload[:1] == bytes([cmd_logs.BATCH_MAGIC]):
                 for seq, rtype, body in cmd_logs.log_message_records(payload):
                     got += self._take(site, seq, rtype, body, None, new_events)
                 continue
