@@ -121,7 +121,7 @@ def _esptool(mcu, port, baud, *command):
 
 def _files(args, board_name):
     """[(device path, bytes)] to upload, config validated; before touching the board."""
-    from .cmd_deploy import local_extras, DeployError
+    from .deploy_site import local_extras, DeployError
 
     ns = argparse.Namespace(board=board_name, config=args.config)
     try:
