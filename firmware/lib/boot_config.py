@@ -94,7 +94,7 @@ def log(*args):
 
 
 # boot-only modules (and what they import), dropped once the config is read
-_BOOT_ONLY = ("cfg_schema", "boardinfo", "alarm_rules", "field_aliases", "metrics", "ble_readout", "aes_ecb",
+_BOOT_ONLY = ("cfg_schema", "cfg_cross", "boardinfo", "alarm_rules", "field_aliases", "metrics", "ble_readout", "aes_ecb",
               "ble_keys")
 
 

@@ -17,9 +17,13 @@
 # checks. Pin, BLE key/MAC and alarm-rule checks are boardinfo's, ble_keys'
 # and alarm_rules' own (imported when needed; no second copy here).
 #
-# Length: the schema is data (a third of the file: one table per section), and
-# the walker and cross-field checks read it; the checks of pins, keys and
-# rules are boardinfo's, ble_keys' and alarm_rules' own.
+# Length: the schema is data (a third of the file: one table per section)
+# and the walker that reads it; the checks across fields and against the
+# board are cfg_cross.py, those of pins, keys and rules boardinfo's,
+# ble_keys' and alarm_rules' own.
+import cfg_cross
+from cfg_cross import chars_ok, nbytes
+
 try:
     from micropython import const
 except ImportError:
@@ -32,7 +36,6 @@ _MAX_ERRORS = const(64)  # errors kept per check(); the rest are counted
 _MAX_DEVICES = const(16)  # VE.Direct + BLE devices per gateway
 _MAX_WIFI = const(4)  # networks tried in order
 _MAX_RULES = const(32)  # alarm rules (each compiled rule costs heap)
-_RULE_LINE_BASE = const(1)  # alarm_rules.parse_rules numbers lines from 1
 
 REQUIRED = "\x00required"  # sentinel default: key must be present
 MASK = "***"
@@ -214,13 +217,6 @@ def _key_problem(text):
     return _unprefix(ble_keys.key_problem(text))
 
 
-def _chars_ok(text, allowed):
-    for c in text:
-        if c not in allowed:
-            return c
-    return None
-
-
 class _Ctx:
     def __init__(self):
         self.errors = []
@@ -304,7 +300,7 @@ def _value(ctx, path, kind, v, a, b, nullable):
         if not a <= len(t) <= b or len(t) % 2:
             ctx.err(path, "must be %d to %d hex characters (an even number), got %d" % (a, b, len(t)))
             return None
-        bad = _chars_ok(t, "0123456789abcdef")
+        bad = chars_ok(t, "0123456789abcdef")
         if bad is not None:
             ctx.err(path, "must be hex, found %r" % bad)
             return None
@@ -329,7 +325,7 @@ def _value(ctx, path, kind, v, a, b, nullable):
     if not isinstance(v, str):
         ctx.err(path, "must be a string, got " + _typename(v))
         return None
-    n = _nbytes(v)
+    n = nbytes(v)
     if n < a or n > b:
         if a == 1 and not v:
             ctx.err(path, "must not be empty")
@@ -339,17 +335,17 @@ def _value(ctx, path, kind, v, a, b, nullable):
             ctx.err(path, "must be %d to %d characters, got %d" % (a, b, n))
         return None
     if kind == "ident":  # the gateway id: one MQTT topic level, any case
-        bad = _chars_ok(v, _LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        bad = chars_ok(v, _LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
         if bad is not None:
             ctx.err(path, "only A-Z, a-z, 0-9, '_' and '-' allowed (one MQTT topic level), got %r" % bad)
             return None
     elif kind == "name":
-        bad = _chars_ok(v, _LOWER)
+        bad = chars_ok(v, _LOWER)
         if bad is not None:
             ctx.err(path, "only a-z, 0-9, '_' and '-' allowed (used in MQTT topics and rules), got %r" % bad)
             return None
     elif kind == "topic":
-        bad = _chars_ok(v, _TOPIC)
+        bad = chars_ok(v, _TOPIC)
         if bad is not None or v[0] == "/" or v[-1] == "/" or "//" in v:
             ctx.err(path, "must be topic levels of A-Z, a-z, 0-9, '_', '-' joined by '/', got '%s'" % v)
             return None
@@ -364,11 +360,6 @@ def _clip(text, n=40):
 
 def _show(v):
     return ("'%s'" % _clip(v)) if isinstance(v, str) else _clip(str(v))
-
-
-def _nbytes(s):
-    # lengths that matter on the device are UTF-8 bytes (an SSID is 32 bytes)
-    return len(s.encode())
 
 
 def _object(ctx, path, obj, specs, extra=None, other=None):
@@ -449,7 +440,7 @@ def check(cfg, board=None):
     out["ota"] = _object(ctx, "ota", cfg.get("ota", {}), _OTA)
     devs = _list(ctx, "devices", cfg.get("devices"), _MAX_DEVICES)
     out["devices"] = [_device(ctx, i, devs[i]) for i in range(len(devs))]
-    _cross(ctx, out, board)
+    cfg_cross.check(ctx, out, board)
     if out["modem"] is not None and isinstance(cfg.get("mqtt"), dict):
         # data may go over cellular, paid per MB: what is not set explicitly
         # takes the cellular profile (~0.8 MB/day for BMV + MPPT + inverter
@@ -490,150 +481,6 @@ def _device(ctx, i, d):
         return _object(ctx, path, d, _DEVICE, _BLE_DEV, (_VE_KEYS, "only for type 'vedirect' devices; this one is 'ble'"))
     # unknown or missing type (already reported): accept either type's keys
     return _object(ctx, path, d, _DEVICE, (), (_VE_KEYS + _BLE_KEYS, None))
-
-
-def _is_loopback(host):
-    return host in ("localhost", "::1") or (isinstance(host, str) and host.startswith("127."))
-
-
-def _cross(ctx, c, board):
-    m = c["mqtt"]
-    if m["port"] is None:
-        m["port"] = 8883 if m["tls"] else 1883
-    if m["username"] and not m["password"]:
-        ctx.err("mqtt.password", "required when mqtt.username is set (no default passwords)")
-    if m["password"] and not m["username"]:
-        ctx.err("mqtt.username", "required when mqtt.password is set")
-    if m["ca"] and not m["tls"]:
-        ctx.err("mqtt.ca", "given but mqtt.tls is false; set \"tls\": true or remove ca")
-    if m["tls"] and not m["ca"]:
-        ctx.warn("mqtt.ca", "TLS without a CA: the link is encrypted but the broker is not verified (anyone on "
-                            "the path can pose as it); give the CA that signed the broker's certificate")
-    if m["password"] and not m["tls"] and m["host"] and not _is_loopback(m["host"]):
-        ctx.warn("mqtt.tls", "password sent in clear text to %s; TLS recommended" % m["host"])
-    if m["tls"] and not m["ca"]:
-        ctx.warn("mqtt.ca", "TLS without a CA: the server certificate is not checked")
-    for i in range(len(c["wifi"])):
-        pw = c["wifi"][i]["password"]
-        if pw and _nbytes(pw) < 8:
-            ctx.err("wifi[%d].password" % i, "WPA needs 8 to 63 bytes, got %d (use \"\" for an open network)" % _nbytes(pw))
-    mo = c["modem"]
-    if mo is not None:
-        pin = mo["pin"]
-        if pin and (len(pin) < 4 or _chars_ok(pin, "0123456789") is not None):
-            ctx.err("modem.pin", "SIM PIN must be 4 to 8 digits")
-    if not c["wifi"] and mo is None:
-        ctx.warn("wifi", "no uplink configured (no wifi network and no modem)")
-    b = c["ble"]
-    if b["scan_window_ms"] is not None and b["scan_interval_ms"] is not None and b["scan_window_ms"] > b["scan_interval_ms"]:
-        ctx.err("ble.scan_window_ms", "must not exceed ble.scan_interval_ms (%d)" % b["scan_interval_ms"])
-    _cross_devices(ctx, c["devices"], board)
-    _check_rules(ctx, c)
-
-
-def _cross_devices(ctx, devs, board):
-    names = {}
-    macs = {}
-    pins = {}  # pin -> (path, role)
-    uarts = {}  # uart -> [names]
-    if not devs:
-        ctx.warn("devices", "no devices configured")
-    if board is not None:
-        prob = _psram_problem(board, len(devs))
-        if prob:
-            ctx.err("devices", prob)
-    for i in range(len(devs)):
-        d = devs[i]
-        p = "devices[%d]" % i
-        n = d.get("name")
-        if n is not None:
-            if n in names:
-                ctx.err(p + ".name", "'%s' already used by devices[%d]" % (n, names[n]))
-            else:
-                names[n] = i
-        if d.get("type") == "ble" and d.get("mac"):
-            mac = d["mac"]
-            if mac in macs:
-                ctx.err(p + ".mac", "%s already used by devices[%d]" % (mac, macs[mac]))
-            else:
-                macs[mac] = i
-        if d.get("type") != "vedirect":
-            continue
-        u = d.get("uart")
-        for role in ("rx", "tx"):
-            pin = d.get(role)
-            if pin is None:
-                continue
-            if pin in pins:
-                q = pins[pin]
-                ctx.err(p + "." + role, "GPIO %d already used as %s by %s" % (pin, q[1], q[0]))
-            else:
-                pins[pin] = (p, role)
-            if board is not None:
-                prob = _pin_problem(board, pin, "vedirect " + role)
-                if prob:
-                    ctx.err(p + "." + role, prob)
-                for w in _pin_warnings(board, pin, "vedirect " + role):
-                    ctx.warn(p + "." + role, w)
-        if u is not None:
-            if u in uarts:
-                uarts[u].append(n)
-            else:
-                uarts[u] = [n]
-            if board is not None:
-                prob = _uart_problem(board, u)
-                if prob:
-                    ctx.err(p + ".uart", prob)
-    for u in uarts:
-        if len(uarts[u]) > 1:
-            ctx.warn("devices", "UART%d time-sliced between %s: each device is read in turn, so updates are slower"
-                     % (u, ", ".join([str(x) for x in uarts[u]])))
-
-
-# Pins, UARTs and RAM per board: boardinfo's checks (one implementation;
-# imported when a config is checked against a board, dropped after boot)
-def _pin_problem(board, pin, role):
-    import boardinfo
-
-    return boardinfo.pin_problem(board, pin, role)
-
-
-def _psram_problem(board, ndevices):
-    import boardinfo
-
-    return boardinfo.psram_problem(board, ndevices)
-
-
-def _pin_warnings(board, pin, role):
-    import boardinfo
-
-    return boardinfo.pin_warnings(board, pin, role)
-
-
-def _uart_problem(board, uart):
-    import boardinfo
-
-    return boardinfo.uart_problem(board, uart)
-
-
-def _check_rules(ctx, c):
-    rules = c["alarms"]["rules"]
-    if not rules:
-        return
-    import alarm_rules
-
-    devnames = [d.get("name") for d in c["devices"] if d.get("name")]
-    field_ok = alarm_rules.default_field_ok(devnames)
-    try:
-        errs = alarm_rules.parse_rules(rules, field_ok)[1]
-    except Exception as e:  # a parser bug must not take config loading down
-        ctx.err("alarms.rules", "rule parser failed: %s" % e)
-        return
-    base = _RULE_LINE_BASE
-    for pe in errs:
-        line, col, msg = pe[0], pe[1], pe[2]
-        idx = line - base if isinstance(line, int) else 0
-        ctx.err("alarms.rules[%d]" % idx, ("column %d: %s" % (col, msg)) if col else str(msg))
 
 
 def masked(cfg):
