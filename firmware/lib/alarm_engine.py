@@ -23,12 +23,14 @@
 # (slots in a list, flags in bytearrays, a preallocated RPN stack); events and
 # timer starts allocate (a dict, a float deadline on the host).
 #
-# Length: one evaluator (rule timers, staleness, built-in device events, flap
-# suppression, output) whose semantics, written at the top, tie them
-# together; the rule language is alarm_rules.py.
+# Length: one evaluator (rule timers, staleness, built-in device events,
+# snapshot) whose semantics, written above, tie them together; the rule
+# language is alarm_rules.py, what happens to a decided event (flapping
+# limit, relay output, the event box) alarm_outputs.py.
 import sys
 
-from ring import Ring
+import alarm_outputs
+from alarm_outputs import AlarmOutputs
 
 try:
     from micropython import const
@@ -41,18 +43,16 @@ except ImportError:  # CPython
 _MAX_RULES = const(64)  # rules beyond this are dropped at load (counted in stats)
 _MAX_DEVICES = const(16)  # blocks from further unknown devices are dropped (counted)
 _MAX_EVENTS = const(32)  # outbox ring when no callback is given; oldest dropped (counted)
-# same order as alarm_rules.SEVERITIES; kept here so the parser can leave RAM
-# once the rules are compiled (the engine needs only their compiled form)
-_SEVERITIES = ("info", "warning", "alarm")
 _STACK = const(40)  # RPN stack depth; alarm_rules caps a condition at 32 comparisons
 
 _IDLE = const(0)
 _RAISED = const(1)
 _NEVER = float("-inf")  # stale_at of a device that never sent a block
 
-SEV_INFO = const(0)
-SEV_WARNING = const(1)
-SEV_ALARM = const(2)
+# severities: alarm_outputs.py holds them (the events name them)
+SEV_INFO = alarm_outputs.SEV_INFO
+SEV_WARNING = alarm_outputs.SEV_WARNING
+SEV_ALARM = alarm_outputs.SEV_ALARM
 
 BUILTINS = ("stale", "error", "device_alarm")
 
@@ -79,7 +79,7 @@ def _int_if_whole(x):
     return x
 
 
-class Engine:
+class Engine(AlarmOutputs):
     """Rule engine. Public API:
 
     Engine(rules, on_event=None, stale_s=60, stale_by_device=None, builtin=None,
@@ -103,9 +103,7 @@ class Engine:
     def __init__(self, rules, on_event=None, stale_s=60, stale_by_device=None, builtin=None,
                  devices=None, on_output=None, output_severity=SEV_ALARM, flap_max=10, flap_window=3600,
                  ble_devices=None):
-        self.on_event = on_event
-        self.on_output = on_output
-        self.output_severity = output_severity
+        AlarmOutputs.__init__(self, on_event, on_output, output_severity, flap_max, flap_window, _MAX_EVENTS)
         # integral timeouts as ints: now (int seconds on the board) + a float
         # would be a float32 with a 64 s resolution at today's epoch
         self.stale_s = _int_if_whole(stale_s)
@@ -120,16 +118,9 @@ class Engine:
         self._b_stale = b["stale"]
         self._b_error = b["error"]
         self._b_alarm = b["device_alarm"]
-        self.flap_max = flap_max
-        self.flap_window = flap_window
         self.dropped_rules = 0
         self.dropped_devices = 0
-        self.dropped_events = 0
-        self.suppressed = 0
-        self.events_emitted = 0
         self._t0 = None
-        # outbox ring
-        self._box = Ring(_MAX_EVENTS)  # events when no on_event callback was given
         # devices
         self._dname = []
         self._didx = {}
@@ -162,13 +153,7 @@ class Engine:
         self._recheck = bytearray(n)
         self._acked = bytearray(n)
         self._deadline = [None] * n
-        # name -> [window start, raises in window, suppressed since (or None), last published event];
-        # bounded: one entry per rule and per built-in rule of each device
-        self._flap = {}
-        self._out_on = False
-        self._out_set = []
         self._ble = tuple(ble_devices or ())
-        self.output_refused = 0  # raises kept off the output: they read a BLE device
         if devices:
             for d in devices:
                 self._device(d)
@@ -622,92 +607,8 @@ class Engine:
             n += 1
         return n
 
-    def events(self):
-        """Drain the outbox (used when no on_event callback was given)."""
-        out = []
-        while len(self._box):
-            out.append(self._box.pop())
-        return out
-
     def stats(self):
         return {"events": self.events_emitted, "dropped_events": self.dropped_events,
                 "suppressed": self.suppressed, "dropped_rules": self.dropped_rules,
                 "dropped_devices": self.dropped_devices, "rules": len(self._rules),
                 "output_refused": self.output_refused}
-
-    # ---- events, flapping limit, output
-    def _emit(self, now, name, kind, sev, values):
-        # Flapping limit per rule name: more than flap_max raises inside one
-        # flap_window starts a suppression (one visible "suppressed" event, then
-        # raised/cleared events only counted in self.suppressed) that lasts a
-        # whole window; _flap_tick then publishes the state if it changed.
-        if kind != "acknowledged":
-            f = self._flap.get(name)
-            if f is None:
-                f = self._flap[name] = [now, 0, None, None]  # window start, raises, suppressed since, last published
-            if kind == "raised" and f[2] is None:
-                if now - f[0] >= self.flap_window:
-                    f[0] = now
-                    f[1] = 0
-                f[1] += 1
-                if self.flap_max and f[1] > self.flap_max:
-                    f[2] = now
-                    self._push({"t": now, "rule": name, "event": "suppressed", "severity": _SEVERITIES[sev],
-                                "values": {"raises": f[1] - 1, "window": self.flap_window}})
-            if f[2] is not None:
-                self.suppressed += 1
-                return
-            f[3] = kind
-            self._output(name, sev, kind == "raised")
-        self._push({"t": now, "rule": name, "event": kind, "severity": _SEVERITIES[sev], "values": values})
-
-    def _flap_tick(self, now):
-        if not self.suppressed:
-            return  # nothing was ever suppressed: keep tick() cheap
-        for name in self._flap:
-            f = self._flap[name]
-            if f[2] is not None and now - f[2] >= self.flap_window:
-                f[2] = None
-                f[0] = now
-                f[1] = 0
-                cur = "raised" if name in self.active() else "cleared"
-                if cur != f[3]:
-                    r = self._rindex.get(name)
-                    sev = self._rules[r][1] if r is not None else (SEV_WARNING if name[:6] == "stale:" else SEV_ALARM)
-                    f[3] = cur
-                    self._output(name, sev, cur == "raised")
-                    self._push({"t": now, "rule": name, "event": cur, "severity": _SEVERITIES[sev],
-                                "values": None})
-
-    def _may_drive(self, name):
-        r = self._rindex.get(name)
-        if r is not None:
-            return self._out_ok[r] == 1
-        # a built-in: "stale:DEV", "error:DEV", ...
-        i = name.find(":")
-        return name[i + 1:] not in self._ble
-
-    def _output(self, name, sev, on):
-        if self.on_output is None:
-            return
-        if on and sev >= self.output_severity and not self._may_drive(name):
-            self.output_refused += 1
-            return
-        if on and sev >= self.output_severity:
-            if name not in self._out_set:
-                self._out_set.append(name)
-        elif name in self._out_set:
-            self._out_set.remove(name)
-        want = len(self._out_set) > 0
-        if want != self._out_on:
-            self._out_on = want
-            # the rule whose event switched the output, and the output's new state
-            self.on_output(name, _SEVERITIES[sev], want)
-
-    def _push(self, ev):
-        self.events_emitted += 1
-        if self.on_event is not None:
-            self.on_event(ev)
-            return
-        if self._box.put(ev) is not None:
-            self.dropped_events += 1
