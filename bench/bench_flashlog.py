@@ -3,7 +3,7 @@ append cost under MicroPython, erase counts per day.
 
 A synthetic site (BMV-712, MPPT with load output, Phoenix inverter, a BLE
 SmartShunt) is simulated at 1 Hz with noise, daily solar, load steps and
-cloud flicker; each minute is aggregated (records.Agg) and encoded
+cloud flicker; each minute is aggregated (log_windows.Agg) and encoded
 (records.MinuteEncoder) exactly as the firmware does, then written to a
 simulated NOR flash through flashlog. Targets are from issue 10.
 """
@@ -18,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "firmware", "lib"), os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tools")]
 
 import flashlog  # noqa: E402
+import log_windows  # noqa: E402
 import records  # noqa: E402
 from drivers.nor_sim import NorSim  # noqa: E402
 
@@ -108,7 +109,7 @@ def minute_frames(days, seed=1, key_every=60, per_record=5, layout=None):
     """Log records (rtype, payload) of `days` of the simulated site."""
     layout = layout or LAYOUT
     site = Site(seed)
-    aggs = [records.Agg() for _ in layout]
+    aggs = [log_windows.Agg() for _ in layout]
     enc = records.MinuteEncoder(layout, key_every=key_every, per_record=per_record)
     for _m in range(int(days * 1440)):
         for _s in range(60):
@@ -155,7 +156,7 @@ import time, gc, records, flashlog
 from drivers.nor_sim import NorSim
 L = %r
 enc = records.MinuteEncoder(L)
-aggs = [records.Agg() for _ in L]
+aggs = [log_windows.Agg() for _ in L]
 bd = NorSim(16, 4096)
 log = flashlog.FlashLog(bd)
 x = 1

@@ -4,6 +4,7 @@
 # resolution. Split from gateway.py, which keeps the table of these.
 import json
 
+import log_windows
 import records
 import vedirect_fields as VF
 
@@ -21,7 +22,7 @@ class Device:
         self.model = None
         self.pub_s = None  # time of the last state publish (its values: reporter)
         self.dirty = False  # a value moved beyond its deadband since pub_s
-        self.agg = records.Agg()  # the current log window
+        self.agg = log_windows.Agg()  # the current log window
         self.derived = None  # derived metrics (metrics.py), merged into the state
         self.announced = 0  # fields announced by HA discovery
         self.online = None  # last published availability (None: not yet)

@@ -41,7 +41,6 @@
 # Length: one binary format's encoder (key and delta frames, Rice coding, the
 # field table); its decoder is records_dec.py.
 import struct
-from array import array
 
 try:
     from micropython import const
@@ -61,7 +60,6 @@ _MAX_FRAME = const(1000)  # largest payload (fits flashlog.max_payload)
 _MAX_DEV = const(16)  # devices in one frame
 _MAX_FIELDS = const(40)  # fields of one device
 _MAX_NAME = const(32)  # bytes of a device, field or event name
-_MAX_AGG = const(48)  # fields aggregated per device in one window (more are counted, not logged)
 _QMAX = const(20)  # longest unary run before the raw 32-bit escape
 _WIN = const(16)  # Rice adaptation window (frames)
 _ESC = const(255)
@@ -629,73 +627,3 @@ class MinuteEncoder:
         self._t = t
         self._fno += 1
         self._n += 1
-
-
-class Agg:
-    """One log window of one device in scaled integers (records.res gives
-    each field's resolution): parallel preallocated arrays, a slot per field
-    assigned on first sight; no allocation per sample beyond the float a
-    scaling makes. Quantities: min/sum/max/count; states: last value."""
-
-    def __init__(self):
-        self.names = []  # slot -> field
-        self.slot = {}  # field -> slot
-        self.dec = bytearray(_MAX_AGG)
-        self.analog = bytearray(_MAX_AGG)
-        zeros = [0] * _MAX_AGG  # "l" is 4 or 8 bytes by port: size by items
-        self.mn = array("l", zeros)
-        self.mx = array("l", zeros)
-        self.sm = array("l", zeros)
-        self.cnt = array("H", zeros)
-        self.n = 0  # samples this window
-        self.refused = 0  # fields beyond _MAX_AGG
-
-    def add(self, f, v):
-        if type(v) not in (int, float, bool):
-            return  # text (FW, SER#) and "not available" are not logged
-        s = self.slot.get(f)
-        if s is None:
-            s = len(self.names)
-            if s >= _MAX_AGG:
-                self.refused += 1
-                return
-            self.names.append(f)
-            self.slot[f] = s
-            dec, kind = res(f)
-            self.dec[s] = dec
-            self.analog[s] = kind == KIND_ANALOG
-        x = to_scaled(v, self.dec[s])
-        if x is None:
-            return
-        c = self.cnt[s]
-        if not self.analog[s] or not c:
-            self.mn[s] = self.mx[s] = x
-            self.sm[s] = x
-        else:
-            if x < self.mn[s]:
-                self.mn[s] = x
-            if x > self.mx[s]:
-                self.mx[s] = x
-            self.sm[s] += x
-        self.cnt[s] = c + 1 if c < 65535 else c
-
-    def take(self):
-        """(field names, row for records.MinuteEncoder) of the window, or
-        None if nothing came; starts the next window. The names are every
-        field ever seen (sorted), so the log's layout only changes when a new
-        field appears; a field without a sample this window is None."""
-        if not any(self.cnt[s] for s in range(len(self.names))):
-            return None
-        fields = sorted(self.names)
-        row = []
-        for f in fields:
-            s = self.slot[f]
-            c = self.cnt[s]
-            if not c:
-                row.append(None)
-            elif self.analog[s]:
-                row.append((self.mn[s], (2 * self.sm[s] + c) // (2 * c), self.mx[s]))
-            else:
-                row.append(self.mn[s])  # last value
-            self.cnt[s] = 0
-        return fields, row

@@ -1,5 +1,6 @@
 # Compact record coding (lib/records.py): runs under CPython and MicroPython.
 import records as R
+import log_windows
 import records_dec
 import flashlog
 from drivers.nor_sim import NorSim
@@ -43,8 +44,8 @@ def test_scaling_rounds_half_away_and_survives_bad_input():
 
 
 def test_agg_min_avg_max_last_and_skips_text():
-    # the gateway's window of one device (gateway.py: dev.agg)
-    a = R.Agg()
+    # the window of one device (log_windows.Agg: device_state.Device.agg)
+    a = log_windows.Agg()
     assert a.take() is None  # nothing came this window
 
     def add(vals):
