@@ -46,8 +46,8 @@ except ImportError:  # CPython
 from array import array
 
 _MAX_BLOCK = const(600)  # text bytes in one block; real blocks are < 300
-_MAX_FEED = const(256)  # bytes copied in per scan step
-_MAX_FIELDS = const(32)  # fields per block; the protocol allows 22 + Checksum
+_MAX_FEED = const(128)  # bytes copied in per scan step (the app reads 128 at a time)
+_MAX_FIELDS = const(22)  # fields per block the kernel splits (the protocol: 22 + Checksum)
 _MAX_HEX = const(160)  # one HEX frame ':'..'\n'; longest seen is 113 chars
 # Line syntax (VE.Direct Protocol 3.29 p.4 and p.12: label buffer 9 bytes,
 # value buffer 33 bytes, at most 22 fields per block) is checked by the
@@ -168,9 +168,8 @@ class Parser:
         self.on_block = on_block
         self._on_hex = None
         self._buf = bytearray(_MAX_BLOCK + _MAX_FEED)
-        self._mv = memoryview(self._buf)
         self._hex = bytearray(_MAX_HEX)
-        self._hexv = HexFrame(self._hex)
+        self._hexv = None  # the HexFrame view on_hex gets (made with the first one)
         self._offs = array("H", bytes(6 * _MAX_FIELDS))
         self._ent = bytearray(_MAX_FIELDS)
         self._st = bytearray(_MAX_FIELDS)
@@ -218,6 +217,8 @@ class Parser:
         # set (then goes on where it stopped)
         while vedirect_kernel.feed(self._buf, self._hex, sv, data, n, self._done) != _EV_MORE:
             frame = self._hexv
+            if frame is None:
+                frame = self._hexv = HexFrame(self._hex)
             frame.length = sv[_SV_HEXLEN]
             sv[_SV_HEXLEN] = 0
             try:
@@ -319,7 +320,7 @@ class Parser:
                         late = s
                 s += 2
             self.resynced += 1
-            buf[0 : length - s] = self._mv[s:length]
+            vedirect_kernel.remove(buf, 0, s, length)  # the block found, to the start
             length -= s
             count = vedirect_kernel.split(buf, 0, length, self._offs, self._ent, self._st, self._vals,
                                           self._seen, _VF.TABLE, self._first, self._first_len)
@@ -354,7 +355,10 @@ class Parser:
         k = self._first_next
         self._first_next = (k + 1) % _MAX_FIRST
         base = k * _MAX_LABEL
-        self._first[base : base + n] = self._mv[s : s + n]
+        first = self._first
+        buf = self._buf
+        for i in range(n):  # rare: a new label opened a good block
+            first[base + i] = buf[s + i]
         self._first_len[k] = n
 
     def _is_first(self, s):

@@ -58,25 +58,19 @@ _KD = (
 _MISSING = object()
 
 # The label table the parser's kernel reads (vedirect_kernel.py: layout
-# there): a hash of each label to its index; per label its offset, length,
-# kind byte and text slot (255: not text); then the labels' bytes back to
+# there): a hash of each label to its index; per label its offset, length
+# and kind byte; then the labels' bytes back to
 # back. One bytearray, built at import (temporaries reuse a few names: each
 # module-level name costs an interned string in RAM).
 _HT_SLOTS = const(256)  # = vedirect_kernel._HT_SLOTS
-_TEXT_SLOT = const(33)  # = vedirect_kernel._TEXT_SLOT
 _o = "".join(NAMES).encode()
-TABLE = bytearray(_HT_SLOTS + 4 * len(NAMES) + len(_o))
-TABLE[_HT_SLOTS + 4 * len(NAMES) :] = _o
-_o = _HT_SLOTS + 4 * len(NAMES)  # where the next label's bytes are
-_n = 0  # text slots given
+TABLE = bytearray(_HT_SLOTS + 3 * len(NAMES) + len(_o))
+TABLE[_HT_SLOTS + 3 * len(NAMES) :] = _o
+_o = _HT_SLOTS + 3 * len(NAMES)  # where the next label's bytes are
 for _k in range(len(NAMES)):
-    TABLE[_HT_SLOTS + _k] = _o - _HT_SLOTS - 4 * len(NAMES)  # < 256: the labels total ~190 bytes
+    TABLE[_HT_SLOTS + _k] = _o - _HT_SLOTS - 3 * len(NAMES)  # < 256: the labels total ~190 bytes
     TABLE[_HT_SLOTS + len(NAMES) + _k] = len(NAMES[_k])
     TABLE[_HT_SLOTS + 2 * len(NAMES) + _k] = _KD[_k]
-    TABLE[_HT_SLOTS + 3 * len(NAMES) + _k] = 255
-    if _KD[_k] >> 4 == _K_TEXT:
-        TABLE[_HT_SLOTS + 3 * len(NAMES) + _k] = _n
-        _n += 1
     # the kernel's hash (vedirect_kernel.lookup): h = h * 31 + byte, 16 bits
     _h = 0
     for _c in TABLE[_o : _o + len(NAMES[_k])]:
@@ -86,7 +80,7 @@ for _k in range(len(NAMES)):
     while TABLE[_h]:
         _h = (_h + 1) & 0xFF  # linear probing, as the kernel looks
     TABLE[_h] = _k + 1
-del _o, _k, _n, _h, _c
+del _o, _k, _h, _c
 
 
 _MAX_DIGITS = const(10)  # VE.Direct numbers are 32-bit: at most 10 digits
@@ -197,7 +191,7 @@ def update(block, raw, counts=None):
     todo = c[5]
     # a value by its status (vedirect_kernel._ST_*): [0] unused, a number
     r = vedirect_kernel.store(block._buf, block._offs, block._ent, block._st, block._vals, block.count,
-                              c[2], c[3], TABLE, c[4], raw, NAMES, (None, None, True, False), _MISSING, todo)
+                              c[2], c[3], TABLE, raw, NAMES, (None, None, True, False), _MISSING, todo)
     changed = r >> 6
     m = r & 63
     j = 0
@@ -227,11 +221,9 @@ def update(block, raw, counts=None):
 def cache(fields):
     """What a parser last stored per label in one device's dict (update()),
     for the kernel to skip what did not change: [dict, its size, status per
-    label (255: nothing), number per label, 33 bytes per text label, field
-    indices left to update()]. A list, not a class: fewer names in RAM."""
-    t = TABLE[_HT_SLOTS + 3 * len(NAMES) : _HT_SLOTS + 4 * len(NAMES)]
-    c = [None, 0, bytearray(len(NAMES)), array("i", bytes(4 * len(NAMES))),
-         bytearray(_TEXT_SLOT * (len(t) - t.count(b"\xff"))), bytearray(fields)]
+    label (255: nothing), number per label, None (unused), field indices
+    left to update()]. A list, not a class: fewer names in RAM."""
+    c = [None, 0, bytearray(len(NAMES)), array("i", bytes(4 * len(NAMES))), None, bytearray(fields)]
     forget(c)
     return c
 

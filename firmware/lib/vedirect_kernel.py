@@ -57,8 +57,7 @@ _BAD_SUM = const(-3)
 # Layout of the label table `tab` (vedirect_fields.TABLE): a 256-slot hash
 # table (label index + 1, 0 = empty; h = h * 31 + byte over the label, 16
 # bits, folded to 8), then per label its offset into the label bytes, its
-# length, its kind/decimals byte and its text slot (255: not text), then
-# the label bytes.
+# length, its kind/decimals byte, then the label bytes.
 _HT_SLOTS = const(256)
 
 
@@ -81,7 +80,7 @@ def lookup(buf, s: int, n: int, tab, nlab: int) -> int:
     t = ptr8(tab)
     loff = _HT_SLOTS
     llen = loff + nlab
-    lab = llen + 3 * nlab
+    lab = llen + 2 * nlab
     h = 0
     i = s
     while i < s + n:
@@ -124,7 +123,7 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, firs
     loff = _HT_SLOTS
     llen = loff + nlab
     kd = llen + nlab
-    lab = kd + nlab + nlab
+    lab = kd + nlab
     total = 0
     j = start
     while j < length:
@@ -341,18 +340,18 @@ def hex_ok(buf, length: int) -> int:
     return 1 if total & 0xFF == 0x55 else 0
 
 
-_TEXT_SLOT = const(33)  # bytes per remembered text value: length + 32
 
 
 @micropython.viper
-def store(block_buf, offs, ent, status, vals, count: int, cache_st, cache_v, tab, cache_text,
-          raw, names, by_status, missing, todo) -> int:
+def store(block_buf, offs, ent, status, vals, count: int, cache_st, cache_v, tab, raw, names, by_status,
+          missing, todo) -> int:
     """Store a split block's fields into the dict `raw` (name -> value),
-    skipping those equal to what the cache says was stored last for their
-    label (per label: status, 255 = nothing; number; text in its slot).
-    Numbers, "---" and ON/OFF are stored here; text that changed, unknown
-    labels and numbers too wide for a word are listed in todo for the
-    caller. Returns (fields changed) * 64 + (fields listed)."""
+    skipping numbers equal to what the cache says was stored last for their
+    label (per label: status, 255 = nothing; the number) and text equal to
+    the bytes the dict holds. Numbers, "---" and ON/OFF are stored here;
+    text that changed, unknown labels and numbers too wide for a word are
+    listed in todo for the caller. Returns (fields changed) * 64 + (fields
+    listed)."""
     b = ptr8(block_buf)
     o = ptr16(offs)
     en = ptr8(ent)
@@ -360,9 +359,8 @@ def store(block_buf, offs, ent, status, vals, count: int, cache_st, cache_v, tab
     vl = ptr32(vals)
     cs = ptr8(cache_st)
     cv = ptr32(cache_v)
-    ts = ptr8(tab)
-    slots = _HT_SLOTS + 3 * int(len(cache_st))  # the text slot of each label
-    ct = ptr8(cache_text)
+    t = ptr8(tab)
+    kd = _HT_SLOTS + 2 * int(len(cache_st))  # each label's kind << 4 | decimals
     td = ptr8(todo)
     m = 0
     changed = 0
@@ -374,28 +372,23 @@ def store(block_buf, offs, ent, status, vals, count: int, cache_st, cache_v, tab
             td[m] = i
             m += 1
         elif s == _ST_WIDE:
-            slot = int(ts[slots + k])
-            if slot == 255:  # a wide number: the caller parses it
+            same = 0
+            if int(t[kd + k]) >> 4 == 3:  # text: compared with the bytes the dict holds
+                old = raw.get(names[k], missing)
+                if isinstance(old, bytes):
+                    vs = int(o[3 * i + 1]) + 1
+                    n = int(o[3 * i + 2]) - vs
+                    if int(len(old)) == n:
+                        p = ptr8(old)
+                        same = 1
+                        j = 0
+                        while same and j < n:
+                            if int(p[j]) != int(b[vs + j]):
+                                same = 0
+                            j += 1
+            if not same:  # changed text, or a wide number: the caller parses it
                 td[m] = i
                 m += 1
-            else:
-                a = slot * _TEXT_SLOT
-                vs = int(o[3 * i + 1]) + 1
-                n = int(o[3 * i + 2]) - vs
-                same = int(cs[k]) == s and int(ct[a]) == n
-                j = 0
-                while same and j < n:
-                    same = int(ct[a + 1 + j]) == int(b[vs + j])
-                    j += 1
-                if not same:
-                    cs[k] = s
-                    ct[a] = n
-                    j = 0
-                    while j < n:
-                        ct[a + 1 + j] = b[vs + j]
-                        j += 1
-                    td[m] = i
-                    m += 1
         elif int(cs[k]) != s or (s == _ST_INT and cv[k] != vl[i]):
             # numbers compared as 32-bit patterns: a ptr32 load is unsigned
             cs[k] = s
@@ -424,7 +417,7 @@ _SV_MAX_HEX = const(11)  # in: len(frame)
 _SV_HEX_OK = const(13)  # counter: HEX frames whose check byte holds
 _SV_WANT_HEX = const(14)  # in: 1 if good HEX frames go to the caller (_EV_HEX)
 _SV_SIZE = const(15)
-_MAX_FEED = const(256)  # bytes taken into the buffer per scan step
+_MAX_FEED = const(128)  # bytes taken into the buffer per scan step (= vedirect._MAX_FEED)
 
 _S_SYNC = const(0)  # discarding until the first \r\n (start-up, after an error)
 _S_TEXT = const(1)  # inside a block
