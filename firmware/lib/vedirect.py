@@ -84,7 +84,6 @@ _BAD_DUP = const(-2)  # a label twice: two blocks ran together (vedirect_kernel.
 _BAD_SUM = const(-3)  # checksum does not hold
 
 _CR = const(13)
-_TAB = const(9)
 _CS_LEN = const(11)
 
 
@@ -376,9 +375,3 @@ class Parser:
 
 import vedirect_fields as _VF  # noqa: E402  (the label table; resident anyway)
 import vedirect_kernel  # noqa: E402
-
-
-def check_hex(buf, length):
-    """True if buf[0:length] is ':' + command nibble + hex byte pairs + '\\n'
-    whose nibble + bytes + check byte sum to 0x55 (HEX protocol s.1)."""
-    return vedirect_kernel.hex_ok(buf, length) == 1

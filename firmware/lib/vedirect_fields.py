@@ -188,7 +188,7 @@ def update(block, raw, counts=None):
     if c[0] is not raw or c[1] != len(raw):
         forget(c)
         c[0] = raw
-    todo = c[5]
+    todo = c[4]
     # a value by its status (vedirect_kernel._ST_*): [0] unused, a number
     r = vedirect_kernel.store(block._buf, block._offs, block._ent, block._st, block._vals, block.count,
                               c[2], c[3], TABLE, raw, NAMES, (None, None, True, False), _MISSING, todo)
@@ -221,9 +221,9 @@ def update(block, raw, counts=None):
 def cache(fields):
     """What a parser last stored per label in one device's dict (update()),
     for the kernel to skip what did not change: [dict, its size, status per
-    label (255: nothing), number per label, None (unused), field indices
-    left to update()]. A list, not a class: fewer names in RAM."""
-    c = [None, 0, bytearray(len(NAMES)), array("i", bytes(4 * len(NAMES))), None, bytearray(fields)]
+    label (255: nothing), number per label, field indices left to
+    update()]. A list, not a class: fewer names in RAM."""
+    c = [None, 0, bytearray(len(NAMES)), array("i", bytes(4 * len(NAMES))), bytearray(fields)]
     forget(c)
     return c
 

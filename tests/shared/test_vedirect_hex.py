@@ -1,7 +1,7 @@
 # HEX frame structure, against the worked examples of the BlueSolar HEX
 # protocol document (rev 10) and real replies.
-import vedirect
 import vedirect_hex as vh
+import vedirect_kernel
 
 
 def test_worked_examples_decode():
@@ -41,4 +41,4 @@ def test_bad_frames_are_none():
 
 def test_parser_check_agrees_with_decoder():
     for frame in (b":A0102000543\n", b":7F0ED009600DB\n", b":A0102000544\n", b":154\n"):
-        assert vedirect.check_hex(frame, len(frame)) == (vh.decode(frame) is not None)
+        assert (vedirect_kernel.hex_ok(frame, len(frame)) == 1) == (vh.decode(frame) is not None)
