@@ -90,20 +90,6 @@ _MAX_KEYS = const(48)  # fields kept per device: real devices send <= 30 labels
 stats = [0]
 
 
-def lookup(buf, s, n):
-    """Index into NAMES of the label buf[s:s+n], or -1 if unknown."""
-    if n < 1:
-        return -1
-    return vedirect_kernel.lookup(buf, s, n, TABLE, len(NAMES))
-
-
-def entry(block, i):
-    """Index into NAMES of field i of a Block, or -1 for an unknown label."""
-    o = block._offs  # direct reads: a (start, end) tuple would allocate
-    s = o[3 * i]
-    return lookup(block._buf, s, o[3 * i + 1] - s)
-
-
 def _parse_int(buf, s, e):
     # Decimal integer in buf[s:e] without allocating; None if not a number
     # ("---" for "not synchronised", empty, garbage).
@@ -145,18 +131,9 @@ def _parse_hex(buf, s, e):
     return v
 
 
-def _onoff(buf, s, e):
-    # ON/OFF; BMV-600 firmware <= 2.09 sends On/Off
-    n = e - s
-    if n == 2 and buf[s] in (79, 111) and buf[s + 1] in (78, 110):  # ON / On
-        return True
-    if n == 3 and buf[s] in (79, 111) and buf[s + 1] in (70, 102) and buf[s + 2] in (70, 102):  # OFF
-        return False
-    return None
-
-
 def raw_value(block, i, k):
-    """Field i of a block as stored in `raw` (see module docstring)."""
+    """Field i of a block as stored in `raw`, for what the kernel leaves to
+    Python (vedirect_kernel.ST_WIDE): text, and numbers wider than its word."""
     buf = block._buf
     o = block._offs
     s = o[3 * i + 1] + 1
@@ -166,8 +143,6 @@ def raw_value(block, i, k):
         return _parse_int(buf, s, e)
     if kind == _K_HEX:
         return _parse_hex(buf, s, e)
-    if kind == _K_ONOFF:
-        return _onoff(buf, s, e)
     return bytes(buf[s:e])
 
 

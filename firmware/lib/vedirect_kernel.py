@@ -74,34 +74,6 @@ def checksum(buf, a: int, e: int) -> int:
 
 
 @micropython.viper
-def lookup(buf, s: int, n: int, tab, nlab: int) -> int:
-    """Index of the label buf[s:s+n] in the table, or -1."""
-    b = ptr8(buf)
-    t = ptr8(tab)
-    loff = _HT_SLOTS
-    llen = loff + nlab
-    lab = llen + 2 * nlab
-    h = 0
-    i = s
-    while i < s + n:
-        h = (h * 31 + int(b[i])) & 0xFFFF
-        i += 1
-    slot = (h ^ (h >> 8)) & 0xFF
-    while True:
-        k = int(t[slot]) - 1
-        if k < 0:
-            return -1
-        if int(t[llen + k]) == n:
-            j = lab + int(t[loff + k])
-            m = 0
-            while m < n and int(b[s + m]) == int(t[j + m]):
-                m += 1
-            if m == n:
-                return k
-        slot = (slot + 1) & 0xFF
-
-
-@micropython.viper
 def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, first, first_len) -> int:
     """Split buf[start:length] (a block whose sum is 0, ending in
     "\\r\\nChecksum\\t<byte>") into fields: per field i, offs[3i:3i+3] = label

@@ -110,10 +110,10 @@ def test_vedirect_labels_resolve_in_place():
     assert labels[0] == b"V" and labels[-1] == b"HC#" and len(labels) == len(VF.NAMES)
     for first in range(0, len(labels), 20):
         b = _block(labels[first:first + 20])
-        assert [VF.entry(b, i) for i in range(b.count)] == list(range(first, min(first + 20, len(labels))))
+        assert [b.entry(i) for i in range(b.count)] == list(range(first, min(first + 20, len(labels))))
     # unknown labels sharing a first byte and length with known ones
     b = _block((b"H99", b"V4", b"CX", b"SER$"))
-    assert [VF.entry(b, i) for i in range(4)] == [-1, -1, -1, -1]
+    assert [b.entry(i) for i in range(4)] == [-1, -1, -1, -1]
 
 
 def test_vedirect_text_names_and_product_name():
