@@ -66,15 +66,17 @@ _SV_STATE = const(0)
 _SV_P = const(2)
 _SV_END = const(3)
 _SV_HEXLEN = const(4)
+_SV_BYTES_LO = const(5)
 _SV_HEX_BAD = const(6)
 _SV_OVERFLOWS = const(7)
 _SV_MAX_BLOCK = const(8)
-_SV_IN = const(9)
 _SV_CAP = const(10)
 _SV_MAX_HEX = const(11)
+_SV_BYTES_HI = const(12)
 _SV_HEX_OK = const(13)
 _SV_WANT_HEX = const(14)
-_SV_SIZE = const(15)
+_SV_BLOCKS = const(15)
+_SV_SIZE = const(16)
 _S_SYNC = const(0)
 _EV_MORE = const(0)
 
@@ -174,6 +176,7 @@ class Parser:
         self._st = bytearray(_MAX_FIELDS)
         self._vals = array("i", bytes(4 * _MAX_FIELDS))
         self._seen = bytearray(len(_VF.NAMES))  # known labels met in the block being split
+        self._tab = _VF.TABLE  # the label table split() reads
         self._block = Block(self._buf, self._offs, self._ent, self._st, self._vals)
         self._state = array("i", bytes(4 * _SV_SIZE))  # scan state (vedirect_kernel.feed)
         self._state[_SV_MAX_BLOCK] = _MAX_BLOCK
@@ -181,11 +184,11 @@ class Parser:
         self._state[_SV_MAX_HEX] = _MAX_HEX
         self.on_hex = on_hex
         self._done = self._block_done  # bound once: the kernel calls it per block
-        # Counters (monotonic; never reset by the parser)
-        self.blocks_ok = 0
+        # Counters (monotonic; never reset by the parser); blocks_ok,
+        # bytes_in and the HEX and overflow counters are the kernel's
+        # (properties below)
         self.checksum_errors = 0
         self.malformed = 0  # checksum held but not label\tvalue lines
-        self.bytes_in = 0
         self.callback_errors = 0
         self.resynced = 0  # blocks recovered from a merged pair
         self.dup_labels = 0  # of malformed: a label twice (two blocks merged)
@@ -205,25 +208,23 @@ class Parser:
         """Feed bytes, bytearray or memoryview; `length` limits how many bytes
         of `data` are used (a UART reader passes its buffer without slicing).
         Never raises."""
-        n = len(data) if length < 0 else length
-        if n > len(data):
-            n = len(data)
-        self.bytes_in += n
+        # the kernel takes the bytes in, scans and splits them; it hands
+        # each block to _block_done, and returns for a good HEX frame when
+        # on_hex is set (then goes on where it stopped)
+        while vedirect_kernel.feed(self, data, length) != _EV_MORE:
+            self._hex_out()
+
+    def _hex_out(self):
         sv = self._state
-        sv[_SV_IN] = 0
-        # the kernel takes the bytes in and scans them; it hands each block
-        # to _block_done, and returns for a good HEX frame when on_hex is
-        # set (then goes on where it stopped)
-        while vedirect_kernel.feed(self._buf, self._hex, sv, data, n, self._done) != _EV_MORE:
-            frame = self._hexv
-            if frame is None:
-                frame = self._hexv = HexFrame(self._hex)
-            frame.length = sv[_SV_HEXLEN]
-            sv[_SV_HEXLEN] = 0
-            try:
-                self._on_hex(frame)
-            except Exception:
-                self.callback_errors += 1
+        frame = self._hexv
+        if frame is None:
+            frame = self._hexv = HexFrame(self._hex)
+        frame.length = sv[_SV_HEXLEN]
+        sv[_SV_HEXLEN] = 0
+        try:
+            self._on_hex(frame)
+        except Exception:
+            self.callback_errors += 1
 
     def reset(self):
         """Forget a half-received block or HEX frame (call after a silent gap
@@ -244,6 +245,14 @@ class Parser:
     def on_hex(self, fn):
         self._on_hex = fn
         self._state[_SV_WANT_HEX] = 0 if fn is None else 1  # the kernel keeps them otherwise
+
+    @property
+    def blocks_ok(self):  # good blocks handed to on_block
+        return self._state[_SV_BLOCKS]
+
+    @property
+    def bytes_in(self):  # bytes fed
+        return (self._state[_SV_BYTES_HI] << 30) + self._state[_SV_BYTES_LO]
 
     @property
     def hex_ok(self):  # HEX frames whose check byte holds
@@ -273,68 +282,74 @@ class Parser:
 
     # -- completed units ------------------------------------------------------
 
-    def _block_done(self, length):
-        # the kernel checks the sum first (_BAD_SUM), then every line
-        count = vedirect_kernel.split(self._buf, 0, length, self._offs, self._ent, self._st, self._vals,
-                                      self._seen, _VF.TABLE, self._first, self._first_len)
-        if count < 0:
-            # a bad block: count it, and look for the next block inside it
-            buf = self._buf
-            total = vedirect_kernel.checksum(buf, 0, length)
-            if count == _BAD_SUM:
-                self.checksum_errors += 1
-            else:
-                self.malformed += 1
-                if count == _BAD_DUP:
-                    self.dup_labels += 1
-            # A cut-off block (lost bytes, lost "Checksum" line) runs into
-            # the next one. Look for the next block at the lines whose label
-            # opened a good block before (learned per parser: PID, H1, ERR
-            # on split MPPT blocks, ...): any line start would verify by
-            # chance 1 time in 256 per line and hand out a block's tail.
-            s = 2
-            acc = total  # sum of buf[0:s] is total - sum(buf[s:length])
-            run = 0  # sum of buf[0:s]
-            last = 0
-            late = -1
-            stop = length - _CS_LEN
-            while True:
-                s = buf.find(b"\r\n", s, stop)
-                if s < 0:
-                    if late < 0:
-                        return False
-                    s = late
-                    break
-                run += vedirect_kernel.checksum(buf, last, s)
-                last = s
-                if not (acc - run) & 0xFF:
-                    # a rescued suffix is trusted only if every label in it
-                    # is known: a flipped bit in a label reads as unknown
-                    if self._is_first(s + 2):
-                        if self._all_known(self._split(s, length)):
-                            break
-                    elif self.blocks_ok < _LEARN_BLOCKS and self._all_known(self._split(s, length)):
-                        # nothing learned yet (start-up): the latest suffix
-                        # that verifies and parses is the next block
-                        late = s
-                s += 2
-            self.resynced += 1
-            vedirect_kernel.remove(buf, 0, s, length)  # the block found, to the start
-            length -= s
-            count = vedirect_kernel.split(buf, 0, length, self._offs, self._ent, self._st, self._vals,
-                                          self._seen, _VF.TABLE, self._first, self._first_len)
-        if count < 256:  # + 256: the first label opened a good block before
-            self._learn_first()
-        count &= 255
+    def _block_done(self, r, length):
+        # r: the kernel's split() of buf[0:length] (it checks the sum
+        # first: _BAD_SUM, then every line)
         blk = self._block
-        blk.count = count
+        if r < 256:  # + 256: the first label opened a good block before
+            if r < 0:
+                r = self._rescue(r, length)
+                if r < 0:
+                    return False
+                length = blk.length
+            if r < 256:
+                self._learn_first()
+        blk.count = r & 255
         blk.length = length
-        self.blocks_ok += 1
         try:
             self.on_block(blk)
         except Exception:  # a consumer bug must not stop the parser
             self.callback_errors += 1
         return True
+
+    def _rescue(self, count, length):
+        # a bad block: count it, and look for the next block inside it;
+        # split()'s result for the block found (its length in blk.length),
+        # or -1
+        buf = self._buf
+        total = vedirect_kernel.checksum(buf, 0, length)
+        if count == _BAD_SUM:
+            self.checksum_errors += 1
+        else:
+            self.malformed += 1
+            if count == _BAD_DUP:
+                self.dup_labels += 1
+        # A cut-off block (lost bytes, lost "Checksum" line) runs into
+        # the next one. Look for the next block at the lines whose label
+        # opened a good block before (learned per parser: PID, H1, ERR
+        # on split MPPT blocks, ...): any line start would verify by
+        # chance 1 time in 256 per line and hand out a block's tail.
+        s = 2
+        acc = total  # sum of buf[0:s] is total - sum(buf[s:length])
+        run = 0  # sum of buf[0:s]
+        last = 0
+        late = -1
+        stop = length - _CS_LEN
+        while True:
+            s = buf.find(b"\r\n", s, stop)
+            if s < 0:
+                if late < 0:
+                    return -1
+                s = late
+                break
+            run += vedirect_kernel.checksum(buf, last, s)
+            last = s
+            if not (acc - run) & 0xFF:
+                # a rescued suffix is trusted only if every label in it
+                # is known: a flipped bit in a label reads as unknown
+                if self._is_first(s + 2):
+                    if self._all_known(self._split(s, length)):
+                        break
+                elif self.blocks_ok < _LEARN_BLOCKS and self._all_known(self._split(s, length)):
+                    # nothing learned yet (start-up): the latest suffix
+                    # that verifies and parses is the next block
+                    late = s
+            s += 2
+        self.resynced += 1
+        vedirect_kernel.remove(buf, 0, s, length)  # the block found, to the start
+        self._block.length = length - s
+        return vedirect_kernel.split(buf, 0, length - s, self._offs, self._ent, self._st, self._vals,
+                                     self._seen, _VF.TABLE, self._first, self._first_len)
 
     def _all_known(self, count):
         # at least 2 fields (as _split left them in _offs), all labels known

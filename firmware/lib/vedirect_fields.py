@@ -30,6 +30,7 @@ _K_HEX = const(1)  # 0x... integer (PID, OR)
 _K_ONOFF = const(2)  # ON/OFF (BMV-600: On/Off)
 _K_TEXT = const(3)  # string as sent
 _K_TTG = const(4)  # minutes; -1 = infinite -> None
+_ST_WIDE = const(4)  # = vedirect_kernel._ST_WIDE: the kernel left the value to Python
 
 # One entry per label, parallel constants (no tuple or bytes object per
 # field: on a ~110 KB heap every import-time object counts):
@@ -151,24 +152,21 @@ def update(block, raw, counts=None):
     split their fields over several blocks (BMV main + history block, newer
     MPPT firmware A + B), so fields are merged, never cleared. Returns the
     number of fields whose value changed. The parser's kernel has parsed
-    numbers and ON/OFF (block._st, block._vals) and stores them here
-    itself, skipping fields equal to what the block's parser last stored in
-    this same dict (block._cache, see cache(): valid while `raw` is written
-    by update() only; any other dict, or a change in its size, starts it
-    over). Text that changed is copied here. Unknown labels are kept as
-    text while the dict holds fewer than _MAX_KEYS fields; the others are
-    skipped (the rest of the block still counts) and counted in stats[0]
-    and, if given, in counts["labels_dropped"]."""
-    c = block._cache
-    if c[0] is not raw or c[1] != len(raw):
-        forget(c)
-        c[0] = raw
-    todo = c[4]
-    # a value by its status (vedirect_kernel._ST_*): [0] unused, a number
-    r = vedirect_kernel.store(block._buf, block._offs, block._ent, block._st, block._vals, block.count,
-                              c[2], c[3], TABLE, raw, NAMES, (None, None, True, False), _MISSING, todo)
-    changed = r >> 6
+    numbers and ON/OFF (block._st, block._vals); vedirect_kernel.store()
+    stores them, skipping fields equal to what the block's parser last
+    stored in this same dict (block._cache, see cache(): valid while `raw`
+    is written by update() only; any other dict, or a change in its size,
+    starts it over). Text that changed is copied here. Unknown labels are
+    kept as text while the dict holds fewer than _MAX_KEYS fields; the
+    others are skipped (the rest of the block still counts) and counted in
+    stats[0] and, if given, in counts["labels_dropped"]."""
+    r = vedirect_kernel.store(block, raw, _CTX)
     m = r & 63
+    if not m:
+        return r >> 6
+    changed = r >> 6
+    c = block._cache
+    todo = c[4]
     j = 0
     while j < m:
         i = todo[j]
@@ -183,14 +181,21 @@ def update(block, raw, counts=None):
                     counts["labels_dropped"] = counts.get("labels_dropped", 0) + 1
                 continue
             val = block.value(i)
-        else:  # text that changed, or a number too wide for the kernel's word
+        else:  # text that changed or is new, or a number too wide for the kernel's word
             name = NAMES[k]
             val = raw_value(block, i, k)
+            if _KD[k] >> 4 == _K_TEXT:
+                c[2][k] = _ST_WIDE  # the dict holds this parser's bytes: store() compares them
         if raw.get(name, _MISSING) != val:
             raw[name] = val
             changed += 1
     c[1] = len(raw)
     return changed
+
+
+# what vedirect_kernel.store() reads: the label table, the names, a value
+# by status (vedirect_kernel._ST_*: [0] unused, a number; "---"; ON; OFF)
+_CTX = (TABLE, NAMES, (None, None, True, False), _MISSING)
 
 
 def cache(fields):

@@ -315,25 +315,39 @@ def hex_ok(buf, length: int) -> int:
 
 
 @micropython.viper
-def store(block_buf, offs, ent, status, vals, count: int, cache_st, cache_v, tab, raw, names, by_status,
-          missing, todo) -> int:
-    """Store a split block's fields into the dict `raw` (name -> value),
-    skipping numbers equal to what the cache says was stored last for their
-    label (per label: status, 255 = nothing; the number) and text equal to
-    the bytes the dict holds. Numbers, "---" and ON/OFF are stored here;
-    text that changed, unknown labels and numbers too wide for a word are
-    listed in todo for the caller. Returns (fields changed) * 64 + (fields
-    listed)."""
-    b = ptr8(block_buf)
-    o = ptr16(offs)
-    en = ptr8(ent)
-    sb = ptr8(status)
-    vl = ptr32(vals)
-    cs = ptr8(cache_st)
-    cv = ptr32(cache_v)
-    t = ptr8(tab)
-    kd = _HT_SLOTS + 2 * int(len(cache_st))  # each label's kind << 4 | decimals
-    td = ptr8(todo)
+def store(block, raw, ctx) -> int:
+    """Store a split block's fields into the dict `raw` (name -> value);
+    ctx = (label table, NAMES, value per status, missing: vedirect_fields).
+    block._cache says per label what its parser stored last in that dict
+    (status, 255 = nothing known; the number), valid while the dict is the
+    same and keeps its size (else it starts over here). Numbers, "---" and
+    ON/OFF that differ from it are stored here; text is compared with the
+    bytes the dict holds. Text that changed or is new, unknown labels and
+    numbers too wide for a word are listed in the cache's todo for the
+    caller. Returns (fields changed) * 64 + (fields listed)."""
+    c = block._cache
+    cst = c[2]
+    cs = ptr8(cst)
+    nlab = int(len(cst))
+    if c[0] is not raw or int(c[1]) != int(len(raw)):
+        k = 0
+        while k < nlab:
+            cs[k] = 255
+            k += 1
+        c[0] = raw
+    b = ptr8(block._buf)
+    o = ptr16(block._offs)
+    en = ptr8(block._ent)
+    sb = ptr8(block._st)
+    vl = ptr32(block._vals)
+    cv = ptr32(c[3])
+    td = ptr8(c[4])
+    t = ptr8(ctx[0])
+    names = ctx[1]
+    by_status = ctx[2]
+    missing = ctx[3]
+    kd = _HT_SLOTS + 2 * nlab  # each label's kind << 4 | decimals
+    count = int(block.count)
     m = 0
     changed = 0
     i = 0
@@ -345,50 +359,63 @@ def store(block_buf, offs, ent, status, vals, count: int, cache_st, cache_v, tab
             m += 1
         elif s == _ST_WIDE:
             same = 0
-            if int(t[kd + k]) >> 4 == 3:  # text: compared with the bytes the dict holds
-                old = raw.get(names[k], missing)
-                if isinstance(old, bytes):
-                    vs = int(o[3 * i + 1]) + 1
-                    n = int(o[3 * i + 2]) - vs
-                    if int(len(old)) == n:
-                        p = ptr8(old)
-                        same = 1
-                        j = 0
-                        while same and j < n:
-                            if int(p[j]) != int(b[vs + j]):
-                                same = 0
-                            j += 1
-            if not same:  # changed text, or a wide number: the caller parses it
+            if int(cs[k]) == _ST_WIDE and int(t[kd + k]) >> 4 == 3:
+                # text this parser stored in this dict: compare with it
+                old = raw[names[k]]
+                vs = int(o[3 * i + 1]) + 1
+                n = int(o[3 * i + 2]) - vs
+                if int(len(old)) == n:
+                    p = ptr8(old)
+                    same = 1
+                    j = 0
+                    while same and j < n:
+                        if int(p[j]) != int(b[vs + j]):
+                            same = 0
+                        j += 1
+            if not same:  # changed or new text, or a wide number: the caller's
                 td[m] = i
                 m += 1
         elif int(cs[k]) != s or (s == _ST_INT and cv[k] != vl[i]):
             # numbers compared as 32-bit patterns: a ptr32 load is unsigned
+            # (on a 64-bit host it zero-extends: the sign is put back below)
+            fresh = int(cs[k]) == 255
             cs[k] = s
             cv[k] = vl[i]
             name = names[k]
-            val = vals[i] if s == _ST_INT else by_status[s]  # the array reads it signed
-            if raw.get(name, missing) != val:
-                raw[name] = val
+            # the cache says it changed; only a fresh cache asks the dict
+            old = raw.get(name, missing) if fresh else missing
+            if s == _ST_INT:
+                x = int(vl[i])
+                raw[name] = x | (0 - (x & (1 << 31)))
+            else:
+                raw[name] = by_status[s]
+            if not fresh or old != raw[name]:
                 changed += 1
         i += 1
+    c[1] = len(raw)
     return changed * 64 + m
 
 
-# The parser's scan state, one array('i') shared with vedirect.Parser:
+# The parser's scan state and counters, one array('i') shared with
+# vedirect.Parser (the kernel counts: a store to an attribute of a class
+# with properties costs ~0.3 us in MicroPython, as much as a block's scan):
 _SV_STATE = const(0)  # S_* below
 _SV_RESUME = const(1)  # state to return to after a HEX frame
 _SV_P = const(2)  # first byte not yet scanned
 _SV_END = const(3)  # bytes held in the buffer
 _SV_HEXLEN = const(4)  # bytes of the HEX frame so far
+_SV_BYTES_LO = const(5)  # counter: bytes fed, mod 2**30 (a word on every port)
 _SV_HEX_BAD = const(6)  # counter: HEX frames cut short or too long
 _SV_OVERFLOWS = const(7)  # counter: blocks dropped for their size
 _SV_MAX_BLOCK = const(8)  # in: text bytes one block may hold
-_SV_IN = const(9)  # bytes of the caller's data taken so far (0 at each feed)
+_SV_IN = const(9)  # bytes of the caller's data taken so far (0: a new feed)
 _SV_CAP = const(10)  # in: len(buf)
 _SV_MAX_HEX = const(11)  # in: len(frame)
+_SV_BYTES_HI = const(12)  # counter: bytes fed // 2**30
 _SV_HEX_OK = const(13)  # counter: HEX frames whose check byte holds
 _SV_WANT_HEX = const(14)  # in: 1 if good HEX frames go to the caller (_EV_HEX)
-_SV_SIZE = const(15)
+_SV_BLOCKS = const(15)  # counter: good blocks handed out
+_SV_SIZE = const(16)
 _MAX_FEED = const(128)  # bytes taken into the buffer per scan step (= vedirect._MAX_FEED)
 
 _S_SYNC = const(0)  # discarding until the first \r\n (start-up, after an error)
@@ -413,19 +440,35 @@ def remove(buf, a: int, e: int, end: int) -> int:
 
 
 @micropython.viper
-def feed(buf, frame, sv, data, n: int, done) -> int:
-    """Take data[sv[_SV_IN]:n] into buf, at most _MAX_FEED bytes at a time,
-    and scan them in the state sv holds until all are scanned (_EV_MORE) or
-    a good HEX frame is complete and wanted (_EV_HEX): the caller takes it
-    and calls again with the same data. Each block whose checksum byte
-    arrives goes to done(length) -> good. HEX frames are cut out of the text into
-    `frame` (they are not part of the text checksum); in TEXT state
-    buf[0:p] is the block so far."""
+def feed(parser, data, length: int) -> int:
+    """Take data[:length] (all of it if length < 0) into parser._buf, at
+    most _MAX_FEED bytes at a time, and scan them in the state
+    parser._state holds until all are scanned (_EV_MORE) or a good HEX
+    frame is complete and wanted (_EV_HEX): the caller takes it and calls
+    again with the same data. Each block whose checksum byte arrives is
+    split here (split()) and goes to parser._done(split's result, length)
+    -> good. HEX frames are cut out of the text into parser._hex (they are
+    not part of the text checksum); in TEXT state buf[0:p] is the block so
+    far."""
+    buf = parser._buf
+    frame = parser._hex
     b = ptr8(buf)
     d = ptr8(data)
     hx = ptr8(frame)
-    v = ptr32(sv)
+    v = ptr32(parser._state)
+    n = int(len(data))
+    if length >= 0 and length < n:
+        n = length
     i = int(v[_SV_IN])
+    if i == 0:  # a new feed (a HEX frame's return leaves i > 0): count it
+        i = int(v[_SV_BYTES_LO]) + n
+        if i >= 1 << 30:
+            i -= 1 << 30
+            v[_SV_BYTES_HI] = int(v[_SV_BYTES_HI]) + 1
+        v[_SV_BYTES_LO] = i
+        i = 0
+    elif i > n:
+        i = n
     status = int(v[_SV_STATE])
     resume = int(v[_SV_RESUME])
     p = int(v[_SV_P])
@@ -568,9 +611,15 @@ def feed(buf, frame, sv, data, n: int, done) -> int:
             status = _S_HEX
             continue
         if csb < end:
-            # done() checks buf[0:csb + 1] and hands it out (a call back
-            # into Python: no return to the caller per block)
-            if not int(done(csb + 1)) and int(b[csb]) == 13:
+            # the block is buf[0:csb + 1]: split here, then _done() hands
+            # it out or rescues what it can (a call back into Python: no
+            # return to the caller per block)
+            r = int(split(buf, 0, csb + 1, parser._offs, parser._ent, parser._st, parser._vals, parser._seen,
+                          parser._tab, parser._first, parser._first_len))
+            good = int(parser._done(r, csb + 1))
+            if good:
+                v[_SV_BLOCKS] = int(v[_SV_BLOCKS]) + 1
+            if not good and int(b[csb]) == 13:
                 # a byte lost in this block made the next block's \r its
                 # "checksum": leave it for the next block's \r\n
                 end = int(remove(buf, 0, csb, end))
@@ -593,5 +642,5 @@ def feed(buf, frame, sv, data, n: int, done) -> int:
     v[_SV_P] = p
     v[_SV_END] = end
     v[_SV_HEXLEN] = hn
-    v[_SV_IN] = i
+    v[_SV_IN] = i if ev != _EV_MORE else 0
     return ev
