@@ -75,15 +75,16 @@ def checksum(buf, a: int, e: int) -> int:
 
 @micropython.viper
 def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, first, first_len) -> int:
-    """Split buf[start:length] (a block whose sum is 0, ending in
-    "\\r\\nChecksum\\t<byte>") into fields: per field i, offs[3i:3i+3] = label
-    start, tab, value end; ent[i] = label index (255 unknown); status[i] its
-    status (ST_*) with a number in vals[i]. Returns the field count, or
-    _BAD_LINE / _BAD_DUP when a line breaks the protocol's form (label 1..8
-    bytes without control bytes or spaces, value <= 32 bytes, known labels'
-    values in their kind's form, <= 22 fields, each label once), or
-    _BAD_SUM when its bytes do not sum to 0 mod 256. A count has 256 added
-    when the first label is one of `first` (label_in())."""
+    """Split buf[start:length] (a block ending in "\\r\\nChecksum\\t<byte>")
+    into fields: per field i, offs[3i:3i+3] = label start, tab, value end;
+    ent[i] = label index (255 unknown); status[i] its status (ST_*) with a
+    number in vals[i]. Returns the field count, or _BAD_SUM when its bytes
+    do not sum to 0 mod 256, or else _BAD_LINE / _BAD_DUP when a line
+    breaks the protocol's form (label 1..8 bytes without control bytes or
+    spaces, value <= 32 bytes, known labels' values in their kind's form,
+    <= 22 fields, each label once). A count has 256 added when the first
+    label is one of `first` (label_in()). One pass: the sum is taken on the
+    way (a bad line sums the block again, so a bad sum still comes first)."""
     b = ptr8(buf)
     o = ptr16(offs)
     en = ptr8(ent)
@@ -96,20 +97,14 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, firs
     llen = loff + nlab
     kd = llen + nlab
     lab = kd + nlab
-    total = 0
-    j = start
-    while j < length:
-        total += int(b[j])
-        j += 1
-    if total & 0xFF:
-        return _BAD_SUM
+    total = int(b[start]) + int(b[start + 1])  # the block's leading \r\n
     count = 0
     r = 0
     s = start + 2
     stop = length - 12  # index of "\r\nChecksum"
     while s < stop:
         # the label: 1..8 bytes up to its tab, no control bytes or spaces,
-        # hashed on the way (one pass)
+        # hashed and summed on the way
         h = 0
         j = s
         while j < stop:
@@ -117,22 +112,13 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, firs
             if c <= 32 or c == 127 or j - s >= 8:
                 break
             h = (h * 31 + c) & 0xFFFF
+            total += c
             j += 1
         if j >= stop or int(b[j]) != 9 or j == s or count >= 22:
             r = _BAD_LINE
             break
         tb = j
-        # the value: up to the next \r\n (the last one up to the Checksum line)
-        e = stop
-        j = tb + 1
-        while j + 1 < stop:
-            if int(b[j]) == 13 and int(b[j + 1]) == 10:
-                e = j
-                break
-            j += 1
-        if e - tb - 1 > 32:
-            r = _BAD_LINE
-            break
+        total += 9
         # label -> index: hash slot, then linear probing (tab's layout above)
         slot = (h ^ (h >> 8)) & 0xFF
         k = -1
@@ -148,8 +134,53 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, firs
                 if m == tb - s:
                     break
             slot = (slot + 1) & 0xFF
+        kind = int(t[kd + k]) >> 4 if k >= 0 else 3
+        vs = tb + 1
+        e = -1
+        v = -1
+        if kind == 0 or kind == 4:
+            # decimal, the common case: digits up to the line's \r\n,
+            # parsed and summed in one pass (anything else: the path below)
+            j = vs
+            neg = 0
+            if int(b[j]) == 45:
+                neg = 1
+                j += 1
+            acc = 0
+            sub = 0
+            c = int(b[j])
+            while c >= 48 and c <= 57 and j - vs < 11:
+                acc = acc * 10 + c - 48
+                sub += c
+                j += 1
+                c = int(b[j])
+            if c == 13 and int(b[j + 1]) == 10 and j > vs + neg and j - vs - neg <= 10:
+                e = j
+                total += sub + 45 * neg
+                if j - vs - neg <= 9:
+                    v = _ST_INT
+                    vl[count] = 0 - acc if neg else acc
+                else:
+                    v = _ST_WIDE  # 10 digits: parsed in Python
+        if e < 0:
+            # the value: up to the next \r\n (the last one up to the
+            # Checksum line), summed
+            e = stop
+            j = vs
+            while j < stop:
+                c = int(b[j])
+                if c == 13 and int(b[j + 1]) == 10:
+                    e = j
+                    break
+                total += c
+                j += 1
+        if e < stop:
+            total += 23  # the line's \r\n (the last one is the tail's)
+        if e - vs > 32:
+            r = _BAD_LINE
+            break
         if k < 0:
-            j = tb + 1
+            j = vs
             while j < e:
                 c = int(b[j])
                 if (c < 32 and c != 9) or c == 127:
@@ -176,12 +207,11 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, firs
             en[count] = 255
             sb[count] = _ST_WIDE
         else:
-            v = -1
-            kind = int(t[kd + k]) >> 4
-            vs = tb + 1
             n = e - vs
             c0 = int(b[vs]) if n > 0 else 0
-            if kind == 2:  # ON/OFF; BMV-600 firmware <= 2.09 sends On/Off
+            if v >= 0:
+                pass  # a decimal, parsed above
+            elif kind == 2:  # ON/OFF; BMV-600 firmware <= 2.09 sends On/Off
                 if c0 == 79 or c0 == 111:
                     c = int(b[vs + 1]) if n > 1 else 0
                     if n == 2 and (c == 78 or c == 110):
@@ -218,7 +248,7 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, firs
                     j += 1
                 if v == _ST_INT:
                     vl[count] = acc
-            else:  # decimal: optional '-', 1..10 digits
+            elif kind == 1:  # a decimal where hex may stand (PID, OR)
                 j = vs
                 if n > 0 and c0 == 45:
                     j += 1
@@ -254,11 +284,39 @@ def split(buf, start: int, length: int, offs, ent, status, vals, seen, tab, firs
         if int(en[i]) != 255:
             sn[int(en[i])] = 0
         i += 1
-    if r:
-        return r
-    if s != stop + 2 or count == 0:
-        return _BAD_LINE  # an empty line, or no field at all
-    return count + 256 * int(label_in(buf, start + 2, first, first_len, 8))
+    if r or s != stop + 2 or count == 0:
+        # a line broke (or an empty line, no field): the sum still decides
+        # first, over the whole block
+        total = 0
+        j = start
+        while j < length:
+            total += int(b[j])
+            j += 1
+        if total & 0xFF:
+            return _BAD_SUM
+        return r if r else _BAD_LINE
+    j = stop
+    while j < length:  # "\r\nChecksum\t" and the checksum byte
+        total += int(b[j])
+        j += 1
+    if total & 0xFF:
+        return _BAD_SUM
+    # + 256 when the first label opened a good block before (label_in())
+    n = int(o[1]) - int(o[0])
+    fl = ptr8(first_len)
+    fb = ptr8(first)
+    slots = int(len(first_len))
+    q = 0
+    while q < slots:
+        if int(fl[q]) == n:
+            a = q * 8  # slots of 8 bytes, as label_in() is called
+            m = 0
+            while m < n and int(b[start + 2 + m]) == int(fb[a + m]):
+                m += 1
+            if m == n:
+                return count + 256
+        q += 1
+    return count
 
 
 @micropython.viper
@@ -348,6 +406,8 @@ def store(block, raw, ctx) -> int:
     missing = ctx[3]
     kd = _HT_SLOTS + 2 * nlab  # each label's kind << 4 | decimals
     count = int(block.count)
+    sign = 1
+    sign <<= 31  # made at run time: the literal 2**31 is no small int on a 32-bit port (an object)
     m = 0
     changed = 0
     i = 0
@@ -386,7 +446,7 @@ def store(block, raw, ctx) -> int:
             old = raw.get(name, missing) if fresh else missing
             if s == _ST_INT:
                 x = int(vl[i])
-                raw[name] = x | (0 - (x & (1 << 31)))
+                raw[name] = x | (0 - (x & sign))
             else:
                 raw[name] = by_status[s]
             if not fresh or old != raw[name]:
@@ -462,8 +522,10 @@ def feed(parser, data, length: int) -> int:
     i = int(v[_SV_IN])
     if i == 0:  # a new feed (a HEX frame's return leaves i > 0): count it
         i = int(v[_SV_BYTES_LO]) + n
-        if i >= 1 << 30:
-            i -= 1 << 30
+        wrap = 1
+        wrap <<= 30  # made at run time: 2**30 is no small int on a 32-bit port
+        if i >= wrap:
+            i -= wrap
             v[_SV_BYTES_HI] = int(v[_SV_BYTES_HI]) + 1
         v[_SV_BYTES_LO] = i
         i = 0
