@@ -8,6 +8,7 @@
 #   ble           Scanner ring -> Gateway.ble_advert
 #   ticker        Gateway.tick once a second (alarms, heartbeats, log window)
 #   uplink        link up -> MQTT connect -> outbox + flash-log replay, QoS 1
+#                 (lib/uplink.py; this file answers its host calls)
 #   watchdog      feeds the hardware WDT only while every task is alive
 #
 # Length: the task wiring: each task is short, and they share the App's state
@@ -34,19 +35,21 @@ if TYPE_CHECKING:  # what `make lint` checks against
     import gateway
     import log_replay
     import mqtt_async
+    import uplink
     import vedirect
 else:
-    alarm_engine = ble_readout = flashlog = gateway = log_replay = mqtt_async = vedirect = None
+    alarm_engine = ble_readout = flashlog = gateway = log_replay = mqtt_async = uplink = vedirect = None
 
 
 def _load():
-    global alarm_engine, ble_readout, flashlog, gateway, log_replay, mqtt_async, vedirect
+    global alarm_engine, ble_readout, flashlog, gateway, log_replay, mqtt_async, uplink, vedirect
     import alarm_engine
     import log_replay
     import ble_readout
     import flashlog
     import gateway
     import mqtt_async
+    import uplink
     import vedirect
 
 _READ_BUF = 128  # bytes per UART read; the driver's rx buffer absorbs stalls
@@ -82,11 +85,10 @@ class App:
         if ota_rx is not None:  # made at boot, before the config was read
             ota_rx.key = self.ota_key
             ota_rx.gateway = cfg.get("gateway", {}).get("id")
-        self.ota_out = list(ota_replies or ())  # replies waiting for the uplink
         # a config pushed over MQTT (cfg_push.py): the job of this boot's
-        # trial, or made when a push arrives; its replies on config/status
+        # trial, or made when a push arrives; its replies (and OTA's) wait in
+        # the uplink (self.up, made below)
         self.cfg_job = cfg_job[0] if cfg_job else None
-        self.cfg_out = list(cfg_job[1]) if cfg_job else []
         self._cfg_health_ms = getattr(platform, "config_health_ms", None)  # tests shorten it
         if self.cfg_job is not None and self._cfg_health_ms:
             self.cfg_job.health_timeout_ms = self._cfg_health_ms
@@ -94,8 +96,7 @@ class App:
         self.alive = {}
         self.parsers = {}  # device name -> vedirect.Parser (its counters go in the status)
         self.scanner = None
-        self.running = True  # readers, ticker
-        self.uplink_on = True  # the uplink outlives them at a clean stop, to drain
+        self.running = True  # readers, ticker (the uplink outlives them at a clean stop, to drain)
         self.loop_lag_max_ms = 0
         self.mem_errors = 0  # MemoryErrors survived (status)
         fl = None
@@ -145,10 +146,8 @@ class App:
         self.mqtt = None
         self.connected_at = None  # time of the last broker connect (OTA health)
         self.tasks = []  # the running tasks (a planned reset stops them)
-        self._exporting = False  # a {"cmd":"logs"} export is running
         self.task_restarts = 0  # tasks that died of an exception and were started again
         self._cmd_ctr = None  # counter of the last signed command (None: not read yet)
-        self.export_busy = 0  # export requests refused while one ran
         self._resetting = False
         # the flash log to the broker (log_replay.py); after power-on the
         # clock is unset until NTP or the modem sets it: records stamped
@@ -159,6 +158,8 @@ class App:
                                                hold_ms=(cfg.get("mqtt", {}).get("log_hold") or 0) * 1000,
                                                clock_unset=self.clock_unset, log=log)
         self._clock_try = None  # ticks_ms of the last attempt while unset
+        self._tls_wait = 1  # seconds before asking for the time again (TLS without a clock)
+        self.up = uplink.Uplink(self.gw, self.replay, fl, self, ota_replies or (), cfg_job[1] if cfg_job else ())
         self.gw.clock_ok = not self.clock_unset()
 
     # ------------------------------------------------------------ helpers
@@ -359,7 +360,6 @@ class App:
     async def uplink(self):
         m = self.cfg.get("mqtt", {})
         gw = self.gw
-        backoff = 1
         # One client for the gateway's life: its buffers (6 KB) are allocated
         # once, not at every reconnect (a fragmented heap could not give
         # them back). It re-subscribes and publishes "online" at each connect.
@@ -368,7 +368,7 @@ class App:
             password=m.get("password"), keepalive=m.get("keepalive") or 60,
             ssl=self.p.tls_context(m) if m.get("tls") else None,
             avail_topic=gw.base + "availability", rx_buf=_RX_BUF)
-        client.set_callback(self._on_message)
+        client.set_callback(self.up.on_message)
         if self.replay is not None:
             client.on_puback = self.replay.on_puback
         self.mqtt = client
@@ -376,122 +376,62 @@ class App:
         await client.subscribe(gw.base + "ota/#", 1)
         if gw.discovery:  # Home Assistant's birth message: discovery again
             await client.subscribe(gw.discovery_prefix + "/status", 0)
-        while self.uplink_on:
-            self.beat("uplink")
-            if not await self.p.network_up():
-                await asyncio.sleep(2)
-                continue
-            if m.get("tls") and m.get("ca") and self.clock_unset():
-                # mbedTLS checks the broker's certificate dates against the
-                # clock: at 2000-01-01 (every power-on) the handshake fails
-                src = await self.sync_clock()
-                if src is None:
-                    log("TLS waits for a valid clock (no network time yet) - retry in", backoff, "s")
-                    await self._sleep_beat(backoff)
-                    backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                    continue
-            if hasattr(self.p, "resolver"):
-                client.resolver = self.p.resolver()  # PPP: a lookup that does not block
-            rc = await client.connect()
-            if rc != 0:
-                log("mqtt connect failed:", client.last_error or rc, "- retry in", backoff, "s")
-                await self._sleep_beat(backoff + (ticks_ms() % 1000) / 1000)
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                continue
-            backoff = 1
-            if hasattr(self.p, "link_ok"):
-                self.p.link_ok()  # the broker answered: the link passes traffic
-            log("mqtt connected to", m.get("host"))
-            if self.clock_unset():
-                # timestamps: ts, records, day metrics
-                if await self.sync_clock() is None:
-                    log("clock not set yet: no network time; log records wait in flash")
-            self.connected_at = self.now()
-            gw.announce_gateway()
-            gw.publish_status(self.now(), full=True)
-            if self.replay is not None:
-                self.replay.disconnected()
-            await self._pump(client)
-            if not self.uplink_on:
-                break  # a clean stop closed it
-            log("mqtt link lost:", client.last_error)
-            self.p.link_failed()
+        await self.up.run(client)
 
-    async def _sleep_beat(self, seconds):
-        end = ticks_add(ticks_ms(), int(seconds * 1000))
-        while self.uplink_on and ticks_diff(end, ticks_ms()) > 0:
-            self.beat("uplink")
-            await asyncio.sleep(0.2)
+    # ------------------------------------------------------------ the uplink's host (lib/uplink.py)
+    async def link_ready(self):
+        if not await self.p.network_up():
+            await asyncio.sleep(2)
+            return False
+        m = self.cfg.get("mqtt", {})
+        if m.get("tls") and m.get("ca") and self.clock_unset():
+            # mbedTLS checks the broker's certificate dates against the
+            # clock: at 2000-01-01 (every power-on) the handshake fails
+            if await self.sync_clock() is None:
+                log("TLS waits for a valid clock (no network time yet) - retry in", self._tls_wait, "s")
+                await self.up.sleep_beat(self._tls_wait)
+                self._tls_wait = min(self._tls_wait * 2, _BACKOFF_MAX_S)
+                return False
+        self._tls_wait = 1
+        if hasattr(self.p, "resolver"):
+            self.mqtt.resolver = self.p.resolver()  # PPP: a lookup that does not block
+        return True
 
-    async def _pump(self, client):
-        """Interleave live messages and the flash-log backlog while connected."""
+    async def connected(self):
+        if hasattr(self.p, "link_ok"):
+            self.p.link_ok()  # the broker answered: the link passes traffic
+        log("mqtt connected to", self.cfg.get("mqtt", {}).get("host"))
+        if self.clock_unset():
+            # timestamps: ts, records, day metrics
+            if await self.sync_clock() is None:
+                log("clock not set yet: no network time; log records wait in flash")
+        self.connected_at = self.now()
+        self.gw.announce_gateway()
+        self.gw.publish_status(self.now(), full=True)
+
+    def link_lost(self):
+        self.p.link_failed()
+
+    async def tick(self):
+        if self._clock_try is not None and self.clock_unset() \
+                and ticks_diff(ticks_ms(), self._clock_try) > getattr(self.p, "clock_retry_ms", _CLOCK_RETRY_MS):
+            await self.sync_clock()
+
+    def command(self, payload):
         gw = self.gw
-        disc = None  # discovery config generator in progress
-        while self.uplink_on and client.is_connected():
-            self.beat("uplink")
-            if self._clock_try is not None and self.clock_unset() \
-                    and ticks_diff(ticks_ms(), self._clock_try) > getattr(self.p, "clock_retry_ms", _CLOCK_RETRY_MS):
-                await self.sync_clock()
-            if self.ota_out:
-                await self._flush(client, self.ota_out, "ota/status", "rebooting into the updated firmware")
-            if self.cfg_out:
-                await self._flush(client, self.cfg_out, "config/status", "rebooting into the pushed config")
-            # live first: states, status, replies; then HA discovery configs
-            k = 0
-            while len(gw.out) and k < 8:
-                topic, payload, qos, retain = gw.out.pop()
-                await client.publish(topic, payload, retain=retain, qos=qos)
-                k += 1
-            if not len(gw.out) and (disc is not None or gw.discovery_due()):
-                if disc is None:
-                    disc = gw.discovery_configs()
-                # discovery is the heap's high-water mark: start each burst
-                # from a collected heap (a config is built from many small
-                # pieces; on a fragmented heap 300 B could not be found)
-                gc.collect()
-                for _ in range(4):
-                    try:
-                        topic, payload = next(disc)
-                    except StopIteration:
-                        disc = None
-                        break
-                    await client.publish(topic, payload, retain=True)
-            # then the log, oldest unacknowledged first, rate limited
-            if self.replay is not None:
-                await self.replay.send(client)
-            await asyncio.sleep(0.02)
-        if self.replay is not None:
-            self.replay.disconnected()  # unacknowledged: resent after the next connect
-
-    def _on_message(self, topic, msg):
-        gw = self.gw
-        t = bytes(topic).decode()
-        if t.startswith(gw.base + "ota/"):
-            self._ota(t[len(gw.base) + 4:], bytes(msg))
-            return
-        if t != gw.base + "cmd":
-            if gw.discovery and t == gw.discovery_prefix + "/status" and bytes(msg) == b"online":
-                gw.announce_gateway(again=True, now_s=self.now())
-            return
-        why = self._cmd_proof(bytes(msg))
+        why = self._cmd_proof(payload)
         if why:
             gw.counters["commands_refused"] += 1
             gw.reply({"ok": False, "error": why})
             log("command refused:", why)
             return
-        extra = gw.command(bytes(msg), self.now())
+        extra = gw.command(payload, self.now())
         if extra is None:
             return
         if extra.get("cmd") in ("config_part", "config_apply"):
             self._config_push(extra)
-        elif extra.get("cmd") == "logs" and self.flog is not None:
-            # one export at a time: each holds a task and a flash reader
-            if self._exporting:
-                self.export_busy += 1
-                gw.reply({"ok": False, "cmd": "logs", "error": "busy: an export is running"})
-                return
-            self._exporting = True
-            asyncio.create_task(self._send_logs(extra))
+        elif extra.get("cmd") == "logs":
+            self.up.export(extra)
         else:
             self.p.command(extra, gw)
 
@@ -532,26 +472,11 @@ class App:
                                              journal=self.ota_rx)
         return self.ota_rx
 
-    def _ota(self, suffix, payload):
+    def ota(self, suffix, payload):
         if suffix == "status":
             return  # our own replies come back on ota/#
         for r in self._ota_receiver().handle(suffix, payload):
-            if len(self.ota_out) < 16:
-                self.ota_out.append(r)
-
-    async def _flush(self, client, out, topic, why):
-        """Publish OTA or config-push replies; a reply asking for a reboot
-        (committed, applied) is acknowledged by the broker before the reset."""
-        while out:
-            r = out.pop(0)
-            pid = await client.publish(self.gw.base + topic, json.dumps(r), qos=1)
-            if r.get("reboot"):
-                if pid:
-                    await client.wait_puback(pid, 5000)
-                # the clean stop runs in a task of its own: it drains this
-                # uplink, then cancels it
-                asyncio.create_task(self.planned_reset(why))
-                return
+            self.up.reply(self.up.ota_out, r)
 
     def _ota_health(self):
         at = self.connected_at
@@ -561,13 +486,13 @@ class App:
             if job.tick() and not self._resetting:  # no broker with the pushed config
                 asyncio.create_task(self.planned_reset("pushed config not healthy: back to the previous one"))
             elif job.pending() and healthy:
-                self.cfg_out.extend(job.mark_healthy())
+                self.up.cfg_out.extend(job.mark_healthy())
         rx = self.ota_rx
         if rx is None:
             return
-        self.ota_out.extend(rx.tick())
+        self.up.ota_out.extend(rx.tick())
         if rx.pending() and healthy:
-            self.ota_out.extend(rx.mark_healthy())
+            self.up.ota_out.extend(rx.mark_healthy())
 
     def _config_push(self, msg):
         if self.cfg_job is None:
@@ -581,31 +506,7 @@ class App:
         else:
             r = self.cfg_job.apply(msg, self.p.board())
             log("pushed config", msg.get("id"), r["state"], r.get("path") or "", r.get("reason") or "")
-        if len(self.cfg_out) < 16:
-            self.cfg_out.append(r)
-
-    async def _send_logs(self, req):
-        """{"cmd":"logs","from_seq":N,"max":M}: records from the flash log to
-        <prefix>/<gw>/logs, one message each, then {"done":true,"count":n}."""
-        try:
-            c = self.mqtt
-            start = req["from_seq"] or self.flog.oldest_seq() or 1
-            limit = req["max"]  # 1.._MAX_EXPORT, checked by gateway.command
-            n = 0
-            for rec in self.flog.read_from(start):
-                seq, rtype, payload = self.replay.fixed(rec)
-                if n >= limit or c is None or not c.is_connected():
-                    break
-                await c.publish(self.gw.base + "logs", log_replay.log_message(self.gw.base, seq, rtype, payload)[1], qos=1)
-                n += 1
-                if n % 20 == 0:
-                    await asyncio.sleep(0.05)
-            if c is not None:
-                await c.publish(self.gw.base + "logs", b'{"done":true,"count":%d}' % n, qos=1)
-        except Exception as e:  # noqa: BLE001 - an export must not take the gateway with it
-            log("log export failed:", repr(e))
-        finally:
-            self._exporting = False
+        self.up.reply(self.up.cfg_out, r)
 
     async def run(self, duration_s=None):
         log("starting gateway", self.gw.gw, "firmware", gateway.VERSION, "- tls:", self._tls_state(),
@@ -706,7 +607,7 @@ class App:
             if not len(self.gw.out) and (self.replay is None or self.replay.idle()):
                 break
             await asyncio.sleep(0.05)
-        self.uplink_on = False
+        self.up.on = False
         await asyncio.sleep(0.05)
         if c is not None and c.is_connected():
             while len(self.gw.out):

@@ -80,9 +80,9 @@ def run_pump(a, client):
 
     log_replay.PER_S = 1000  # the rate limit is not under test: keep the run short
     client.on_puback = a.replay.on_puback
-    a.uplink_on = True
+    a.up.on = True
     a.running = True
-    asyncio.run(a._pump(client))
+    asyncio.run(a.up.pump(client))
 
 
 def test_puback_before_publish_returns_still_moves_the_cursor():
@@ -162,7 +162,7 @@ def test_reboot_command_stops_cleanly_and_keeps_raised_alarms(tmp_path):
 
     async def go():
         a.running = True
-        a.uplink_on = True
+        a.up.on = True
         t = asyncio.create_task(a.ticker())
         for _ in range(40):
             await asyncio.sleep(0.1)
@@ -208,20 +208,20 @@ class SlowClient:
 def test_one_log_export_at_a_time_and_bad_arguments_refused():
     # issue 23.6: 200 requests started 200 exports and ran the heap out
     a, seqs = make(50)
-    a.mqtt = SlowClient()
+    a.mqtt = a.up.client = SlowClient()
     topic = a.gw.base + "cmd"
 
     async def go():
         for _ in range(200):
-            a._on_message(topic.encode(), b'{"cmd":"logs","max":50}')
-        a._on_message(topic.encode(), b'{"cmd":"logs","from_seq":"x"}')
+            a.up.on_message(topic.encode(), b'{"cmd":"logs","max":50}')
+        a.up.on_message(topic.encode(), b'{"cmd":"logs","from_seq":"x"}')
         for _ in range(100):
             await asyncio.sleep(0.02)
-            if not a._exporting:
+            if not a.up._exporting:
                 break
 
     asyncio.run(go())
-    assert not a._exporting and a.export_busy == 199
+    assert not a.up._exporting and a.up.export_busy == 199
     logs = [b for t, b in a.mqtt.sent if t.endswith("/logs")]
     assert len(logs) == 51 and logs[-1] == b'{"done":true,"count":50}'
     replies = []
@@ -307,25 +307,25 @@ def test_reboot_and_log_interval_need_a_signed_command(tmp_path):
                 out.append(_json.loads(pl))
         return out
 
-    a._on_message(topic, b'{"cmd":"reboot"}')
-    a._on_message(topic, signed({"cmd": "reboot", "gw": "other", "ctr": 5}))
-    a._on_message(topic, signed({"cmd": "reboot", "gw": "r", "ctr": 5}, k=proof.derive_key(b"f" * 32, "other")))
+    a.up.on_message(topic, b'{"cmd":"reboot"}')
+    a.up.on_message(topic, signed({"cmd": "reboot", "gw": "other", "ctr": 5}))
+    a.up.on_message(topic, signed({"cmd": "reboot", "gw": "r", "ctr": 5}, k=proof.derive_key(b"f" * 32, "other")))
     r = replies()
     assert [x["ok"] for x in r] == [False, False, False] and not a.gw.reboot_requested
     assert "not signed" in r[0]["error"] and "not signed" in r[1]["error"] and "bad signature" in r[2]["error"]
-    a._on_message(topic, signed({"cmd": "log_interval", "seconds": 120, "gw": "r", "ctr": 5}))
+    a.up.on_message(topic, signed({"cmd": "log_interval", "seconds": 120, "gw": "r", "ctr": 5}))
     assert a.gw.log_interval == 120
-    a._on_message(topic, signed({"cmd": "log_interval", "seconds": 300, "gw": "r", "ctr": 5}))  # replayed
+    a.up.on_message(topic, signed({"cmd": "log_interval", "seconds": 300, "gw": "r", "ctr": 5}))  # replayed
     assert a.gw.log_interval == 120 and "replayed" in replies()[-1]["error"]
     # the counter survives a restart (state store)
     b = _site(StorePlatform(str(tmp_path), bd=p.bd))
     b.ota_key = key
-    b._on_message(topic, signed({"cmd": "reboot", "gw": "r", "ctr": 5}))
+    b.up.on_message(topic, signed({"cmd": "reboot", "gw": "r", "ctr": 5}))
     assert not b.gw.reboot_requested
-    b._on_message(topic, signed({"cmd": "reboot", "gw": "r", "ctr": 6}))
+    b.up.on_message(topic, signed({"cmd": "reboot", "gw": "r", "ctr": 6}))
     assert b.gw.reboot_requested
     # status and the others rely on the broker ACL
-    b._on_message(topic, b'{"cmd":"status"}')
+    b.up.on_message(topic, b'{"cmd":"status"}')
     assert any(x.get("cmd") == "status" and x["ok"] for x in [_json.loads(pl) for t, pl, _, _ in
                                                              [b.gw.out.pop() for _ in range(len(b.gw.out))]
                                                              if t.endswith("cmd/reply")])

@@ -148,3 +148,31 @@ def test_checksum_and_remove():
     buf = bytearray(b"\x01\x02\xff\x03")
     assert K.checksum(buf, 0, 4) == 5 and K.checksum(buf, 1, 3) == 1
     assert K.remove(buf, 0, 2, 4) == 2 and buf[:2] == b"\xff\x03"
+
+
+def test_counters_kept_by_the_kernel():
+    # bytes_in and blocks_ok live in the kernel's state array: bytes_in as
+    # two words (mod 2**30 and the carries), so it runs past a 32-bit word
+    d = Dev()
+    d.p._state[5] = (1 << 30) - 3  # vedirect_kernel._SV_BYTES_LO, 3 bytes before its carry
+    one = block([(b"V", b"1"), (b"I", b"-1")])
+    d.p.feed(one)
+    assert d.p.bytes_in == (1 << 30) - 3 + len(one) and d.p._state[12] == 1  # _SV_BYTES_HI
+    d.p.feed(bytearray(one) + b"junk", len(one))  # length limits what is taken
+    assert d.p.blocks_ok == 2 and d.p.bytes_in == (1 << 30) - 3 + 2 * len(one)
+    d.p.feed(b"")
+    assert d.p.blocks_ok == 2 and d.changed == [2, 0]
+
+
+def test_a_number_sent_after_text_or_the_dict_changed_by_another_hand():
+    # the cache is trusted only while the dict is its own: a fresh cache asks
+    # the dict, so a value already there does not count as a change
+    d = Dev()
+    assert d.feed([(b"V", b"-5"), (b"SER#", b"HQ1")]) == 2 and d.raw["V"] == -5
+    d.raw["Other"] = 1  # its size changed: the parser's cache starts over
+    assert d.feed([(b"V", b"-5"), (b"SER#", b"HQ1")]) == 0
+    d.raw["V"] = 7
+    d.raw["Other"] = 2
+    d.raw.pop("Other")  # another size: the cache starts over and finds V changed
+    assert d.feed([(b"V", b"-5"), (b"SER#", b"HQ1")]) == 1 and d.raw["V"] == -5
+    assert d.feed([(b"V", b"-6"), (b"SER#", b"HQ2")]) == 2 and d.raw == {"V": -6, "SER#": b"HQ2"}
