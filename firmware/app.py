@@ -12,7 +12,7 @@
 #   watchdog      feeds the hardware WDT only while every task is alive
 #
 # Length: the task wiring: each task is short, and they share the App's state
-# (links, parsers, journals); the uplink's log path is log_replay.py, the
+# (links, parsers, journals); the MQTT session is uplink.py, its log path log_replay.py, the
 # command handlers commands.py, the boot-time config boot_config.py.
 import asyncio
 import gc
@@ -294,7 +294,7 @@ class App:
             self.beat("ticker")
             # the scanner is alive while it runs its windows, adverts or not (a
             # BLE device switched off must not starve the watchdog)
-            if self.scanner is not None and self.scanner._running:
+            if self.scanner is not None and self.scanner.scanning:
                 self.beat("ble")
             now = self.now()
             try:

@@ -107,7 +107,7 @@ class Scanner:
                 self._nmacs += 1
         self._flag = _Flag()
         self._done = False
-        self._running = False
+        self.scanning = False  # True while its windows run (the app beats "ble" on it: adverts or not)
         # counters (all small ints, updated in place)
         self.results = 0  # every scan result, any advertiser
         self.victron = 0  # adverts with company id 0x02E1 that were queued
@@ -216,7 +216,7 @@ class Scanner:
         if not self._ble.active():
             self._ble.active(True)  # the stack answers ENODEV to a scan otherwise
         self._ble.irq(self._irq)
-        self._running = True
+        self.scanning = True
         try:
             while True:
                 try:
@@ -238,7 +238,7 @@ class Scanner:
                     self.drain()
                 self.drain()
         finally:
-            self._running = False
+            self.scanning = False  # True while its windows run (the app beats "ble" on it: adverts or not)
             try:
                 self._ble.gap_scan(None)
             except OSError:

@@ -34,7 +34,7 @@ class FakePlatform:
 
 
 class FakeScanner:
-    _running = True
+    scanning = True
 
 
 def make():
