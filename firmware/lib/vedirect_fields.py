@@ -194,8 +194,9 @@ def update(block, raw, counts=None):
 
 
 # what vedirect_kernel.store() reads: the label table, the names, a value
-# by status (vedirect_kernel._ST_*: [0] unused, a number; "---"; ON; OFF)
-_CTX = (TABLE, NAMES, (None, None, True, False), _MISSING)
+# by status (vedirect_kernel._ST_*: [0] unused, a number; "---"; ON; OFF),
+# the sentinel for a missing key, the number of labels
+_CTX = (TABLE, NAMES, (None, None, True, False), _MISSING, len(NAMES))
 
 
 def cache(fields):

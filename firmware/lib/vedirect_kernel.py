@@ -375,7 +375,8 @@ def hex_ok(buf, length: int) -> int:
 @micropython.viper
 def store(block, raw, ctx) -> int:
     """Store a split block's fields into the dict `raw` (name -> value);
-    ctx = (label table, NAMES, value per status, missing: vedirect_fields).
+    ctx = (label table, NAMES, value per status, missing, len(NAMES):
+    vedirect_fields).
     block._cache says per label what its parser stored last in that dict
     (status, 255 = nothing known; the number), valid while the dict is the
     same and keeps its size (else it starts over here). Numbers, "---" and
@@ -384,10 +385,10 @@ def store(block, raw, ctx) -> int:
     numbers too wide for a word are listed in the cache's todo for the
     caller. Returns (fields changed) * 64 + (fields listed)."""
     c = block._cache
-    cst = c[2]
-    cs = ptr8(cst)
-    nlab = int(len(cst))
-    if c[0] is not raw or int(c[1]) != int(len(raw)):
+    cs = ptr8(c[2])
+    nlab = int(ctx[4])  # len() is a global lookup and a call: ~45 ns
+    size = int(len(raw))
+    if c[0] is not raw or int(c[1]) != size:
         k = 0
         while k < nlab:
             cs[k] = 255
@@ -444,6 +445,8 @@ def store(block, raw, ctx) -> int:
             name = names[k]
             # the cache says it changed; only a fresh cache asks the dict
             old = raw.get(name, missing) if fresh else missing
+            if fresh and old is missing:
+                size += 1  # a new key (the cache is fresh for every new one)
             if s == _ST_INT:
                 x = int(vl[i])
                 raw[name] = x | (0 - (x & sign))
@@ -452,7 +455,7 @@ def store(block, raw, ctx) -> int:
             if not fresh or old != raw[name]:
                 changed += 1
         i += 1
-    c[1] = len(raw)
+    c[1] = size
     return changed * 64 + m
 
 
