@@ -13,6 +13,17 @@ _RX_BUF = 2048  # UART rx buffer: ~1 s of VE.Direct at 19200 baud absorbs loop s
 _GAP_MS = 500
 
 
+def _seed():
+    # the link manager's backoff jitter: different on every board, so a fleet
+    # that lost the same router does not retry in step
+    try:
+        import os
+
+        return int.from_bytes(os.urandom(4), "little") or 1
+    except (ImportError, AttributeError, OSError):
+        return time.ticks_ms() or 1
+
+
 class UartPort:
     """One VE.Direct device on a hardware UART (rx only unless HEX is used)."""
 
@@ -229,12 +240,14 @@ class Platform:
         if cfg is None:
             with open("config.json") as f:
                 cfg = json.loads(f.read())
+        import link_manager
+
         nets = cfg.get("wifi") or []
-        w = wifi.Wifi(nets)
+        w = wifi.Wifi()
         modem_pins = (self._board or {}).get("modem")
         if not cfg.get("modem") or not modem_pins:
-            return w  # Wi-Fi only: Wifi carries its own supervisor
-        import link_manager
+            # Wi-Fi only: the app reports failures, not every success
+            return link_manager.Supervisor(nets, wifi=w, seed=_seed(), traffic_timeout_ms=0)
         import route_plan
         from drivers import modem
 
@@ -243,7 +256,7 @@ class Platform:
         # the traffic at once; only DNS can be set from Python)
         if cell is None:
             cell = modem.Cellular(modem_pins, cfg["modem"])
-        return link_manager.Supervisor(nets, wifi=w, cell=cell,
+        return link_manager.Supervisor(nets, wifi=w, cell=cell, seed=_seed(),
                                        routes=route_plan.RouteKeeper(), net=LwipDns(), wifi_takes_route=True)
 
     def link_failed(self):
@@ -276,14 +289,11 @@ class Platform:
 
     def command(self, msg, gw):
         # "signal": antenna commissioning on a modem board (min/avg/max dBm
-        # over N seconds, 5..300), answered on .../cmd/reply when done
+        # over msg["seconds"], checked by lib/commands.py), answered on
+        # .../cmd/reply when done
         cell = getattr(self._link, "cell", None)
         if msg.get("cmd") == "signal" and cell is not None:
-            seconds = msg.get("seconds")
-            if type(seconds) is not int or not 5 <= seconds <= 300:
-                gw.reply({"ok": False, "cmd": "signal", "error": "seconds must be 5..300"})
-                return
-            asyncio.create_task(self._signal(cell, seconds, gw))
+            asyncio.create_task(self._signal(cell, msg["seconds"], gw))
             return
         gw.reply({"ok": False, "cmd": msg.get("cmd"), "error": "not available on this board"})
 

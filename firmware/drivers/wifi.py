@@ -3,17 +3,10 @@
 # backoff) lives in link_manager; this file only talks to network.WLAN.
 # Host twin: wifi_host.py (same methods, scripted networks, fake clock).
 #
-# What the app platform (drivers/platform_esp32.py) calls:
-#   w = Wifi(cfg["wifi"])          # networks in priority order
-#   await w.ensure()  -> bool      # join / keep joined, following link_manager
-#   w.link_failed()                # the broker session broke (3 in a row: drop this network)
-#   w.link_ok()                    # the broker answered (resets that count)
-#   w.info()  -> dict              # for the status topic
-import time
-
+# What lib/link_manager.Supervisor calls (drivers/platform_esp32.py makes
+# both): start_connect(ssid, password), poll(), isconnected(), rssi(),
+# disconnect(), ip(); the platform reads dns() for route_plan.
 import network
-
-import link_manager
 
 from clock import ticks_diff as _tdiff
 from clock import ticks_ms as _ticks
@@ -31,24 +24,8 @@ _FAILED = tuple(
 )
 
 
-def _seed():
-    # Different on every board, so a fleet that lost the same router does not
-    # retry in step.
-    try:
-        import os
-
-        return int.from_bytes(os.urandom(4), "little") or 1
-    except (ImportError, AttributeError, OSError):
-        return _ticks() or 1
-
-
 class Wifi:
-    def __init__(self, networks=None, hostname=None, **opts):
-        self.networks = [n for n in (networks or []) if isinstance(n, dict) and n.get("ssid")]
-        if "traffic_timeout_ms" not in opts:
-            opts["traffic_timeout_ms"] = 0  # the app reports failures, not every success
-        self.sup = link_manager.Supervisor(self.networks, wifi=self, clock=_ticks, seed=_seed(), **opts)
-        self.lm = self.sup.lm
+    def __init__(self, hostname=None):
         if hostname:
             try:
                 network.hostname(hostname)
@@ -114,26 +91,3 @@ class Wifi:
             self.wlan.disconnect()
         except OSError:
             pass
-
-    # ------------------------------------------------ link_manager supervision
-    def step(self, now=None):
-        return self.sup.step(now)
-
-    async def ensure(self, max_wait_ms=30000):
-        """True once Wi-Fi is up (at once if it is), False after max_wait_ms."""
-        if not self.networks:
-            return False
-        return await self.sup.ensure(max_wait_ms)
-
-    def link_failed(self):
-        self.sup.link_failed()
-
-    def link_ok(self):
-        self.sup.link_ok()
-
-    def info(self):
-        st = self.lm.status()
-        w = st["wifi"]
-        return {"link": "wifi" if w["up"] else None, "rssi_dbm": w["rssi"], "ssid": w.get("ssid"),
-                "ip": self.ip() if w["up"] else None, "wifi_reconnects": w["reconnects"],
-                "wifi_failures": w["failures"], "wifi_stalled": w["stalled"]}

@@ -17,6 +17,8 @@ COMMANDS = ("ack", "reboot", "status", "log_interval", "logs", "signal", "config
 _MIN_REMOTE_INTERVAL = const(60)  # log_interval over MQTT: shorter shrinks the 30-day history
 _MAX_EXPORT = const(2000)  # records one {"cmd":"logs"} may ask for (30 days of 5-minute blocks: 8,640)
 _DEF_EXPORT = const(200)  # ... when it does not say
+_MIN_SIGNAL_S = const(5)  # {"cmd":"signal"} samples the modem's signal this long (antenna commissioning)
+_MAX_SIGNAL_S = const(300)
 
 
 def handle(gw, payload, now_s):
@@ -65,7 +67,14 @@ def handle(gw, payload, now_s):
         msg["from_seq"] = start
         msg["max"] = most
         return msg
+    elif name == "signal":
+        # served by the board (a modem's antenna commissioning); checked here
+        v = msg.get("seconds")
+        if type(v) is not int or not _MIN_SIGNAL_S <= v <= _MAX_SIGNAL_S:
+            gw.reply({"ok": False, "cmd": "signal", "error": "seconds must be an integer 5..300"})
+            return None
+        return msg
     else:
-        # signal, config_part, config_apply are served by the app (they need I/O)
+        # config_part, config_apply are served by the app (they need I/O)
         return msg
     return None

@@ -464,11 +464,18 @@ class Supervisor:
             self.lm.count(self.lm.active, tx, rx)
 
     def info(self):
-        """Status-topic fields: the active link and its RSSI, plus per-link counters."""
+        """Status-topic fields: the active link and its RSSI, plus per-link
+        counters (a Wi-Fi-only gateway: flat, its network and address)."""
         st = self.lm.status()
         act = st["link"]
-        out = {"link": act, "rssi_dbm": st[act]["rssi"] if act else None, "failovers": st["failovers"],
-               "wifi": st["wifi"], "cell": st["cell"]}
+        if self.cell is None:
+            w = st["wifi"]
+            out = {"link": "wifi" if w["up"] else None, "rssi_dbm": w["rssi"], "ssid": w.get("ssid"),
+                   "ip": self.wifi.ip() if w["up"] and self.wifi is not None else None,
+                   "wifi_reconnects": w["reconnects"], "wifi_failures": w["failures"], "wifi_stalled": w["stalled"]}
+        else:
+            out = {"link": act, "rssi_dbm": st[act]["rssi"] if act else None, "failovers": st["failovers"],
+                   "wifi": st["wifi"], "cell": st["cell"]}
         if self.errors:
             out["link_errors"] = self.errors
         if self.routes is not None:

@@ -235,6 +235,13 @@ def test_commands_allow_list():
         assert gw.command(bad, 6) is None, bad
     replies = [json.loads(m[1]) for m in drain(gw) if m[0] == "vegw/gw1/cmd/reply"]
     assert [r["ok"] for r in replies] == [True, False, False, False, False]  # reboot, then the four
+    # the modem's signal sampling: checked here, served by the board
+    assert gw.command(b'{"cmd": "signal", "seconds": 30}', 7) == {"cmd": "signal", "seconds": 30}
+    for bad in (b'{"cmd": "signal"}', b'{"cmd": "signal", "seconds": 4}', b'{"cmd": "signal", "seconds": 301}',
+                b'{"cmd": "signal", "seconds": "30"}', b'{"cmd": "signal", "seconds": true}'):
+        assert gw.command(bad, 8) is None, bad
+    replies = [json.loads(m[1]) for m in drain(gw) if m[0] == "vegw/gw1/cmd/reply"]
+    assert len(replies) == 5 and all(not r["ok"] and "5..300" in r["error"] for r in replies)
 
 
 def test_discovery_again_on_ha_online_is_rate_limited():

@@ -327,18 +327,20 @@ def test_wifi_driver_ensure_follows_link_manager():
     try:
         from drivers import wifi
 
-        w = wifi.Wifi([{"ssid": "attic", "password": "x"}, {"ssid": "cabin", "password": "pw"}],
-                      backoff_base_ms=100000)
-        assert asyncio.run(w.ensure(5000)) is True
+        # a Wi-Fi-only board: the platform's supervisor over the adapter
+        w = wifi.Wifi()
+        s = lm.Supervisor([{"ssid": "attic", "password": "x"}, {"ssid": "cabin", "password": "pw"}], wifi=w,
+                          traffic_timeout_ms=0, backoff_base_ms=100000)
+        assert asyncio.run(s.ensure(5000)) is True
         assert w.wlan.joined == ("cabin", "pw")  # attic was tried first and not found
-        info = w.info()
+        info = s.info()
         assert info["link"] == "wifi" and info["ssid"] == "cabin" and info["rssi_dbm"] == -55
-        assert info["wifi_failures"] == 1
+        assert info["wifi_failures"] == 1 and info["ip"] == "10.0.0.2"
         for _ in range(3):
-            w.link_failed()  # the broker keeps dropping us on this network
-        w.step(time_ms())
-        assert w.info()["link"] is None and w.info()["wifi_stalled"] == 1
-        assert asyncio.run(wifi.Wifi([]).ensure(100)) is False
+            s.link_failed()  # the broker keeps dropping us on this network
+        s.step(time_ms())
+        assert s.info()["link"] is None and s.info()["wifi_stalled"] == 1 and s.info()["ip"] is None
+        assert asyncio.run(lm.Supervisor([], wifi=wifi.Wifi()).ensure(100)) is False
     finally:
         _FakeWLAN.instant = False
         if saved is None:
