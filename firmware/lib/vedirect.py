@@ -28,8 +28,10 @@
 # label opened a good block before (learned; PID and H1 to start with);
 # until 4 good blocks have passed, at the latest line start whose suffix
 # verifies with known labels only. Counters: checksum_errors, malformed
-# (dup_labels of them), overflows, resynced. Memory: _buf, _hex and the
-# field table are allocated once; no path grows them.
+# (dup_labels of them), overflows, resynced. Memory: _buf and _hex are
+# allocated once per parser, the field table once for all parsers (split
+# and handed out in one synchronous call: a callback must not feed another
+# parser); no path grows them.
 #
 # Length: the parser's state machine around its kernel (vedirect_kernel.py) and
 # the rescue of merged blocks; a quarter of it is the wire format and the
@@ -89,17 +91,20 @@ _CR = const(13)
 _CS_LEN = const(11)
 
 
+_scratch = []  # offs, ent, st, vals, seen, todo (Parser.__init__)
+
+
 class Block:
     """A verified block: field i has its label at _buf[ls:le] and its value at
     _buf[le+1:ve]. Use the accessors; the view is reused for the next block."""
 
-    def __init__(self, buf, offs, ent, st, vals):
+    def __init__(self, buf, offs, ent, st, vals, todo):
         self._buf = buf
         self._ent = ent  # per field: index into vedirect_fields.NAMES, 255 = unknown
         self._offs = offs  # 3 unsigned shorts per field: label start, tab, value end
         self._st = st  # per field: how the kernel parsed the value (vedirect_kernel.ST_*)
         self._vals = vals  # per field: the number, where _st says ST_INT
-        self._cache = _VF.cache(len(ent))  # what update() last stored (vedirect_fields)
+        self._cache = _VF.cache(todo)  # what update() last stored (vedirect_fields)
         self.count = 0  # number of fields, Checksum excluded
         self.length = 0  # bytes in the block, checksum byte included
 
@@ -171,13 +176,17 @@ class Parser:
         self._buf = bytearray(_MAX_BLOCK + _MAX_FEED)
         self._hex = bytearray(_MAX_HEX)
         self._hexv = None  # the HexFrame view on_hex gets (made with the first one)
-        self._offs = array("H", bytes(6 * _MAX_FIELDS))
-        self._ent = bytearray(_MAX_FIELDS)
-        self._st = bytearray(_MAX_FIELDS)
-        self._vals = array("i", bytes(4 * _MAX_FIELDS))
-        self._seen = bytearray(len(_VF.NAMES))  # known labels met in the block being split
+        # A block's fields, split in place: scratch that every parser uses in
+        # turn (a block is split, handed out and stored in one synchronous
+        # call: ~600 B per parser not held; the Block is valid only during
+        # its callback anyway). Made with the first parser.
+        if not _scratch:
+            _scratch.extend((array("H", bytes(6 * _MAX_FIELDS)), bytearray(_MAX_FIELDS), bytearray(_MAX_FIELDS),
+                             array("i", bytes(4 * _MAX_FIELDS)), bytearray(len(_VF.NAMES)), bytearray(_MAX_FIELDS)))
+        self._offs, self._ent, self._st, self._vals, self._seen, todo = _scratch
+        # _seen: known labels met in the block being split; todo: fields left to update()
         self._tab = _VF.TABLE  # the label table split() reads
-        self._block = Block(self._buf, self._offs, self._ent, self._st, self._vals)
+        self._block = Block(self._buf, self._offs, self._ent, self._st, self._vals, todo)
         self._state = array("i", bytes(4 * _SV_SIZE))  # scan state (vedirect_kernel.feed)
         self._state[_SV_MAX_BLOCK] = _MAX_BLOCK
         self._state[_SV_CAP] = len(self._buf)

@@ -199,12 +199,12 @@ def update(block, raw, counts=None):
 _CTX = (TABLE, NAMES, (None, None, True, False), _MISSING, len(NAMES))
 
 
-def cache(fields):
+def cache(todo):
     """What a parser last stored per label in one device's dict (update()),
     for the kernel to skip what did not change: [dict, its size, status per
     label (255: nothing), number per label, field indices left to
     update()]. A list, not a class: fewer names in RAM."""
-    c = [None, 0, bytearray(len(NAMES)), array("i", bytes(4 * len(NAMES))), bytearray(fields)]
+    c = [None, 0, bytearray(len(NAMES)), array("i", bytes(4 * len(NAMES))), todo]
     forget(c)
     return c
 
