@@ -213,6 +213,15 @@ class Engine(AlarmOutputs):
         raises stale:NAME like a device gone silent."""
         self._device(name)
 
+    def reads(self, device, field):
+        """True if a rule reads this field of this device."""
+        d = self._didx.get(device)
+        if d is not None:
+            for w in self._watch[d]:
+                if w[0] == field:
+                    return True
+        return False
+
     # ---- construction helpers
     def _device(self, name):
         d = self._didx.get(name)

@@ -228,8 +228,7 @@ class Gateway:
     def _pub(self, dev):
         """The values of the device's last state publish (kept once, by the
         reporter)."""
-        last = self.reporter._last.get(dev.name)
-        return last[0] if last is not None else {}
+        return self.reporter.last(dev.name) or {}
 
     def _matters(self, dev, f):
         """Thin uplink: does a change of this field justify a state message?
@@ -238,14 +237,7 @@ class Gateway:
         kind = records.res(f)[1]
         if kind != records.KIND_ANALOG and kind != records.KIND_LAST:
             return True
-        eng = self.engine
-        if eng is not None:
-            d = eng._didx.get(dev.name) if hasattr(eng, "_didx") else None
-            if d is not None:
-                for w in eng._watch[d]:
-                    if w[0] == f:
-                        return True
-        return False
+        return self.engine is not None and self.engine.reads(dev.name, f)
 
     def _moved(self, dev, si):
         pub = self._pub(dev)
@@ -257,7 +249,7 @@ class Gateway:
             if old is pub:
                 return True
             v = si[f]
-            if old != v and rep._moved(dev.name, f, old, v):
+            if old != v and rep.moved(dev.name, f, old, v):
                 return True
         return False
 

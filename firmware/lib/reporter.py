@@ -115,7 +115,8 @@ class Reporter:
                 db = unit_deadband(inf[1])
         return db
 
-    def _moved(self, device, field, old, new):
+    def moved(self, device, field, old, new):
+        """True if new differs from old beyond the field's deadband."""
         if new is None or old is None or type(new) is bool or type(old) is bool:
             return new != old or type(new) is not type(old)
         tn = type(new)
@@ -145,7 +146,7 @@ class Reporter:
             return "first"
         old, t = prev
         for f in values:
-            if f not in old or self._moved(device, f, old[f], values[f]):
+            if f not in old or self.moved(device, f, old[f], values[f]):
                 self.changed.append(f)
         for f in old:
             if f not in values:

@@ -431,3 +431,10 @@ def test_snapshot_and_restore_keep_raised_alarms_without_new_events():
     assert sorted(brief(evs2)) == [(102, "error:house", "cleared"), (102, "low", "cleared")]
     assert eng2.restore({"raised": [None, "nope", "x:y"]}, 103) == 0
     assert eng2.restore("garbage", 103) == 0
+
+
+def test_reads_tells_which_fields_a_rule_watches():
+    # the thin uplink sends a state message for a field an alarm reads
+    eng, _ = make(["low: alarm: house.V < 24", "hot: warning: solar.T > 60 for 1m"])
+    assert eng.reads("house", "V") and eng.reads("solar", "T")
+    assert not eng.reads("house", "T") and not eng.reads("solar", "V") and not eng.reads("shed", "V")
