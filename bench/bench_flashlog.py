@@ -152,7 +152,7 @@ def mp_append_cost():
     """Time Agg.take + encode + append (+ flush every 5 minutes) under the
     MicroPython port, on a 16-sector simulated flash."""
     code = r"""
-import time, gc, records, flashlog
+import time, gc, records, flashlog, log_windows
 from drivers.nor_sim import NorSim
 L = %r
 enc = records.MinuteEncoder(L)
