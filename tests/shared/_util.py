@@ -50,3 +50,12 @@ class Rng(rng.Rng):
 
     def bytes(self, n):
         return bytes(self.next() & 0xFF for _ in range(n))
+
+
+def ve_block(fields):
+    """A VE.Direct text block of (label, value) bytes pairs, with its checksum."""
+    body = b""
+    for lab, val in fields:
+        body += b"\r\n" + lab + b"\t" + val
+    body += b"\r\nChecksum\t"
+    return body + bytes(((256 - sum(body)) & 0xFF,))

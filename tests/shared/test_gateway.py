@@ -17,6 +17,7 @@ import records_dec
 import vedirect
 from drivers.nor_sim import NorSim
 from _util import read_fixture
+from _util import ve_block as block
 
 MP_HEAPSIZE = "1M"  # test data and fixtures; the app's own heap is checked by the sim tests
 
@@ -39,14 +40,6 @@ def make(rules=(), log_interval=60, heartbeat=60, stale=60):
     log = flashlog.FlashLog(NorSim(16))
     gw = gateway.Gateway(cfg, flashlog=log, engine=engine, tracker=tracker)
     return gw, log
-
-
-def block(fields):
-    body = b""
-    for lab, val in fields:
-        body += b"\r\n" + lab + b"\t" + val
-    body += b"\r\nChecksum\t"
-    return body + bytes(((256 - sum(body)) & 0xFF,))
 
 
 def feeder(gw, name):

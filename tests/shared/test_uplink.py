@@ -12,6 +12,7 @@ import gateway
 import log_replay
 import uplink
 import vedirect
+from _util import ve_block as block
 from drivers.nor_sim import NorSim
 
 MP_HEAPSIZE = "1M"
@@ -117,14 +118,6 @@ class Host:
 
     async def planned_reset(self, why):
         self.resets.append(why)
-
-
-def block(fields):
-    body = b""
-    for lab, val in fields:
-        body += b"\r\n" + lab + b"\t" + val
-    body += b"\r\nChecksum\t"
-    return body + bytes(((256 - sum(body)) & 0xFF,))
 
 
 def site(records=0):

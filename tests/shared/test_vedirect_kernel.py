@@ -5,15 +5,8 @@
 import vedirect
 import vedirect_fields as F
 import vedirect_kernel as K
+from _util import ve_block as block
 
-
-
-def block(pairs):
-    body = b""
-    for lab, val in pairs:
-        body += b"\r\n" + lab + b"\t" + val
-    body += b"\r\nChecksum\t"
-    return body + bytes(((256 - sum(body)) & 0xFF,))
 
 
 class Dev:
