@@ -221,19 +221,16 @@ class Parser:
         # each block to _block_done, and returns for a good HEX frame when
         # on_hex is set (then goes on where it stopped)
         while vedirect_kernel.feed(self, data, length) != _EV_MORE:
-            self._hex_out()
-
-    def _hex_out(self):
-        sv = self._state
-        frame = self._hexv
-        if frame is None:
-            frame = self._hexv = HexFrame(self._hex)
-        frame.length = sv[_SV_HEXLEN]
-        sv[_SV_HEXLEN] = 0
-        try:
-            self._on_hex(frame)
-        except Exception:
-            self.callback_errors += 1
+            sv = self._state
+            frame = self._hexv
+            if frame is None:
+                frame = self._hexv = HexFrame(self._hex)
+            frame.length = sv[_SV_HEXLEN]
+            sv[_SV_HEXLEN] = 0
+            try:
+                self._on_hex(frame)
+            except Exception:
+                self.callback_errors += 1
 
     def reset(self):
         """Forget a half-received block or HEX frame (call after a silent gap
