@@ -160,7 +160,16 @@ def update(block, raw, counts=None):
     kept as text while the dict holds fewer than _MAX_KEYS fields; the
     others are skipped (the rest of the block still counts) and counted in
     stats[0] and, if given, in counts["labels_dropped"]."""
-    r = vedirect_kernel.store(block, raw, _CTX)
+    try:
+        r = vedirect_kernel.store(block, raw, _CTX)
+    except (KeyError, TypeError):
+        # a text this parser stored was removed or replaced by another hand
+        # while the dict kept its size: the cache starts over (a fresh cache
+        # leaves text to Python and asks the dict for numbers: no raise).
+        # The dict comes out right; numbers stored before the raise are not
+        # counted as changed in this one block.
+        forget(block._cache)
+        r = vedirect_kernel.store(block, raw, _CTX)
     m = r & 63
     if not m:
         return r >> 6

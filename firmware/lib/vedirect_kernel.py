@@ -421,7 +421,9 @@ def store(block, raw, ctx) -> int:
         elif s == _ST_WIDE:
             same = 0
             if int(cs[k]) == _ST_WIDE and int(t[kd + k]) >> 4 == 3:
-                # text this parser stored in this dict: compare with it
+                # text this parser stored in this dict: compare with it (a
+                # KeyError or TypeError here: another hand changed the dict,
+                # vedirect_fields.update starts the cache over)
                 old = raw[names[k]]
                 vs = int(o[3 * i + 1]) + 1
                 n = int(o[3 * i + 2]) - vs

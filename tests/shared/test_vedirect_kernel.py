@@ -169,3 +169,19 @@ def test_a_number_sent_after_text_or_the_dict_changed_by_another_hand():
     d.raw.pop("Other")  # another size: the cache starts over and finds V changed
     assert d.feed([(b"V", b"-5"), (b"SER#", b"HQ1")]) == 1 and d.raw["V"] == -5
     assert d.feed([(b"V", b"-6"), (b"SER#", b"HQ2")]) == 2 and d.raw == {"V": -6, "SER#": b"HQ2"}
+
+
+def test_a_dict_changed_behind_the_cache_never_stops_the_updates():
+    # same size, so the cache still looks valid: the text it remembers is gone
+    # or is no longer bytes; the update must go on, not raise for every block
+    d = Dev()
+    assert d.feed([(b"V", b"1"), (b"SER#", b"HQ1")]) == 2
+    del d.raw["SER#"]
+    d.raw["X"] = 5
+    d.feed([(b"V", b"2"), (b"SER#", b"HQ1")])  # counts SER#; V may go uncounted in this one block
+    assert d.raw == {"V": 2, "SER#": b"HQ1", "X": 5} and d.changed[-1] >= 1
+    d.raw["SER#"] = 7  # not bytes any more
+    d.feed([(b"V", b"2"), (b"SER#", b"HQ1")])
+    assert d.raw["SER#"] == b"HQ1" and d.changed[-1] == 1
+    assert d.feed([(b"V", b"3"), (b"SER#", b"HQ1")]) == 1 and d.raw["V"] == 3
+    assert d.feed([(b"V", b"3"), (b"SER#", b"HQ2")]) == 1 and d.p.callback_errors == 0
