@@ -2,18 +2,11 @@
 import vedirect
 import vedirect_hex as vh
 from _util import Rng, read_fixture
+from _util import ve_block as make_block
 
 MP_HEAPSIZE = "1M"  # the test data, not the parser (bench measures that at 111wK)
 
 FAQ = read_fixture("faq_bmv700.bin")  # VE.Direct FAQ Q8 worked example
-
-
-def make_block(fields):
-    body = b""
-    for lab, val in fields:
-        body += b"\r\n" + lab + b"\t" + val
-    body += b"\r\nChecksum\t"
-    return body + bytes(((256 - sum(body)) & 0xFF,))
 
 
 def block_with_checksum(target):

@@ -4,18 +4,11 @@
 import vedirect
 import vedirect_fields as F
 from _util import Rng, read_fixture
+from _util import ve_block as mk
 
 MP_HEAPSIZE = "1M"  # test data; the parser's own memory is checked below
 
 FAQ = read_fixture("faq_bmv700.bin")
-
-
-def mk(fields):
-    body = b""
-    for lab, val in fields:
-        body += b"\r\n" + lab + b"\t" + val
-    body += b"\r\nChecksum\t"
-    return body + bytes(((256 - sum(body)) & 0xFF,))
 
 
 def collect():
