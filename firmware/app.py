@@ -19,7 +19,7 @@ import gc
 import json
 import sys
 
-from clock import ticks_add, ticks_diff, ticks_ms
+from clock import ticks_diff, ticks_ms
 
 
 # The app's modules are imported by _load(), after the config was validated
